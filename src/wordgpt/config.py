@@ -83,7 +83,8 @@ class ModelConfig:
     head: str = "softmax"
     """Output layer: ``softmax`` (full) or ``adaptive`` (Grave et al. 2017; exact, cheaper)."""
     cutoffs: tuple[int, ...] = (2000, 8000)
-    """Adaptive head only: cluster boundaries in frequency-ordered ids."""
+    """Adaptive head only: cluster boundaries in frequency-ordered ids. With none below the
+    vocabulary size there are no clusters, and the head is the full softmax."""
 
     def __post_init__(self) -> None:
         if self.n_head < 1 or self.n_embd % self.n_head != 0:

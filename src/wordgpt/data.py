@@ -205,6 +205,8 @@ def read_source(src: Source, cfg: DataConfig) -> str:
 
 _GUTENBERG_START = re.compile(r"^\*\*\* ?START OF (THE|THIS) PROJECT GUTENBERG.*$", re.M | re.I)
 _GUTENBERG_END = re.compile(r"^\*\*\* ?END OF (THE|THIS) PROJECT GUTENBERG.*$", re.M | re.I)
+# Older files also close the text with this line just before the *** END marker.
+_GUTENBERG_END_LINE = re.compile(r"^End of (the )?Project Gutenberg.*\s*\Z", re.M | re.I)
 
 
 def strip_gutenberg(text: str) -> str:
@@ -213,6 +215,8 @@ def strip_gutenberg(text: str) -> str:
         text = text[m.end() :]
     if m := _GUTENBERG_END.search(text):
         text = text[: m.start()]
+        if m := _GUTENBERG_END_LINE.search(text):
+            text = text[: m.start()]
     return text
 
 

@@ -132,7 +132,7 @@ class GPT(nn.Module):
         self.drop = nn.Dropout(cfg.dropout)
         self.h = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
         self.ln_f = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
-        if cfg.head == "adaptive":
+        if cfg.head == "adaptive" and cfg.adaptive_cutoffs():
             self.lm_head = nn.AdaptiveLogSoftmaxWithLoss(
                 cfg.n_embd, cfg.vocab_size, cfg.adaptive_cutoffs(), div_value=4.0
             )

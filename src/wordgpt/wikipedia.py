@@ -35,7 +35,7 @@ _DROP_TAGS = {
 _DROP_LINK_PREFIXES = ("file:", "image:", "category:", "media:")
 # An innermost wiki table ``{| ... |}``; removed repeatedly so nested tables go too.
 _TABLE = re.compile(r"\{\|(?:(?!\{\|).)*?\|\}", re.S)
-_LEFTOVER = re.compile(r"\{\||\|\}|\{\{|\}\}|\[\[|\]\]|'''?|<[^>]{0,200}>|&nbsp;")
+_LEFTOVER = re.compile(r"\{\||\|\}|\{\{|\}\}|\[\[|\]\]|'''?|<[^>]{0,200}>|&nbsp;|\[https?://\S*\s?")
 
 
 def sample_dump_path() -> Path:

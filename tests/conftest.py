@@ -1,0 +1,66 @@
+"""Shared fixtures: the real book (through $WORDGPT_DATA_DIR), small texts, prepared data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from wordgpt.config import DataConfig
+from wordgpt.data import prepare
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+SHORT_TEXT = (
+    "In a village of La Mancha, the name of which I have no desire to call to mind, "
+    "there lived not long since one of those gentlemen that keep a lance in the lance-rack, "
+    "an old buckler, a lean hack, and a greyhound for coursing. An olla of rather more beef "
+    "than mutton, a salad on most nights, scraps on Saturdays, lentils on Fridays, and a "
+    "pigeon or so extra on Sundays, made away with three-quarters of his income.\n"
+)
+
+
+def book_path() -> Path | None:
+    d = os.environ.get("WORDGPT_DATA_DIR")
+    p = Path(d) / "don_quixote.txt" if d else None
+    return p if p and p.is_file() else None
+
+
+needs_book = pytest.mark.skipif(
+    book_path() is None, reason="set WORDGPT_DATA_DIR to a folder with don_quixote.txt"
+)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Never touch the user's cache, never download: an empty cache per test."""
+    monkeypatch.setenv("WORDGPT_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+
+
+@pytest.fixture(scope="session")
+def corpus_file(tmp_path_factory) -> Path:
+    """About 40 KB of real English prose: the start of the book where we have it."""
+    p = tmp_path_factory.mktemp("corpus") / "corpus.txt"
+    if (bp := book_path()) is not None:
+        text = bp.read_text(encoding="utf-8")
+        start = text.index("CHAPTER I.")
+        p.write_text(text[start : start + 40_000], encoding="utf-8")
+    else:
+        p.write_text(SHORT_TEXT * 90, encoding="utf-8")
+    return p
+
+
+@pytest.fixture(scope="session")
+def word_data(corpus_file, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("word_data")
+    prepare(DataConfig(dataset=str(corpus_file), tokenizer="word"), out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def wiki_articles() -> list[tuple[str, str]]:
+    """(title, text) of every article of the Wikipedia sample (parsed once: ~13 s)."""
+    from wordgpt.wikipedia import iter_articles, sample_dump_path
+
+    return list(iter_articles(sample_dump_path()))
