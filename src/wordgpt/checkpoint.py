@@ -34,16 +34,15 @@ def save(payload: dict[str, Any], path: str | Path) -> None:
 
 
 def copy(src: str | Path, dst: str | Path) -> None:
-    """Make ``dst`` a copy of checkpoint ``src``, atomically (a hard link where possible:
-    ``src`` is only ever replaced by rename, so the link keeps the old contents)."""
+    """Make ``dst`` a copy of checkpoint ``src``, atomically. A real copy, not a hard link:
+    damage to one file must never reach the other."""
     src, dst = Path(src), Path(dst)
     tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
-    tmp.unlink(missing_ok=True)
     try:
-        os.link(src, tmp)
-    except OSError:
         shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
+        os.replace(tmp, dst)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def load(path: str | Path) -> dict[str, Any]:

@@ -1,0 +1,186 @@
+"""The commands a user types: prepare, train, sample, eval, and the Python API beside them."""
+
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import wordgpt
+from wordgpt.cli import main
+from wordgpt.data import load_meta, load_split
+from wordgpt.evaluate import evaluate
+from wordgpt.model import GPT
+from wordgpt.config import ModelConfig
+
+
+@pytest.fixture(scope="module")
+def run_dir(word_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    main(
+        [
+            "train",
+            "--data",
+            str(word_data),
+            "--out",
+            str(out),
+            "--preset",
+            "tiny",
+            "--max-iters",
+            "60",
+            "--dtype",
+            "fp32",
+            "--no-progress",
+        ]
+    )
+    return out
+
+
+def cli(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "wordgpt.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_sample_streams_text_and_is_reproducible_with_a_seed(run_dir):
+    a = cli("sample", run_dir, "--prompt", "the knight", "--max-new-tokens", 30, "--seed", 7)
+    b = cli("sample", run_dir, "--prompt", "the knight", "--max-new-tokens", 30, "--seed", 7)
+    assert a.returncode == 0, a.stderr
+    assert a.stdout == b.stdout and a.stdout.startswith("the knight")
+    assert len(a.stdout) > len("the knight") + 10
+
+
+def test_sample_without_a_prompt_starts_a_sentence(run_dir):
+    from wordgpt.sample import default_context
+
+    m = wordgpt.load(run_dir)
+    start = default_context(m.tokenizer)
+    assert start == m.tokenizer.encode(".") and 0 not in start  # after a full stop, not <unk>
+    text = m.generate(max_new_tokens=40, seed=1)
+    assert text and not text[0].isspace()
+
+
+def test_unknown_prompt_words_get_a_warning_not_an_error(run_dir):
+    r = cli(
+        "sample", run_dir, "--prompt", "the xylophone zyzzyva", "--max-new-tokens", 5, "--seed", 1
+    )
+    assert r.returncode == 0
+    assert "warning: 2 prompt token(s) not in the vocabulary" in r.stderr
+    assert "xylophone" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_top_k_1_equals_greedy_through_the_api(run_dir):
+    m = wordgpt.load(run_dir)
+    greedy = m.generate("the", max_new_tokens=25, temperature=0)
+    assert m.generate("the", max_new_tokens=25, top_k=1, seed=3) == greedy
+    assert m.generate("the", max_new_tokens=25, use_cache=False, temperature=0) == greedy
+
+
+def test_eval_prints_bits_per_char_and_json(run_dir, word_data, capsys):
+    main(["eval", str(run_dir), "--json"])
+    r = json.loads(capsys.readouterr().out)
+    meta = load_meta(word_data)
+    assert r["chars"] == meta["splits"]["val"]["chars"]
+    assert r["tokens"] == meta["splits"]["val"]["tokens"] - 1  # every token but the first
+    assert r["bits_per_char"] == pytest.approx(
+        r["loss"] * r["tokens"] / math.log(2) / r["chars"], rel=1e-9
+    )
+    assert r["perplexity"] == pytest.approx(math.exp(r["loss"]))
+    main(["eval", str(run_dir), "--split", "train"])
+    assert "bits/char" in capsys.readouterr().out
+
+
+def test_bits_per_char_of_a_uniform_model_is_exact(word_data):
+    """Zero head weights give a uniform distribution: log2(V) bits for each token."""
+    V = load_meta(word_data)["vocab_size"]
+    m = GPT(ModelConfig(vocab_size=V, block_size=16, n_layer=1, n_head=1, n_embd=8))
+    with torch.no_grad():
+        m.lm_head.weight.zero_()
+        m.lm_head.bias.zero_()
+    val = load_split(word_data, "val")
+    chars = 12_345
+    r = evaluate(m, val, chars, block_size=16, batch_size=4)
+    assert r.tokens == len(val) - 1
+    assert r.bits_per_char == pytest.approx((len(val) - 1) * math.log2(V) / chars, rel=1e-6)
+    assert r.perplexity == pytest.approx(V, rel=1e-5)
+
+
+def test_evaluation_covers_the_split_whatever_the_batch(word_data):
+    torch.manual_seed(0)
+    m = GPT(
+        ModelConfig(
+            vocab_size=load_meta(word_data)["vocab_size"],
+            block_size=16,
+            n_layer=1,
+            n_head=1,
+            n_embd=8,
+        )
+    )
+    val = np.asarray(load_split(word_data, "val"))[:1000]
+    a = evaluate(m, val, 1, 16, batch_size=3)
+    b = evaluate(m, val, 1, 16, batch_size=64)
+    assert a.tokens == b.tokens == 999 and a.loss == pytest.approx(b.loss, rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["sample", "{tmp}/nothing"], "no run folder"),
+        (["eval", "{tmp}/torn"], "corrupt or incomplete"),
+        (["train", "--data", "{tmp}"], "no meta.json"),
+        (["sample", "{run}", "--temperature", "-1"], "temperature must be >= 0"),
+        (
+            ["train", "--data", "{data}", "--out", "{tmp}/x", "--n-embd", "30", "--n-head", "4"],
+            "multiple of n_head",
+        ),
+    ],
+)
+def test_user_errors_are_one_line_and_exit_2(tmp_path, run_dir, word_data, args, message):
+    (tmp_path / "torn").mkdir()
+    (tmp_path / "torn" / "best.pt").write_bytes((run_dir / "best.pt").read_bytes()[:5000])
+    args = [a.format(tmp=tmp_path, run=run_dir, data=word_data) for a in args]
+    r = cli(*args)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.startswith("error: ") and message in r.stderr
+    assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+
+
+def test_the_python_api_needs_no_cli(corpus_file, tmp_path):
+    p = wordgpt.prepare(
+        tmp_path / "data", dataset=str(corpus_file), tokenizer="bpe", vocab_size=300
+    )
+    r = wordgpt.train(
+        p.out, tmp_path / "run", preset="tiny", max_iters=20, progress=False, log=lambda *a: None
+    )
+    assert r.step == 20
+    m = wordgpt.load(tmp_path / "run")
+    assert isinstance(m.generate("the", max_new_tokens=10, seed=0), str)
+    assert m.evaluate("val").bits_per_char > 0
+
+
+def test_wikipedia_sample_end_to_end(tmp_path):
+    data = tmp_path / "wiki"
+    main(["prepare", "--dataset", "wikipedia-sample", "--out", str(data)])
+    main(
+        [
+            "train",
+            "--data",
+            str(data),
+            "--out",
+            str(tmp_path / "run"),
+            "--preset",
+            "tiny",
+            "--max-iters",
+            "20",
+            "--no-progress",
+        ]
+    )
+    m = wordgpt.load(tmp_path / "run")
+    assert m.evaluate().bits_per_char < 10
+    assert m.generate("the", max_new_tokens=10, seed=0)

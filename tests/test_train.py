@@ -1,0 +1,235 @@
+import csv
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+import wordgpt
+from wordgpt import checkpoint
+from wordgpt.config import DataConfig, TrainConfig
+from wordgpt.errors import CheckpointError, WordGPTError
+from wordgpt.train import lr_at, train
+
+FAST = {"dtype": "fp32", "progress": False}
+
+
+def test_a_run_folder_has_everything(word_data, tmp_path):
+    r = train(word_data, tmp_path, preset="tiny", max_iters=30, eval_interval=10, **FAST)
+    assert r.step == 30 and r.stopped == "max_iters" and r.tokens_per_s > 0
+    for name in ("config.json", "tokenizer.json", "metrics.csv", "loss.png", "last.pt", "best.pt"):
+        assert (tmp_path / name).is_file(), name
+    rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
+    assert [int(r["step"]) for r in rows] == [0, 10, 20, 30]
+    assert set(rows[0]) == {"step", "train_loss", "val_loss", "lr", "tokens", "elapsed_s"}
+    assert float(rows[-1]["val_loss"]) < float(rows[0]["val_loss"])
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    assert cfg["model"]["n_layer"] == 2 and cfg["train"]["max_iters"] == 30
+    ck = torch.load(tmp_path / "last.pt", weights_only=True)  # no unpickling of code
+    assert ck["step"] == 30 and ck["provenance"]["data"]["sha256"]
+    assert not any(k.startswith("_orig_mod.") for k in ck["model"])
+    assert (tmp_path / "loss.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_schedule_warms_up_then_decays_to_the_floor():
+    cfg = TrainConfig(lr=1.0, warmup_iters=10, max_iters=110, min_lr_ratio=0.1)
+    assert lr_at(0, 0.0, cfg) == pytest.approx(0.1)
+    assert lr_at(9, 9 / 110, cfg) == pytest.approx(1.0)
+    assert lr_at(10, 10 / 110, cfg) == pytest.approx(1.0)
+    assert lr_at(60, 60 / 110, cfg) == pytest.approx(0.55)
+    assert lr_at(110, 1.0, cfg) == pytest.approx(0.1)
+    wsd = TrainConfig(lr=1.0, warmup_iters=0, decay="wsd", decay_frac=0.2, min_lr_ratio=0.0)
+    assert lr_at(50, 0.5, wsd) == 1.0 and lr_at(90, 0.9, wsd) == pytest.approx(0.5)
+
+
+def test_golden_losses_of_a_seeded_tiny_run(word_data, tmp_path):
+    """A silent change in numerics (init, data order, optimizer) changes these figures."""
+    train(word_data, tmp_path, preset="tiny", max_iters=3, eval_interval=1, **FAST)
+    rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
+    got = [float(r["train_loss"]) for r in rows]
+    vocab = json.loads((word_data / "meta.json").read_text())["vocab_size"]
+    assert got[0] == pytest.approx(math.log(vocab), abs=0.05)  # uniform at init
+    golden = GOLDEN.get(vocab)
+    if golden is None:
+        pytest.skip(f"no golden figures for this corpus (vocabulary {vocab})")
+    assert got == pytest.approx(golden, abs=2e-3)
+
+
+# first train losses at steps 0..3, keyed by the corpus fixture's vocabulary size
+GOLDEN = {1831: [7.53037, 7.4813, 7.39861, 7.3137]}  # the first 40,000 chars of the book
+
+
+def test_resume_after_sigterm_is_bit_exact(word_data, tmp_path):
+    """A run stopped by SIGTERM at whatever step and resumed reaches the same weights."""
+    n = 1500
+    args = [
+        "--preset",
+        "tiny",
+        "--max-iters",
+        str(n),
+        "--eval-interval",
+        "500",
+        "--dtype",
+        "fp32",
+        "--no-progress",
+    ]
+    interrupted = tmp_path / "interrupted"
+    p = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "wordgpt.cli",
+            "train",
+            "--data",
+            str(word_data),
+            "--out",
+            str(interrupted),
+            *args,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 120
+    while not (interrupted / "last.pt").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    p.send_signal(signal.SIGTERM)
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 0, err
+    stopped_at = checkpoint.load(interrupted / "last.pt")["step"]
+    assert 0 < stopped_at < n, out
+    assert "stopped by signal" in out
+    train(word_data, interrupted, resume=True, progress=False)
+
+    straight = tmp_path / "straight"
+    train(word_data, straight, preset="tiny", max_iters=n, eval_interval=500, **FAST)
+    a = checkpoint.load(interrupted / "last.pt")
+    b = checkpoint.load(straight / "last.pt")
+    assert a["step"] == b["step"] == n
+    for k in b["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    rows = list(csv.DictReader(open(interrupted / "metrics.csv")))
+    assert [r["step"] for r in rows][-1] == str(n)
+
+
+def test_a_torn_checkpoint_is_refused_and_the_previous_one_still_loads(word_data, tmp_path):
+    train(word_data, tmp_path, preset="tiny", max_iters=20, eval_interval=10, **FAST)
+    good = (tmp_path / "last.pt").read_bytes()
+    (tmp_path / "last.pt").write_bytes(good[: len(good) // 2])
+    with pytest.raises(CheckpointError, match="corrupt or incomplete"):
+        checkpoint.load(tmp_path / "last.pt")
+    assert checkpoint.load(tmp_path / "best.pt")["step"] > 0
+    with pytest.raises(CheckpointError):
+        train(word_data, tmp_path, resume=True, **FAST)
+
+
+def test_a_failed_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "last.pt"
+    checkpoint.save({"step": 1}, path)
+
+    def explode(obj, f, *a, **k):
+        f.write(b"half a checkpoint")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", explode)
+    with pytest.raises(OSError):
+        checkpoint.save({"step": 2}, path)
+    monkeypatch.undo()
+    assert checkpoint.load(path)["step"] == 1
+    assert list(tmp_path.iterdir()) == [path]  # no temporary file left behind
+
+
+def test_a_foreign_file_is_not_a_checkpoint(tmp_path):
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "x.pt")
+    with pytest.raises(CheckpointError, match="not a wordgpt checkpoint"):
+        checkpoint.load(tmp_path / "x.pt")
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        checkpoint.load(tmp_path / "none.pt")
+
+
+def test_resume_on_another_vocabulary_is_refused(word_data, corpus_file, tmp_path):
+    train(word_data, tmp_path / "run", preset="tiny", max_iters=5, **FAST)
+    other = wordgpt.prepare(
+        tmp_path / "char", DataConfig(dataset=str(corpus_file), tokenizer="char")
+    )
+    with pytest.raises(CheckpointError, match="another vocabulary"):
+        train(other.out, tmp_path / "run", resume=True, **FAST)
+    with pytest.raises(CheckpointError, match="another vocabulary"):
+        wordgpt.load(tmp_path / "run").evaluate("val", data_dir=other.out)
+
+
+def test_the_time_budget_stops_the_run(word_data, tmp_path):
+    r = train(
+        word_data,
+        tmp_path,
+        preset="tiny",
+        max_iters=10**6,
+        time_budget=1.5,
+        eval_interval=10**5,
+        **FAST,
+    )
+    assert r.stopped == "time_budget" and 1.5 <= r.elapsed_s < 5
+
+
+def test_unknown_settings_and_shape_changes_on_resume_are_errors(word_data, tmp_path):
+    with pytest.raises(WordGPTError, match="unknown setting"):
+        train(word_data, tmp_path, preset="tiny", n_layers=3)
+    train(word_data, tmp_path, preset="tiny", max_iters=2, **FAST)
+    with pytest.raises(WordGPTError, match="cannot change on resume"):
+        train(word_data, tmp_path, resume=True, n_layer=3)
+
+
+@pytest.mark.parametrize(
+    "kw", [{"norm": "post"}, {"pos": "rope", "head": "adaptive", "cutoffs": (50, 200)}]
+)
+def test_model_options_train_end_to_end(word_data, tmp_path, kw):
+    r = train(word_data, tmp_path, preset="tiny", max_iters=40, eval_interval=20, **kw, **FAST)
+    rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
+    assert float(rows[-1]["val_loss"]) < float(rows[0]["val_loss"]) - 1.0
+    assert r.step == 40
+
+
+def test_bf16_training_runs_on_cpu(word_data, tmp_path):
+    r = train(word_data, tmp_path, preset="tiny", max_iters=10, dtype="bf16", progress=False)
+    assert math.isfinite(r.last_val)
+
+
+@pytest.mark.skipif(os.environ.get("WORDGPT_SKIP_DDP") == "1", reason="asked to skip")
+def test_ddp_with_torchrun_on_two_cpu_processes(word_data, tmp_path):
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            "29517",
+            "-m",
+            "wordgpt.cli",
+            "train",
+            "--data",
+            str(word_data),
+            "--out",
+            str(tmp_path),
+            "--preset",
+            "tiny",
+            "--max-iters",
+            "10",
+            "--dtype",
+            "fp32",
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    ck = checkpoint.load(tmp_path / "last.pt")
+    assert ck["step"] == 10 and ck["tokens"] == 10 * 8 * 32 * 2  # two ranks' batches
