@@ -11,10 +11,10 @@ import torch
 
 import wordgpt
 from wordgpt.cli import main
+from wordgpt.config import ModelConfig
 from wordgpt.data import load_meta, load_split
 from wordgpt.evaluate import evaluate
 from wordgpt.model import GPT
-from wordgpt.config import ModelConfig
 
 
 @pytest.fixture(scope="module")

@@ -19,12 +19,17 @@ from wordgpt.train import lr_at, train
 FAST = {"dtype": "fp32", "progress": False}
 
 
+def metrics(run_dir):
+    with open(run_dir / "metrics.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
 def test_a_run_folder_has_everything(word_data, tmp_path):
     r = train(word_data, tmp_path, preset="tiny", max_iters=30, eval_interval=10, **FAST)
     assert r.step == 30 and r.stopped == "max_iters" and r.tokens_per_s > 0
     for name in ("config.json", "tokenizer.json", "metrics.csv", "loss.png", "last.pt", "best.pt"):
         assert (tmp_path / name).is_file(), name
-    rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
+    rows = metrics(tmp_path)
     assert [int(r["step"]) for r in rows] == [0, 10, 20, 30]
     assert set(rows[0]) == {"step", "train_loss", "val_loss", "lr", "tokens", "elapsed_s"}
     assert float(rows[-1]["val_loss"]) < float(rows[0]["val_loss"])
@@ -50,7 +55,7 @@ def test_the_schedule_warms_up_then_decays_to_the_floor():
 def test_golden_losses_of_a_seeded_tiny_run(word_data, tmp_path):
     """A silent change in numerics (init, data order, optimizer) changes these figures."""
     train(word_data, tmp_path, preset="tiny", max_iters=3, eval_interval=1, **FAST)
-    rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
+    rows = metrics(tmp_path)
     got = [float(r["train_loss"]) for r in rows]
     vocab = json.loads((word_data / "meta.json").read_text())["vocab_size"]
     assert got[0] == pytest.approx(math.log(vocab), abs=0.05)  # uniform at init
@@ -114,7 +119,7 @@ def test_resume_after_sigterm_is_bit_exact(word_data, tmp_path):
     assert a["step"] == b["step"] == n
     for k in b["model"]:
         assert torch.equal(a["model"][k], b["model"][k]), k
-    rows = list(csv.DictReader(open(interrupted / "metrics.csv")))
+    rows = metrics(interrupted)
     assert [r["step"] for r in rows][-1] == str(n)
 
 
@@ -190,7 +195,7 @@ def test_unknown_settings_and_shape_changes_on_resume_are_errors(word_data, tmp_
 )
 def test_model_options_train_end_to_end(word_data, tmp_path, kw):
     r = train(word_data, tmp_path, preset="tiny", max_iters=40, eval_interval=20, **kw, **FAST)
-    rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
+    rows = metrics(tmp_path)
     assert float(rows[-1]["val_loss"]) < float(rows[0]["val_loss"]) - 1.0
     assert r.step == 40
 

@@ -189,7 +189,109 @@ def eval_(run, split, data_dir, which, device, as_json) -> None:
 
 @cli.group()
 def embed() -> None:
-    """Word2Vec embeddings: train, query neighbours, draw a t-SNE map."""
+    """Word2Vec embeddings: train, query neighbours, draw a t-SNE map, check coverage."""
+
+
+@embed.command("train")
+@click.option("--data", "data_dir", type=click.Path(path_type=Path), required=True)
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="vector file")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["kv", "word2vec-bin", "word2vec-txt"]),
+    default="kv",
+    help="kv: gensim KeyedVectors (keeps counts)",
+)
+@click.option("--dim", "vector_size", type=int, default=500)
+@click.option("--window", type=int, default=5)
+@click.option("--min-count", type=int, default=1)
+@click.option("--sg/--cbow", default=True, help="skip-gram or CBOW")
+@click.option("--epochs", type=int, default=5)
+@click.option("--negative", type=int, default=5, help="negative samples")
+@click.option("--sample", type=float, default=1e-3, help="down-sampling of frequent words")
+@click.option("--alpha", type=float, default=0.025, help="initial learning rate")
+@click.option("--workers", type=int, default=0, help="0: every available core")
+@click.option("--seed", type=int, default=1)
+@click.option(
+    "--split",
+    type=click.Choice(["train", "all"]),
+    default="train",
+    help="train: never learn from validation text",
+)
+def embed_train(data_dir, out, fmt, sg, **kw) -> None:
+    """Word2Vec (gensim) on a prepared corpus, sentences cut at . ? !"""
+    import time
+
+    from .embeddings import Word2VecConfig, save_vectors, train_word2vec
+
+    t = time.perf_counter()
+    kv = train_word2vec(data_dir, Word2VecConfig(sg=int(sg), **kw))
+    save_vectors(kv, out, fmt)
+    click.echo(
+        f"{len(kv):,} words x {kv.vector_size} dims in {time.perf_counter() - t:.1f}s -> {out}"
+    )
+    probe = next((w for w in ("food", "knight", "the") if w in kv.key_to_index), None)
+    if probe:
+        near = ", ".join(f"{w} {s:.2f}" for w, s in kv.most_similar(probe, topn=5))
+        click.echo(f"nearest to {probe!r}: {near}")
+
+
+@embed.command("neighbors")
+@click.argument("vectors", type=click.Path(path_type=Path))
+@click.argument("query")
+@click.option("-n", "n", type=int, default=10)
+@click.option("--limit", type=int, default=None, help="read at most this many vectors")
+def embed_neighbors(vectors, query, n, limit) -> None:
+    """Nearest words to QUERY: a word, or an analogy such as 'king - man + woman'."""
+    from .embeddings import load_vectors, neighbors
+
+    for word, sim in neighbors(load_vectors(vectors, limit), query, n):
+        click.echo(f"{sim:7.4f}  {word}")
+
+
+@embed.command("plot")
+@click.argument("vectors", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), default=Path("tsne.png"))
+@click.option("--words", "n_words", type=int, default=2500, help="the N most frequent words")
+@click.option("--label", "n_labels", type=int, default=100, help="label the K most frequent")
+@click.option("--size", default="1200x1200", help="picture size in pixels, WxH")
+@click.option(
+    "--html",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="also an interactive page (plotly): hover shows the word",
+)
+@click.option(
+    "--method",
+    type=click.Choice(["opentsne", "sklearn"]),
+    default="opentsne",
+    help="t-SNE implementation (openTSNE is the faster here)",
+)
+@click.option("--limit", type=int, default=None, help="read at most this many vectors")
+def embed_plot(vectors, out, n_words, n_labels, size, html, method, limit) -> None:
+    """A t-SNE map of the most frequent words."""
+    import time
+
+    from .embeddings import load_vectors, plot_tsne
+
+    try:
+        w, h = (int(v) for v in size.lower().split("x"))
+    except ValueError:
+        raise WordGPTError(f"--size must look like 1200x1200, got {size!r}") from None
+    t = time.perf_counter()
+    plot_tsne(load_vectors(vectors, limit), out, n_words, n_labels, (w, h), html, method)
+    click.echo(f"wrote {out}{f' and {html}' if html else ''} in {time.perf_counter() - t:.1f}s")
+
+
+@embed.command("coverage")
+@click.argument("vectors", type=click.Path(path_type=Path))
+@click.option("--data", "data_dir", type=click.Path(path_type=Path), required=True)
+@click.option("--limit", type=int, default=None, help="read at most this many vectors")
+def embed_coverage(vectors, data_dir, limit) -> None:
+    """How much of a prepared corpus's vocabulary the vectors cover."""
+    from .embeddings import data_coverage
+
+    click.echo(str(data_coverage(vectors, data_dir, limit)))
 
 
 def main(argv: list[str] | None = None) -> None:

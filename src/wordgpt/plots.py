@@ -52,7 +52,7 @@ def word_map(
     plt = _pyplot()
     dpi = 100
     fig, ax = plt.subplots(figsize=(size[0] / dpi, size[1] / dpi), dpi=dpi)
-    ax.scatter(points[:, 0], points[:, 1], s=4, c="#c0392b", alpha=0.35, linewidths=0)
+    ax.scatter(points[:, 0], points[:, 1], s=7, c="#c0392b", alpha=0.45, linewidths=0)
     for (x, y), w in zip(points[:n_labels], words[:n_labels], strict=False):
         ax.annotate(w, (x, y), fontsize=8, alpha=0.9, xytext=(2, 2), textcoords="offset points")
     ax.set_xticks([])

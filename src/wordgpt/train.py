@@ -26,6 +26,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn as nn
 
@@ -223,6 +224,8 @@ def train(
         torch.backends.cudnn.allow_tf32 = True
 
     # --- model, optimizer, data ---
+    train_data = load_split(data_dir, "train")
+    splits = {"train": train_data, "val": load_split(data_dir, "val")}
     torch.manual_seed(tcfg.seed)
     emb_info = None
     if tcfg.init_embeddings and ck is None:
@@ -235,6 +238,7 @@ def train(
             fit=tcfg.embeddings_fit,
             limit=tcfg.embeddings_limit,
             seed=tcfg.seed,
+            counts=np.bincount(np.asarray(train_data), minlength=tok.vocab_size),
             log=say,
         )
         if matrix.shape[1] != mcfg.n_embd:  # fit == "model": the width follows the vectors
@@ -252,8 +256,6 @@ def train(
         fused=fused,
     )
     scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
-    train_data = load_split(data_dir, "train")
-    splits = {"train": train_data, "val": load_split(data_dir, "val")}
     gen = torch.Generator().manual_seed(tcfg.seed + 1000 * rank)
 
     step, tokens, best_val, elapsed, last_val = 0, 0, float("inf"), 0.0, float("nan")

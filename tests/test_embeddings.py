@@ -1,0 +1,272 @@
+import bz2
+import gzip
+from pathlib import Path
+
+import gensim
+import matplotlib.image
+import numpy as np
+import pytest
+import torch
+
+from wordgpt import checkpoint, embeddings, tokenizers
+from wordgpt.cli import main
+from wordgpt.embeddings import Word2VecConfig
+from wordgpt.errors import WordGPTError
+from wordgpt.tokenizers import WordTokenizer
+from wordgpt.train import train
+
+GENSIM_DATA = Path(gensim.__file__).parent / "test" / "test_data"
+W2V_TEXT = GENSIM_DATA / "word2vec_pre_kv_c"  # word2vec C text format, 1750 x 10
+W2V_BIN = GENSIM_DATA / "euclidean_vectors.bin"  # word2vec C binary format, 2747 x 10
+GLOVE = GENSIM_DATA / "test_glove.txt"  # GloVe text, no header
+
+
+@pytest.fixture(scope="module")
+def vectors(word_data, tmp_path_factory):
+    kv = embeddings.train_word2vec(
+        word_data, Word2VecConfig(vector_size=24, epochs=2, workers=1, split="all")
+    )
+    path = tmp_path_factory.mktemp("vec") / "w2v.kv"
+    embeddings.save_vectors(kv, path)
+    return path
+
+
+def test_word2vec_recovers_an_obvious_neighbour(tmp_path):
+    rng = np.random.default_rng(0)
+    pets, others = ["cat", "dog"], ["stone", "river", "cloud", "sword"]
+    lines = []
+    for _ in range(600):
+        lines.append(f"the {rng.choice(pets)} sleeps by the fire and eats its food.")
+        lines.append(f"the {rng.choice(others)} lies on the hill under a grey sky.")
+    (tmp_path / "pets.txt").write_text(" ".join(lines))
+    from wordgpt.config import DataConfig
+    from wordgpt.data import prepare
+
+    prepare(DataConfig(dataset=str(tmp_path / "pets.txt")), tmp_path / "d")
+    kv = embeddings.train_word2vec(
+        tmp_path / "d", Word2VecConfig(vector_size=16, epochs=20, workers=1, split="all")
+    )
+    assert kv.most_similar("cat", topn=1)[0][0] == "dog"
+    assert kv.vector_size == 16
+
+
+def test_sentences_are_cut_at_stops_and_skip_whitespace(word_data):
+    sents = embeddings.corpus_sentences(word_data)
+    assert all(s[-1] in {".", "?", "!"} for s in sents[:-1])
+    assert not any(t.isspace() for s in sents for t in s)
+
+
+def test_every_vocabulary_word_has_a_vector(word_data, vectors):
+    kv = embeddings.load_vectors(vectors)
+    tok = tokenizers.load(word_data / "tokenizer.json")
+    words = [t for t in tok.itos[1:] if not t.isspace()]
+    assert all(w in kv.key_to_index for w in words)
+    assert kv.index_to_key[0] in {"the", ",", "."}  # most frequent first
+    assert kv.get_vecattr(kv.index_to_key[0], "count") > 100
+
+
+def test_defaults_are_the_notebooks():
+    cfg = Word2VecConfig()
+    assert (cfg.vector_size, cfg.window, cfg.min_count, cfg.sg) == (500, 5, 1, 1)
+
+
+@pytest.mark.parametrize(
+    "fmt, name", [("kv", "v.kv"), ("word2vec-bin", "v.bin"), ("word2vec-txt", "v.txt")]
+)
+def test_saved_formats_round_trip(vectors, tmp_path, fmt, name):
+    kv = embeddings.load_vectors(vectors)
+    embeddings.save_vectors(kv, tmp_path / name, fmt)
+    again = embeddings.load_vectors(tmp_path / name)
+    assert again.index_to_key == kv.index_to_key
+    np.testing.assert_allclose(again.vectors, kv.vectors, rtol=1e-5, atol=1e-5)
+
+
+def test_gensims_bundled_word2vec_files_load_with_a_limit():
+    text = embeddings.load_vectors(W2V_TEXT)
+    assert (len(text), text.vector_size) == (1750, 10) and text.index_to_key[0] == "the"
+    binary = embeddings.load_vectors(W2V_BIN, limit=100)
+    assert (len(binary), binary.vector_size) == (100, 10) and binary.index_to_key[0] == "the"
+    glove = embeddings.load_vectors(GLOVE, limit=50)
+    assert len(glove) == 50 and glove.index_to_key[0] == "the"
+
+
+@pytest.mark.parametrize(
+    "opener, suffix", [(open, ".txt"), (bz2.open, ".txt.bz2"), (gzip.open, ".txt.gz")]
+)
+def test_text_formats_and_compression(tmp_path, opener, suffix):
+    rows = {"king": [1.0, 0.0, 0.5], "queen": [0.9, 0.1, 0.5], "new york": [0.0, 1.0, 0.0]}
+    body = "".join(f"{w} {' '.join(map(str, v))}\n" for w, v in rows.items())
+    wiki2vec = "4 3\n" + body + "ENTITY/Kingdom_of_Spain 0.1 0.2 0.3\n"
+    for name, content in (("glove", body), ("w2v", f"3 3\n{body}"), ("wiki2vec", wiki2vec)):
+        path = tmp_path / f"{name}{suffix}"
+        with opener(path, "wt") as f:
+            f.write(content)
+        kv = embeddings.load_vectors(path)
+        assert kv.index_to_key == ["king", "queen", "new york"], name
+        np.testing.assert_allclose(kv["queen"], rows["queen"])
+    assert len(embeddings.load_vectors(tmp_path / f"glove{suffix}", limit=2)) == 2
+
+
+def test_a_bad_vector_file_is_a_clear_error(tmp_path):
+    (tmp_path / "empty.txt").write_text("")
+    with pytest.raises(WordGPTError, match="no word vectors"):
+        embeddings.load_vectors(tmp_path / "empty.txt")
+    with pytest.raises(WordGPTError, match="no vector file"):
+        embeddings.load_vectors(tmp_path / "missing.bin")
+
+
+def test_neighbours_analogies_and_unknown_words(vectors, capsys):
+    kv = embeddings.load_vectors(W2V_TEXT)
+    near = embeddings.neighbors(kv, "the", 5)
+    assert len(near) == 5 and all(-1 <= s <= 1 for _, s in near)
+    assert embeddings.neighbors(kv, "king - man + woman", 3)
+    with pytest.raises(WordGPTError, match="close spellings: .*\\bthe\\b"):
+        embeddings.neighbors(kv, "teh")
+    with pytest.raises(SystemExit) as e:
+        main(["embed", "neighbors", str(vectors), "qqqzzz"])
+    assert e.value.code == 2
+    assert capsys.readouterr().err.startswith("error: 'qqqzzz' is not in")
+
+
+def test_coverage_on_a_crafted_vocabulary():
+    from gensim.models import KeyedVectors
+
+    kv = KeyedVectors(2)
+    kv.add_vectors(["the", "knight", "sancho"], np.eye(3, 2, dtype=np.float32))
+    vocab = ["<unk>", " the", "Knight", "rode", ",", "sancho"]
+    counts = np.array([0, 50, 10, 20, 15, 5])
+    rows, cov = embeddings.align(kv, vocab, counts)
+    assert rows.tolist() == [-1, 0, 1, -1, -1, 2]
+    assert (cov.exact, cov.lowercase) == (2, 1)
+    assert cov.tokens == pytest.approx(3 / 6)
+    assert cov.weighted == pytest.approx(65 / 100)
+    assert cov.missing_top[:2] == ["rode", ","]
+
+
+def test_matrix_keeps_found_rows_and_scales_missing_ones(tmp_path):
+    kv_path = tmp_path / "v.txt"
+    kv_path.write_text("3 4\nthe 1 0 0 0\nknight 0 2 0 0\nsancho 0 0 3 0\n")
+    tok = WordTokenizer(["<unk>", "the", "knight", "squire", "sancho"])
+    m, info = embeddings.embedding_matrix(kv_path, tok, 4, log=lambda *a: None)
+    scale = m[1, 0]  # "the" was (1, 0, 0, 0)
+    np.testing.assert_allclose(m[2], [0, 2 * scale, 0, 0], rtol=1e-6)
+    np.testing.assert_allclose(m[4], [0, 0, 3 * scale, 0], rtol=1e-6)
+    mean_norm = (1 + 2 + 3) / 3 * scale
+    np.testing.assert_allclose(np.linalg.norm(m[[0, 3]], axis=1), mean_norm, rtol=1e-5)
+    assert m.std() == pytest.approx(0.02, rel=1e-5)
+    assert info["coverage_tokens"] == pytest.approx(3 / 5)
+    m2, info2 = embeddings.embedding_matrix(kv_path, tok, 2, fit="pca", log=lambda *a: None)
+    assert m2.shape == (5, 2) and info2["width"] == 2
+    m3, _ = embeddings.embedding_matrix(kv_path, tok, 8, fit="model", log=lambda *a: None)
+    assert m3.shape == (5, 4)
+
+
+def test_an_embedding_initialised_gpt_starts_with_those_rows_frozen_then_moving(
+    word_data, vectors, tmp_path
+):
+    tok = tokenizers.load(word_data / "tokenizer.json")
+    from wordgpt.data import load_split
+
+    counts = np.bincount(np.asarray(load_split(word_data, "train")), minlength=tok.vocab_size)
+    expected, _ = embeddings.embedding_matrix(
+        vectors, tok, 24, fit="model", seed=1337, counts=counts, log=lambda *a: None
+    )
+    common = {"preset": "tiny", "dtype": "fp32", "progress": False, "n_head": 2}
+    train(
+        word_data,
+        tmp_path,
+        max_iters=5,
+        freeze_embeddings=5,
+        init_embeddings=str(vectors),
+        embeddings_fit="model",
+        eval_interval=5,
+        **common,
+    )
+    ck = checkpoint.load(tmp_path / "last.pt")
+    assert ck["model_config"]["n_embd"] == 24  # the width followed the vectors
+    assert torch.equal(ck["model"]["wte.weight"], torch.from_numpy(expected))
+    assert ck["provenance"]["embeddings"]["path"] == str(vectors.resolve())
+    assert ck["model"]["h.0.attn.qkv.weight"].abs().sum() > 0
+    train(word_data, tmp_path, resume=True, max_iters=8, progress=False)
+    moved = checkpoint.load(tmp_path / "last.pt")
+    assert not torch.equal(moved["model"]["wte.weight"], torch.from_numpy(expected))
+    assert moved["provenance"]["embeddings"]["dim"] == 24
+
+
+def test_pca_maps_wider_vectors_onto_the_model(word_data, vectors, tmp_path):
+    r = train(
+        word_data,
+        tmp_path,
+        preset="tiny",
+        max_iters=2,
+        init_embeddings=str(vectors),
+        dtype="fp32",
+        progress=False,
+    )
+    ck = checkpoint.load(tmp_path / "last.pt")
+    assert ck["model_config"]["n_embd"] == 32 and r.step == 2
+    assert ck["provenance"]["embeddings"]["fit"] == "pca"
+
+
+def test_tied_head_shares_the_initialised_embedding(word_data, vectors, tmp_path):
+    train(
+        word_data,
+        tmp_path,
+        preset="tiny",
+        max_iters=1,
+        init_embeddings=str(vectors),
+        tie_weights=True,
+        freeze_embeddings=1,
+        dtype="fp32",
+        progress=False,
+    )
+    sd = checkpoint.load(tmp_path / "last.pt")["model"]
+    assert torch.equal(sd["lm_head.weight"], sd["wte.weight"])
+
+
+def test_tsne_plot_writes_a_png_of_the_asked_size(vectors, tmp_path, capsys):
+    out, html = tmp_path / "map.png", tmp_path / "map.html"
+    main(
+        [
+            "embed",
+            "plot",
+            str(vectors),
+            "--out",
+            str(out),
+            "--words",
+            "300",
+            "--label",
+            "20",
+            "--size",
+            "400x300",
+            "--html",
+            str(html),
+        ]
+    )
+    img = matplotlib.image.imread(out)
+    assert img.shape[:2] == (300, 400)
+    assert "<html>" in html.read_text()[:2000].lower()
+
+
+def test_embed_cli_train_and_coverage(word_data, tmp_path, capsys):
+    main(
+        [
+            "embed",
+            "train",
+            "--data",
+            str(word_data),
+            "--out",
+            str(tmp_path / "v.bin"),
+            "--format",
+            "word2vec-bin",
+            "--dim",
+            "16",
+            "--epochs",
+            "1",
+            "--workers",
+            "1",
+        ]
+    )
+    assert "words x 16 dims" in capsys.readouterr().out
+    main(["embed", "coverage", str(tmp_path / "v.bin"), "--data", str(word_data)])
+    assert "coverage:" in capsys.readouterr().out
