@@ -203,14 +203,15 @@ class GPT(nn.Module):
         """(B, T, C) hidden states to (B, T, V) logits."""
         if isinstance(self.lm_head, nn.AdaptiveLogSoftmaxWithLoss):
             B, T, C = x.shape
-            return self.lm_head.log_prob(x.reshape(B * T, C)).view(B, T, -1)
+            with _fp32(x):
+                return self.lm_head.log_prob(x.reshape(B * T, C).float()).view(B, T, -1)
         return self.lm_head(x)
 
     def loss(self, x: torch.Tensor, targets: torch.Tensor, reduction: str = "mean"):
         C = x.size(-1)
         if isinstance(self.lm_head, nn.AdaptiveLogSoftmaxWithLoss):
-            nll = -self.lm_head(x.reshape(-1, C), targets.reshape(-1)).output  # (B*T,)
-            nll = nll.float()
+            with _fp32(x):
+                nll = -self.lm_head(x.reshape(-1, C).float(), targets.reshape(-1)).output
             if reduction == "none":
                 return nll
             return nll.sum() if reduction == "sum" else nll.mean()
@@ -255,6 +256,11 @@ class GPT(nn.Module):
                 else:
                     logits = self(nxt[:, None], cache=cache, pos=pos)[:, -1]
                     pos += 1
+
+
+def _fp32(x: torch.Tensor):
+    """No autocast: the adaptive head mixes dtypes under it, so it runs in fp32."""
+    return torch.autocast(x.device.type, enabled=False)
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:

@@ -1,0 +1,53 @@
+"""Helpers shared by the benchmark scripts: prepared data, tables, JSON output."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import wordgpt
+from wordgpt.data import load_meta
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKENIZERS = {
+    "word": {"tokenizer": "word"},
+    "word-sp": {"tokenizer": "word", "space_prefix": True},
+    "char": {"tokenizer": "char"},
+    "bpe": {"tokenizer": "bpe"},
+}
+
+
+def prepared(name: str, dataset: str = "don-quixote", root: Path = ROOT / "data") -> Path:
+    """Token files for ``dataset`` with tokenizer ``name`` (see TOKENIZERS), made once."""
+    out = root / f"bench-{dataset}-{name}"
+    if not (out / "meta.json").exists():
+        wordgpt.prepare(out, dataset=dataset, **TOKENIZERS[name])
+    return out
+
+
+def chars_per_token(data_dir: Path) -> float:
+    s = load_meta(data_dir)["splits"]["train"]
+    return s["chars"] / s["tokens"]
+
+
+def table(rows: list[dict], cols: list[tuple[str, str, str]]) -> str:
+    """Rows as a Markdown table; cols are (key, header, format)."""
+    head = "| " + " | ".join(h for _, h, _ in cols) + " |"
+    sep = "|" + "|".join("---" for _ in cols) + "|"
+    body = [
+        "| " + " | ".join(format(r[k], f) if r.get(k) is not None else "-" for k, _, f in cols)
+        + " |"
+        for r in rows
+    ]
+    return "\n".join([head, sep, *body])
+
+
+def emit(rows: list[dict], cols, as_json: bool, extra: dict | None = None) -> None:
+    if as_json:
+        json.dump({**(extra or {}), "results": rows}, sys.stdout, indent=2)
+        print()
+    else:
+        for k, v in (extra or {}).items():
+            print(f"{k}: {v}")
+        print(table(rows, cols))

@@ -1,0 +1,147 @@
+"""Training speed: tokens/s, characters/s, seconds per step (forward and backward apart),
+achieved FLOP/s and model-FLOP utilisation against this machine's measured matrix-product
+peak, and the speed-up over the mission notebook's reference model measured in the same run.
+
+    python benchmarks/speed.py                 # the issue's dims: 4 layers, 4 heads, 128 wide
+    python benchmarks/speed.py --seed-preset   # the notebook's full size, seconds per step
+    python benchmarks/speed.py --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+from common import chars_per_token, emit, prepared
+from torch.utils.flop_counter import FlopCounterMode
+
+from wordgpt.config import PRESETS, ModelConfig
+from wordgpt.data import get_batch, load_meta, load_split
+from wordgpt.model import GPT, param_groups
+from wordgpt.reference import ReferenceGPT
+
+
+def matmul_peak(dtype: torch.dtype, n: int = 2048, reps: int = 8) -> float:
+    """FLOP/s of an n x n matrix product in ``dtype`` on this CPU."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    for _ in range(2):
+        a @ b
+    t = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    return 2 * n**3 * reps / (time.perf_counter() - t)
+
+
+def step_flops(model, x, y) -> float:
+    """FLOPs of one forward and backward pass, counted by PyTorch."""
+    with FlopCounterMode(display=False) as fc:
+        model(x, y).backward()
+    model.zero_grad(set_to_none=True)
+    return float(fc.get_total_flops())
+
+
+def bench(model, data, batch, block, dtype, steps, warmup=2) -> dict:
+    opt = torch.optim.AdamW(param_groups(model, 0.1), lr=1e-4, fused=True)
+    gen = torch.Generator().manual_seed(0)
+    fwd = bwd = tot = 0.0
+    for i in range(warmup + steps):
+        x, y = get_batch(data, batch, block, gen)
+        t0 = time.perf_counter()
+        if dtype is None:
+            loss = model(x, y)
+        else:
+            with torch.autocast("cpu", dtype=dtype):
+                loss = model(x, y)
+        t1 = time.perf_counter()
+        loss.backward()
+        t2 = time.perf_counter()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        t3 = time.perf_counter()
+        if i >= warmup:
+            fwd, bwd, tot = fwd + t1 - t0, bwd + t2 - t1, tot + t3 - t0
+    return {"s_per_step": tot / steps, "fwd_s": fwd / steps, "bwd_s": bwd / steps,
+            "tokens_per_s": batch * block * steps / tot}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--steps", type=int, default=15)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--block", type=int, default=128)
+    ap.add_argument("--n-layer", type=int, default=4)
+    ap.add_argument("--n-head", type=int, default=4)
+    ap.add_argument("--n-embd", type=int, default=128)
+    ap.add_argument("--seed-preset", action="store_true",
+                    help="the notebook's full size (32 x 512, 32 heads), a few steps")
+    ap.add_argument("--compile", action="store_true", help="also measure torch.compile")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    torch.manual_seed(0)
+
+    peaks = {None: matmul_peak(torch.float32), torch.bfloat16: matmul_peak(torch.bfloat16)}
+    shape = dict(n_layer=args.n_layer, n_head=args.n_head, n_embd=args.n_embd,
+                 block_size=args.block)
+    if args.seed_preset:
+        s = PRESETS["seed"].model
+        shape = dict(n_layer=s.n_layer, n_head=s.n_head, n_embd=s.n_embd,
+                     block_size=s.block_size)
+        args.steps = min(args.steps, 3)
+    bf16 = torch.bfloat16
+    # (name, implementation, tokenizer, dtype, model options)
+    configs = [
+        ("reference (notebook)", "reference", "word", None, {}),
+        ("wordgpt fp32", "wordgpt", "word", None, {}),
+        ("wordgpt bf16", "wordgpt", "word", bf16, {}),
+        ("wordgpt bf16 adaptive", "wordgpt", "word", bf16, {"head": "adaptive"}),
+        ("wordgpt bf16 adaptive, space-prefix words", "wordgpt", "word-sp", bf16,
+         {"head": "adaptive"}),
+    ]
+    if args.seed_preset:
+        configs = [configs[0], configs[1], configs[3], configs[4]]
+    if args.compile:
+        configs.append(("wordgpt bf16 adaptive, space-prefix, compiled", "compiled", "word-sp",
+                        bf16, {"head": "adaptive"}))
+    rows, ref_cps = [], None
+    for name, impl, tokname, dtype, opts in configs:
+        d = prepared(tokname)
+        data = load_split(d, "train")
+        cfg = ModelConfig(vocab_size=load_meta(d)["vocab_size"], **shape, **opts)
+        model = ReferenceGPT(cfg) if impl == "reference" else GPT(cfg)
+        x, y = (t for t in get_batch(data, args.batch, args.block, torch.Generator()))
+        flops = step_flops(model, x, y)
+        if impl == "compiled":
+            model = torch.compile(model)
+            t = time.perf_counter()
+            bench(model, data, args.batch, args.block, dtype, 1, warmup=1)
+            compile_s = time.perf_counter() - t
+        r = bench(model, data, args.batch, args.block, dtype, args.steps)
+        cpt = chars_per_token(d)
+        r.update(config=name, tokenizer=tokname, dtype="bf16" if dtype else "fp32",
+                 params=sum(p.numel() for p in model.parameters()),
+                 chars_per_s=r["tokens_per_s"] * cpt, chars_per_token=cpt,
+                 gflop_per_s=flops / r["s_per_step"] / 1e9, mfu=flops / r["s_per_step"] / peaks[dtype])
+        if impl == "compiled":
+            r["compile_s"] = compile_s
+        if impl == "reference":
+            ref_cps = r["chars_per_s"]
+        r["reference_chars_per_s"] = ref_cps
+        r["speedup"] = r["chars_per_s"] / ref_cps
+        rows.append(r)
+        if not args.json:
+            print(f"  measured {name}: {r['tokens_per_s']:,.0f} tok/s", flush=True)
+    cols = [("config", "configuration", "s"), ("tokens_per_s", "tokens/s", ",.0f"),
+            ("chars_per_s", "chars/s", ",.0f"), ("speedup", "x reference", ".2f"),
+            ("s_per_step", "s/step", ".3f"), ("fwd_s", "fwd s", ".3f"), ("bwd_s", "bwd s", ".3f"),
+            ("gflop_per_s", "GFLOP/s", ".1f"), ("mfu", "MFU", ".1%")]
+    emit(rows, cols, args.json, {
+        "peak fp32 GFLOP/s": round(peaks[None] / 1e9, 1),
+        "peak bf16 GFLOP/s": round(peaks[bf16] / 1e9, 1),
+        "threads": torch.get_num_threads(),
+        "shape": shape, "batch": args.batch,
+    })
+
+
+if __name__ == "__main__":
+    main()
