@@ -36,7 +36,8 @@ def table(rows: list[dict], cols: list[tuple[str, str, str]]) -> str:
     head = "| " + " | ".join(h for _, h, _ in cols) + " |"
     sep = "|" + "|".join("---" for _ in cols) + "|"
     body = [
-        "| " + " | ".join(format(r[k], f) if r.get(k) is not None else "-" for k, _, f in cols)
+        "| "
+        + " | ".join(format(r[k], f) if r.get(k) is not None else "-" for k, _, f in cols)
         + " |"
         for r in rows
     ]

@@ -31,29 +31,53 @@ RECIPES = {
     # the reference dims (4 x 128, block 128, batch 16) with wordgpt's recipe
     "seed-dims": {"n_layer": 4, "n_head": 4, "n_embd": 128, "batch_size": 16},
     # the same dims, the notebook's plain architecture and optimiser settings
-    "plain": {"n_layer": 4, "n_head": 4, "n_embd": 128, "batch_size": 16, "pos": "learned",
-              "head": "softmax", "dropout": 0.2, "lr": 3e-4, "min_lr_ratio": 1.0,
-              "warmup_iters": 0},
+    "plain": {
+        "n_layer": 4,
+        "n_head": 4,
+        "n_embd": 128,
+        "batch_size": 16,
+        "pos": "learned",
+        "head": "softmax",
+        "dropout": 0.2,
+        "lr": 3e-4,
+        "min_lr_ratio": 1.0,
+        "warmup_iters": 0,
+    },
 }
 GENSIM_VECTORS = Path(gensim.__file__).parent / "test" / "test_data" / "word2vec_pre_kv_c"
 
 
 def run_one(data_dir: Path, out: Path, budget: float, seed: int, overrides: dict) -> dict:
-    r = wordgpt.train(data_dir, out, preset="cpu", time_budget=budget, seed=seed,
-                      progress=False, log=lambda *a: None, **overrides)
+    r = wordgpt.train(
+        data_dir,
+        out,
+        preset="cpu",
+        time_budget=budget,
+        seed=seed,
+        progress=False,
+        log=lambda *a: None,
+        **overrides,
+    )
     e = wordgpt.load(out, "last").evaluate("val")
-    return {"steps": r.step, "tokens_per_s": r.tokens_per_s, "train_s": r.elapsed_s,
-            "val_bpc": e.bits_per_char, "val_loss": e.loss}
+    return {
+        "steps": r.step,
+        "tokens_per_s": r.tokens_per_s,
+        "train_s": r.elapsed_s,
+        "val_bpc": e.bits_per_char,
+        "val_loss": e.loss,
+    }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--budget", type=float, default=300.0, help="seconds of training per run")
-    ap.add_argument("--tokenizers", nargs="+", default=["word-sp"],
-                    choices=["word", "word-sp", "char", "bpe"])
+    ap.add_argument(
+        "--tokenizers", nargs="+", default=["word-sp"], choices=["word", "word-sp", "char", "bpe"]
+    )
     ap.add_argument("--recipe", nargs="+", default=["cpu"], choices=sorted(RECIPES))
-    ap.add_argument("--init", nargs="+", default=["random"],
-                    choices=["random", "word2vec", "pretrained"])
+    ap.add_argument(
+        "--init", nargs="+", default=["random"], choices=["random", "word2vec", "pretrained"]
+    )
     ap.add_argument("--vectors", type=Path, default=GENSIM_VECTORS)
     ap.add_argument("--seeds", type=int, nargs="+", default=[1])
     ap.add_argument("--out", type=Path, default=None, help="keep the runs here")
@@ -81,23 +105,41 @@ def main() -> None:
                     res = run_one(data_dir, out, args.budget, seed, over)
                     results.append(res)
                     if not args.json:
-                        print(f"  {tokname} {recipe} {init} seed {seed}: "
-                              f"{res['val_bpc']:.4f} bpc, {res['steps']} steps, "
-                              f"{res['tokens_per_s']:,.0f} tok/s", flush=True)
+                        print(
+                            f"  {tokname} {recipe} {init} seed {seed}: "
+                            f"{res['val_bpc']:.4f} bpc, {res['steps']} steps, "
+                            f"{res['tokens_per_s']:,.0f} tok/s",
+                            flush=True,
+                        )
                 bpcs = [r["val_bpc"] for r in results]
-                rows.append({
-                    "tokenizer": tokname, "recipe": recipe, "init": init,
-                    "seeds": len(bpcs), "val_bpc": statistics.mean(bpcs),
-                    "spread": (max(bpcs) - min(bpcs)) / 2 if len(bpcs) > 1 else None,
-                    "tokens_per_s": statistics.mean(r["tokens_per_s"] for r in results),
-                    "steps": statistics.mean(r["steps"] for r in results),
-                    "runs": results,
-                })
-    emit(rows, [("tokenizer", "tokens", "s"), ("recipe", "recipe", "s"), ("init", "init", "s"),
-                ("seeds", "seeds", "d"), ("val_bpc", "val bits/char", ".4f"),
-                ("spread", "± (half range)", ".4f"), ("tokens_per_s", "tokens/s", ",.0f"),
-                ("steps", "steps", ",.0f")],
-         args.json, {"budget_s": args.budget, "runs in": str(root)})
+                rows.append(
+                    {
+                        "tokenizer": tokname,
+                        "recipe": recipe,
+                        "init": init,
+                        "seeds": len(bpcs),
+                        "val_bpc": statistics.mean(bpcs),
+                        "spread": (max(bpcs) - min(bpcs)) / 2 if len(bpcs) > 1 else None,
+                        "tokens_per_s": statistics.mean(r["tokens_per_s"] for r in results),
+                        "steps": statistics.mean(r["steps"] for r in results),
+                        "runs": results,
+                    }
+                )
+    emit(
+        rows,
+        [
+            ("tokenizer", "tokens", "s"),
+            ("recipe", "recipe", "s"),
+            ("init", "init", "s"),
+            ("seeds", "seeds", "d"),
+            ("val_bpc", "val bits/char", ".4f"),
+            ("spread", "± (half range)", ".4f"),
+            ("tokens_per_s", "tokens/s", ",.0f"),
+            ("steps", "steps", ",.0f"),
+        ],
+        args.json,
+        {"budget_s": args.budget, "runs in": str(root)},
+    )
 
 
 if __name__ == "__main__":

@@ -61,8 +61,12 @@ def bench(model, data, batch, block, dtype, steps, warmup=2) -> dict:
         t3 = time.perf_counter()
         if i >= warmup:
             fwd, bwd, tot = fwd + t1 - t0, bwd + t2 - t1, tot + t3 - t0
-    return {"s_per_step": tot / steps, "fwd_s": fwd / steps, "bwd_s": bwd / steps,
-            "tokens_per_s": batch * block * steps / tot}
+    return {
+        "s_per_step": tot / steps,
+        "fwd_s": fwd / steps,
+        "bwd_s": bwd / steps,
+        "tokens_per_s": batch * block * steps / tot,
+    }
 
 
 def main() -> None:
@@ -73,20 +77,23 @@ def main() -> None:
     ap.add_argument("--n-layer", type=int, default=4)
     ap.add_argument("--n-head", type=int, default=4)
     ap.add_argument("--n-embd", type=int, default=128)
-    ap.add_argument("--seed-preset", action="store_true",
-                    help="the notebook's full size (32 x 512, 32 heads), a few steps")
+    ap.add_argument(
+        "--seed-preset",
+        action="store_true",
+        help="the notebook's full size (32 x 512, 32 heads), a few steps",
+    )
     ap.add_argument("--compile", action="store_true", help="also measure torch.compile")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     torch.manual_seed(0)
 
     peaks = {None: matmul_peak(torch.float32), torch.bfloat16: matmul_peak(torch.bfloat16)}
-    shape = dict(n_layer=args.n_layer, n_head=args.n_head, n_embd=args.n_embd,
-                 block_size=args.block)
+    shape = dict(
+        n_layer=args.n_layer, n_head=args.n_head, n_embd=args.n_embd, block_size=args.block
+    )
     if args.seed_preset:
         s = PRESETS["seed"].model
-        shape = dict(n_layer=s.n_layer, n_head=s.n_head, n_embd=s.n_embd,
-                     block_size=s.block_size)
+        shape = dict(n_layer=s.n_layer, n_head=s.n_head, n_embd=s.n_embd, block_size=s.block_size)
         args.steps = min(args.steps, 3)
     bf16 = torch.bfloat16
     # (name, implementation, tokenizer, dtype, model options)
@@ -95,14 +102,26 @@ def main() -> None:
         ("wordgpt fp32", "wordgpt", "word", None, {}),
         ("wordgpt bf16", "wordgpt", "word", bf16, {}),
         ("wordgpt bf16 adaptive", "wordgpt", "word", bf16, {"head": "adaptive"}),
-        ("wordgpt bf16 adaptive, space-prefix words", "wordgpt", "word-sp", bf16,
-         {"head": "adaptive"}),
+        (
+            "wordgpt bf16 adaptive, space-prefix words",
+            "wordgpt",
+            "word-sp",
+            bf16,
+            {"head": "adaptive"},
+        ),
     ]
     if args.seed_preset:
         configs = [configs[0], configs[1], configs[3], configs[4]]
     if args.compile:
-        configs.append(("wordgpt bf16 adaptive, space-prefix, compiled", "compiled", "word-sp",
-                        bf16, {"head": "adaptive"}))
+        configs.append(
+            (
+                "wordgpt bf16 adaptive, space-prefix, compiled",
+                "compiled",
+                "word-sp",
+                bf16,
+                {"head": "adaptive"},
+            )
+        )
     rows, ref_cps = [], None
     for name, impl, tokname, dtype, opts in configs:
         d = prepared(tokname)
@@ -118,10 +137,16 @@ def main() -> None:
             compile_s = time.perf_counter() - t
         r = bench(model, data, args.batch, args.block, dtype, args.steps)
         cpt = chars_per_token(d)
-        r.update(config=name, tokenizer=tokname, dtype="bf16" if dtype else "fp32",
-                 params=sum(p.numel() for p in model.parameters()),
-                 chars_per_s=r["tokens_per_s"] * cpt, chars_per_token=cpt,
-                 gflop_per_s=flops / r["s_per_step"] / 1e9, mfu=flops / r["s_per_step"] / peaks[dtype])
+        r.update(
+            config=name,
+            tokenizer=tokname,
+            dtype="bf16" if dtype else "fp32",
+            params=sum(p.numel() for p in model.parameters()),
+            chars_per_s=r["tokens_per_s"] * cpt,
+            chars_per_token=cpt,
+            gflop_per_s=flops / r["s_per_step"] / 1e9,
+            mfu=flops / r["s_per_step"] / peaks[dtype],
+        )
         if impl == "compiled":
             r["compile_s"] = compile_s
         if impl == "reference":
@@ -131,16 +156,29 @@ def main() -> None:
         rows.append(r)
         if not args.json:
             print(f"  measured {name}: {r['tokens_per_s']:,.0f} tok/s", flush=True)
-    cols = [("config", "configuration", "s"), ("tokens_per_s", "tokens/s", ",.0f"),
-            ("chars_per_s", "chars/s", ",.0f"), ("speedup", "x reference", ".2f"),
-            ("s_per_step", "s/step", ".3f"), ("fwd_s", "fwd s", ".3f"), ("bwd_s", "bwd s", ".3f"),
-            ("gflop_per_s", "GFLOP/s", ".1f"), ("mfu", "MFU", ".1%")]
-    emit(rows, cols, args.json, {
-        "peak fp32 GFLOP/s": round(peaks[None] / 1e9, 1),
-        "peak bf16 GFLOP/s": round(peaks[bf16] / 1e9, 1),
-        "threads": torch.get_num_threads(),
-        "shape": shape, "batch": args.batch,
-    })
+    cols = [
+        ("config", "configuration", "s"),
+        ("tokens_per_s", "tokens/s", ",.0f"),
+        ("chars_per_s", "chars/s", ",.0f"),
+        ("speedup", "x reference", ".2f"),
+        ("s_per_step", "s/step", ".3f"),
+        ("fwd_s", "fwd s", ".3f"),
+        ("bwd_s", "bwd s", ".3f"),
+        ("gflop_per_s", "GFLOP/s", ".1f"),
+        ("mfu", "MFU", ".1%"),
+    ]
+    emit(
+        rows,
+        cols,
+        args.json,
+        {
+            "peak fp32 GFLOP/s": round(peaks[None] / 1e9, 1),
+            "peak bf16 GFLOP/s": round(peaks[bf16] / 1e9, 1),
+            "threads": torch.get_num_threads(),
+            "shape": shape,
+            "batch": args.batch,
+        },
+    )
 
 
 if __name__ == "__main__":

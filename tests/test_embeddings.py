@@ -132,15 +132,15 @@ def test_coverage_on_a_crafted_vocabulary():
     from gensim.models import KeyedVectors
 
     kv = KeyedVectors(2)
-    kv.add_vectors(["the", "knight", "sancho"], np.eye(3, 2, dtype=np.float32))
-    vocab = ["<unk>", " the", "Knight", "rode", ",", "sancho"]
-    counts = np.array([0, 50, 10, 20, 15, 5])
+    kv.add_vectors(["the", "knight", "sancho", " rode"], np.eye(4, 2, dtype=np.float32))
+    vocab = ["<unk>", " the", "Knight", " rode", "rode", ",", "sancho"]
+    counts = np.array([0, 50, 10, 20, 3, 15, 5])
     rows, cov = embeddings.align(kv, vocab, counts)
-    assert rows.tolist() == [-1, 0, 1, -1, -1, 2]
-    assert (cov.exact, cov.lowercase) == (2, 1)
-    assert cov.tokens == pytest.approx(3 / 6)
-    assert cov.weighted == pytest.approx(65 / 100)
-    assert cov.missing_top[:2] == ["rode", ","]
+    assert rows.tolist() == [-1, 0, 1, 3, -1, -1, 2]  # " rode" as it is, " the" stripped
+    assert (cov.exact, cov.lowercase) == (3, 1)
+    assert cov.tokens == pytest.approx(4 / 7)
+    assert cov.weighted == pytest.approx(85 / 103)
+    assert cov.missing_top == [",", "rode", "<unk>"]
 
 
 def test_matrix_keeps_found_rows_and_scales_missing_ones(tmp_path):

@@ -301,15 +301,16 @@ class Coverage:
 
 
 def align(kv, vocab: list[str], counts: np.ndarray | None = None):
-    """Rows of ``kv`` for each vocabulary token: exact match (a token's attached space
-    ignored), then lowercase. Returns (rows (V,) with -1 where missing, Coverage)."""
+    """Rows of ``kv`` for each vocabulary token: exact match (the token as it is, then
+    without an attached space), then lowercase. Returns (rows (V,) with -1 where missing,
+    Coverage)."""
     rows = np.full(len(vocab), -1, dtype=np.int64)
     exact = lower = 0
     index = kv.key_to_index
     for i, token in enumerate(vocab):
         key = token.strip() or token
-        if key in index:
-            rows[i] = index[key]
+        if token in index or key in index:
+            rows[i] = index[token] if token in index else index[key]
             exact += 1
         elif key.lower() in index:
             rows[i] = index[key.lower()]
