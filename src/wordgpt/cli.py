@@ -75,7 +75,12 @@ def prepare(out, **kw) -> None:
     required=True,
     help="a folder written by `wordgpt prepare`",
 )
-@click.option("--preset", type=click.Choice(sorted(PRESETS)), default="tiny")
+@click.option(
+    "--preset",
+    type=click.Choice(sorted(PRESETS)),
+    default="tiny",
+    help="; ".join(f"{k}: {p.about}" for k, p in PRESETS.items()),
+)
 @click.option(
     "--out",
     type=click.Path(path_type=Path),

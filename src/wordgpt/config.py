@@ -6,7 +6,7 @@ Presets are plain instances; the CLI maps flags onto fields with :func:`dataclas
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from .errors import WordGPTError
@@ -121,8 +121,8 @@ class TrainConfig:
     max_iters: int = 2000
     """Optimizer steps (the run stops earlier if ``time_budget`` runs out)."""
     time_budget: float | None = None
-    """Seconds of training; the learning-rate schedule follows whichever of steps or time ends
-    first, so a time-budgeted run still decays fully."""
+    """Seconds of training (evaluations not counted); the learning-rate schedule follows
+    whichever of steps or time ends first, so a time-budgeted run still decays fully."""
     lr: float = 1e-3
     """Peak learning rate."""
     min_lr_ratio: float = 0.1
@@ -212,7 +212,6 @@ class Preset:
 
     model: ModelConfig
     train: TrainConfig
-    data: DataConfig = field(default_factory=DataConfig)
     about: str = ""
 
 

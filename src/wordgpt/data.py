@@ -308,8 +308,9 @@ def summary(p: Prepared, n_tokens: int = 20) -> str:
     """The lines ``wordgpt prepare`` prints."""
     m = p.meta
     tr, va = m["splits"]["train"], m["splits"]["val"]
-    first = p.tokenizer.decode(load_split(p.out, "train")[:n_tokens].tolist())
-    pieces = [p.tokenizer.decode([i]) for i in load_split(p.out, "train")[:n_tokens].tolist()]
+    head = load_split(p.out, "train")[:n_tokens].tolist()
+    first = p.tokenizer.decode(head)
+    pieces = [p.tokenizer.decode([i]) for i in head]
     return "\n".join(
         [
             f"source        {m['source']['dataset']} ({m['source']['path']})",

@@ -17,7 +17,7 @@ import torch
 
 from . import checkpoint, tokenizers
 from .config import ModelConfig, SampleConfig, from_dict
-from .errors import CheckpointError, WordGPTError
+from .errors import CheckpointError
 from .evaluate import EvalResult, evaluate
 from .model import GPT
 
@@ -175,6 +175,3 @@ def print_stream(pieces: Iterator[str], out=sys.stdout) -> str:
         parts.append(p)
     out.write("\n")
     return "".join(parts)
-
-
-__all__ = ["Model", "load", "sample_next", "default_context", "pick_device", "WordGPTError"]
