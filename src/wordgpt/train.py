@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import json
 import math
 import os
@@ -217,6 +218,9 @@ def train(
     else:
         device = pick_device(tcfg.device)
     master = rank == 0
+    to_stdout = log is print
+    if to_stdout:  # lines appear as they come, even when piped to a file
+        log = functools.partial(print, flush=True)
     say = log if master else (lambda *a, **k: None)
     dtype = autocast_dtype(tcfg, device)
     if device.type == "cuda":
@@ -372,7 +376,7 @@ def train(
             disable=None,
             leave=False,
         )
-        say = bar.write if log is print else say
+        say = bar.write if to_stdout else say
     if step == 0:
         evaluate_and_save()
 

@@ -1,0 +1,26 @@
+"""The README's main job (`make demo`), shortened."""
+
+from dataclasses import replace
+
+from wordgpt import data, demo
+
+from .conftest import needs_book
+
+
+@needs_book
+def test_demo_trains_on_the_book_and_prints_a_sample(tmp_path, capsys):
+    demo.main(["--workdir", str(tmp_path), "--max-iters", "6"])
+    out = capsys.readouterr().out
+    assert "don-quixote" in out and "bits/char" in out
+    assert "sample (prompt 'the knight'" in out
+    assert (tmp_path / "runs" / "don-quixote-demo" / "best.pt").is_file()
+
+
+def test_demo_falls_back_to_the_wikipedia_sample_offline(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("WORDGPT_DATA_DIR", str(tmp_path / "nothing"))
+    book = replace(data.BOOKS["don-quixote"], url="http://127.0.0.1:9/996.txt")
+    monkeypatch.setitem(data.BOOKS, "don-quixote", book)
+    demo.main(["--workdir", str(tmp_path), "--max-iters", "4"])
+    out = capsys.readouterr().out
+    assert "training on the bundled Wikipedia sample instead" in out
+    assert "sample (prompt 'the history of'" in out
