@@ -91,9 +91,15 @@ def main() -> None:
     shape = dict(
         n_layer=args.n_layer, n_head=args.n_head, n_embd=args.n_embd, block_size=args.block
     )
-    if args.seed_preset:
+    if args.seed_preset:  # the preset's own model, its dropout 0.2 included
         s = PRESETS["seed"].model
-        shape = dict(n_layer=s.n_layer, n_head=s.n_head, n_embd=s.n_embd, block_size=s.block_size)
+        shape = dict(
+            n_layer=s.n_layer,
+            n_head=s.n_head,
+            n_embd=s.n_embd,
+            block_size=s.block_size,
+            dropout=s.dropout,
+        )
         args.steps = min(args.steps, 3)
     bf16 = torch.bfloat16
     # (name, implementation, tokenizer, dtype, model options)
@@ -111,7 +117,15 @@ def main() -> None:
         ),
     ]
     if args.seed_preset:
-        configs = [configs[0], configs[1], configs[3], configs[4]]
+        attn = (
+            "wordgpt bf16 adaptive, attention dropout 0.2 too",
+            "wordgpt",
+            "word",
+            bf16,
+            {"head": "adaptive", "attn_dropout": s.dropout},
+        )
+        shipped = ("wordgpt bf16 (--preset seed as shipped)", *configs[2][1:])
+        configs = [configs[0], configs[1], shipped, configs[3], attn, configs[4]]
     if args.compile:
         configs.append(
             (

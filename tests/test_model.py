@@ -65,6 +65,15 @@ def test_kv_cache_gives_the_same_logits_as_full_recomputation(variant):
     torch.testing.assert_close(torch.cat(parts, dim=1), full, atol=1e-5, rtol=1e-5)
 
 
+def test_attention_dropout_is_its_own_setting():
+    idx = torch.randint(50, (2, 12))
+    plain = model(dropout=0.0, attn_dropout=0.0).train()
+    assert torch.equal(plain(idx), plain(idx))  # no dropout anywhere: deterministic
+    attn = model(dropout=0.0, attn_dropout=0.5).train()
+    assert not torch.equal(attn(idx), attn(idx))
+    assert torch.equal(attn.eval()(idx), attn(idx))  # off in eval mode
+
+
 def test_positions_past_the_block_are_refused():
     m = model()
     with pytest.raises(ValueError, match="block_size"):

@@ -56,7 +56,7 @@ class CausalSelfAttention(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.n_head = cfg.n_head
-        self.dropout = cfg.dropout
+        self.attn_dropout = cfg.attn_dropout
         self.qkv = nn.Linear(cfg.n_embd, 3 * cfg.n_embd, bias=cfg.bias)
         self.proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
         self.proj_drop = nn.Dropout(cfg.dropout)
@@ -73,7 +73,7 @@ class CausalSelfAttention(nn.Module):
         if cache is not None:
             k, v = cache.update(layer, k, v, pos)  # (B, nh, S, hs)
         S = k.size(2)
-        p = self.dropout if self.training else 0.0
+        p = self.attn_dropout if self.training else 0.0
         if S == T:  # no past: the plain causal mask
             y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)
         elif T == 1:  # one new token sees every cached position
