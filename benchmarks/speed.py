@@ -20,6 +20,7 @@ from wordgpt.config import PRESETS, ModelConfig
 from wordgpt.data import get_batch, load_meta, load_split
 from wordgpt.model import GPT, param_groups
 from wordgpt.reference import ReferenceGPT
+from wordgpt.train import autocast
 
 
 def matmul_peak(dtype: torch.dtype, n: int = 2048, reps: int = 8) -> float:
@@ -48,11 +49,8 @@ def bench(model, data, batch, block, dtype, steps, warmup=2) -> dict:
     for i in range(warmup + steps):
         x, y = get_batch(data, batch, block, gen)
         t0 = time.perf_counter()
-        if dtype is None:
+        with autocast(torch.device("cpu"), dtype):
             loss = model(x, y)
-        else:
-            with torch.autocast("cpu", dtype=dtype):
-                loss = model(x, y)
         t1 = time.perf_counter()
         loss.backward()
         t2 = time.perf_counter()
@@ -142,7 +140,7 @@ def main() -> None:
         data = load_split(d, "train")
         cfg = ModelConfig(vocab_size=load_meta(d)["vocab_size"], **shape, **opts)
         model = ReferenceGPT(cfg) if impl == "reference" else GPT(cfg)
-        x, y = (t for t in get_batch(data, args.batch, args.block, torch.Generator()))
+        x, y = get_batch(data, args.batch, args.block, torch.Generator())
         flops = step_flops(model, x, y)
         if impl == "compiled":
             model = torch.compile(model)

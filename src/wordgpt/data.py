@@ -153,16 +153,17 @@ def download(url: str, dest: Path, sha256: str) -> Path:
 # ---------------------------------------------------------------------------- reading
 
 
+def open_file(path: Path, mode: str = "rb", **kw):
+    """Open ``path``, decompressing it when its name ends in .bz2 or .gz."""
+    opener = {".bz2": bz2.open, ".gz": gzip.open}.get(path.suffix, open)
+    return opener(path, mode, **kw)
+
+
 def read_bytes(path: Path) -> bytes:
     """A file's bytes, decompressed when it ends in .bz2 or .gz."""
     try:
-        if path.suffix == ".bz2":
-            with bz2.open(path, "rb") as f:
-                return f.read()
-        if path.suffix == ".gz":
-            with gzip.open(path, "rb") as f:
-                return f.read()
-        return path.read_bytes()
+        with open_file(path) as f:
+            return f.read()
     except FileNotFoundError:
         raise DataError(f"no such file: {path}") from None
     except (OSError, EOFError) as e:

@@ -9,9 +9,8 @@ gets a vector.
 
 from __future__ import annotations
 
-import bz2
 import difflib
-import gzip
+import itertools
 import os
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -20,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from . import tokenizers
-from .data import load_meta, load_split
+from .data import load_split, open_file
 from .errors import DataError, WordGPTError
 
 SENTENCE_END = {".", "?", "!"}
@@ -106,19 +105,11 @@ def save_vectors(kv, path: str | Path, fmt: str = "kv") -> None:
         raise WordGPTError(f"unknown vector format {fmt!r}; use kv, word2vec-bin or word2vec-txt")
 
 
-def _open_text(path: Path):
-    if path.suffix == ".bz2":
-        return bz2.open(path, "rt", encoding="utf-8", errors="replace")
-    if path.suffix == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8", errors="replace")
-    return open(path, encoding="utf-8", errors="replace")
-
-
 def iter_text_vectors(path: str | Path) -> Iterator[tuple[str, np.ndarray]]:
     """Stream ``(word, vector)`` from a text file: word2vec text (a ``count dim`` header),
     Wikipedia2Vec text (its ``ENTITY/`` rows skipped), or GloVe (no header)."""
     path = Path(path)
-    with _open_text(path) as f:
+    with open_file(path, "rt", encoding="utf-8", errors="replace") as f:
         first = f.readline()
         head = first.split()
         dim = None
@@ -126,7 +117,7 @@ def iter_text_vectors(path: str | Path) -> Iterator[tuple[str, np.ndarray]]:
             dim = int(head[1])
             lines = f
         else:
-            lines = _chain(first, f)
+            lines = itertools.chain([first], f)
         for line in lines:
             line = line.rstrip("\n").rstrip()
             if not line:
@@ -143,11 +134,6 @@ def iter_text_vectors(path: str | Path) -> Iterator[tuple[str, np.ndarray]]:
                 yield word, np.asarray(parts[1:], dtype=np.float32)
             except ValueError:
                 continue
-
-
-def _chain(first: str, rest):
-    yield first
-    yield from rest
 
 
 def load_vectors(path: str | Path, limit: int | None = None):
@@ -309,8 +295,8 @@ def align(kv, vocab: list[str], counts: np.ndarray | None = None):
     index = kv.key_to_index
     for i, token in enumerate(vocab):
         key = token.strip() or token
-        if token in index or key in index:
-            rows[i] = index[token] if token in index else index[key]
+        if (j := index.get(token, index.get(key))) is not None:
+            rows[i] = j
             exact += 1
         elif key.lower() in index:
             rows[i] = index[key.lower()]
@@ -351,22 +337,22 @@ def embedding_matrix(
     vocab = tok.token_strings()
     rows, cov = align(kv, vocab, counts)
     log(f"vectors: {len(kv):,} x {kv.vector_size} from {path}; {cov}")
-    if not (rows >= 0).any():
+    found = rows >= 0
+    if not found.any():
         raise WordGPTError(f"none of the vocabulary's tokens has a vector in {path}")
-    vecs = kv.vectors.astype(np.float32)
+    # only the vectors the vocabulary uses: a pretrained file may hold millions
+    used, where = np.unique(rows[found], return_inverse=True)
+    vecs = kv.vectors[used].astype(np.float32)
     dim = vecs.shape[1]
     target = dim if fit == "model" else n_embd
     if dim > target:
         from sklearn.decomposition import PCA
 
-        used = np.unique(rows[rows >= 0])
-        pca = PCA(n_components=target, random_state=seed).fit(vecs[used])
-        vecs = pca.transform(vecs).astype(np.float32)
+        vecs = PCA(n_components=target, random_state=seed).fit(vecs).transform(vecs)
     elif dim < target:
         vecs = np.pad(vecs, ((0, 0), (0, target - dim)))
-    found = rows >= 0
     matrix = np.empty((len(vocab), target), dtype=np.float32)
-    matrix[found] = vecs[rows[found]]
+    matrix[found] = vecs[where]
     rng = np.random.default_rng(seed)
     noise = rng.standard_normal(((~found).sum(), target)).astype(np.float32)
     norm = np.linalg.norm(matrix[found], axis=1).mean()
@@ -387,7 +373,7 @@ def embedding_matrix(
 
 def data_coverage(path, data_dir, limit: int | None = None) -> Coverage:
     """How much of a prepared corpus's vocabulary the vectors at ``path`` cover."""
+    train = np.asarray(load_split(data_dir, "train"))  # a clear error if not prepared
     tok = tokenizers.load(Path(data_dir) / "tokenizer.json")
-    counts = np.bincount(np.asarray(load_split(data_dir, "train")), minlength=tok.vocab_size)
-    load_meta(data_dir)
+    counts = np.bincount(train, minlength=tok.vocab_size)
     return align(load_vectors(path, limit), tok.token_strings(), counts)[1]

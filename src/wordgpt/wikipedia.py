@@ -7,7 +7,6 @@ the rest is flattened to text. Redirects and non-article namespaces are skipped.
 
 from __future__ import annotations
 
-import bz2
 import contextlib
 import re
 from collections.abc import Iterator
@@ -84,9 +83,9 @@ def iter_articles(path: str | Path) -> Iterator[tuple[str, str]]:
     """Yield ``(title, text)`` for each article of a dump, streamed page by page."""
     from gensim.corpora.wikicorpus import extract_pages
 
-    path = Path(path)
-    opener = bz2.open if path.suffix == ".bz2" else open
-    with opener(path, "rb") as f:
+    from .data import open_file
+
+    with open_file(Path(path)) as f:
         for title, wikitext, _pageid in extract_pages(f, filter_namespaces=("0",)):
             if not wikitext or wikitext.lstrip()[:9].lower() == "#redirect":
                 continue
