@@ -18,9 +18,10 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from wordgpt.config import PRESETS, ModelConfig
 from wordgpt.data import get_batch, load_meta, load_split
-from wordgpt.model import GPT, param_groups
+from wordgpt.device import autocast
+from wordgpt.model import GPT
+from wordgpt.optim import param_groups
 from wordgpt.reference import ReferenceGPT
-from wordgpt.train import autocast
 
 
 def matmul_peak(dtype: torch.dtype, n: int = 2048, reps: int = 8) -> float:

@@ -57,7 +57,7 @@ def test_sample_streams_text_and_is_reproducible_with_a_seed(run_dir):
 
 
 def test_sample_without_a_prompt_starts_a_sentence(run_dir):
-    from wordgpt.sample import default_context
+    from wordgpt.sample import default_context  # noqa: I001
 
     m = wordgpt.load(run_dir)
     start = default_context(m.tokenizer)
@@ -134,7 +134,7 @@ def test_evaluation_covers_the_split_whatever_the_batch(word_data):
         (["sample", "{tmp}/nothing"], "no run folder"),
         (["eval", "{tmp}/torn"], "corrupt or incomplete"),
         (["train", "--data", "{tmp}"], "no meta.json"),
-        (["sample", "{run}", "--temperature", "-1"], "temperature must be >= 0"),
+        (["sample", "{run}", "--temperature", "-1"], "temperature must be 0 (greedy) or at least"),
         (
             ["train", "--data", "{data}", "--out", "{tmp}/x", "--n-embd", "30", "--n-head", "4"],
             "multiple of n_head",
@@ -177,10 +177,13 @@ def test_wikipedia_sample_end_to_end(tmp_path):
             "--preset",
             "tiny",
             "--max-iters",
-            "20",
+            "40",
             "--no-progress",
         ]
     )
     m = wordgpt.load(tmp_path / "run")
-    assert m.evaluate().bits_per_char < 10
+    meta = load_meta(data)
+    V, val = meta["vocab_size"], meta["splits"]["val"]
+    uniform = (val["tokens"] - 1) * math.log2(V) / val["chars"]  # what an untrained model scores
+    assert m.evaluate().bits_per_char < 0.75 * uniform
     assert m.generate("the", max_new_tokens=10, seed=0)

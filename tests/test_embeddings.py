@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 import torch
 
+import wordgpt
 from wordgpt import checkpoint, embeddings, tokenizers
 from wordgpt.cli import main
 from wordgpt.embeddings import Word2VecConfig
 from wordgpt.errors import WordGPTError
+from wordgpt.launch import train
 from wordgpt.tokenizers import WordTokenizer
-from wordgpt.train import train
 
 GENSIM_DATA = Path(gensim.__file__).parent / "test" / "test_data"
 W2V_TEXT = GENSIM_DATA / "word2vec_pre_kv_c"  # word2vec C text format, 1750 x 10
@@ -209,6 +210,13 @@ def test_pca_maps_wider_vectors_onto_the_model(word_data, vectors, tmp_path):
 
 
 def test_tied_head_shares_the_initialised_embedding(word_data, vectors, tmp_path):
+    tok = tokenizers.load(word_data / "tokenizer.json")
+    from wordgpt.data import load_split
+
+    counts = np.bincount(np.asarray(load_split(word_data, "train")), minlength=tok.vocab_size)
+    expected, _ = embeddings.embedding_matrix(
+        vectors, tok, 32, seed=1337, counts=counts, log=lambda *a: None
+    )
     train(
         word_data,
         tmp_path,
@@ -220,8 +228,9 @@ def test_tied_head_shares_the_initialised_embedding(word_data, vectors, tmp_path
         dtype="fp32",
         progress=False,
     )
-    sd = checkpoint.load(tmp_path / "last.pt")["model"]
-    assert torch.equal(sd["lm_head.weight"], sd["wte.weight"])
+    m = wordgpt.load(tmp_path, "last")
+    assert m.gpt.lm_head.weight is m.gpt.wte.weight  # one tensor after loading too
+    assert torch.equal(m.gpt.lm_head.weight.detach(), torch.from_numpy(expected))  # the vectors
 
 
 def test_tsne_plot_writes_a_png_of_the_asked_size(vectors, tmp_path, capsys):
@@ -259,7 +268,7 @@ def test_embed_cli_train_and_coverage(word_data, tmp_path, capsys):
             str(tmp_path / "v.bin"),
             "--format",
             "word2vec-bin",
-            "--dim",
+            "--vector-size",
             "16",
             "--epochs",
             "1",

@@ -123,16 +123,6 @@ def test_fused_attention_equals_the_per_head_reference():
     torch.testing.assert_close(gpt(idx, idx), ref(idx, idx), atol=1e-5, rtol=1e-5)
 
 
-def test_bf16_autocast_loss_is_close_to_fp32():
-    torch.manual_seed(0)
-    m = GPT(tiny(n_embd=64, n_head=4, vocab_size=300)).eval()
-    idx = torch.randint(300, (4, 16))
-    fp32 = m(idx, idx).item()
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        bf16 = m(idx, idx).item()
-    assert abs(bf16 - fp32) / fp32 < 0.01  # stated tolerance: 1 %
-
-
 def test_adaptive_head_is_a_distribution_and_its_loss_matches_it():
     m = model(head="adaptive", cutoffs=(8, 24))
     idx = torch.randint(50, (2, 12))
@@ -239,3 +229,68 @@ def test_sampling_with_a_seed_is_reproducible():
 
     assert torch.equal(run(1), run(1))
     assert not torch.equal(run(1), run(2))
+
+
+# ------------------------------------------------------------------ rotary positions
+
+
+def test_rope_scores_depend_only_on_relative_positions():
+    """q.k after rotation at positions (m, n) equals the same at (m + s, n + s)."""
+    from wordgpt.model import apply_rope, rope_tables
+
+    cos, sin = rope_tables(64, 8)
+    g = torch.Generator().manual_seed(0)
+    q, k = torch.randn(1, 1, 1, 8, generator=g), torch.randn(1, 1, 1, 8, generator=g)
+
+    def score(m, n):
+        qm = apply_rope(q, cos[m : m + 1], sin[m : m + 1])
+        kn = apply_rope(k, cos[n : n + 1], sin[n : n + 1])
+        return float((qm * kn).sum())
+
+    for m, n, s in [(5, 2, 10), (9, 9, 30), (3, 0, 50)]:
+        assert score(m, n) == pytest.approx(score(m + s, n + s), abs=1e-5)
+    assert score(5, 2) != pytest.approx(score(5, 4), abs=1e-3)  # it does depend on m - n
+
+
+def test_a_rope_model_gives_the_same_logits_for_a_shifted_sequence():
+    """Shift the whole sequence along the positions: with rotary positions nothing changes;
+    with learned absolute positions it does (the negative control)."""
+    idx = torch.randint(50, (2, 8))
+    rope = model(pos="rope")
+    torch.testing.assert_close(rope(idx, pos=0), rope(idx, pos=6), atol=1e-5, rtol=1e-5)
+    learned = model()
+    assert not torch.allclose(learned(idx, pos=0), learned(idx, pos=6), atol=1e-3)
+
+
+# ------------------------------------------------------------------ past the block size
+
+
+@pytest.mark.parametrize("variant", ["plain", "rope"])
+def test_after_the_cache_refills_it_equals_the_uncached_model_on_the_same_window(variant):
+    """Greedy generation far past the block size: whenever the context fills the block,
+    the cache restarts from the last block // 2 tokens. Every token must be the argmax of
+    a plain, uncached forward pass over exactly that window."""
+    m = model(**VARIANTS[variant])
+    block = m.cfg.block_size
+    idx = torch.randint(50, (1, 5))
+    out = torch.stack(list(m.generate(idx, 40, greedy, use_cache=True)), 1)
+    seq = torch.cat([idx, out], 1)[0]
+    start = 0
+    for t in range(5, seq.numel()):  # the token at t was predicted from seq[start:t]
+        if t - start > block:
+            start = t - block // 2  # the refill: the last block // 2 tokens
+        expect = m(seq[None, start:t])[0, -1].argmax()
+        assert seq[t] == expect, (t, start)
+
+
+def test_estimated_parameter_count_is_exact():
+    from wordgpt.model import estimate_params
+
+    for kw in [
+        {},
+        {"tie_weights": True},
+        {"head": "adaptive", "cutoffs": (8, 24)},
+        {"bias": False, "head_bias": False, "pos": "rope"},
+    ]:
+        cfg = tiny(**kw)
+        assert estimate_params(cfg) == GPT(cfg).num_params(), kw

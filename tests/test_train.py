@@ -1,7 +1,6 @@
 import csv
 import json
 import math
-import os
 import signal
 import subprocess
 import sys
@@ -14,7 +13,8 @@ import wordgpt
 from wordgpt import checkpoint
 from wordgpt.config import DataConfig, TrainConfig
 from wordgpt.errors import CheckpointError, WordGPTError
-from wordgpt.train import lr_at, train
+from wordgpt.launch import train
+from wordgpt.optim import lr_at
 
 FAST = {"dtype": "fp32", "progress": False}
 
@@ -37,7 +37,6 @@ def test_a_run_folder_has_everything(word_data, tmp_path):
     assert cfg["model"]["n_layer"] == 2 and cfg["train"]["max_iters"] == 30
     ck = torch.load(tmp_path / "last.pt", weights_only=True)  # no unpickling of code
     assert ck["step"] == 30 and ck["provenance"]["data"]["sha256"]
-    assert not any(k.startswith("_orig_mod.") for k in ck["model"])
     assert (tmp_path / "loss.png").read_bytes()[:4] == b"\x89PNG"
 
 
@@ -66,7 +65,7 @@ def test_golden_losses_of_a_seeded_tiny_run(word_data, tmp_path):
 
 
 # first train losses at steps 0..3, keyed by the corpus fixture's vocabulary size
-GOLDEN = {1831: [7.53037, 7.4813, 7.39861, 7.3137]}  # the first 40,000 chars of the book
+GOLDEN = {1831: [7.53528, 7.48485, 7.4003, 7.31395]}  # the first 40,000 chars of the book
 
 
 def test_resume_after_sigterm_is_bit_exact(word_data, tmp_path):
@@ -136,15 +135,16 @@ def test_a_torn_checkpoint_is_refused_and_the_previous_one_still_loads(word_data
 
 def test_a_failed_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     path = tmp_path / "last.pt"
-    checkpoint.save({"step": 1}, path)
+    payload = {"model": {}, "model_config": {}, "tokenizer": "{}"}
+    checkpoint.save({**payload, "step": 1}, path)
 
     def explode(obj, f, *a, **k):
         f.write(b"half a checkpoint")
-        raise OSError("disk full")
+        raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(torch, "save", explode)
-    with pytest.raises(OSError):
-        checkpoint.save({"step": 2}, path)
+    with pytest.raises(WordGPTError, match="disk full"):
+        checkpoint.save({**payload, "step": 2}, path)
     monkeypatch.undo()
     assert checkpoint.load(path)["step"] == 1
     assert list(tmp_path.iterdir()) == [path]  # no temporary file left behind
@@ -205,36 +205,12 @@ def test_bf16_training_runs_on_cpu(word_data, tmp_path):
     assert math.isfinite(r.last_val)
 
 
-@pytest.mark.skipif(os.environ.get("WORDGPT_SKIP_DDP") == "1", reason="asked to skip")
-def test_ddp_with_torchrun_on_two_cpu_processes(word_data, tmp_path):
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--nproc_per_node",
-            "2",
-            "--master_port",
-            "29517",
-            "-m",
-            "wordgpt.cli",
-            "train",
-            "--data",
-            str(word_data),
-            "--out",
-            str(tmp_path),
-            "--preset",
-            "tiny",
-            "--max-iters",
-            "10",
-            "--dtype",
-            "fp32",
-            "--no-progress",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
+def test_compiled_training_saves_plain_weight_names_that_load_uncompiled(word_data, tmp_path):
+    r = train(
+        word_data, tmp_path, preset="tiny", max_iters=2, eval_interval=2, compile=True, **FAST
     )
-    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.step == 2
     ck = checkpoint.load(tmp_path / "last.pt")
-    assert ck["step"] == 10 and ck["tokens"] == 10 * 8 * 32 * 2  # two ranks' batches
+    assert not any(k.startswith(("_orig_mod.", "module.")) for k in ck["model"])
+    m = wordgpt.load(tmp_path)  # an uncompiled GPT
+    assert m.generate("the", max_new_tokens=3, seed=0) is not None

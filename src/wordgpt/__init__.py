@@ -17,8 +17,9 @@ from pathlib import Path
 from .config import PRESETS, DataConfig, ModelConfig, SampleConfig, TrainConfig
 from .errors import CheckpointError, DataError, WordGPTError
 from .evaluate import EvalResult
-from .sample import Model, load
-from .train import TrainResult, train
+from .launch import TrainResult, train
+from .run import Model, load
+from .train import DivergedError
 
 __version__ = "0.1.0"
 
@@ -44,6 +45,7 @@ __all__ = [
     "EvalResult",
     "Model",
     "TrainResult",
+    "DivergedError",
     "prepare",
     "train",
     "load",

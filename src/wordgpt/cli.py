@@ -1,18 +1,110 @@
-"""The ``wordgpt`` command. Thin: it parses flags and calls the same API a notebook uses."""
+"""The ``wordgpt`` command. Thin: it parses flags and calls the same API a notebook uses.
+
+The flags of ``prepare``, ``train``, ``sample`` and ``embed train`` are generated from the
+config dataclasses' fields: their names, types, choices, defaults and help (each field's
+docstring) are written once, in :mod:`wordgpt.config`.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import sys
+import typing
 from pathlib import Path
+from typing import Any
 
 import click
 
-from .config import PRESETS, DataConfig, SampleConfig
+from .config import (
+    PRESETS,
+    DataConfig,
+    ModelConfig,
+    SampleConfig,
+    TrainConfig,
+    choices,
+    field_docs,
+    field_types,
+)
 from .errors import WordGPTError
 
+# ------------------------------------------------------------------------ generated flags
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+
+def flag_name(field: str) -> str:
+    return "--" + field.replace("_", "-")
+
+
+def _click_type(cls: type, name: str) -> tuple[Any, bool]:
+    """(click type, is_bool) for a field."""
+    if (allowed := choices(cls, name)) is not None:
+        return click.Choice([str(a) for a in allowed]), False
+    tp = field_types(cls)[name]
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    base = args[0] if args and typing.get_origin(tp) is not tuple else tp
+    if base is bool:
+        return None, True
+    if typing.get_origin(base) is tuple:
+        return _INT_LIST, False
+    return {int: click.INT, float: click.FLOAT, str: click.STRING}[base], False
+
+
+class _IntList(click.ParamType):
+    name = "N,N,..."
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        try:
+            return tuple(int(v) for v in str(value).split(",") if v.strip())
+        except ValueError:
+            self.fail(f"{value!r} is not a comma-separated list of whole numbers", param, ctx)
+
+
+_INT_LIST = _IntList()
+
+
+def config_options(cls: type, *, exclude: tuple[str, ...] = (), from_preset: bool = False):
+    """Decorate a command with one flag per field of ``cls``: ``--field-name``; booleans as
+    ``--x/--no-x``; Literal fields as choices. Defaults are the dataclass's, or unset with
+    ``from_preset`` (the preset's value then applies)."""
+    defaults = {f.name: f.default for f in dataclasses.fields(cls)}
+    docs = field_docs(cls)
+
+    def decorate(fn):
+        for f in reversed(dataclasses.fields(cls)):
+            if f.name in exclude:
+                continue
+            typ, is_bool = _click_type(cls, f.name)
+            default = None if from_preset else defaults[f.name]
+            if isinstance(default, tuple):
+                default = ",".join(map(str, default))
+            help_ = docs.get(f.name, "")
+            name = flag_name(f.name)
+            if is_bool:
+                decl = f"{name}/--no-{name[2:]}"
+                fn = click.option(
+                    decl, f.name, default=default, help=help_, show_default=not from_preset
+                )(fn)
+            else:
+                fn = click.option(
+                    name,
+                    f.name,
+                    type=typ,
+                    default=default,
+                    help=help_,
+                    show_default=not from_preset,
+                )(fn)
+        return fn
+
+    return decorate
+
+
+# ------------------------------------------------------------------------ commands
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="wordgpt")
 def cli() -> None:
     """Train small word-level GPTs on a book or a Wikipedia sample, and sample from them."""
@@ -20,41 +112,12 @@ def cli() -> None:
 
 @cli.command()
 @click.option(
-    "--dataset",
-    default="don-quixote",
-    help="don-quixote, wikipedia-sample, or a path (.txt, .bz2, .gz, wiki dump)",
-)
-@click.option("--tokenizer", type=click.Choice(["word", "char", "bpe"]), default="word")
-@click.option(
     "--out",
     type=click.Path(path_type=Path),
     default=None,
     help="output folder [default: data/DATASET-TOKENIZER]",
 )
-@click.option(
-    "--space-prefix/--no-space-prefix",
-    default=False,
-    help="word tokens carry the space before them (' the'): half as many tokens",
-)
-@click.option("--lowercase/--keep-case", default=True)
-@click.option(
-    "--newlines/--keep-newlines",
-    "newlines_to_spaces",
-    default=True,
-    help="newlines to spaces, as the mission's notebook does",
-)
-@click.option("--collapse-spaces/--keep-spaces", default=True)
-@click.option("--strip-gutenberg/--keep-gutenberg", default=True)
-@click.option(
-    "--skip-front-matter/--keep-front-matter",
-    default=True,
-    help="named books start at their first chapter",
-)
-@click.option("--encoding", default="utf-8")
-@click.option("--val-fraction", type=float, default=0.1)
-@click.option("--vocab-size", type=int, default=4096, help="bpe vocabulary size")
-@click.option("--min-count", type=int, default=1, help="rarer word/char tokens become <unk>")
-@click.option("--max-vocab", type=int, default=None, help="keep the most frequent tokens only")
+@config_options(DataConfig)
 def prepare(out, **kw) -> None:
     """Clean, split and tokenize a data set into train.bin, val.bin, tokenizer.json, meta.json."""
     from .data import prepare as run
@@ -67,7 +130,7 @@ def prepare(out, **kw) -> None:
     click.echo(summary(run(cfg, out)))
 
 
-@cli.command(context_settings={"show_default": True})
+@cli.command()
 @click.option(
     "--data",
     "data_dir",
@@ -78,8 +141,9 @@ def prepare(out, **kw) -> None:
 @click.option(
     "--preset",
     type=click.Choice(sorted(PRESETS)),
-    default="tiny",
-    help="; ".join(f"{k}: {p.about}" for k, p in PRESETS.items()),
+    default=None,
+    help="[default: tiny; on --resume, the run's own] "
+    + "; ".join(f"{k}: {p.about}" for k, p in PRESETS.items()),
 )
 @click.option(
     "--out",
@@ -87,76 +151,46 @@ def prepare(out, **kw) -> None:
     default=None,
     help="run folder [default: runs/DATA-PRESET]",
 )
-@click.option("--resume", is_flag=True, help="continue from OUT/last.pt")
-@click.option("--max-iters", type=int)
-@click.option("--time-budget", type=float, help="seconds of training")
-@click.option("--batch-size", type=int)
-@click.option("--grad-accum", type=int)
-@click.option("--lr", type=float)
-@click.option("--min-lr-ratio", type=float)
-@click.option("--warmup-iters", type=int)
-@click.option("--decay", type=click.Choice(["cosine", "wsd"]))
-@click.option("--weight-decay", type=float)
-@click.option("--grad-clip", type=float)
-@click.option("--eval-interval", type=int)
-@click.option("--eval-iters", type=int)
-@click.option("--seed", type=int)
-@click.option("--device", help="auto, cpu, cuda, cuda:1, mps")
-@click.option("--dtype", type=click.Choice(["auto", "fp32", "bf16", "fp16"]))
-@click.option("--compile/--no-compile", default=None)
-@click.option("--n-layer", type=int)
-@click.option("--n-head", type=int)
-@click.option("--n-embd", type=int)
-@click.option("--block-size", type=int)
-@click.option("--dropout", type=float, help="on the embedding and residual branches")
-@click.option("--attn-dropout", type=float, help="on attention weights (slower on CPU)")
-@click.option("--norm", type=click.Choice(["pre", "post"]))
-@click.option("--pos", type=click.Choice(["learned", "rope"]))
-@click.option("--head", type=click.Choice(["softmax", "adaptive"]))
-@click.option("--tie-weights/--no-tie-weights", default=None)
+@click.option("--resume", is_flag=True, help="continue the run in OUT from its last.pt")
 @click.option(
-    "--init-embeddings",
-    type=click.Path(path_type=Path),
-    help="word vectors (gensim .kv, word2vec .bin/.txt, GloVe) for the token embedding",
+    "--overwrite", is_flag=True, help="start over in OUT: an old run there is moved aside"
 )
-@click.option("--embeddings-limit", type=int, help="read at most this many pretrained vectors")
 @click.option(
-    "--embeddings-fit",
-    type=click.Choice(["pca", "model"]),
-    help="vectors of another width: PCA to n_embd, or n_embd follows them",
+    "--dry-run", is_flag=True, help="check everything and say what would run; write nothing"
 )
-@click.option("--freeze-embeddings", type=int, help="keep the token embedding fixed N steps")
-@click.option("--progress/--no-progress", default=None)
-def train(data_dir, preset, out, resume, **overrides) -> None:
-    """Train a GPT on prepared token files; checkpoints, metrics.csv and loss.png go to OUT."""
-    from .train import train as run
+@config_options(ModelConfig, exclude=("vocab_size",), from_preset=True)
+@config_options(TrainConfig, from_preset=True)
+def train(data_dir, preset, out, resume, overwrite, dry_run, **overrides) -> None:
+    """Train a GPT on prepared token files; checkpoints, metrics.csv and loss.png go to OUT.
 
-    if overrides.get("init_embeddings") is not None:
-        overrides["init_embeddings"] = str(overrides["init_embeddings"])
-    out = out or Path("runs") / f"{data_dir.name}-{preset}"
-    r = run(data_dir, out, preset=preset, resume=resume, **overrides)
+    Every model and training setting below defaults to the preset's value."""
+    from .launch import plan_run
+    from .launch import train as run
+
+    out = out or Path("runs") / f"{data_dir.name}-{preset or 'tiny'}"
+    if dry_run:
+        click.echo(plan_run(data_dir, out, preset, resume, overwrite, **overrides).describe())
+        return
+    r = run(data_dir, out, preset=preset, resume=resume, overwrite=overwrite, **overrides)
+    best = f"{r.best_val:.4f}" if math.isfinite(r.best_val) else "none"
     click.echo(
         f"done: step {r.step} ({r.stopped}), {r.elapsed_s:.0f}s, {r.tokens_per_s:,.0f} tok/s, "
-        f"best val loss {r.best_val:.4f} -> {r.run_dir}"
+        f"best val loss {best} -> {r.run_dir}"
     )
 
 
 @cli.command()
 @click.argument("run", type=click.Path(path_type=Path))
 @click.option("--prompt", default="", help="text to continue [default: a new sentence]")
-@click.option("--max-new-tokens", type=int, default=200)
-@click.option("--temperature", type=float, default=0.8, help="0 is greedy")
-@click.option("--top-k", type=int, default=None)
-@click.option("--top-p", type=float, default=None)
-@click.option("--seed", type=int, default=None)
 @click.option("--checkpoint", "which", type=click.Choice(["best", "last"]), default="best")
-@click.option("--device", default="auto")
-@click.option("--no-cache", is_flag=True, help="re-run the whole context for every token")
-def sample(run, prompt, which, device, no_cache, **kw) -> None:
+@click.option("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+@config_options(SampleConfig)
+def sample(run, prompt, which, device, **kw) -> None:
     """Generate text from a trained run, streamed as it comes."""
-    from .sample import load, print_stream
+    from .run import load
+    from .sample import print_stream
 
-    cfg = SampleConfig(use_cache=not no_cache, **kw)
+    cfg = SampleConfig(**kw)
     m = load(run, which, device)
     unknown = m.tokenizer.unknown(prompt)
     if unknown:
@@ -186,16 +220,34 @@ def sample(run, prompt, which, device, no_cache, **kw) -> None:
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
 def eval_(run, split, data_dir, which, device, as_json) -> None:
     """Loss, perplexity and bits per character over a whole split."""
-    from .sample import load
+    from .run import load
 
     m = load(run, which, device)
     r = m.evaluate(split, data_dir)
-    click.echo(json.dumps({"run": str(run), "step": m.step, **r.to_dict()}) if as_json else str(r))
+    if as_json:
+        click.echo(json_line({"run": str(run), "step": m.step, **r.to_dict()}))
+    else:
+        click.echo(str(r))
+
+
+def json_line(obj: dict) -> str:
+    """One line of valid JSON: non-finite numbers become null."""
+
+    def clean(v):
+        return None if isinstance(v, float) and not math.isfinite(v) else v
+
+    return json.dumps({k: clean(v) for k, v in obj.items()})
 
 
 @cli.group()
 def embed() -> None:
     """Word2Vec embeddings: train, query neighbours, draw a t-SNE map, check coverage."""
+
+
+def _word2vec_options(fn):
+    from .embeddings import Word2VecConfig
+
+    return config_options(Word2VecConfig)(fn)
 
 
 @embed.command("train")
@@ -208,30 +260,15 @@ def embed() -> None:
     default="kv",
     help="kv: gensim KeyedVectors (keeps counts)",
 )
-@click.option("--dim", "vector_size", type=int, default=500)
-@click.option("--window", type=int, default=5)
-@click.option("--min-count", type=int, default=1)
-@click.option("--sg/--cbow", default=True, help="skip-gram or CBOW")
-@click.option("--epochs", type=int, default=5)
-@click.option("--negative", type=int, default=5, help="negative samples")
-@click.option("--sample", type=float, default=1e-3, help="down-sampling of frequent words")
-@click.option("--alpha", type=float, default=0.025, help="initial learning rate")
-@click.option("--workers", type=int, default=0, help="0: every available core")
-@click.option("--seed", type=int, default=1)
-@click.option(
-    "--split",
-    type=click.Choice(["train", "all"]),
-    default="train",
-    help="train: never learn from validation text",
-)
-def embed_train(data_dir, out, fmt, sg, **kw) -> None:
+@_word2vec_options
+def embed_train(data_dir, out, fmt, **kw) -> None:
     """Word2Vec (gensim) on a prepared corpus, sentences cut at . ? !"""
     import time
 
     from .embeddings import Word2VecConfig, save_vectors, train_word2vec
 
     t = time.perf_counter()
-    kv = train_word2vec(data_dir, Word2VecConfig(sg=int(sg), **kw))
+    kv = train_word2vec(data_dir, Word2VecConfig(**kw))
     save_vectors(kv, out, fmt)
     click.echo(
         f"{len(kv):,} words x {kv.vector_size} dims in {time.perf_counter() - t:.1f}s -> {out}"
@@ -245,8 +282,10 @@ def embed_train(data_dir, out, fmt, sg, **kw) -> None:
 @embed.command("neighbors")
 @click.argument("vectors", type=click.Path(path_type=Path))
 @click.argument("query")
-@click.option("-n", "n", type=int, default=10)
-@click.option("--limit", type=int, default=None, help="read at most this many vectors")
+@click.option("-n", "n", type=click.IntRange(1), default=10)
+@click.option(
+    "--limit", type=click.IntRange(1), default=None, help="read at most this many vectors"
+)
 def embed_neighbors(vectors, query, n, limit) -> None:
     """Nearest words to QUERY: a word, or an analogy such as 'king - man + woman'."""
     from .embeddings import load_vectors, neighbors
@@ -258,8 +297,12 @@ def embed_neighbors(vectors, query, n, limit) -> None:
 @embed.command("plot")
 @click.argument("vectors", type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), default=Path("tsne.png"))
-@click.option("--words", "n_words", type=int, default=2500, help="the N most frequent words")
-@click.option("--label", "n_labels", type=int, default=100, help="label the K most frequent")
+@click.option(
+    "--words", "n_words", type=click.IntRange(5), default=2500, help="the N most frequent words"
+)
+@click.option(
+    "--label", "n_labels", type=click.IntRange(0), default=100, help="label the K most frequent"
+)
 @click.option("--size", default="1200x1200", help="picture size in pixels, WxH")
 @click.option(
     "--html",
@@ -273,7 +316,9 @@ def embed_neighbors(vectors, query, n, limit) -> None:
     default="opentsne",
     help="t-SNE implementation (openTSNE is the faster here)",
 )
-@click.option("--limit", type=int, default=None, help="read at most this many vectors")
+@click.option(
+    "--limit", type=click.IntRange(1), default=None, help="read at most this many vectors"
+)
 def embed_plot(vectors, out, n_words, n_labels, size, html, method, limit) -> None:
     """A t-SNE map of the most frequent words."""
     import time
@@ -282,8 +327,12 @@ def embed_plot(vectors, out, n_words, n_labels, size, html, method, limit) -> No
 
     try:
         w, h = (int(v) for v in size.lower().split("x"))
+        if not (50 <= w <= 20000 and 50 <= h <= 20000):
+            raise ValueError
     except ValueError:
-        raise WordGPTError(f"--size must look like 1200x1200, got {size!r}") from None
+        raise WordGPTError(
+            f"--size must look like 1200x1200 (50 to 20000 each), got {size!r}"
+        ) from None
     t = time.perf_counter()
     plot_tsne(load_vectors(vectors, limit), out, n_words, n_labels, (w, h), html, method)
     click.echo(f"wrote {out}{f' and {html}' if html else ''} in {time.perf_counter() - t:.1f}s")
@@ -292,7 +341,9 @@ def embed_plot(vectors, out, n_words, n_labels, size, html, method, limit) -> No
 @embed.command("coverage")
 @click.argument("vectors", type=click.Path(path_type=Path))
 @click.option("--data", "data_dir", type=click.Path(path_type=Path), required=True)
-@click.option("--limit", type=int, default=None, help="read at most this many vectors")
+@click.option(
+    "--limit", type=click.IntRange(1), default=None, help="read at most this many vectors"
+)
 def embed_coverage(vectors, data_dir, limit) -> None:
     """How much of a prepared corpus's vocabulary the vectors cover."""
     from .embeddings import data_coverage
@@ -301,18 +352,19 @@ def embed_coverage(vectors, data_dir, limit) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: user errors become one line on stderr and exit code 2."""
+    """Entry point: user errors become one line on stderr and exit code 2 (3 for a run that
+    diverged)."""
     try:
         cli.main(args=argv, prog_name="wordgpt", standalone_mode=False)
     except WordGPTError as e:
-        click.echo(f"error: {e}", err=True)
+        click.echo(f"error: {' '.join(str(e).split())}", err=True)
+        sys.exit(getattr(e, "exit_code", 2))
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        click.echo("error: interrupted; a run's files are whole (continue with --resume)", err=True)
         sys.exit(2)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(130)
     except click.ClickException as e:
-        e.show()
-        sys.exit(e.exit_code)
+        click.echo(f"error: {' '.join(e.format_message().split())}", err=True)
+        sys.exit(2)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
 

@@ -1,17 +1,110 @@
-"""Configuration dataclasses and named presets.
+"""Configuration dataclasses and named presets: the one source of truth for every setting.
 
-Every field has a docstring-style comment and values are checked in ``__post_init__``.
-Presets are plain instances; the CLI maps flags onto fields with :func:`dataclasses.replace`.
+Each field has a docstring (the string under it) that the CLI shows as the flag's help, a type
+that the CLI turns into the flag's type (``Literal`` values become choices), and a default
+written once, here. Values are checked in ``__post_init__``; combinations that cannot work
+are refused with one line. Presets are plain instances.
 """
 
 from __future__ import annotations
 
+import ast
+import codecs
+import functools
+import inspect
+import math
+import textwrap
+import typing
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any
+from typing import Any, Literal
 
 from .errors import WordGPTError
 
 TOKENIZERS = ("word", "char", "bpe")
+MAX_SEED = 2**63 - 1
+
+
+# ------------------------------------------------------------------------ field helpers
+
+
+@functools.cache
+def field_docs(cls: type) -> dict[str, str]:
+    """The docstring written under each field of a dataclass, by field name."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    docs = {}
+    for node, nxt in zip(body, body[1:], strict=False):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and isinstance(nxt, ast.Expr)
+            and isinstance(nxt.value, ast.Constant)
+            and isinstance(nxt.value.value, str)
+        ):
+            docs[node.target.id] = " ".join(nxt.value.value.split())
+    return docs
+
+
+@functools.cache
+def field_types(cls: type) -> dict[str, Any]:
+    """Resolved type hints of a dataclass's fields."""
+    return typing.get_type_hints(cls)
+
+
+def choices(cls: type, name: str) -> tuple | None:
+    """The allowed values of a ``Literal`` field (or ``Literal | None``), else None."""
+    tp = field_types(cls)[name]
+    for a in [tp, *typing.get_args(tp)]:
+        if typing.get_origin(a) is Literal:
+            return typing.get_args(a)
+    return None
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise WordGPTError(message)
+
+
+def _check_choices(obj: Any) -> None:
+    for f in fields(obj):
+        allowed = choices(type(obj), f.name)
+        value = getattr(obj, f.name)
+        if allowed is not None and value is not None and value not in allowed:
+            raise WordGPTError(
+                f"{f.name} must be one of {', '.join(map(str, allowed))}, got {value!r}"
+            )
+
+
+def _check_numbers(obj: Any) -> None:
+    """Every number is finite and of its field's kind (no NaN, no 2.5 layers)."""
+    for f in fields(obj):
+        v = getattr(obj, f.name)
+        if isinstance(v, bool) or v is None:
+            continue
+        if isinstance(v, float) and not math.isfinite(v):
+            raise WordGPTError(f"{f.name} must be a finite number, got {v}")
+        if isinstance(v, int) and abs(v) > MAX_SEED:
+            raise WordGPTError(f"{f.name} is too large: {v}")
+
+
+def _at_least(obj: Any, lo: float, *names: str) -> None:
+    for n in names:
+        v = getattr(obj, n)
+        if v is not None:
+            _check(v >= lo, f"{n} must be >= {lo:g}, got {v}")
+
+
+def _in_unit(obj: Any, n: str, lo_open: bool = False, hi_open: bool = True) -> None:
+    v = getattr(obj, n)
+    lo_ok = v > 0 if lo_open else v >= 0
+    hi_ok = v < 1 if hi_open else v <= 1
+    _check(
+        lo_ok and hi_ok,
+        f"{n} must be in {'(' if lo_open else '['}0, 1{')' if hi_open else ']'}, got {v}",
+    )
+
+
+# ------------------------------------------------------------------------ configs
 
 
 @dataclass(frozen=True)
@@ -19,11 +112,11 @@ class DataConfig:
     """How raw text becomes token files."""
 
     dataset: str = "don-quixote"
-    """A named data set (``don-quixote``, ``wikipedia-sample``) or a path to a file."""
-    tokenizer: str = "word"
-    """``word`` (words, punctuation and whitespace), ``char`` or ``bpe`` (byte-level)."""
+    """A named data set (don-quixote, wikipedia-sample) or a path to a file."""
+    tokenizer: Literal["word", "char", "bpe"] = "word"
+    """word (words, punctuation and whitespace), char, or bpe (byte-level)."""
     space_prefix: bool = False
-    """Word tokenizer only: attach a single space to the following word (``" the"``)."""
+    """Word tokens carry the space before them (' the'): half as many tokens."""
     lowercase: bool = True
     """Lowercase the text, as the mission's notebook does."""
     newlines_to_spaces: bool = True
@@ -31,29 +124,38 @@ class DataConfig:
     collapse_spaces: bool = True
     """Collapse runs of spaces into one."""
     strip_gutenberg: bool = True
-    """Cut a Project Gutenberg header and footer at their ``*** START OF``/``*** END OF`` lines."""
+    """Cut a Project Gutenberg header and footer at their *** START OF / *** END OF lines."""
     skip_front_matter: bool = True
-    """For named books, start at the first chapter (found by its words, never by an offset)."""
+    """Named books start at their first chapter (found by its words, never by an offset)."""
     encoding: str = "utf-8"
-    """Encoding of a plain text file (a UTF-8 BOM is always accepted)."""
+    """Encoding of plain text files (a UTF-8 or UTF-16 byte-order mark is always honoured)."""
     val_fraction: float = 0.1
     """The last fraction of the text (contiguous) held out for validation."""
     vocab_size: int = 4096
     """BPE only: the size of the trained vocabulary."""
     min_count: int = 1
-    """Word/char only: tokens seen fewer times than this become ``<unk>``."""
+    """Word/char only: tokens seen fewer times than this become <unk>."""
     max_vocab: int | None = None
-    """Word/char only: keep at most this many tokens (the most frequent), plus ``<unk>``."""
+    """Word/char only: keep at most this many tokens (the most frequent), plus <unk>."""
 
     def __post_init__(self) -> None:
-        if self.tokenizer not in TOKENIZERS:
-            raise WordGPTError(f"unknown tokenizer {self.tokenizer!r}; choose one of {TOKENIZERS}")
-        if not 0.0 < self.val_fraction < 0.5:
-            raise WordGPTError(f"val_fraction must be in (0, 0.5), got {self.val_fraction}")
-        if self.tokenizer == "bpe" and self.vocab_size < 257:
-            raise WordGPTError(f"a byte-level BPE needs vocab_size >= 257, got {self.vocab_size}")
-        if self.min_count < 1:
-            raise WordGPTError(f"min_count must be >= 1, got {self.min_count}")
+        _check_choices(self)
+        _check_numbers(self)
+        _check(
+            0.0 < self.val_fraction < 0.5,
+            f"val_fraction must be in (0, 0.5), got {self.val_fraction}",
+        )
+        if self.tokenizer == "bpe":
+            _check(
+                257 <= self.vocab_size <= 1 << 20,
+                f"a byte-level BPE needs 257 <= vocab_size <= {1 << 20}, got {self.vocab_size}",
+            )
+        _at_least(self, 1, "min_count")
+        _at_least(self, 2, "max_vocab")
+        try:
+            codecs.lookup(self.encoding)
+        except LookupError:
+            raise WordGPTError(f"unknown encoding {self.encoding!r}") from None
 
 
 @dataclass(frozen=True)
@@ -67,47 +169,52 @@ class ModelConfig:
     n_layer: int = 4
     """Number of transformer blocks."""
     n_head: int = 4
-    """Attention heads per block; must divide ``n_embd``."""
+    """Attention heads per block; must divide n_embd."""
     n_embd: int = 128
     """Width of the residual stream."""
     dropout: float = 0.0
     """Dropout on the embedding sum and on each residual branch's output."""
     attn_dropout: float = 0.0
-    """Dropout on the attention weights. On a CPU any value above 0 makes PyTorch fall back
-    from its fused attention kernel to the plain one (at the seed preset's 32 heads of 16,
-    half of a training step); the notebook used 0.2."""
-    norm: str = "pre"
-    """``pre``: x + f(LN(x)) (the mission's code); ``post``: LN(x + f(x)) (the original paper)."""
+    """Dropout on the attention weights (on a CPU any value above 0 leaves the fused attention
+    kernel for a slower one; the notebook used 0.2)."""
+    norm: Literal["pre", "post"] = "pre"
+    """pre: x + f(LN(x)) (the mission's code); post: LN(x + f(x)) (the original paper)."""
     bias: bool = True
-    """Biases in Linear layers and LayerNorms."""
+    """Biases in the blocks' Linear layers and LayerNorms."""
+    head_bias: bool = True
+    """A bias on the softmax output layer (the notebook's nn.Linear has one; GPT-2 has none)."""
     tie_weights: bool = False
     """Share the token embedding with the output layer (softmax head only)."""
-    pos: str = "learned"
-    """Position information: ``learned`` absolute embeddings or ``rope`` (rotary)."""
-    head: str = "softmax"
-    """Output layer: ``softmax`` (full) or ``adaptive`` (Grave et al. 2017; exact, cheaper)."""
+    pos: Literal["learned", "rope"] = "learned"
+    """Position information: learned absolute embeddings, or rope (rotary)."""
+    head: Literal["softmax", "adaptive"] = "softmax"
+    """Output layer: softmax (full) or adaptive (Grave et al. 2017; exact, cheaper)."""
     cutoffs: tuple[int, ...] = (2000, 8000)
-    """Adaptive head only: cluster boundaries in frequency-ordered ids. With none below the
-    vocabulary size there are no clusters, and the head is the full softmax."""
+    """Adaptive head only: cluster boundaries in frequency-ordered ids; with none below the
+    vocabulary size there are no clusters and the head is the full softmax."""
 
     def __post_init__(self) -> None:
-        if self.n_head < 1 or self.n_embd % self.n_head != 0:
-            raise WordGPTError(
-                f"n_embd ({self.n_embd}) must be a multiple of n_head ({self.n_head})"
-            )
-        if self.norm not in ("pre", "post"):
-            raise WordGPTError(f"norm must be 'pre' or 'post', got {self.norm!r}")
-        if self.pos not in ("learned", "rope"):
-            raise WordGPTError(f"pos must be 'learned' or 'rope', got {self.pos!r}")
-        if self.pos == "rope" and (self.n_embd // self.n_head) % 2:
-            raise WordGPTError("rope needs an even head size (n_embd / n_head)")
-        if self.head not in ("softmax", "adaptive"):
-            raise WordGPTError(f"head must be 'softmax' or 'adaptive', got {self.head!r}")
-        if not (0.0 <= self.dropout < 1.0 and 0.0 <= self.attn_dropout < 1.0):
-            raise WordGPTError("dropout and attn_dropout must be in [0, 1)")
-        if self.block_size < 1 or self.n_layer < 1:
-            raise WordGPTError("block_size and n_layer must be positive")
-        object.__setattr__(self, "cutoffs", tuple(self.cutoffs))
+        object.__setattr__(self, "cutoffs", tuple(int(c) for c in self.cutoffs))
+        _check_choices(self)
+        _check_numbers(self)
+        _at_least(self, 1, "block_size", "n_layer", "n_head", "n_embd")
+        _check(
+            self.n_embd % self.n_head == 0,
+            f"n_embd ({self.n_embd}) must be a multiple of n_head ({self.n_head})",
+        )
+        _check(
+            self.pos != "rope" or (self.n_embd // self.n_head) % 2 == 0,
+            "rope needs an even head size (n_embd / n_head)",
+        )
+        _in_unit(self, "dropout")
+        _in_unit(self, "attn_dropout")
+        _check(
+            not (self.tie_weights and self.head == "adaptive" and self.adaptive_cutoffs()),
+            "tie_weights works with the softmax head only (the adaptive head has its own "
+            "cluster matrices); drop --tie-weights or use --head softmax",
+        )
+        _check(all(c > 0 for c in self.cutoffs), f"cutoffs must be positive, got {self.cutoffs}")
+        _check(list(self.cutoffs) == sorted(set(self.cutoffs)), "cutoffs must be increasing")
 
     def adaptive_cutoffs(self) -> list[int]:
         """Cutoffs that fit this vocabulary (those >= vocab_size are dropped)."""
@@ -119,69 +226,83 @@ class TrainConfig:
     """The optimisation recipe and the loop's bookkeeping."""
 
     batch_size: int = 16
-    """Sequences per micro-batch."""
+    """Sequences per micro-batch on each process."""
     grad_accum: int = 1
     """Micro-batches per optimizer step."""
     max_iters: int = 2000
-    """Optimizer steps (the run stops earlier if ``time_budget`` runs out)."""
+    """Optimizer steps (the run stops earlier if time_budget runs out)."""
     time_budget: float | None = None
     """Seconds of training (evaluations not counted); the learning-rate schedule follows
     whichever of steps or time ends first, so a time-budgeted run still decays fully."""
     lr: float = 1e-3
     """Peak learning rate."""
     min_lr_ratio: float = 0.1
-    """The floor of the decay, as a fraction of ``lr`` (1.0 gives a constant rate)."""
+    """The floor of the decay, as a fraction of lr (1.0 gives a constant rate)."""
     warmup_iters: int = 100
     """Linear warm-up steps."""
-    decay: str = "cosine"
-    """``cosine`` from the end of warm-up, or ``wsd``: stable, then linear decay over the last
-    ``decay_frac``."""
+    decay: Literal["cosine", "wsd"] = "cosine"
+    """cosine from the end of warm-up, or wsd: stable, then linear decay over the last
+    decay_frac of the run."""
     decay_frac: float = 0.3
-    """``wsd`` only: fraction of the run spent decaying."""
+    """wsd only: fraction of the run spent decaying."""
     weight_decay: float = 0.1
-    """AdamW weight decay, applied to matrices only (not biases, norms, or embeddings)."""
+    """AdamW weight decay on the Linear layers' matrices (blocks and output layer); none on
+    embeddings, biases or norms."""
     beta1: float = 0.9
+    """AdamW's first-moment decay."""
     beta2: float = 0.95
+    """AdamW's second-moment decay."""
     grad_clip: float = 1.0
-    """Clip the global gradient norm (0 disables)."""
+    """Clip the global gradient norm to this (0 disables)."""
     eval_interval: int = 200
     """Steps between evaluations and checkpoints."""
     eval_iters: int = 20
     """Batches per split in the periodic loss estimate."""
+    patience: int | None = None
+    """Stop when the val loss has not improved for this many evaluations (best.pt is kept)."""
+    max_bad_steps: int = 5
+    """Stop (exit code 3) after this many optimizer steps in a row with a non-finite loss or
+    gradient; such steps are skipped, never applied."""
     seed: int = 1337
+    """Seed of the initial weights and of every batch and dropout mask (a function of seed,
+    step and rank, so a resumed run draws what an uninterrupted one would)."""
     device: str = "auto"
-    """``auto`` (CUDA, then MPS, then CPU), or a torch device string."""
-    dtype: str = "auto"
-    """``auto``: bf16 autocast on CUDA GPUs with bf16 (else fp16) and on CPUs with native bf16
-    matrix products (AVX512-BF16 or AMX), else fp32; or ``fp32``, ``bf16``, ``fp16`` (CUDA
-    only, with a gradient scaler)."""
+    """auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps."""
+    dtype: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    """auto: bf16 autocast on CUDA GPUs with bf16 (else fp16), and on a CPU where a short
+    measured probe finds bf16 faster than fp32 (cached per machine); or fp32, bf16, fp16
+    (CUDA only, with a gradient scaler)."""
     compile: bool | None = None
-    """Wrap the model in ``torch.compile``; ``None`` means on for CUDA, off elsewhere."""
+    """Wrap the model in torch.compile; unset means on for CUDA, off elsewhere."""
     init_embeddings: str | None = None
-    """Word vectors (gensim KeyedVectors, word2vec or GloVe files) for the token embedding."""
+    """Word vectors (gensim .kv, word2vec .bin/.txt, GloVe) for the token embedding."""
     embeddings_limit: int | None = None
-    """Read at most this many vectors from a pretrained file."""
-    embeddings_fit: str = "pca"
-    """Vectors of another width: ``pca`` maps them to ``n_embd``; ``model`` sets ``n_embd``."""
+    """Read at most this many pretrained vectors."""
+    embeddings_fit: Literal["pca", "model"] = "pca"
+    """Vectors of another width: pca maps them to n_embd; model makes n_embd follow them."""
     freeze_embeddings: int = 0
     """Keep the token embedding fixed for this many steps."""
+    tensorboard: bool | None = None
+    """Write TensorBoard logs into RUN/tensorboard; unset means when the package is installed."""
     progress: bool = True
     """Show a progress bar."""
 
     def __post_init__(self) -> None:
-        for name in ("batch_size", "grad_accum", "max_iters", "eval_interval", "eval_iters"):
-            if getattr(self, name) < 1:
-                raise WordGPTError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.decay not in ("cosine", "wsd"):
-            raise WordGPTError(f"decay must be 'cosine' or 'wsd', got {self.decay!r}")
-        if self.dtype not in ("auto", "fp32", "bf16", "fp16"):
-            raise WordGPTError(f"dtype must be auto, fp32, bf16 or fp16, got {self.dtype!r}")
-        if self.embeddings_fit not in ("pca", "model"):
-            raise WordGPTError(
-                f"embeddings_fit must be 'pca' or 'model', got {self.embeddings_fit!r}"
-            )
-        if not 0.0 <= self.min_lr_ratio <= 1.0:
-            raise WordGPTError(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
+        _check_choices(self)
+        _check_numbers(self)
+        _at_least(self, 1, "batch_size", "grad_accum", "max_iters", "eval_interval", "eval_iters")
+        _at_least(self, 1, "patience", "max_bad_steps", "embeddings_limit")
+        _at_least(self, 0, "warmup_iters", "weight_decay", "grad_clip", "freeze_embeddings", "seed")
+        _check(self.lr > 0, f"lr must be > 0, got {self.lr}")
+        _check(
+            self.time_budget is None or self.time_budget > 0,
+            f"time_budget must be > 0 seconds, got {self.time_budget}",
+        )
+        _in_unit(self, "min_lr_ratio", hi_open=False)
+        _in_unit(self, "decay_frac", lo_open=True, hi_open=False)
+        _in_unit(self, "beta1")
+        _in_unit(self, "beta2")
+        _check(self.device.strip() != "", "device must not be empty")
 
 
 @dataclass(frozen=True)
@@ -189,25 +310,33 @@ class SampleConfig:
     """How text is drawn from a trained model."""
 
     max_new_tokens: int = 200
-    temperature: float = 1.0
-    """0 means greedy (argmax)."""
+    """How many tokens to generate."""
+    temperature: float = 0.8
+    """Divide the logits by this; 0 means greedy (argmax)."""
     top_k: int | None = None
     """Keep exactly the k most likely tokens."""
     top_p: float | None = None
     """Keep the smallest set of tokens whose probability reaches p (nucleus sampling)."""
     seed: int | None = None
+    """Seed of the draws (unset: a fresh one each time)."""
     use_cache: bool = True
     """Decode with the KV cache (one position per new token)."""
 
     def __post_init__(self) -> None:
-        if self.temperature < 0:
-            raise WordGPTError(f"temperature must be >= 0, got {self.temperature}")
-        if self.top_k is not None and self.top_k < 1:
-            raise WordGPTError(f"top_k must be >= 1, got {self.top_k}")
-        if self.top_p is not None and not 0.0 < self.top_p <= 1.0:
-            raise WordGPTError(f"top_p must be in (0, 1], got {self.top_p}")
-        if self.max_new_tokens < 0:
-            raise WordGPTError("max_new_tokens must be >= 0")
+        _check_numbers(self)
+        _check(
+            self.temperature == 0 or self.temperature >= 1e-3,
+            f"temperature must be 0 (greedy) or at least 0.001, got {self.temperature}",
+        )
+        _at_least(self, 1, "top_k")
+        _at_least(self, 0, "max_new_tokens", "seed")
+        _check(
+            self.top_p is None or 0.0 < self.top_p <= 1.0,
+            f"top_p must be in (0, 1], got {self.top_p}",
+        )
+
+
+# ------------------------------------------------------------------------ presets
 
 
 @dataclass(frozen=True)
@@ -218,6 +347,31 @@ class Preset:
     train: TrainConfig
     about: str = ""
 
+
+_CPU = Preset(
+    ModelConfig(
+        n_layer=4,
+        n_head=4,
+        n_embd=256,
+        block_size=128,
+        dropout=0.1,
+        attn_dropout=0.1,
+        head="adaptive",
+        pos="rope",
+    ),
+    TrainConfig(
+        batch_size=32,
+        lr=2e-3,
+        max_iters=100_000,
+        time_budget=300.0,
+        warmup_iters=50,
+        decay="wsd",
+        decay_frac=0.4,
+        eval_interval=250,
+        eval_iters=10,
+    ),
+    about="the best CPU recipe: 300 s on a 2-core laptop (use space-prefixed word tokens)",
+)
 
 PRESETS: dict[str, Preset] = {
     "seed": Preset(
@@ -241,33 +395,16 @@ PRESETS: dict[str, Preset] = {
         TrainConfig(
             batch_size=8, lr=3e-3, max_iters=200, eval_interval=50, eval_iters=5, warmup_iters=10
         ),
-        about="for tests and demos: seconds on a CPU",
+        about="for tests: seconds on a CPU",
     ),
-    "cpu": Preset(
-        ModelConfig(
-            n_layer=4,
-            n_head=4,
-            n_embd=256,
-            block_size=128,
-            dropout=0.1,
-            attn_dropout=0.1,
-            head="adaptive",
-            pos="rope",
-        ),
-        TrainConfig(
-            batch_size=32,
-            lr=2e-3,
-            max_iters=100_000,
-            time_budget=300.0,
-            warmup_iters=50,
-            decay="wsd",
-            decay_frac=0.4,
-            eval_interval=250,
-            eval_iters=10,
-        ),
-        about="a few minutes on a 2-core laptop: 300 s budget, bf16 where the CPU has AMX",
+    "cpu": _CPU,
+    "demo": Preset(
+        _CPU.model,
+        replace(_CPU.train, time_budget=90.0, eval_interval=100),
+        about="the cpu recipe on a 90 s budget: what `make demo` trains",
     ),
 }
+DEFAULT_PRESET = "tiny"
 
 
 def get_preset(name: str) -> Preset:
@@ -275,6 +412,9 @@ def get_preset(name: str) -> Preset:
         return PRESETS[name]
     except KeyError:
         raise WordGPTError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}") from None
+
+
+# ------------------------------------------------------------------------ dict helpers
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
@@ -289,7 +429,18 @@ def from_dict(cls: type, d: dict[str, Any]) -> Any:
     return cls(**{k: v for k, v in d.items() if k in names})
 
 
-def override(cfg: Any, **changes: Any) -> Any:
-    """A copy of ``cfg`` with the given fields changed; ``None`` values are ignored."""
-    changes = {k: v for k, v in changes.items() if v is not None}
-    return replace(cfg, **changes) if changes else cfg
+def split_overrides(overrides: dict[str, Any]) -> tuple[dict, dict]:
+    """Sort keyword overrides into ModelConfig and TrainConfig fields (None values dropped)."""
+    model_f = {f.name for f in fields(ModelConfig)}
+    train_f = {f.name for f in fields(TrainConfig)}
+    m, t = {}, {}
+    for k, v in overrides.items():
+        if v is None:
+            continue
+        if k in model_f:
+            m[k] = v
+        elif k in train_f:
+            t[k] = v
+        else:
+            raise WordGPTError(f"unknown setting {k!r}")
+    return m, t

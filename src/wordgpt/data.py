@@ -26,6 +26,7 @@ import torch
 from . import tokenizers
 from .config import DataConfig, to_dict
 from .errors import DataError
+from .fileio import cache_dir
 
 
 @dataclass(frozen=True)
@@ -69,14 +70,6 @@ class Prepared:
 
 
 # ---------------------------------------------------------------------------- sources
-
-
-def cache_dir() -> Path:
-    """``$WORDGPT_CACHE_DIR``, else ``$XDG_CACHE_HOME/wordgpt``, else ``~/.cache/wordgpt``."""
-    if env := os.environ.get("WORDGPT_CACHE_DIR"):
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "wordgpt"
 
 
 def sha256_file(path: Path) -> str:
@@ -346,17 +339,21 @@ def load_split(data_dir: str | Path, split: str) -> np.memmap:
     return np.memmap(path, dtype=np.dtype(meta["dtype"]), mode="r")
 
 
+def get_rows(
+    data: np.ndarray, offsets: np.ndarray, block_size: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(x, y)`` of shape ``(len(offsets), block_size)``: the tokens at each offset and the
+    ones after them. One vectorised gather, no Python loop per sequence or token."""
+    rows = data[offsets[:, None] + np.arange(block_size + 1)].astype(np.int64)  # (B, T+1)
+    t = torch.from_numpy(rows)
+    return t[:, :-1], t[:, 1:]
+
+
 def get_batch(
     data: np.ndarray, batch_size: int, block_size: int, generator: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(x, y)`` of shape ``(batch_size, block_size)`` from random offsets, y shifted by one.
-
-    One vectorised gather, no Python loop per sequence or token.
-    """
+    """``(x, y)`` of shape ``(batch_size, block_size)`` from random offsets, y shifted by one."""
     n = len(data) - block_size - 1
     if n < 1:
         raise DataError(f"a split of {len(data)} tokens is too short for block_size {block_size}")
-    ix = torch.randint(n, (batch_size,), generator=generator).numpy()
-    rows = data[ix[:, None] + np.arange(block_size + 1)].astype(np.int64)  # (B, T+1)
-    t = torch.from_numpy(rows)
-    return t[:, :-1], t[:, 1:]
+    return get_rows(data, torch.randint(n, (batch_size,), generator=generator).numpy(), block_size)

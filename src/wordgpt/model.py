@@ -18,6 +18,9 @@ import torch.nn.functional as F
 
 from .config import ModelConfig
 
+ADAPTIVE_DIV = 4.0
+"""Each adaptive cluster's projection is this many times narrower than the previous one."""
+
 
 class KVCache:
     """Keys and values of every layer for positions ``[0, len)``, preallocated to block size."""
@@ -134,10 +137,10 @@ class GPT(nn.Module):
         self.ln_f = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
         if cfg.head == "adaptive" and cfg.adaptive_cutoffs():
             self.lm_head = nn.AdaptiveLogSoftmaxWithLoss(
-                cfg.n_embd, cfg.vocab_size, cfg.adaptive_cutoffs(), div_value=4.0
+                cfg.n_embd, cfg.vocab_size, cfg.adaptive_cutoffs(), div_value=ADAPTIVE_DIV
             )
         else:
-            self.lm_head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=cfg.bias)
+            self.lm_head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=cfg.head_bias)
             if cfg.tie_weights:
                 self.lm_head.weight = self.wte.weight
         if cfg.pos == "rope":
@@ -263,10 +266,20 @@ def _fp32(x: torch.Tensor):
     return torch.autocast(x.device.type, enabled=False)
 
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """AdamW groups: weight decay on matrices (2-D and up), none on biases and norms."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    return [
-        {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
-        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
-    ]
+def estimate_params(cfg: ModelConfig) -> int:
+    """The parameter count of ``GPT(cfg)`` without building it (to refuse a model that cannot
+    fit before allocating it)."""
+    C, V, L = cfg.n_embd, cfg.vocab_size, cfg.n_layer
+    per_block = 12 * C * C + (13 * C if cfg.bias else 2 * C)
+    n = L * per_block + V * C + (2 * C if cfg.bias else C)
+    if cfg.pos == "learned":
+        n += cfg.block_size * C
+    if cfg.head == "adaptive" and cfg.adaptive_cutoffs():
+        cut = [*cfg.adaptive_cutoffs(), V]
+        n += C * (cut[0] + len(cut) - 1)  # the head: frequent tokens and one row per cluster
+        for i in range(len(cut) - 1):  # each cluster: C -> h -> its tokens
+            h = int(C // ADAPTIVE_DIV ** (i + 1))
+            n += C * h + h * (cut[i + 1] - cut[i])
+    else:
+        n += (0 if cfg.tie_weights else V * C) + (V if cfg.head_bias else 0)
+    return n

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
+
+from .fileio import atomic_path
 
 
 def _pyplot():
@@ -19,8 +20,9 @@ def _pyplot():
 
 def loss_curve(metrics_csv: str | Path, out_png: str | Path, title: str = "") -> None:
     """Train and val loss against step, from a run's ``metrics.csv``."""
-    with open(metrics_csv, newline="") as f:
-        rows = list(csv.DictReader(f))
+    from .rundir import parse_metrics
+
+    rows, _ = parse_metrics(Path(metrics_csv).read_text(encoding="utf-8", errors="replace"))
     if not rows:
         return
     plt = _pyplot()
@@ -34,10 +36,11 @@ def loss_curve(metrics_csv: str | Path, out_png: str | Path, title: str = "") ->
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    tmp = Path(out_png).with_suffix(".tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    tmp.replace(out_png)
+    try:
+        with atomic_path(out_png) as tmp:
+            fig.savefig(tmp, format="png")
+    finally:
+        plt.close(fig)
 
 
 def word_map(
@@ -59,5 +62,8 @@ def word_map(
     ax.set_yticks([])
     ax.set_title(title)
     fig.tight_layout()
-    fig.savefig(out_png, dpi=dpi)
-    plt.close(fig)
+    try:
+        with atomic_path(out_png) as tmp:
+            fig.savefig(tmp, dpi=dpi, format="png")
+    finally:
+        plt.close(fig)

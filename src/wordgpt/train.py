@@ -1,116 +1,314 @@
-"""The training loop: AdamW, warm-up and decay, evaluation, logging, checkpoints, resume, DDP.
+"""The trainer: one optimisation step, evaluation, and the loop that ties them to a run folder.
 
-The trainer knows nothing about text: it reads token files and a tokenizer's JSON, which it
-copies into the run folder so that the run can be loaded on its own.
-
-Run folder::
-
-    config.json     data, model and training configs (recreates the run)
-    tokenizer.json  the tokenizer
-    metrics.csv     step, train_loss, val_loss, lr, tokens, elapsed_s
-    loss.png        train and val loss, redrawn at each evaluation
-    last.pt         the latest checkpoint; best.pt the one with the lowest val loss
+The trainer knows nothing about text: it reads token files and copies the tokenizer into the
+run folder. All randomness after initialisation is a function of (seed, step, rank): the
+global batch of step s is drawn from a generator seeded by (seed, s) and cut into each
+rank's micro-batches, and dropout is reseeded before every micro-batch. There is no RNG
+state to save, a resumed run draws exactly what an uninterrupted one would, and 2 ranks x
+B/2 sequences (or 2 accumulated micro-batches of B/2) see the same rows as one process with
+B. Under DDP every decision (time, stop, skip a step) is taken collectively.
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
-import functools
-import json
 import math
-import os
 import signal
 import threading
 import time
-from dataclasses import dataclass, fields, replace
-from pathlib import Path
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn as nn
 
-from . import checkpoint, tokenizers
-from .config import ModelConfig, TrainConfig, from_dict, get_preset, to_dict
-from .data import get_batch, load_meta, load_split
-from .errors import CheckpointError, WordGPTError
-from .model import GPT, param_groups
-from .sample import pick_device
+from .config import TrainConfig
+from .data import get_rows
+from .device import autocast
+from .distributed import Dist
+from .errors import WordGPTError
+from .optim import build_optimizer, lr_at, set_lr
 
-METRICS = ["step", "train_loss", "val_loss", "lr", "tokens", "elapsed_s"]
+
+class DivergedError(WordGPTError):
+    """The loss stayed non-finite: training stopped without saving those steps."""
+
+    exit_code = 3
+
+
+def derive_seed(*parts: int) -> int:
+    """A 64-bit seed from several integers (collision-free in practice, unlike sums)."""
+    return int(np.random.SeedSequence(list(parts)).generate_state(1, dtype=np.uint64)[0])
+
+
+@dataclass
+class TrainState:
+    """The loop's counters: everything besides weights and optimizer that a resume needs."""
+
+    step: int = 0
+    tokens: int = 0
+    elapsed: float = 0.0
+    """Seconds of training (rank 0's clock; evaluations and checkpoints not counted)."""
+    best_val: float = math.inf
+    last_val: float = math.nan
+    evals_since_best: int = 0
+    bad_steps: int = 0
+    """Steps in a row whose loss or gradient was not finite (they were skipped)."""
+
+    def state_dict(self) -> dict:
+        return asdict(self)
+
+    def load_state_dict(self, d: dict) -> None:
+        for k, v in d.items():
+            if hasattr(self, k):
+                setattr(self, k, type(getattr(self, k))(v))
 
 
 @dataclass(frozen=True)
-class TrainResult:
-    run_dir: Path
-    step: int
-    best_val: float
-    last_val: float
-    elapsed_s: float
-    tokens_per_s: float
-    params: int
-    stopped: str
-    """Why the loop ended: ``max_iters``, ``time_budget`` or ``signal``."""
+class StepResult:
+    loss: float
+    """Mean loss of this rank's micro-batches."""
+    grad_norm: float
+    lr: float
+    applied: bool
+    """False when the step was skipped (a non-finite loss or gradient on some rank)."""
+    stop: bool = False
+    """A stop signal arrived on some rank."""
 
 
-def split_overrides(overrides: dict[str, Any]) -> tuple[dict, dict]:
-    """Sort keyword overrides into ModelConfig and TrainConfig fields (None values dropped)."""
-    model_f = {f.name for f in fields(ModelConfig)}
-    train_f = {f.name for f in fields(TrainConfig)}
-    m, t = {}, {}
-    for k, v in overrides.items():
-        if v is None:
-            continue
-        if k in model_f:
-            m[k] = v
-        elif k in train_f:
-            t[k] = v
-        else:
-            raise WordGPTError(f"unknown setting {k!r}")
-    return m, t
+class Batches:
+    """Training batches as a function of the step: the global batch of step s holds
+    ``batch_size * grad_accum * world`` rows at offsets drawn from a generator seeded by
+    (seed, s); rank r's micro-batch m is the slice ``(r * grad_accum + m) * batch_size``."""
+
+    def __init__(self, data, batch_size: int, block_size: int, grad_accum: int, seed: int, d: Dist):
+        self.data, self.B, self.T, self.A, self.seed, self.dist = (
+            data,
+            batch_size,
+            block_size,
+            grad_accum,
+            seed,
+            d,
+        )
+
+    def micro(self, step: int, m: int) -> tuple[torch.Tensor, torch.Tensor]:
+        g = torch.Generator().manual_seed(derive_seed(self.seed, step))
+        n = len(self.data) - self.T - 1
+        offsets = torch.randint(n, (self.B * self.A * self.dist.world,), generator=g).numpy()
+        first = (self.dist.rank * self.A + m) * self.B
+        return get_rows(self.data, offsets[first : first + self.B], self.T)
 
 
-def lr_at(step: int, progress: float, cfg: TrainConfig) -> float:
-    """Learning rate: linear warm-up over ``warmup_iters`` steps, then cosine (or stable then
-    linear: ``wsd``) decay to ``lr * min_lr_ratio`` as ``progress`` goes from 0 to 1."""
-    if step < cfg.warmup_iters:
-        return cfg.lr * (step + 1) / cfg.warmup_iters
-    lo = cfg.lr * cfg.min_lr_ratio
-    if cfg.decay == "wsd":
-        start = 1.0 - cfg.decay_frac
-        t = min(max((progress - start) / max(cfg.decay_frac, 1e-9), 0.0), 1.0)
-        return cfg.lr - (cfg.lr - lo) * t
-    w = cfg.warmup_iters / cfg.max_iters
-    t = min(max((progress - w) / max(1.0 - w, 1e-9), 0.0), 1.0)
-    return lo + 0.5 * (1.0 + math.cos(math.pi * t)) * (cfg.lr - lo)
+class Trainer:
+    """A model, its optimizer and data, and the state of the loop over them.
 
+    ``train_step`` does one optimizer step, ``evaluate`` estimates the losses (sharded across
+    ranks), ``state_dict``/``load_state_dict`` carry everything a resume needs.
+    """
 
-def autocast_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype, or None for plain fp32."""
-    if cfg.dtype == "fp32":
+    def __init__(
+        self,
+        model: nn.Module,
+        cfg: TrainConfig,
+        train_data,
+        val_data,
+        device: torch.device,
+        dtype: torch.dtype | None,
+        dist: Dist | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+    ):
+        self.model, self.cfg, self.device, self.dtype = model, cfg, device, dtype
+        self.dist = dist or Dist()
+        self.clock = clock
+        self.block = model.cfg.block_size
+        self.splits = {"train": train_data, "val": val_data}
+        self.batches = Batches(
+            train_data, cfg.batch_size, self.block, cfg.grad_accum, cfg.seed, self.dist
+        )
+        self.opt = build_optimizer(model, cfg, device)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
+        self.state = TrainState()
+        self.last_lr: float | None = None
+        """The learning rate of the latest step."""
+        self.run_model: nn.Module = model
+        if self.dist.enabled:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [device] if device.type == "cuda" else None
+            self.run_model = DistributedDataParallel(model, device_ids=ids)
+        if cfg.compile or (cfg.compile is None and device.type == "cuda"):
+            self.run_model = torch.compile(self.run_model)
+
+    # ------------------------------------------------------------ one step
+
+    def lr(self) -> float:
+        """The learning rate of the next step: progress is steps or time, whichever is
+        further along."""
+        st, cfg = self.state, self.cfg
+        progress = st.step / cfg.max_iters
+        if cfg.time_budget:
+            progress = max(progress, st.elapsed / cfg.time_budget)
+        return lr_at(st.step, progress, cfg)
+
+    def accumulate(self) -> float:
+        """Forward and backward over this rank's micro-batches of the current step (gradients
+        add up; under DDP they are averaged across ranks). Returns the mean loss."""
+        st, A = self.state, self.cfg.grad_accum
+        total = 0.0
+        for m in range(A):
+            x, y = self.batches.micro(st.step, m)
+            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+            torch.manual_seed(derive_seed(self.cfg.seed, st.step, self.dist.rank, m, 1))
+            no_sync = self.dist.enabled and m < A - 1
+            sync = self.run_model.no_sync() if no_sync else contextlib.nullcontext()
+            with sync, autocast(self.device, self.dtype):
+                loss = self.run_model(x, y) / A
+            self.scaler.scale(loss).backward()
+            total += loss.item()
+        return total
+
+    def train_step(self, stop_requested: bool = False) -> StepResult:
+        """One optimizer step: accumulate gradients, clip them, then apply them unless the
+        loss or gradient is not finite on some rank (then the step is skipped on every rank).
+        One collective agrees on rank 0's clock, the skip, and a stop requested anywhere."""
+        st, cfg = self.state, self.cfg
+        t0 = self.clock()
+        lr = self.last_lr = self.lr()
+        set_lr(self.opt, lr)
+        loss = self.accumulate()
+        if st.step < cfg.freeze_embeddings:
+            self.model.wte.weight.grad = None  # the optimizer skips a parameter without one
+        self.scaler.unscale_(self.opt)
+        params = [p for p in self.model.parameters() if p.grad is not None]
+        clip = cfg.grad_clip if cfg.grad_clip > 0 else float("inf")
+        norm = float(nn.utils.clip_grad_norm_(params, clip)) if params else 0.0
+        bad = not math.isfinite(loss) or (not self.scaler.is_enabled() and not math.isfinite(norm))
+        elapsed, stop, any_bad = self.dist.sync(
+            [st.elapsed + self.clock() - t0, float(stop_requested), float(bad)],
+            ["rank0", "max", "max"],
+        )
+        if not any_bad:
+            self.scaler.step(self.opt)
+            self.scaler.update()
+        self.opt.zero_grad(set_to_none=True)
+        st.bad_steps = st.bad_steps + 1 if any_bad else 0
+        st.step += 1
+        st.tokens += cfg.batch_size * self.block * cfg.grad_accum * self.dist.world
+        st.elapsed = elapsed  # rank 0's clock, the same on every rank
+        return StepResult(loss, norm, lr, not any_bad, stop > 0)
+
+    # ------------------------------------------------------------ evaluation
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, float]:
+        """Mean loss over ``eval_iters`` batches per split, the same batches at every
+        evaluation; under DDP each rank computes its share and the sums are combined."""
+        self.model.eval()
+        out = {}
+        B, d = self.cfg.batch_size, self.dist
+        for name, data in self.splits.items():
+            g = torch.Generator().manual_seed(derive_seed(self.cfg.seed, 2**32))
+            n = len(data) - self.block - 1
+            total = 0.0
+            for i in range(self.cfg.eval_iters):
+                offsets = torch.randint(n, (B,), generator=g).numpy()
+                if i % d.world != d.rank:
+                    continue
+                x, y = get_rows(data, offsets, self.block)
+                with autocast(self.device, self.dtype):
+                    total += self.model(x.to(self.device), y.to(self.device)).item()
+            out[name] = d.sync([total], ["sum"])[0] / self.cfg.eval_iters
+        self.model.train()
+        return out
+
+    def record_eval(self, losses: dict[str, float]) -> bool:
+        """Update the best and patience counters; True if this val loss is the best yet
+        (strictly lower than every earlier one, across resumes)."""
+        st = self.state
+        st.last_val = losses["val"]
+        if losses["val"] < st.best_val:
+            st.best_val, st.evals_since_best = losses["val"], 0
+            return True
+        st.evals_since_best += 1
+        return False
+
+    # ------------------------------------------------------------ state
+
+    def state_dict(self) -> dict[str, Any]:
+        """Weights (of the plain module: no DDP or compile prefixes), optimizer, scaler and
+        loop state."""
+        d = {
+            "model": self.model.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "state": self.state.state_dict(),
+        }
+        if self.scaler.is_enabled():
+            d["scaler"] = self.scaler.state_dict()
+        return d
+
+    def load_state_dict(self, d: dict[str, Any]) -> None:
+        self.model.load_state_dict(d["model"])
+        self.opt.load_state_dict(d["optimizer"])
+        if "scaler" in d and self.scaler.is_enabled():
+            self.scaler.load_state_dict(d["scaler"])
+        self.state.load_state_dict(d["state"])
+
+    # ------------------------------------------------------------ the loop
+
+    def stop_reason(self) -> str | None:
+        """Why the loop must end before the next step, decided from agreed values only."""
+        st, cfg = self.state, self.cfg
+        if st.step >= cfg.max_iters:
+            return "max_iters"
+        if cfg.time_budget is not None and st.elapsed >= cfg.time_budget:
+            return "time_budget"
         return None
-    if cfg.dtype == "fp16":
-        if device.type != "cuda":
-            raise WordGPTError("fp16 needs CUDA; use --dtype bf16 or fp32")
-        return torch.float16
-    if cfg.dtype == "bf16":
-        return torch.bfloat16
-    # auto
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported():
-        return torch.bfloat16
-    return None
+
+    def fit(self, on_eval: Callable[[dict[str, float], bool], None], progress=None) -> str:
+        """Train until max_iters, the time budget, patience or a signal; ``on_eval(losses,
+        is_best)`` runs at every evaluation (step 0, every eval_interval steps, the end).
+        Returns why it stopped; raises :class:`DivergedError`."""
+        st, cfg = self.state, self.cfg
+        if st.step == 0:
+            self._evaluate(on_eval)
+        evaluated_at = st.step
+        with StopFlag() as flag:
+            while (reason := self.stop_reason()) is None:
+                r = self.train_step(flag.signum is not None)
+                if progress is not None:
+                    progress(r)
+                if st.bad_steps >= cfg.max_bad_steps:
+                    raise DivergedError(self._diverged_message(r))
+                if r.stop:
+                    reason = "signal"
+                    break
+                if st.step % cfg.eval_interval == 0:
+                    self._evaluate(on_eval)
+                    evaluated_at = st.step
+                    if cfg.patience and st.evals_since_best >= cfg.patience:
+                        reason = "patience"
+                        break
+        if evaluated_at != st.step:
+            self._evaluate(on_eval)
+        return reason
+
+    def _evaluate(self, on_eval) -> None:
+        losses = self.evaluate()
+        on_eval(losses, self.record_eval(losses))
+
+    def _diverged_message(self, r: StepResult) -> str:
+        st = self.state
+        return (
+            f"training diverged: the loss or gradient was not finite for {st.bad_steps} steps "
+            f"in a row (steps {st.step - st.bad_steps + 1}-{st.step}, lr {r.lr:.2e}); those "
+            "steps were skipped and nothing was saved from them. Try a lower --lr or "
+            "--grad-clip, or --dtype fp32"
+        )
 
 
-def autocast(device: torch.device, dtype: torch.dtype | None):
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=dtype)
-
-
-class _StopFlag:
+class StopFlag:
     """Set by SIGINT/SIGTERM so the loop can save a checkpoint and exit cleanly."""
 
     def __init__(self):
@@ -129,323 +327,3 @@ class _StopFlag:
     def __exit__(self, *exc):
         for s, h in self._old.items():
             signal.signal(s, h)
-
-
-def _read_metrics(path: Path, upto: int) -> list[dict]:
-    if not path.exists():
-        return []
-    with open(path, newline="") as f:
-        return [r for r in csv.DictReader(f) if int(r["step"]) <= upto]
-
-
-def _write_metrics(path: Path, rows: list[dict]) -> None:
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=METRICS)
-        w.writeheader()
-        w.writerows(rows)
-
-
-@torch.no_grad()
-def estimate_loss(model, splits: dict, cfg: TrainConfig, block: int, device, dtype) -> dict:
-    """Mean loss over ``eval_iters`` batches per split; the same batches at every evaluation
-    (their own seeded generator), so the curve is not noise from batch choice."""
-    model.eval()
-    out = {}
-    for name, data in splits.items():
-        gen = torch.Generator().manual_seed(cfg.seed + 1)
-        losses = []
-        for _ in range(cfg.eval_iters):
-            x, y = get_batch(data, cfg.batch_size, block, gen)
-            with autocast(device, dtype):
-                losses.append(model(x.to(device), y.to(device)).item())
-        out[name] = sum(losses) / len(losses)
-    model.train()
-    return out
-
-
-def train(
-    data_dir: str | Path,
-    out: str | Path,
-    preset: str = "tiny",
-    resume: bool = False,
-    log=print,
-    **overrides: Any,
-) -> TrainResult:
-    """Train a GPT on the token files in ``data_dir``, writing the run folder ``out``.
-
-    ``overrides`` are ModelConfig or TrainConfig fields (``n_layer=2``, ``max_iters=500``).
-    With ``resume`` the run continues from ``out/last.pt`` with its saved configs (the
-    overrides still apply, e.g. a larger ``max_iters``).
-    """
-    data_dir, out = Path(data_dir), Path(out)
-    meta = load_meta(data_dir)
-    tok = tokenizers.load(data_dir / "tokenizer.json")
-    tok_json = json.dumps(tok.to_dict(), ensure_ascii=False)
-    m_over, t_over = split_overrides(overrides)
-
-    ck = None
-    if resume:
-        ck = checkpoint.load(out / "last.pt")
-        if ck["tokenizer"] != tok_json:
-            raise CheckpointError(
-                f"{out}/last.pt was trained on another vocabulary than {data_dir}; "
-                "resume with the data folder it was trained on"
-            )
-        mcfg = from_dict(ModelConfig, ck["model_config"])
-        if m_over:
-            raise WordGPTError(f"the model's shape cannot change on resume: {sorted(m_over)}")
-        tcfg = replace(from_dict(TrainConfig, ck["train_config"]), **t_over)
-    else:
-        p = get_preset(preset)
-        mcfg = replace(p.model, vocab_size=meta["vocab_size"], **m_over)
-        tcfg = replace(p.train, **t_over)
-    if mcfg.vocab_size != meta["vocab_size"]:
-        raise CheckpointError("the model's vocabulary size differs from the data's")
-
-    # --- distributed (torchrun) ---
-    ddp = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    rank, world = 0, 1
-    if ddp:
-        import torch.distributed as dist
-
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        dist.init_process_group(backend)
-        rank, world = dist.get_rank(), dist.get_world_size()
-        local = int(os.environ.get("LOCAL_RANK", "0"))
-        device = torch.device(f"cuda:{local}") if backend == "nccl" else torch.device("cpu")
-        if backend == "nccl":
-            torch.cuda.set_device(device)
-    else:
-        device = pick_device(tcfg.device)
-    master = rank == 0
-    to_stdout = log is print
-    if to_stdout:  # lines appear as they come, even when piped to a file
-        log = functools.partial(print, flush=True)
-    say = log if master else (lambda *a, **k: None)
-    dtype = autocast_dtype(tcfg, device)
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-
-    # --- model, optimizer, data ---
-    train_data = load_split(data_dir, "train")
-    splits = {"train": train_data, "val": load_split(data_dir, "val")}
-    torch.manual_seed(tcfg.seed)
-    emb_info = None
-    if tcfg.init_embeddings and ck is None:
-        from .embeddings import embedding_matrix
-
-        matrix, emb_info = embedding_matrix(
-            tcfg.init_embeddings,
-            tok,
-            mcfg.n_embd,
-            fit=tcfg.embeddings_fit,
-            limit=tcfg.embeddings_limit,
-            seed=tcfg.seed,
-            counts=np.bincount(np.asarray(train_data), minlength=tok.vocab_size),
-            log=say,
-        )
-        if matrix.shape[1] != mcfg.n_embd:  # fit == "model": the width follows the vectors
-            mcfg = replace(mcfg, n_embd=matrix.shape[1])
-    model = GPT(mcfg)
-    if emb_info is not None:
-        with torch.no_grad():
-            model.wte.weight.copy_(torch.from_numpy(matrix))
-    model.to(device)
-    fused = device.type in ("cuda", "cpu")
-    opt = torch.optim.AdamW(
-        param_groups(model, tcfg.weight_decay),
-        lr=tcfg.lr,
-        betas=(tcfg.beta1, tcfg.beta2),
-        fused=fused,
-    )
-    scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
-    gen = torch.Generator().manual_seed(tcfg.seed + 1000 * rank)
-
-    step, tokens, best_val, elapsed, last_val = 0, 0, float("inf"), 0.0, float("nan")
-    if ck is not None:
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        if "scaler" in ck and scaler.is_enabled():
-            scaler.load_state_dict(ck["scaler"])
-        step, tokens, elapsed = ck["step"], ck["tokens"], ck["elapsed_s"]
-        best_val, last_val = ck["best_val"], ck["last_val"]
-        emb_info = ck.get("provenance", {}).get("embeddings")
-        gen.set_state(ck["rng"]["batch"])
-        torch.set_rng_state(ck["rng"]["torch"])
-        if device.type == "cuda" and ck["rng"].get("cuda") is not None:
-            torch.cuda.set_rng_state(ck["rng"]["cuda"])
-        say(f"resumed {out}/last.pt at step {step}")
-    run_model: nn.Module = model
-    if ddp:
-        from torch.nn.parallel import DistributedDataParallel
-
-        run_model = DistributedDataParallel(
-            model, device_ids=[device] if device.type == "cuda" else None
-        )
-    if tcfg.compile or (tcfg.compile is None and device.type == "cuda"):
-        run_model = torch.compile(run_model)
-
-    # --- run folder ---
-    if master:
-        out.mkdir(parents=True, exist_ok=True)
-        config = {
-            "data_dir": str(data_dir.resolve()),
-            "preset": preset,
-            "data": meta["config"],
-            "model": to_dict(mcfg),
-            "train": to_dict(tcfg),
-        }
-        (out / "config.json").write_text(json.dumps(config, indent=2))
-        tokenizers.save(tok, out / "tokenizer.json")
-    metrics = _read_metrics(out / "metrics.csv", step) if master else []
-
-    def save(name: str = "last.pt") -> None:
-        if not master:
-            return
-        checkpoint.save(
-            {
-                "model": model.state_dict(),  # the plain module: no DDP or compile prefixes
-                "optimizer": opt.state_dict(),
-                **({"scaler": scaler.state_dict()} if scaler.is_enabled() else {}),
-                "model_config": to_dict(mcfg),
-                "train_config": to_dict(tcfg),
-                "data_config": meta["config"],
-                "data_dir": str(data_dir.resolve()),
-                "step": step,
-                "tokens": tokens,
-                "elapsed_s": elapsed,
-                "best_val": best_val,
-                "last_val": last_val,
-                "rng": {
-                    "torch": torch.get_rng_state(),
-                    "batch": gen.get_state(),
-                    "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-                },
-                "tokenizer": tok_json,
-                "provenance": {"data": meta["source"], "embeddings": emb_info},
-            },
-            out / name,
-        )
-
-    def evaluate_and_save() -> None:
-        nonlocal best_val, last_val
-        if not master:
-            return
-        losses = estimate_loss(model, splits, tcfg, mcfg.block_size, device, dtype)
-        last_val = losses["val"]
-        lr = opt.param_groups[0]["lr"]
-        rate = tokens / elapsed if elapsed > 0 else 0.0
-        metrics.append(
-            {
-                "step": step,
-                "train_loss": f"{losses['train']:.5f}",
-                "val_loss": f"{last_val:.5f}",
-                "lr": f"{lr:.6g}",
-                "tokens": tokens,
-                "elapsed_s": f"{elapsed:.2f}",
-            }
-        )
-        _write_metrics(out / "metrics.csv", metrics)
-        from .plots import loss_curve
-
-        loss_curve(out / "metrics.csv", out / "loss.png", title=f"{out.name}")
-        save()
-        if last_val < best_val:
-            best_val = last_val
-            checkpoint.copy(out / "last.pt", out / "best.pt")
-        say(
-            f"step {step:>6} | train {losses['train']:.4f} | val {last_val:.4f} | lr {lr:.2e} "
-            f"| {rate:,.0f} tok/s | {elapsed:.0f}s"
-        )
-
-    say(
-        f"model: {model.num_params():,} parameters | {mcfg.n_layer} layers, {mcfg.n_head} heads, "
-        f"{mcfg.n_embd} wide, block {mcfg.block_size}, {mcfg.head} head | device {device}, "
-        f"{'fp32' if dtype is None else str(dtype).removeprefix('torch.')}"
-    )
-    bar = None
-    if master and tcfg.progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(
-            total=tcfg.max_iters,
-            initial=step,
-            unit="step",
-            dynamic_ncols=True,
-            disable=None,
-            leave=False,
-        )
-        say = bar.write if to_stdout else say
-    if step == 0:
-        evaluate_and_save()
-
-    stopped = "max_iters"
-    B, T, A = tcfg.batch_size, mcfg.block_size, tcfg.grad_accum
-    with _StopFlag() as flag:
-        while step < tcfg.max_iters:
-            if tcfg.time_budget is not None and elapsed >= tcfg.time_budget:
-                stopped = "time_budget"
-                break
-            t0 = time.perf_counter()
-            progress = step / tcfg.max_iters
-            if tcfg.time_budget:
-                progress = max(progress, elapsed / tcfg.time_budget)
-            lr = lr_at(step, progress, tcfg)
-            for g in opt.param_groups:
-                g["lr"] = lr
-            for micro in range(A):
-                x, y = get_batch(train_data, B, T, gen)
-                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-                sync = contextlib.nullcontext()
-                if ddp and micro < A - 1:
-                    sync = run_model.no_sync()
-                with sync, autocast(device, dtype):
-                    loss = run_model(x, y) / A
-                scaler.scale(loss).backward()
-            if step < tcfg.freeze_embeddings:
-                model.wte.weight.grad = None  # AdamW skips a parameter without a gradient
-            if tcfg.grad_clip > 0:
-                scaler.unscale_(opt)
-                nn.utils.clip_grad_norm_(model.parameters(), tcfg.grad_clip)
-            scaler.step(opt)
-            scaler.update()
-            opt.zero_grad(set_to_none=True)
-            step += 1
-            tokens += B * T * A * world
-            elapsed += time.perf_counter() - t0
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss.item() * A:.3f}", lr=f"{lr:.1e}", refresh=False)
-            stop_now = flag.signum is not None
-            if ddp:
-                import torch.distributed as dist
-
-                s = torch.tensor([float(stop_now)], device=device)
-                dist.all_reduce(s)
-                stop_now = bool(s.item())
-            if stop_now:
-                stopped = "signal"
-                break
-            if step % tcfg.eval_interval == 0 or step == tcfg.max_iters:
-                evaluate_and_save()
-        if bar is not None:
-            bar.close()
-        if not metrics or int(metrics[-1]["step"]) != step:
-            evaluate_and_save()
-    if stopped == "signal":
-        say(f"stopped by signal at step {step}; saved {out}/last.pt (continue with --resume)")
-    if ddp:
-        import torch.distributed as dist
-
-        dist.destroy_process_group()
-    return TrainResult(
-        out,
-        step,
-        best_val,
-        last_val,
-        elapsed,
-        tokens / elapsed if elapsed > 0 else 0.0,
-        model.num_params(),
-        stopped,
-    )

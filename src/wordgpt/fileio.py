@@ -1,0 +1,97 @@
+"""Files written so that a crash never leaves a torn one, and disk errors as one clear line.
+
+Every file a run writes goes through :func:`atomic_write` (or :func:`atomic_path`): the bytes
+go to a temporary file beside the target (``.NAME.PID.tmp``), are flushed to disk, and the
+temporary file is renamed over the target. A crash leaves the previous file whole and, at
+worst, a temporary file that :func:`remove_stale_temps` deletes at the next start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+from .errors import WordGPTError
+
+TEMP_GLOB = ".*.tmp"
+_DISK_FULL = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
+_NO_PERMISSION = {errno.EACCES, errno.EPERM, errno.EROFS}
+
+
+def cache_dir() -> Path:
+    """``$WORDGPT_CACHE_DIR``, else ``$XDG_CACHE_HOME/wordgpt``, else ``~/.cache/wordgpt``."""
+    if env := os.environ.get("WORDGPT_CACHE_DIR"):
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "wordgpt"
+
+
+def temp_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def disk_error(e: OSError, path: str | Path) -> WordGPTError:
+    """A user-facing error for a failed write: disk full, no permission, or other."""
+    folder = Path(path).parent
+    if e.errno in _DISK_FULL:
+        try:
+            free = shutil.disk_usage(folder).free / 1e6
+            free_s = f"{free:,.0f} MB free"
+        except OSError:
+            free_s = "free space unknown"
+        return WordGPTError(
+            f"disk full while writing {path} ({free_s} in {folder}, or a file-size limit); "
+            "free some space and run again: earlier files are untouched"
+        )
+    if e.errno in _NO_PERMISSION:
+        return WordGPTError(f"cannot write {path}: {os.strerror(e.errno)} (folder {folder})")
+    return WordGPTError(f"cannot write {path}: {e.strerror or e}")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path to write; on success it replaces ``path`` atomically.
+
+    On any failure the temporary file is removed and ``path`` is untouched; disk-full and
+    permission errors become one-line :class:`WordGPTError` s.
+    """
+    path = Path(path)
+    tmp = temp_name(path)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        raise disk_error(e, path) from None
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+
+
+def atomic_write(path: str | Path, data: bytes | str) -> None:
+    """Write ``data`` (text is UTF-8) to ``path`` atomically."""
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(raw)
+
+
+def atomic_copy(src: str | Path, dst: str | Path) -> None:
+    """Make ``dst`` a copy of ``src``, atomically. A real copy, not a hard link: damage to one
+    file must never reach the other."""
+    with atomic_path(dst) as tmp:
+        shutil.copyfile(src, tmp)
+
+
+def remove_stale_temps(folder: str | Path) -> list[Path]:
+    """Delete temporary files left by a crash (call only while holding the folder's lock)."""
+    removed = []
+    for p in Path(folder).glob(TEMP_GLOB):
+        with contextlib.suppress(OSError):
+            p.unlink()
+            removed.append(p)
+    return removed

@@ -1,0 +1,33 @@
+"""Helpers shared by test files and by the DDP script that torchrun starts."""
+
+from __future__ import annotations
+
+import torch
+
+from wordgpt.config import ModelConfig, TrainConfig
+from wordgpt.data import load_meta, load_split
+from wordgpt.distributed import Dist
+from wordgpt.model import GPT
+from wordgpt.train import Trainer
+
+
+def make_trainer(data_dir, clock=None, model_kw=None, dist=None, **train_kw) -> Trainer:
+    """A tiny model (2 x 32, block 16) and its Trainer on the CPU, fp32, seeded."""
+    V = load_meta(data_dir)["vocab_size"]
+    torch.manual_seed(0)
+    cfg = ModelConfig(
+        vocab_size=V, block_size=16, n_layer=2, n_head=2, n_embd=32, **(model_kw or {})
+    )
+    defaults = {"batch_size": 8, "lr": 3e-3, "warmup_iters": 0, "max_iters": 50, "eval_iters": 4}
+    tcfg = TrainConfig(**{**defaults, **train_kw})
+    kw = {"clock": clock} if clock else {}
+    return Trainer(
+        GPT(cfg),
+        tcfg,
+        load_split(data_dir, "train"),
+        load_split(data_dir, "val"),
+        torch.device("cpu"),
+        None,
+        dist or Dist(),
+        **kw,
+    )

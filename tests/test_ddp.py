@@ -1,0 +1,125 @@
+"""Several processes in lock-step: 2 gloo processes on the CPU, started by torchrun."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from wordgpt import checkpoint
+
+from .helpers import make_trainer
+
+pytestmark = pytest.mark.skipif(os.environ.get("WORDGPT_SKIP_DDP") == "1", reason="asked to skip")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def torchrun(*args, timeout=240) -> subprocess.CompletedProcess:
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(free_port()),
+        *map(str, args),
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return r
+
+
+@pytest.fixture(scope="module")
+def reports(word_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ddp")
+    torchrun(Path(__file__).parent / "ddp_script.py", word_data, out)
+    return [torch.load(out / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
+
+
+def test_a_time_budgeted_run_stays_in_lock_step(reports):
+    """Rank 0 sleeps at every evaluation; the others must not count that wait, or their
+    learning rates drift and they stop at another step (and the first to stop hangs the
+    other in the gradient all-reduce)."""
+    a, b = reports
+    assert a["stopped"] == b["stopped"] == "time_budget"
+    assert a["budget_step"] == b["budget_step"] > 5
+    assert a["budget_elapsed"] == b["budget_elapsed"]
+    assert torch.equal(a["lrs"], b["lrs"])
+    for k in a["params"]:
+        assert torch.equal(a["params"][k], b["params"][k]), k  # bit-identical replicas
+
+
+def test_ranks_draw_different_batches(reports):
+    assert not torch.equal(reports[0]["first_x"], reports[1]["first_x"])
+
+
+def test_a_stop_on_one_rank_stops_every_rank_at_the_same_step(reports):
+    assert reports[0]["stop_step"] == reports[1]["stop_step"] == 5
+
+
+def test_two_ranks_of_half_a_batch_equal_one_process_with_the_whole(reports, word_data):
+    """Stated tolerance: 1e-6 absolute, 1e-4 relative (fp32, other summation order)."""
+    one = make_trainer(word_data, batch_size=8)
+    loss = one.accumulate()
+    assert (reports[0]["loss"] + reports[1]["loss"]) / 2 == pytest.approx(loss, rel=1e-5)
+    for n, p in one.model.named_parameters():
+        for r in reports:
+            torch.testing.assert_close(r["grads"][n], p.grad, rtol=1e-4, atol=1e-6, msg=n)
+
+
+def test_sharded_evaluation_equals_one_process(reports, word_data):
+    one = make_trainer(word_data, batch_size=4).evaluate()
+    for r in reports:
+        assert r["eval"] == pytest.approx(one, rel=1e-6)
+
+
+def _train(data, out, *extra):
+    return torchrun(
+        "-m",
+        "wordgpt.cli",
+        "train",
+        "--data",
+        data,
+        "--out",
+        out,
+        "--preset",
+        "tiny",
+        "--dtype",
+        "fp32",
+        "--no-progress",
+        "--eval-interval",
+        "10",
+        "--no-tensorboard",
+        *extra,
+    )
+
+
+def test_ddp_resume_is_bit_exact(word_data, tmp_path):
+    """12 steps, then a resume to 30, against 30 straight. A constant learning rate, so
+    that stopping at max_iters 12 does not change the schedule of the first 12 steps (a
+    signal-stopped resume is tested in test_train.py)."""
+    const = ("--min-lr-ratio", "1", "--warmup-iters", "0")
+    _train(word_data, tmp_path / "straight", "--max-iters", "30", *const)
+    _train(word_data, tmp_path / "cut", "--max-iters", "12", *const)
+    r = _train(word_data, tmp_path / "cut", "--resume", "--max-iters", "30")
+    assert "resumed" in r.stdout
+    a = checkpoint.load(tmp_path / "straight" / "last.pt")
+    b = checkpoint.load(tmp_path / "cut" / "last.pt")
+    assert a["step"] == b["step"] == 30 and a["tokens"] == b["tokens"] == 30 * 8 * 32 * 2
+    assert b["world_size"] == 2
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k

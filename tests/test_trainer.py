@@ -1,0 +1,302 @@
+"""The Trainer's pieces, each on its own: batches, one step, accumulation, evaluation, state,
+the schedule under a time budget, skipped steps, and collective decisions in one process."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from wordgpt.config import ModelConfig
+from wordgpt.data import load_split
+from wordgpt.distributed import Dist
+from wordgpt.model import GPT
+from wordgpt.optim import param_groups
+from wordgpt.train import Batches, DivergedError, TrainState
+
+from .helpers import make_trainer
+
+CPU = torch.device("cpu")
+
+
+def grads(model) -> dict[str, torch.Tensor]:
+    return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+
+# ------------------------------------------------------------------ batches
+
+
+def test_the_global_batch_is_one_draw_cut_by_rank_and_micro_batch(word_data):
+    data = load_split(word_data, "train")
+    one = Batches(data, 8, 16, 1, seed=5, d=Dist())
+    ranks = [Batches(data, 4, 16, 1, seed=5, d=Dist(rank=r, world=2)) for r in (0, 1)]
+    accum = Batches(data, 4, 16, 2, seed=5, d=Dist())
+    x8, _ = one.micro(3, 0)
+    halves = [b.micro(3, 0)[0] for b in ranks]
+    assert torch.equal(torch.cat(halves), x8)  # 2 ranks x 4 rows == 1 process x 8 rows
+    assert torch.equal(torch.cat([accum.micro(3, 0)[0], accum.micro(3, 1)[0]]), x8)
+    assert not torch.equal(halves[0], halves[1])  # ranks draw different rows
+    assert not torch.equal(one.micro(4, 0)[0], x8)  # and each step new ones
+    assert torch.equal(one.micro(3, 0)[0], x8)  # a function of (seed, step): no state
+
+
+def test_y_is_x_shifted_by_one(word_data):
+    x, y = Batches(load_split(word_data, "train"), 4, 16, 1, 0, Dist()).micro(0, 0)
+    assert x.shape == y.shape == (4, 16) and torch.equal(x[:, 1:], y[:, :-1])
+
+
+# ------------------------------------------------------------------ one step
+
+
+def test_accumulating_two_half_batches_gives_the_gradient_of_one_full_batch(word_data):
+    """Stated tolerance: 1e-6 absolute and 1e-4 relative, fp32 summation order."""
+    full = make_trainer(word_data, batch_size=8, grad_accum=1)
+    half = make_trainer(word_data, batch_size=4, grad_accum=2)
+    la, lb = full.accumulate(), half.accumulate()
+    assert la == pytest.approx(lb, rel=1e-5)
+    ga, gb = grads(full.model), grads(half.model)
+    assert ga.keys() == gb.keys()
+    for k in ga:
+        torch.testing.assert_close(ga[k], gb[k], rtol=1e-4, atol=1e-6, msg=k)
+
+
+def test_a_step_applies_the_update_and_counts(word_data):
+    t = make_trainer(word_data)
+    before = [p.detach().clone() for p in t.model.parameters()]
+    r = t.train_step()
+    assert r.applied and math.isfinite(r.loss) and r.grad_norm > 0
+    assert t.state.step == 1 and t.state.tokens == 8 * 16
+    assert all(p.grad is None for p in t.model.parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(before, t.model.parameters(), strict=True))
+
+
+def test_training_steps_lower_the_loss(word_data):
+    t = make_trainer(word_data)
+    first = t.evaluate()["train"]
+    for _ in range(40):
+        t.train_step()
+    assert t.evaluate()["train"] < first - 1.0
+
+
+def test_a_non_finite_loss_skips_the_step_and_counts_it(word_data):
+    t = make_trainer(word_data)
+    before = {k: v.clone() for k, v in t.model.state_dict().items()}
+    with torch.no_grad():
+        t.model.ln_f.weight[0] = float("nan")  # every loss is NaN now
+    r = t.train_step()
+    assert not r.applied and t.state.bad_steps == 1 and t.state.step == 1
+    for k, v in t.model.state_dict().items():  # nothing was applied
+        if k != "ln_f.weight":
+            assert torch.equal(v, before[k]), k
+
+
+def test_divergence_stops_the_loop_after_max_bad_steps(word_data):
+    t = make_trainer(word_data, lr=1e6, max_bad_steps=3, grad_clip=0.0, max_iters=200)
+    with pytest.raises(DivergedError, match="not finite for 3 steps in a row"):
+        t.fit(lambda losses, best: None)
+    assert t.state.bad_steps == 3
+
+
+def test_frozen_embeddings_do_not_move(word_data):
+    t = make_trainer(word_data, freeze_embeddings=3)
+    w = t.model.wte.weight.detach().clone()
+    for _ in range(3):
+        t.train_step()
+    assert torch.equal(t.model.wte.weight, w)
+    t.train_step()
+    assert not torch.equal(t.model.wte.weight, w)
+
+
+# ------------------------------------------------------------------ schedule and time
+
+
+class FakeClock:
+    """Each train_step reads the clock twice; every read moves time on by ``tick`` s."""
+
+    def __init__(self, tick: float):
+        self.t, self.tick = 0.0, tick
+
+    def __call__(self) -> float:
+        self.t += self.tick
+        return self.t
+
+
+def test_the_schedule_under_a_time_budget_follows_the_clock(word_data):
+    """50 s budget, 0.5 s per step, 10 warm-up steps, WSD decaying over the last 40 %."""
+    t = make_trainer(
+        word_data,
+        clock=FakeClock(0.5),
+        lr=1.0,
+        min_lr_ratio=0.1,
+        warmup_iters=10,
+        decay="wsd",
+        decay_frac=0.4,
+        time_budget=50.0,
+        max_iters=10_000,
+        eval_interval=10_000,
+    )
+    lrs = []
+    reason = t.fit(lambda *a: None, progress=lambda r: lrs.append(r.lr))
+    assert reason == "time_budget" and t.state.step == 100 and t.state.elapsed == 50.0
+    assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)  # warm-up
+    assert lrs[10] == lrs[59] == 1.0  # stable until 60 % of the budget (30 s, step 60)
+    assert lrs[80] == pytest.approx(1.0 - 0.9 * 0.5)  # half-way down at 40 s
+    assert lrs[99] == pytest.approx(1.0 - 0.9 * 0.975)  # 49.5 s: one step before the floor
+
+
+def test_the_cosine_schedule_reaches_its_floor_at_max_iters(word_data):
+    t = make_trainer(word_data, lr=1.0, min_lr_ratio=0.1, warmup_iters=5, max_iters=25)
+    lrs = []
+    t.fit(lambda *a: None, progress=lambda r: lrs.append(r.lr))
+    assert len(lrs) == 25 and lrs[4] == pytest.approx(1.0)
+    assert lrs[15] == pytest.approx(0.1 + 0.45 * (1 + math.cos(math.pi * 0.5)))
+    assert t.lr() == pytest.approx(0.1)
+
+
+# ------------------------------------------------------------------ evaluation and state
+
+
+def test_evaluation_uses_the_same_batches_each_time(word_data):
+    t = make_trainer(word_data)
+    a, b = t.evaluate(), t.evaluate()
+    assert a == b and set(a) == {"train", "val"}
+    assert t.model.training  # back in training mode
+
+
+def test_best_and_patience_counters(word_data):
+    t = make_trainer(word_data)
+    assert t.record_eval({"val": 3.0}) and t.state.best_val == 3.0
+    assert not t.record_eval({"val": 3.0})  # equal is not better
+    assert not t.record_eval({"val": float("nan")})
+    assert t.state.evals_since_best == 2 and t.state.best_val == 3.0
+    assert t.record_eval({"val": 2.5}) and t.state.evals_since_best == 0
+
+
+def test_patience_stops_the_loop(word_data):
+    t = make_trainer(word_data, eval_interval=1, patience=2, max_iters=1000)
+    vals = iter([5.0, 4.0, 4.5, 4.2, 1.0])
+    t.evaluate = lambda: {"train": 0.0, "val": next(vals)}
+    assert t.fit(lambda *a: None) == "patience" and t.state.step == 3
+
+
+def test_state_round_trips_and_a_restored_trainer_continues_identically(word_data):
+    a = make_trainer(word_data)
+    for _ in range(5):
+        a.train_step()
+    sd = torch.load(
+        _save(a.state_dict()), weights_only=True
+    )  # through a file, as a checkpoint goes
+    b = make_trainer(word_data)
+    b.load_state_dict(sd)
+    assert repr(b.state) == repr(a.state)  # nan == nan as text
+    for _ in range(4):
+        a.train_step(), b.train_step()
+    for (k, va), vb in zip(
+        a.model.state_dict().items(), b.model.state_dict().values(), strict=True
+    ):
+        assert torch.equal(va, vb), k
+
+
+def _save(obj):
+    import io
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    buf.seek(0)
+    return buf
+
+
+def test_dropout_masks_are_a_function_of_the_step(word_data):
+    """With dropout, two trainers from the same start stay identical (no hidden RNG state),
+    whatever other code draws random numbers in between."""
+    a = make_trainer(word_data, model_kw={"dropout": 0.3})
+    b = make_trainer(word_data, model_kw={"dropout": 0.3})
+    a.train_step()
+    torch.rand(100)  # someone else uses the global generator
+    b.train_step()
+    for va, vb in zip(a.model.parameters(), b.model.parameters(), strict=True):
+        assert torch.equal(va, vb)
+
+
+def test_train_state_dict_is_plain_values():
+    s = TrainState(step=3, best_val=1.5)
+    d = s.state_dict()
+    assert d["step"] == 3 and all(isinstance(v, int | float) for v in d.values())
+    t = TrainState()
+    t.load_state_dict({**d, "unknown_key": 1})
+    assert t == s
+
+
+# ------------------------------------------------------------------ optimizer groups
+
+
+def test_weight_decay_falls_on_linear_matrices_only():
+    m = GPT(ModelConfig(vocab_size=50, block_size=8, n_layer=1, n_head=2, n_embd=8))
+    decay, rest = param_groups(m, 0.1)
+    names = {id(p): n for n, p in m.named_parameters()}
+    assert sorted(names[id(p)] for p in decay["params"]) == [
+        "h.0.attn.proj.weight",
+        "h.0.attn.qkv.weight",
+        "h.0.mlp.fc.weight",
+        "h.0.mlp.proj.weight",
+        "lm_head.weight",
+    ]
+    assert {"wte.weight", "wpe.weight", "ln_f.weight", "lm_head.bias"} <= {
+        names[id(p)] for p in rest["params"]
+    }
+    assert decay["weight_decay"] == 0.1 and rest["weight_decay"] == 0.0
+    tied = GPT(
+        ModelConfig(vocab_size=50, block_size=8, n_layer=1, n_head=2, n_embd=8, tie_weights=True)
+    )
+    decay, rest = param_groups(tied, 0.1)
+    assert all(p is not tied.wte.weight for p in decay["params"])  # the embedding: no decay
+    assert len(decay["params"]) + len(rest["params"]) == len(list(tied.parameters()))
+
+
+def test_the_adaptive_heads_matrices_are_decayed_too():
+    m = GPT(
+        ModelConfig(
+            vocab_size=50,
+            block_size=8,
+            n_layer=1,
+            n_head=2,
+            n_embd=32,
+            head="adaptive",
+            cutoffs=(10, 30),
+        )
+    )
+    decay, _ = param_groups(m, 0.1)
+    head = {id(p) for p in m.lm_head.parameters()}
+    assert head and head <= {id(p) for p in decay["params"]}
+
+
+# ------------------------------------------------------------------ collectives, one process
+
+
+def test_a_single_process_sync_is_the_identity():
+    assert Dist().sync([1.5, 0.0, 2.0], ["rank0", "max", "sum"]) == [1.5, 0.0, 2.0]
+    Dist().agree(None)
+    with pytest.raises(ValueError):
+        Dist().agree(ValueError("boom"))
+
+
+def test_bf16_training_of_the_adaptive_head_matches_fp32_after_learning(word_data):
+    """The cpu preset's path: rotary positions, adaptive head in fp32 inside bf16 autocast.
+    Stated tolerance: after 60 steps the two val losses agree within 2 %, and both have
+    learned (more than 1.5 nats below the start)."""
+    out = {}
+    for dtype in (None, torch.bfloat16):
+        t = make_trainer(
+            word_data,
+            model_kw={"head": "adaptive", "cutoffs": (64, 512), "pos": "rope"},
+            max_iters=60,
+        )
+        t.dtype = dtype
+        start = t.evaluate()["val"]
+        for _ in range(60):
+            t.train_step()
+        out[dtype] = (start, t.evaluate()["val"])
+    (s32, v32), (s16, v16) = out[None], out[torch.bfloat16]
+    assert v32 < s32 - 1.5 and v16 < s16 - 1.5
+    assert abs(v16 - v32) / v32 < 0.02
