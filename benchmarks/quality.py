@@ -23,7 +23,8 @@ import gensim
 from common import ROOT, emit, prepared
 
 import wordgpt
-from wordgpt.embeddings import Word2VecConfig, save_vectors, train_word2vec
+from wordgpt.config import Word2VecConfig
+from wordgpt.embeddings import save_vectors, train_word2vec
 
 RECIPES = {
     # the cpu preset as shipped

@@ -8,7 +8,7 @@ from wordgpt.config import ModelConfig, TrainConfig
 from wordgpt.data import load_meta, load_split
 from wordgpt.distributed import Dist
 from wordgpt.model import GPT
-from wordgpt.train import Trainer
+from wordgpt.trainer import Trainer
 
 
 def make_trainer(data_dir, clock=None, model_kw=None, dist=None, **train_kw) -> Trainer:

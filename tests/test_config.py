@@ -17,11 +17,11 @@ from wordgpt.config import (
     ModelConfig,
     SampleConfig,
     TrainConfig,
+    Word2VecConfig,
     choices,
     field_docs,
     split_overrides,
 )
-from wordgpt.embeddings import Word2VecConfig
 from wordgpt.errors import WordGPTError
 
 

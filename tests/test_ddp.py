@@ -39,7 +39,7 @@ def torchrun(*args, timeout=240) -> subprocess.CompletedProcess:
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
-    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.returncode == 0, r.stdout[-1500:] + r.stderr[:3000]
     return r
 
 

@@ -11,7 +11,7 @@ import torch
 import wordgpt
 from wordgpt import checkpoint, embeddings, tokenizers
 from wordgpt.cli import main
-from wordgpt.embeddings import Word2VecConfig
+from wordgpt.config import Word2VecConfig
 from wordgpt.errors import WordGPTError
 from wordgpt.launch import train
 from wordgpt.tokenizers import WordTokenizer

@@ -13,7 +13,7 @@ from wordgpt.data import load_split
 from wordgpt.distributed import Dist
 from wordgpt.model import GPT
 from wordgpt.optim import param_groups
-from wordgpt.train import Batches, DivergedError, TrainState
+from wordgpt.trainer import Batches, DivergedError, TrainState
 
 from .helpers import make_trainer
 

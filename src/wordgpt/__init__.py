@@ -8,26 +8,56 @@ The Python API a notebook uses::
     m = wordgpt.load("runs/dq")
     print(m.generate("the knight", max_new_tokens=50, temperature=0.8, seed=1))
     print(m.evaluate("val").bits_per_char)
+
+Names are imported on first use, so ``import wordgpt`` (and the ``wordgpt`` command's
+start-up) does not pay for torch until something needs it.
 """
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
-
-from .config import PRESETS, DataConfig, ModelConfig, SampleConfig, TrainConfig
-from .errors import CheckpointError, DataError, WordGPTError
-from .evaluate import EvalResult
-from .launch import TrainResult, train
-from .run import Model, load
-from .train import DivergedError
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
+_LAZY = {
+    "PRESETS": "config",
+    "DataConfig": "config",
+    "ModelConfig": "config",
+    "TrainConfig": "config",
+    "SampleConfig": "config",
+    "WordGPTError": "errors",
+    "DataError": "errors",
+    "CheckpointError": "errors",
+    "EvalResult": "evaluate",
+    "TrainResult": "launch",
+    "train": "launch",
+    "Model": "run",
+    "load": "run",
+    "DivergedError": "trainer",
+}
 
-def prepare(out: str | Path, cfg: DataConfig | None = None, **fields):
+if TYPE_CHECKING:  # for readers and type checkers: what the lazy names are
+    from .config import PRESETS, DataConfig, ModelConfig, SampleConfig, TrainConfig
+    from .errors import CheckpointError, DataError, WordGPTError
+    from .evaluate import EvalResult
+    from .launch import TrainResult, train
+    from .run import Model, load
+    from .trainer import DivergedError
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'wordgpt' has no attribute {name!r}")
+
+
+def prepare(out: str | Path, cfg=None, **fields):
     """Write token files for a data set into ``out``; ``fields`` are DataConfig fields."""
     from dataclasses import replace
 
+    from .config import DataConfig
     from .data import prepare as _prepare
 
     return _prepare(replace(cfg or DataConfig(), **fields), out)
@@ -42,10 +72,10 @@ __all__ = [
     "WordGPTError",
     "DataError",
     "CheckpointError",
+    "DivergedError",
     "EvalResult",
     "Model",
     "TrainResult",
-    "DivergedError",
     "prepare",
     "train",
     "load",

@@ -21,7 +21,7 @@ import torch
 from . import tokenizers
 from .config import ModelConfig, from_dict
 from .errors import CheckpointError, WordGPTError
-from .fileio import atomic_copy, atomic_path
+from .fileio import atomic_copy, atomic_path, disk_error
 
 FORMAT = "wordgpt-checkpoint-1"
 REQUIRED = ("model", "model_config", "tokenizer", "step")
@@ -44,6 +44,17 @@ def non_finite(tensors: dict[str, torch.Tensor]) -> list[str]:
     ]
 
 
+def tensor_bytes(obj: Any) -> int:
+    """Bytes of all tensors in a nested payload (about a checkpoint's size on disk)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, dict):
+        return sum(tensor_bytes(v) for v in obj.values())
+    if isinstance(obj, list | tuple):
+        return sum(tensor_bytes(v) for v in obj)
+    return 0
+
+
 def save(payload: dict[str, Any], path: str | Path) -> None:
     """Write ``payload`` to ``path`` atomically; refuse weights that are not finite."""
     bad = non_finite(payload.get("model", {}))
@@ -52,7 +63,30 @@ def save(payload: dict[str, Any], path: str | Path) -> None:
             f"refusing to write {path}: weights are not finite ({', '.join(bad[:3])}...)"
         )
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        torch.save({"format": FORMAT, **payload}, f)
+        out = _Writes(f)
+        try:
+            torch.save({"format": FORMAT, **payload}, out)
+        except RuntimeError:  # torch's writer turns a failed write into a RuntimeError
+            if out.error is None:
+                raise
+            raise disk_error(out.error, path, need=tensor_bytes(payload)) from None
+
+
+class _Writes:
+    """A file's ``write`` that remembers the OSError behind a failed write (a full disk)."""
+
+    def __init__(self, f):
+        self.f, self.error = f, None
+
+    def write(self, b) -> int:
+        try:
+            return self.f.write(b)
+        except OSError as e:
+            self.error = e
+            raise
+
+    def flush(self) -> None:
+        self.f.flush()
 
 
 def copy(src: str | Path, dst: str | Path) -> None:

@@ -10,7 +10,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
+import signal
 import sys
+import threading
 import typing
 from pathlib import Path
 from typing import Any
@@ -23,6 +26,7 @@ from .config import (
     ModelConfig,
     SampleConfig,
     TrainConfig,
+    Word2VecConfig,
     choices,
     field_docs,
     field_types,
@@ -172,6 +176,8 @@ def train(data_dir, preset, out, resume, overwrite, dry_run, **overrides) -> Non
         click.echo(plan_run(data_dir, out, preset, resume, overwrite, **overrides).describe())
         return
     r = run(data_dir, out, preset=preset, resume=resume, overwrite=overwrite, **overrides)
+    if int(os.environ.get("RANK", "0")) != 0:  # one closing line, from rank 0
+        return
     best = f"{r.best_val:.4f}" if math.isfinite(r.best_val) else "none"
     click.echo(
         f"done: step {r.step} ({r.stopped}), {r.elapsed_s:.0f}s, {r.tokens_per_s:,.0f} tok/s, "
@@ -244,12 +250,6 @@ def embed() -> None:
     """Word2Vec embeddings: train, query neighbours, draw a t-SNE map, check coverage."""
 
 
-def _word2vec_options(fn):
-    from .embeddings import Word2VecConfig
-
-    return config_options(Word2VecConfig)(fn)
-
-
 @embed.command("train")
 @click.option("--data", "data_dir", type=click.Path(path_type=Path), required=True)
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="vector file")
@@ -260,12 +260,12 @@ def _word2vec_options(fn):
     default="kv",
     help="kv: gensim KeyedVectors (keeps counts)",
 )
-@_word2vec_options
+@config_options(Word2VecConfig)
 def embed_train(data_dir, out, fmt, **kw) -> None:
     """Word2Vec (gensim) on a prepared corpus, sentences cut at . ? !"""
     import time
 
-    from .embeddings import Word2VecConfig, save_vectors, train_word2vec
+    from .embeddings import save_vectors, train_word2vec
 
     t = time.perf_counter()
     kv = train_word2vec(data_dir, Word2VecConfig(**kw))
@@ -351,9 +351,21 @@ def embed_coverage(vectors, data_dir, limit) -> None:
     click.echo(str(data_coverage(vectors, data_dir, limit)))
 
 
+class InterruptError(WordGPTError):
+    """Ctrl-C outside the training loop (which stops cleanly and saves on its own)."""
+
+
+def _interrupt(signum, frame):
+    raise InterruptError(
+        "interrupted; every file written so far is whole (a run continues with --resume)"
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors become one line on stderr and exit code 2 (3 for a run that
-    diverged)."""
+    diverged); so does Ctrl-C at any moment outside the training loop."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, _interrupt)
     try:
         cli.main(args=argv, prog_name="wordgpt", standalone_mode=False)
     except WordGPTError as e:

@@ -336,6 +336,40 @@ class SampleConfig:
         )
 
 
+@dataclass(frozen=True)
+class Word2VecConfig:
+    """gensim Word2Vec settings; defaults are the mission notebook's."""
+
+    vector_size: int = 500
+    """Dimensions of each word vector."""
+    window: int = 5
+    """Words on each side that count as context."""
+    min_count: int = 1
+    """Words seen fewer times than this get no vector."""
+    sg: int = 1
+    """1 skip-gram, 0 CBOW."""
+    epochs: int = 5
+    """Passes over the corpus."""
+    negative: int = 5
+    """Negative samples per positive one."""
+    sample: float = 1e-3
+    """Down-sampling threshold of frequent words."""
+    alpha: float = 0.025
+    """Initial learning rate."""
+    workers: int = 0
+    """Worker threads; 0 means every available core."""
+    seed: int = 1
+    """Seed of the initial vectors and of the sampling."""
+    split: str = "train"
+    """Which token file to learn from: train (never validation text) or all."""
+
+    def __post_init__(self) -> None:
+        if self.split not in ("train", "all"):
+            raise WordGPTError(f"split must be 'train' or 'all', got {self.split!r}")
+        if self.vector_size < 1 or self.window < 1 or self.epochs < 1:
+            raise WordGPTError("vector_size, window and epochs must be positive")
+
+
 # ------------------------------------------------------------------------ presets
 
 

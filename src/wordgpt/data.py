@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import bz2
+import codecs
 import gzip
 import hashlib
 import json
@@ -163,20 +164,47 @@ def read_bytes(path: Path) -> bytes:
         raise DataError(f"cannot read {path}: {e}") from None
 
 
+_BOMS = [
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+]
+
+
+def sniff_encoding(head: bytes, encoding: str, name: str) -> str:
+    """The codec to read a file with: its byte-order mark when it has one (a BOM is
+    authoritative), else ``encoding``. NUL bytes without a BOM are refused, naming UTF-16
+    when they fall on every other byte."""
+    for bom, codec in _BOMS:
+        if head.startswith(bom):
+            return codec
+    enc = encoding.lower().replace("_", "-")
+    if b"\x00" in head and not enc.startswith(("utf-16", "utf-32")):
+        odd, even = head[1::2].count(0), head[0::2].count(0)
+        if max(odd, even) > 0.3 * len(head) / 2 and min(odd, even) < 0.05 * len(head) / 2:
+            raise DataError(
+                f"{name} looks like UTF-16 text without a byte-order mark; "
+                f"try --encoding utf-16-{'le' if odd > even else 'be'}"
+            )
+        raise DataError(f"{name} looks like a binary file (it has NUL bytes), not text")
+    return "utf-8-sig" if enc in ("utf-8", "utf8") else encoding
+
+
 def decode_text(raw: bytes, encoding: str, name: str) -> str:
-    """Bytes to text; a UTF-8 BOM is dropped; binary or undecodable input is refused."""
+    """Bytes to text (a byte-order mark picks the codec and is dropped); binary or
+    undecodable input is refused with the byte offset and a suggestion."""
     if not raw.strip():
         raise DataError(f"{name} is empty")
-    if b"\x00" in raw[:8192] and not encoding.lower().startswith("utf-16"):
-        raise DataError(f"{name} looks like a binary file (it has NUL bytes), not text")
-    enc = "utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding
+    enc = sniff_encoding(raw[:8192], encoding, name)
     try:
         return raw.decode(enc)
     except LookupError:
         raise DataError(f"unknown encoding {encoding!r}") from None
     except UnicodeDecodeError as e:
         raise DataError(
-            f"{name} is not valid {encoding} (byte offset {e.start}: "
+            f"{name} is not valid {enc} (byte offset {e.start}: "
             f"{raw[e.start : e.start + 4]!r}); try --encoding latin-1"
         ) from None
 
@@ -234,11 +262,16 @@ def clean(text: str, cfg: DataConfig, start: str | None = None) -> str:
     return text
 
 
+MAX_WORD = 10_000
+"""The split point moves at most this far to reach whitespace (a longer run without any is
+cut where it is)."""
+
+
 def split_text(text: str, val_fraction: float) -> tuple[str, str]:
     """Contiguous split: the last ``val_fraction`` of the text is validation. The cut moves
-    forward to the next whitespace so that no word is cut in two."""
+    forward to the next whitespace (within MAX_WORD characters) so no word is cut in two."""
     cut = int(len(text) * (1 - val_fraction))
-    m = re.compile(r"\s").search(text, cut)
+    m = re.compile(r"\s").search(text, cut, cut + MAX_WORD)
     cut = m.start() if m else cut
     return text[:cut], text[cut:]
 

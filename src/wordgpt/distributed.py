@@ -7,6 +7,7 @@ the trainer has one code path.
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 
@@ -82,4 +83,5 @@ def init() -> Dist:
 
 def shutdown(d: Dist) -> None:
     if d.enabled and dist.is_initialized():
+        gc.collect()  # DDP wrappers still waiting for the collector go before their group
         dist.destroy_process_group()

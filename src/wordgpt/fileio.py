@@ -34,8 +34,9 @@ def temp_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
 
 
-def disk_error(e: OSError, path: str | Path) -> WordGPTError:
-    """A user-facing error for a failed write: disk full, no permission, or other."""
+def disk_error(e: OSError, path: str | Path, need: int | None = None) -> WordGPTError:
+    """A user-facing error for a failed write: disk full (with the bytes ``need`` ed when
+    known), no permission, or other."""
     folder = Path(path).parent
     if e.errno in _DISK_FULL:
         try:
@@ -43,9 +44,10 @@ def disk_error(e: OSError, path: str | Path) -> WordGPTError:
             free_s = f"{free:,.0f} MB free"
         except OSError:
             free_s = "free space unknown"
+        need_s = f"; it needs about {need / 1e6:,.0f} MB" if need else ""
         return WordGPTError(
-            f"disk full while writing {path} ({free_s} in {folder}, or a file-size limit); "
-            "free some space and run again: earlier files are untouched"
+            f"disk full while writing {path} ({free_s} in {folder}, or a file-size limit"
+            f"{need_s}); free some space and run again: earlier files are untouched"
         )
     if e.errno in _NO_PERMISSION:
         return WordGPTError(f"cannot write {path}: {os.strerror(e.errno)} (folder {folder})")

@@ -37,7 +37,7 @@ from .distributed import Dist
 from .errors import CheckpointError, WordGPTError
 from .model import GPT, estimate_params
 from .rundir import RunDir
-from .train import DivergedError, Trainer
+from .trainer import DivergedError, Trainer
 
 
 @dataclass(frozen=True)
@@ -215,9 +215,11 @@ def start(plan: Plan, d: Dist, say, clock=None) -> tuple[Trainer, dict | None]:
     error = None
     if d.master:
         try:
-            if plan.overwrite and (moved := plan.run.move_aside()):
+            plan.run.lock()  # first: a folder in use is never moved
+            if plan.overwrite and plan.run.holds_run():
+                plan.run.unlock_after(moved := plan.run.move_aside())
+                plan.run.lock()
                 say(f"moved the previous run aside to {moved}")
-            plan.run.lock()
         except WordGPTError as e:
             error = e
     d.agree(error)
@@ -310,10 +312,12 @@ class RunWriter:
         )
         self.run.write_metrics(self.rows)
         self.run.plot()
-        if bad := checkpoint.non_finite(t.model.state_dict()):
+        bad = checkpoint.non_finite(t.model.state_dict())
+        if bad or not all(np.isfinite(v) for v in losses.values()):
+            what = f"weights ({bad[0]})" if bad else "the evaluated loss"
             raise DivergedError(
-                f"training diverged: weights became non-finite by step {st.step} ({bad[0]}); "
-                "they were not saved. Try a lower --lr"
+                f"training diverged: {what} not finite at step {st.step}; nothing from it was "
+                "saved (last.pt is the previous evaluation's). Try a lower --lr or --grad-clip"
             )
         payload = {**t.state_dict(), **self.extra}
         payload.update(step=st.step, tokens=st.tokens, best_val=st.best_val, last_val=st.last_val)
@@ -407,7 +411,9 @@ def train(
         except WordGPTError as e:
             error = e
         d.agree(error)
-        return _run(plan, d, say, clock)
+        result = _run(plan, d, say, clock)
+        d.barrier()  # every rank done before the process group goes
+        return result
     finally:
         distributed.shutdown(d)
 
@@ -456,6 +462,7 @@ def _run(plan: Plan, d: Dist, say, clock) -> TrainResult:
             stopped,
         )
     finally:
+        trainer.close()
         plan.run.unlock()
 
 

@@ -36,7 +36,8 @@ from .errors import WordGPTError
 from .fileio import atomic_write, disk_error, remove_stale_temps
 
 METRICS = ["step", "train_loss", "val_loss", "lr", "tokens", "elapsed_s"]
-RUN_FILES = ("config.json", "last.pt", "best.pt", "metrics.csv")
+RUN_FILES = ("last.pt", "best.pt", "metrics.csv")
+"""What makes a folder hold a run (a config.json alone is a run that never trained)."""
 
 
 class RunFolderError(WordGPTError):
@@ -114,6 +115,11 @@ class RunDir:
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         self._lock_fd = fd
         remove_stale_temps(self.path)
+
+    def unlock_after(self, moved: Path | None) -> None:
+        """Release the lock of a folder that was just moved aside (it held the lock while
+        it moved, so no other trainer could start in it meanwhile)."""
+        self.unlock()
 
     def unlock(self) -> None:
         if self._lock_fd is not None:

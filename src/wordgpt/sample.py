@@ -13,6 +13,7 @@ import torch
 
 from . import tokenizers
 from .config import SampleConfig
+from .errors import WordGPTError
 
 
 def sample_next(
@@ -24,6 +25,8 @@ def sample_next(
 ) -> torch.Tensor:
     """Draw one id per row from last-position logits (B, V); returns (B,)."""
     logits = logits.float()
+    if not torch.isfinite(logits).any(dim=-1).all() or torch.isnan(logits).any():
+        raise WordGPTError("the model's output is not finite (was its training diverging?)")
     if temperature == 0 or top_k == 1:
         return logits.argmax(dim=-1)
     logits = logits / temperature

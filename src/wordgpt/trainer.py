@@ -255,6 +255,10 @@ class Trainer:
             self.scaler.load_state_dict(d["scaler"])
         self.state.load_state_dict(d["state"])
 
+    def close(self) -> None:
+        """Drop the DDP and compile wrappers (DDP's reducer must go before its process group)."""
+        self.run_model = self.model
+
     # ------------------------------------------------------------ the loop
 
     def stop_reason(self) -> str | None:
