@@ -10,15 +10,17 @@ peak, and the speed-up over the mission notebook's reference model measured in t
 from __future__ import annotations
 
 import argparse
+import functools
+import json
 import time
 
 import torch
 from common import chars_per_token, emit, prepared
 from torch.utils.flop_counter import FlopCounterMode
 
-from wordgpt.config import PRESETS, ModelConfig
+from wordgpt.config import PRESETS, ModelConfig, to_dict
 from wordgpt.data import get_batch, load_meta, load_split
-from wordgpt.device import autocast
+from wordgpt.device import autocast, autocast_dtype, cpu_prefers_bf16, dtype_name, step_timer
 from wordgpt.model import GPT
 from wordgpt.optim import param_groups
 from wordgpt.reference import ReferenceGPT
@@ -68,6 +70,17 @@ def bench(model, data, batch, block, dtype, steps, warmup=2) -> dict:
     }
 
 
+AUTO = object()
+"""A dtype placeholder: whatever ``--dtype auto`` picks for the model on this machine."""
+
+
+def probe(model, cfg, x, y) -> bool:
+    """The trainer's probe (launch.choose_dtype): bf16 if measured clearly faster here."""
+    shape = json.dumps(to_dict(cfg), sort_keys=True)
+    B = min(len(x), 4)
+    return cpu_prefers_bf16(f"{shape} batch {B}", step_timer(model, x[:B], y[:B]))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--steps", type=int, default=15)
@@ -101,37 +114,38 @@ def main() -> None:
         )
         args.steps = min(args.steps, 3)
     bf16 = torch.bfloat16
-    # (name, implementation, tokenizer, dtype, model options)
+    # (name, implementation, tokenizer, dtype, model options); AUTO: what --dtype auto picks
     configs = [
         ("reference (notebook)", "reference", "word", None, {}),
         ("wordgpt fp32", "wordgpt", "word", None, {}),
         ("wordgpt bf16", "wordgpt", "word", bf16, {}),
-        ("wordgpt bf16 adaptive", "wordgpt", "word", bf16, {"head": "adaptive"}),
+        ("wordgpt auto", "wordgpt", "word", AUTO, {}),
+        ("wordgpt auto, adaptive", "wordgpt", "word", AUTO, {"head": "adaptive"}),
         (
-            "wordgpt bf16 adaptive, space-prefix words",
+            "wordgpt auto, adaptive, space-prefix words",
             "wordgpt",
             "word-sp",
-            bf16,
+            AUTO,
             {"head": "adaptive"},
         ),
     ]
     if args.seed_preset:
         attn = (
-            "wordgpt bf16 adaptive, attention dropout 0.2 too",
+            "wordgpt auto, adaptive, attention dropout 0.2 too",
             "wordgpt",
             "word",
-            bf16,
+            AUTO,
             {"head": "adaptive", "attn_dropout": s.dropout},
         )
-        shipped = ("wordgpt bf16 (--preset seed as shipped)", *configs[2][1:])
-        configs = [configs[0], configs[1], shipped, configs[3], attn, configs[4]]
+        shipped = ("wordgpt auto (--preset seed as shipped)", *configs[3][1:])
+        configs = [configs[0], configs[1], configs[2], shipped, configs[4], attn, configs[5]]
     if args.compile:
         configs.append(
             (
-                "wordgpt bf16 adaptive, space-prefix, compiled",
+                "wordgpt auto, adaptive, space-prefix, compiled",
                 "compiled",
                 "word-sp",
-                bf16,
+                AUTO,
                 {"head": "adaptive"},
             )
         )
@@ -142,6 +156,10 @@ def main() -> None:
         cfg = ModelConfig(vocab_size=load_meta(d)["vocab_size"], **shape, **opts)
         model = ReferenceGPT(cfg) if impl == "reference" else GPT(cfg)
         x, y = get_batch(data, args.batch, args.block, torch.Generator())
+        if dtype is AUTO:  # the trainer's own choice: a measured probe, cached per machine
+            dtype = autocast_dtype(
+                "auto", torch.device("cpu"), functools.partial(probe, model, cfg, x, y)
+            )
         flops = step_flops(model, x, y)
         if impl == "compiled":
             model = torch.compile(model)
@@ -153,7 +171,7 @@ def main() -> None:
         r.update(
             config=name,
             tokenizer=tokname,
-            dtype="bf16" if dtype else "fp32",
+            dtype=dtype_name(dtype) + (" (auto)" if "auto" in name else ""),
             params=sum(p.numel() for p in model.parameters()),
             chars_per_s=r["tokens_per_s"] * cpt,
             chars_per_token=cpt,
@@ -171,6 +189,7 @@ def main() -> None:
             print(f"  measured {name}: {r['tokens_per_s']:,.0f} tok/s", flush=True)
     cols = [
         ("config", "configuration", "s"),
+        ("dtype", "dtype", "s"),
         ("tokens_per_s", "tokens/s", ",.0f"),
         ("chars_per_s", "chars/s", ",.0f"),
         ("speedup", "x reference", ".2f"),

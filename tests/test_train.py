@@ -16,7 +16,7 @@ from wordgpt.errors import CheckpointError, WordGPTError
 from wordgpt.launch import train
 from wordgpt.optim import lr_at
 
-FAST = {"dtype": "fp32", "progress": False}
+FAST = {"dtype": "fp32", "progress": False, "tensorboard": False}
 
 
 def metrics(run_dir):
@@ -214,3 +214,59 @@ def test_compiled_training_saves_plain_weight_names_that_load_uncompiled(word_da
     assert not any(k.startswith(("_orig_mod.", "module.")) for k in ck["model"])
     m = wordgpt.load(tmp_path)  # an uncompiled GPT
     assert m.generate("the", max_new_tokens=3, seed=0) is not None
+
+
+def test_tensorboard_gets_losses_lr_speed_and_a_sample(word_data, tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    train(
+        word_data,
+        tmp_path,
+        preset="tiny",
+        max_iters=20,
+        eval_interval=10,
+        dtype="fp32",
+        progress=False,
+        tensorboard=True,
+    )
+    ev = EventAccumulator(str(tmp_path / "tensorboard"), size_guidance={"tensors": 0}).Reload()
+    scalars = ev.Tags()["scalars"]
+    assert {"loss/train", "loss/val", "lr", "tokens_per_s"} <= set(scalars)
+    val = [e.value for e in ev.Scalars("loss/val")]
+    assert [e.step for e in ev.Scalars("loss/val")] == [0, 10, 20] and val[-1] < val[0]
+    rows = metrics(tmp_path)
+    assert val == pytest.approx([float(r["val_loss"]) for r in rows], abs=1e-4)
+    texts = ev.Tensors("sample/text_summary")
+    assert len(texts) == 3 and texts[-1].tensor_proto.string_val[0].decode().strip()
+
+
+def test_patience_stops_the_run_and_says_why(word_data, tmp_path, monkeypatch, capsys):
+    from wordgpt.cli import main
+    from wordgpt.trainer import Trainer
+
+    vals = iter([5.0, 4.0, 4.5, 4.4, 4.3, 1.0])
+    monkeypatch.setattr(Trainer, "evaluate", lambda self: {"train": 1.0, "val": next(vals)})
+    main(
+        [
+            "train",
+            "--data",
+            str(word_data),
+            "--out",
+            str(tmp_path),
+            "--preset",
+            "tiny",
+            "--eval-interval",
+            "5",
+            "--patience",
+            "3",
+            "--dtype",
+            "fp32",
+            "--no-progress",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert "stopped at step 20: no better val loss in 3 evaluations" in out
+    assert "done: step 20 (patience)" in out and "best val loss 4.0000" in out
+    assert json.loads((tmp_path / "summary.json").read_text())["stopped"] == "patience"
+    assert checkpoint.load(tmp_path / "best.pt")["step"] == 5

@@ -245,6 +245,33 @@ def json_line(obj: dict) -> str:
     return json.dumps({k: clean(v) for k, v in obj.items()})
 
 
+@cli.command("export")
+@click.argument("run", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="a new folder")
+@click.option("--checkpoint", "which", type=click.Choice(["best", "last"]), default="best")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["auto", "gpt2", "wordgpt"]),
+    default="auto",
+    help="gpt2: a native GPT2LMHeadModel (runs with GPT-2's architecture); wordgpt: the "
+    "model's own code travels with it (trust_remote_code); auto: gpt2 when the run fits",
+)
+def export_(run, out, which, fmt) -> None:
+    """Export a run to Hugging Face transformers: safetensors weights and the tokenizer."""
+    try:
+        from .export import export
+    except ImportError as e:
+        raise WordGPTError(
+            f"export needs transformers and safetensors ({e.name} is missing): "
+            "pip install 'wordgpt[export]'"
+        ) from None
+    r = export(run, out, which, fmt)
+    click.echo(f"exported {run} as {r.format} -> {r.out}: {', '.join(r.files)}")
+    remote = ", trust_remote_code=True" if r.format == "wordgpt" else ""
+    click.echo(f"load with AutoModelForCausalLM.from_pretrained({str(r.out)!r}{remote})")
+
+
 @cli.group()
 def embed() -> None:
     """Word2Vec embeddings: train, query neighbours, draw a t-SNE map, check coverage."""

@@ -325,7 +325,8 @@ class RunWriter:
         if is_best:
             checkpoint.copy(self.run / "last.pt", self.run / "best.pt")
         if self.tb is not None:
-            self.tb.add_scalars("loss", losses, st.step)
+            for split, loss in losses.items():
+                self.tb.add_scalar(f"loss/{split}", loss, st.step)
             self.tb.add_scalar("lr", lr, st.step)
             self.tb.add_scalar("tokens_per_s", rate, st.step)
             self.tb.add_text("sample", self.sample(), st.step)

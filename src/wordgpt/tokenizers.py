@@ -222,3 +222,30 @@ def load(path: str | Path) -> Tokenizer:
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise WordGPTError(f"tokenizer file {path} is not valid JSON: {e}") from None
     return from_dict(d)
+
+
+# Python's \w (str.isalnum() or "_") and \s (str.isspace()) spelled for the Oniguruma regex
+# engine of Hugging Face tokenizers, whose own \w and \s differ (marks, \x1c-\x1f).
+_HF_W = r"\p{L}\p{N}_"
+_HF_S = r"\s\x1c-\x1f"
+HF_PATTERNS = {
+    False: rf"[{_HF_W}]+|[^{_HF_S}]|[{_HF_S}]",
+    True: rf" ?[{_HF_W}]+| ?[^{_HF_W}{_HF_S}]|[{_HF_S}]",
+}
+
+
+def to_hf(tok: Tokenizer):
+    """The same tokenizer as a Hugging Face ``tokenizers.Tokenizer``: identical ids and an
+    exact decoder (word and char tokens as a WordLevel model over the same split)."""
+    from tokenizers import Regex, decoders, models, pre_tokenizers
+    from tokenizers import Tokenizer as HFTokenizer
+
+    if isinstance(tok, BPETokenizer):
+        return HFTokenizer.from_str(tok.hf.to_str())
+    if not isinstance(tok, VocabTokenizer):
+        raise WordGPTError(f"no Hugging Face form for a {tok.kind} tokenizer")
+    hf = HFTokenizer(models.WordLevel(vocab=dict(tok.stoi), unk_token=UNK))
+    pattern = r"[\s\S]" if tok.kind == "char" else HF_PATTERNS[bool(tok.space_prefix)]
+    hf.pre_tokenizer = pre_tokenizers.Split(Regex(pattern), behavior="isolated")
+    hf.decoder = decoders.Fuse()
+    return hf

@@ -1,0 +1,116 @@
+"""Leaving wordgpt: a run exported to Hugging Face transformers gives the same logits, the
+same token ids and the same text."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import wordgpt
+from wordgpt import tokenizers
+from wordgpt.launch import train
+
+transformers = pytest.importorskip("transformers")
+
+QUIET = {"log": lambda *a, **k: None, "progress": False, "tensorboard": False, "dtype": "fp32"}
+VARIANTS = {
+    "gpt2": {"head_bias": False},
+    "gpt2-tied-nobias": {"tie_weights": True, "bias": False, "head_bias": False},
+    "rope-adaptive": {"pos": "rope", "head": "adaptive", "cutoffs": (100, 500)},
+    "post-norm-head-bias": {"norm": "post"},
+}
+FORMAT = {"gpt2": "gpt2", "gpt2-tied-nobias": "gpt2"}
+
+
+@pytest.fixture(scope="module", params=list(VARIANTS))
+def exported(request, word_data, tmp_path_factory):
+    from wordgpt.export import export
+
+    root = tmp_path_factory.mktemp(request.param)
+    train(word_data, root / "run", preset="tiny", max_iters=30, **VARIANTS[request.param], **QUIET)
+    e = export(root / "run", root / "hf")
+    assert e.format == FORMAT.get(request.param, "wordgpt")
+    return request.param, root / "run", e.out
+
+
+def load_hf(out):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    hf = AutoModelForCausalLM.from_pretrained(out, trust_remote_code=True).eval()
+    return hf, AutoTokenizer.from_pretrained(out)
+
+
+def test_exported_logits_ids_and_text_are_wordgpts(exported, corpus_file):
+    name, run, out = exported
+    hf, tk = load_hf(out)
+    m = wordgpt.load(run, device="cpu")
+    text = corpus_file.read_text(encoding="utf-8")[:3000].lower().replace("\n", " ")
+    ids = tk(text)["input_ids"]
+    assert ids == m.tokenizer.encode(text)
+    assert tk.decode(ids) == text
+    x = torch.tensor([ids[: m.gpt.cfg.block_size]])
+    with torch.no_grad():
+        torch.testing.assert_close(hf(x).logits, m.gpt(x), atol=1e-4, rtol=0)
+    if FORMAT.get(name) == "gpt2":
+        assert type(hf).__name__ == "GPT2LMHeadModel"
+        assert not list(out.glob("*.py"))  # no remote code
+
+
+def test_the_text_generation_pipeline_runs_and_greedy_equals_ours(exported):
+    from transformers import pipeline
+
+    _, run, out = exported
+    hf, tk = load_hf(out)
+    m = wordgpt.load(run, device="cpu")
+    pipe = pipeline("text-generation", model=hf, tokenizer=tk)
+    got = pipe("the knight", max_new_tokens=8, do_sample=False)[0]["generated_text"]
+    assert got == "the knight" + m.generate("the knight", max_new_tokens=8, temperature=0)
+
+
+def test_a_run_that_is_not_gpt2_is_refused_as_gpt2_naming_the_setting(word_data, tmp_path):
+    train(word_data, tmp_path / "run", preset="tiny", max_iters=2, pos="rope", **QUIET)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "wordgpt.cli",
+            "export",
+            str(tmp_path / "run"),
+            "--out",
+            str(tmp_path / "hf"),
+            "--format",
+            "gpt2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 2 and r.stderr.count("\n") == 1
+    assert "pos=rope" in r.stderr and "--format wordgpt" in r.stderr
+    assert "head_bias" in r.stderr and "--no-head-bias" in r.stderr  # the tiny preset has one
+
+
+@pytest.mark.parametrize("kind", ["char", "bpe"])
+def test_char_and_bpe_tokenizers_export_with_the_same_ids(kind, corpus_file):
+    text = corpus_file.read_text(encoding="utf-8")[:20000]
+    tok = tokenizers.train_tokenizer(kind, text, vocab_size=400)
+    hf = tokenizers.to_hf(tok)
+    assert hf.encode(text).ids == tok.encode(text)
+    assert hf.decode(hf.encode(text).ids) == text
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    text=st.text(alphabet=st.characters(exclude_categories=("Cs", "Cn")), max_size=60),
+    space_prefix=st.booleans(),
+)
+def test_the_hugging_face_word_split_is_pythons_on_any_text(text, space_prefix):
+    tok = tokenizers.train_tokenizer("word", text + " a", space_prefix=space_prefix)
+    hf = tokenizers.to_hf(tok)
+    assert hf.encode(text).ids == tok.encode(text)
+    assert hf.decode(hf.encode(text).ids) == text
