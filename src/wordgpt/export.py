@@ -164,7 +164,7 @@ class ModelConfig(types.SimpleNamespace):
 {method}
 '''
 
-_CONFIGURATION = '''"""wordgpt's model config for Hugging Face transformers (exported by `wordgpt export`)."""
+_CONFIGURATION = '''"""wordgpt's model config for transformers (written by `wordgpt export`)."""
 
 from transformers import PretrainedConfig
 
