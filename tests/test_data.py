@@ -177,13 +177,13 @@ def test_download_is_verified_and_cached(tmp_path, monkeypatch):
             data.BOOKS["don-quixote"], url=url, sha256=data.hashlib.sha256(body).hexdigest()
         )
         monkeypatch.setitem(data.BOOKS, "don-quixote", good)
-        path = data.resolve("don-quixote").path
+        path = data.resolve_one("don-quixote").path
         assert path == data.cache_dir() / "don_quixote.txt" and path.read_bytes() == body
-        assert data.resolve("don-quixote").path == path  # from the cache now
+        assert data.resolve_one("don-quixote").path == path  # from the cache now
         path.unlink()
         monkeypatch.setitem(data.BOOKS, "don-quixote", replace(good, sha256="0" * 64))
         with pytest.raises(DataError, match="sha256"):
-            data.resolve("don-quixote")
+            data.resolve_one("don-quixote")
         assert not path.exists()
     finally:
         srv.shutdown()
@@ -295,13 +295,26 @@ def test_wikipedia_sample_prepares(tmp_path):
     assert p.meta["splits"]["train"]["tokens"] > 1_000_000
 
 
-def test_paths_resolve_by_kind(tmp_path):
+def test_paths_resolve_by_kind_folders_and_globs(tmp_path):
     dump = tmp_path / "enwiki-pages-articles1.xml.bz2"
     dump.write_bytes(b"")
-    assert data.resolve(str(dump)).kind == "wikipedia"
+    assert data.resolve_one(str(dump)).kind == "wikipedia"
     txt = tmp_path / "a.txt"
     txt.write_text("x")
-    assert data.resolve(str(txt)).kind == "text"
-    with pytest.raises(DataError, match="folder"):
-        data.resolve(str(tmp_path))
-    assert isinstance(data.resolve("wikipedia-sample").path, Path)
+    assert data.resolve_one(str(txt)).kind == "text"
+    (tmp_path / "b.txt.gz").write_bytes(b"")
+    (tmp_path / "notes.md").write_text("not text to train on")
+    folder = [s.path.name for s in data.resolve(str(tmp_path))]
+    assert folder == ["a.txt", "b.txt.gz", dump.name]  # sorted; other files left out
+    assert [s.path.name for s in data.resolve(str(tmp_path / "*.txt*"))] == ["a.txt", "b.txt.gz"]
+    assert [s.name for s in data.resolve(("wikipedia-sample", str(txt)))] == [
+        "wikipedia-sample",
+        "a.txt",
+    ]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DataError, match="has no .txt"):
+        data.resolve(str(empty))
+    with pytest.raises(DataError, match="no file matches"):
+        data.resolve(str(tmp_path / "*.nothing"))
+    assert isinstance(data.resolve_one("wikipedia-sample").path, Path)

@@ -15,19 +15,17 @@ import gzip
 import hashlib
 import json
 import os
-import re
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from . import tokenizers
-from .config import DataConfig, to_dict
+from .config import DataConfig
 from .errors import DataError
-from .fileio import cache_dir
+from .fileio import atomic_write, cache_dir, disk_error, remove_stale_temps, temp_name
 
 
 @dataclass(frozen=True)
@@ -81,8 +79,8 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def resolve(dataset: str) -> Source:
-    """Find a data set's file: a named book (data dir, cache, download), the bundled
+def resolve_one(dataset: str) -> Source:
+    """Find one data set's file: a named book (data dir, cache, download), the bundled
     Wikipedia sample, or a path."""
     if dataset in BOOKS:
         return Source(dataset, _fetch_book(BOOKS[dataset]), "text", BOOKS[dataset].start)
@@ -95,10 +93,34 @@ def resolve(dataset: str) -> Source:
         raise DataError(
             f"no such data set or file: {dataset!r} (named data sets: {', '.join(DATASETS)})"
         )
-    if path.is_dir():
-        raise DataError(f"{path} is a folder; give a .txt, .txt.bz2, .txt.gz or dump file")
     is_dump = ".xml" in path.suffixes or "pages-articles" in path.name
     return Source(path.name, path, "wikipedia" if is_dump else "text")
+
+
+TEXT_SUFFIXES = (".txt", ".txt.gz", ".txt.bz2", ".xml", ".xml.bz2", ".bz2", ".gz")
+
+
+def resolve(datasets: str | tuple[str, ...] | list[str]) -> list[Source]:
+    """Every file of one or several data sets: names, paths, folders (their text and dump
+    files, sorted) and glob patterns (their matches, sorted), in the order given."""
+    import glob
+
+    found: list[Source] = []
+    for d in [datasets] if isinstance(datasets, str) else datasets:
+        path = Path(d).expanduser()
+        if d not in DATASETS and any(c in d for c in "*?[") and not path.exists():
+            matches = sorted(glob.glob(str(path)))
+            if not matches:
+                raise DataError(f"no file matches {d!r}")
+            found += [resolve_one(m) for m in matches if Path(m).is_file()]
+        elif d not in DATASETS and path.is_dir():
+            files = sorted(p for p in path.iterdir() if p.name.endswith(TEXT_SUFFIXES))
+            if not files:
+                raise DataError(f"{path} has no .txt, .txt.gz, .txt.bz2 or dump files")
+            found += [resolve_one(str(p)) for p in files]
+        else:
+            found.append(resolve_one(d))
+    return found
 
 
 def _fetch_book(book: Book) -> Path:
@@ -209,126 +231,71 @@ def decode_text(raw: bytes, encoding: str, name: str) -> str:
         ) from None
 
 
-def read_source(src: Source, cfg: DataConfig) -> str:
-    if src.kind == "wikipedia":
-        from .wikipedia import read_dump
-
-        try:
-            text = read_dump(src.path)
-        except Exception as e:  # a truncated or foreign XML file
-            raise DataError(f"cannot read {src.path} as a MediaWiki dump: {e}") from None
-        if not text.strip():
-            raise DataError(f"{src.path} has no articles")
-        return text
-    return decode_text(read_bytes(src.path), cfg.encoding, str(src.path))
-
-
-# ---------------------------------------------------------------------------- cleaning
-
-_GUTENBERG_START = re.compile(r"^\*\*\* ?START OF (THE|THIS) PROJECT GUTENBERG.*$", re.M | re.I)
-_GUTENBERG_END = re.compile(r"^\*\*\* ?END OF (THE|THIS) PROJECT GUTENBERG.*$", re.M | re.I)
-# Older files also close the text with this line just before the *** END marker.
-_GUTENBERG_END_LINE = re.compile(r"^End of (the )?Project Gutenberg.*\s*\Z", re.M | re.I)
-
-
-def strip_gutenberg(text: str) -> str:
-    """The text between a Gutenberg ``*** START OF`` line and its ``*** END OF`` line."""
-    if m := _GUTENBERG_START.search(text):
-        text = text[m.end() :]
-    if m := _GUTENBERG_END.search(text):
-        text = text[: m.start()]
-        if m := _GUTENBERG_END_LINE.search(text):
-            text = text[: m.start()]
-    return text
-
-
-def clean(text: str, cfg: DataConfig, start: str | None = None) -> str:
-    """Normalise line ends, cut Gutenberg matter and front matter, then the notebook's
-    cleaning (newlines to spaces, runs of spaces collapsed, lowercase), each switchable."""
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    if cfg.strip_gutenberg:
-        text = strip_gutenberg(text)
-    if cfg.skip_front_matter and start and (m := re.search(start, text)):
-        text = text[m.start() :]
-    text = text.strip("\n") + "\n"
-    if cfg.newlines_to_spaces:
-        text = text.replace("\n", " ")
-    if cfg.collapse_spaces:
-        text = re.sub(r" {2,}", " ", text)
-    if cfg.lowercase:
-        text = text.lower()
-    if not text.strip():
-        raise DataError("no text is left after cleaning")
-    return text
-
-
-MAX_WORD = 10_000
-"""The split point moves at most this far to reach whitespace (a longer run without any is
-cut where it is)."""
-
-
-def split_text(text: str, val_fraction: float) -> tuple[str, str]:
-    """Contiguous split: the last ``val_fraction`` of the text is validation. The cut moves
-    forward to the next whitespace (within MAX_WORD characters) so no word is cut in two."""
-    cut = int(len(text) * (1 - val_fraction))
-    m = re.compile(r"\s").search(text, cut, cut + MAX_WORD)
-    cut = m.start() if m else cut
-    return text[:cut], text[cut:]
-
-
-# ---------------------------------------------------------------------------- token files
+# the cleaning lives in its own module; these names stay importable from here
+from .cleaning import clean, split_text, strip_gutenberg  # noqa: E402, F401
 
 
 def token_dtype(vocab_size: int) -> np.dtype:
     return np.dtype(np.uint16) if vocab_size <= 1 << 16 else np.dtype(np.uint32)
 
 
-def prepare(cfg: DataConfig, out: str | Path) -> Prepared:
-    """Read, clean, split and tokenize a data set; write the token files into ``out``."""
+def prepare(
+    cfg: DataConfig,
+    out: str | Path,
+    workers: int = 0,
+    tokenizer_from: str | Path | tokenizers.Tokenizer | None = None,
+    progress: bool = True,
+    chunk_size: int | None = None,
+    holdout: bool = True,
+) -> Prepared:
+    """Read, clean, split and tokenize a data set into ``out``, streamed (see
+    :mod:`wordgpt.corpus`): train.bin, val.bin, tokenizer.json, then meta.json.
+
+    ``workers`` processes tokenize (0: every available core); ``tokenizer_from`` encodes
+    with the tokenizer of an existing data folder or run (its vocabulary; unknown words
+    count as <unk>). Until the end everything is written under temporary names: an
+    interrupted run leaves no meta.json, and an earlier complete folder is replaced only
+    when the new one is whole."""
+    from . import corpus
+
     out = Path(out)
-    src = resolve(cfg.dataset)
-    text = clean(read_source(src, cfg), cfg, src.start)
-    train_text, val_text = split_text(text, cfg.val_fraction)
-    if not val_text.strip() or not train_text.strip():
-        raise DataError("the text is too short to split into train and validation")
-    # A closed vocabulary covers the whole text, so validation has no <unk> that would
-    # make its loss look better than it is; byte-level BPE is open and learns from train only.
-    tok = tokenizers.train_tokenizer(
-        cfg.tokenizer,
-        train_text if cfg.tokenizer == "bpe" else text,
-        space_prefix=cfg.space_prefix,
-        vocab_size=cfg.vocab_size,
-        min_count=cfg.min_count,
-        max_vocab=cfg.max_vocab,
-    )
-    dtype = token_dtype(tok.vocab_size)
-    out.mkdir(parents=True, exist_ok=True)
-    splits = {}
-    for name, part in (("train", train_text), ("val", val_text)):
-        ids = np.asarray(tok.encode(part), dtype=dtype)
-        ids.tofile(out / f"{name}.bin")
-        splits[name] = {
-            "chars": len(part),
-            "tokens": int(ids.size),
-            "unk": int((ids == 0).sum()) if tok.kind != "bpe" else 0,
-        }
-    tokenizers.save(tok, out / "tokenizer.json")
-    meta = {
-        "source": {
-            "dataset": cfg.dataset,
-            "path": str(src.path.resolve()),
-            "kind": src.kind,
-            "sha256": sha256_file(src.path),
-        },
-        "config": to_dict(cfg),
-        "tokenizer": tok.kind,
-        "vocab_size": tok.vocab_size,
-        "dtype": dtype.name,
-        "unique_chars": len(set(text)),
-        "splits": splits,
-    }
-    (out / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
-    return Prepared(out, meta, tok)
+    srcs = resolve(cfg.dataset)
+    tok_from = tokenizer_from
+    if isinstance(tokenizer_from, str | Path):
+        tok_from = load_tokenizer_from(tokenizer_from)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise disk_error(e, out) from None
+    remove_stale_temps(out)
+    kw = {"chunk_size": chunk_size} if chunk_size else {}
+    kw["holdout"] = holdout
+    try:
+        job = corpus.prepare_corpus(cfg, out, srcs, workers, tok_from, progress, **kw)
+        meta = job["meta"]
+        if isinstance(tokenizer_from, str | Path):
+            meta["tokenizer_from"] = str(Path(tokenizer_from).resolve())
+        tok_tmp = temp_name(out / "tokenizer.json")
+        tok_tmp.write_text(json.dumps(job["tokenizer"].to_dict(), ensure_ascii=False), "utf-8")
+        (out / "meta.json").unlink(missing_ok=True)  # the folder is incomplete from here on
+        for split, tmp in job["files"].items():
+            os.replace(tmp, out / f"{split}.bin")
+        os.replace(tok_tmp, out / "tokenizer.json")
+        atomic_write(out / "meta.json", json.dumps(meta, indent=2, ensure_ascii=False))
+    except OSError as e:
+        raise disk_error(e, out) from None
+    finally:
+        remove_stale_temps(out)
+    return Prepared(out, meta, job["tokenizer"])
+
+
+def load_tokenizer_from(path: str | Path) -> tokenizers.Tokenizer:
+    """The tokenizer of a data folder or a run folder (or a tokenizer.json file)."""
+    path = Path(path)
+    file = path if path.is_file() else path / "tokenizer.json"
+    if not file.is_file():
+        raise DataError(f"no tokenizer.json in {path}; give a prepared data folder or a run")
+    return tokenizers.load(file)
 
 
 def summary(p: Prepared, n_tokens: int = 20) -> str:
@@ -338,11 +305,30 @@ def summary(p: Prepared, n_tokens: int = 20) -> str:
     head = load_split(p.out, "train")[:n_tokens].tolist()
     first = p.tokenizer.decode(head)
     pieces = [p.tokenizer.decode([i]) for i in head]
+    srcs = m.get("sources") or [m["source"]]
+    where = (
+        f"{srcs[0]['dataset']} ({srcs[0]['path']})"
+        if len(srcs) == 1
+        else f"{len(srcs)} files ({srcs[0]['path']}, ...)"
+    )
+    split = m.get("split", {})
+    how = (
+        f"every {split['every']}th article to val ({split['articles']['val']:,} of "
+        f"{split['articles']['val'] + split['articles']['train']:,})"
+        if split.get("method") == "articles"
+        else f"the last {split.get('val_fraction', 0.1):.0%} of each file to val"
+    )
+    unk = (
+        f", <unk> {tr.get('unk_share', 0):.2%} / {va.get('unk_share', 0):.2%}"
+        if tr.get("unk")
+        else ""
+    )
     return "\n".join(
         [
-            f"source        {m['source']['dataset']} ({m['source']['path']})",
+            f"source        {where}",
+            f"split         {how}",
             f"unique chars  {m['unique_chars']}",
-            f"tokenizer     {m['tokenizer']}, vocabulary {m['vocab_size']:,} ({m['dtype']})",
+            f"tokenizer     {m['tokenizer']}, vocabulary {m['vocab_size']:,} ({m['dtype']}){unk}",
             f"train         {tr['tokens']:,} tokens, {tr['chars']:,} chars "
             f"({tr['chars'] / max(tr['tokens'], 1):.2f} chars/token)",
             f"val           {va['tokens']:,} tokens, {va['chars']:,} chars",
@@ -369,23 +355,25 @@ def load_split(data_dir: str | Path, split: str) -> np.memmap:
     path = Path(data_dir) / f"{split}.bin"
     if not path.is_file():
         raise DataError(f"no {split}.bin in {data_dir}; run `wordgpt prepare` again")
+    if path.stat().st_size == 0:  # a file prepared for evaluation only has no train split
+        return np.zeros(0, dtype=np.dtype(meta["dtype"]))
     return np.memmap(path, dtype=np.dtype(meta["dtype"]), mode="r")
 
 
-def get_rows(
-    data: np.ndarray, offsets: np.ndarray, block_size: int
-) -> tuple[torch.Tensor, torch.Tensor]:
+def get_rows(data: np.ndarray, offsets: np.ndarray, block_size: int):
     """``(x, y)`` of shape ``(len(offsets), block_size)``: the tokens at each offset and the
     ones after them. One vectorised gather, no Python loop per sequence or token."""
+    import torch
+
     rows = data[offsets[:, None] + np.arange(block_size + 1)].astype(np.int64)  # (B, T+1)
     t = torch.from_numpy(rows)
     return t[:, :-1], t[:, 1:]
 
 
-def get_batch(
-    data: np.ndarray, batch_size: int, block_size: int, generator: torch.Generator
-) -> tuple[torch.Tensor, torch.Tensor]:
+def get_batch(data: np.ndarray, batch_size: int, block_size: int, generator):
     """``(x, y)`` of shape ``(batch_size, block_size)`` from random offsets, y shifted by one."""
+    import torch
+
     n = len(data) - block_size - 1
     if n < 1:
         raise DataError(f"a split of {len(data)} tokens is too short for block_size {block_size}")

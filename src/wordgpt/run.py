@@ -72,6 +72,21 @@ class Model:
             self.device,
         )
 
+    def evaluate_text(self, path: str | Path, encoding: str | None = None) -> EvalResult:
+        """Loss and bits per character over any text file, cleaned as the run's training
+        text was and encoded with the run's vocabulary (unknown words count as <unk>)."""
+        import tempfile
+
+        from .config import DataConfig, from_dict
+        from .data import prepare
+
+        cfg = from_dict(DataConfig, {**self.config.get("data", {}), "dataset": str(path)})
+        if encoding:
+            cfg = replace(cfg, encoding=encoding)
+        with tempfile.TemporaryDirectory(prefix="wordgpt-eval-") as tmp:
+            prepare(cfg, tmp, tokenizer_from=self.tokenizer, progress=False, holdout=False)
+            return replace(self.evaluate("val", tmp), split=Path(path).name)
+
 
 def checkpoint_path(run_dir: str | Path, which: str = "best") -> Path:
     """``RUN/best.pt`` (``last.pt`` when there is no best yet), ``RUN/last.pt``, or a file."""

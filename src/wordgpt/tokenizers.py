@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Protocol
 
@@ -60,9 +61,12 @@ class VocabTokenizer:
         raise NotImplementedError
 
     @classmethod
-    def train(cls, text: str, min_count: int = 1, max_vocab: int | None = None, **kw):
-        """Build the vocabulary from ``text``: most frequent first, ties broken by the token."""
-        counts = Counter(cls.split_text(text, **kw))
+    def train(cls, text: str | list[str], min_count: int = 1, max_vocab: int | None = None, **kw):
+        """Build the vocabulary from ``text`` (or texts, each split on its own): most frequent
+        first, ties broken by the token."""
+        counts: Counter[str] = Counter()
+        for part in [text] if isinstance(text, str) else text:
+            counts.update(cls.split_text(part, **kw))
         ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
         tokens = [t for t, c in ranked if c >= min_count and t != UNK]
         if max_vocab is not None:
@@ -139,7 +143,8 @@ class BPETokenizer:
         self.hf = hf
 
     @classmethod
-    def train(cls, text: str, vocab_size: int = 4096) -> BPETokenizer:
+    def train(cls, text: str | Iterable[str], vocab_size: int = 4096) -> BPETokenizer:
+        """Train on ``text``, or on an iterator of texts (a corpus streamed in chunks)."""
         from tokenizers import Tokenizer as HFTokenizer
         from tokenizers import decoders, models, pre_tokenizers, trainers
 
@@ -152,10 +157,11 @@ class BPETokenizer:
             initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
             show_progress=False,
         )
-        # Train on chunks of about 1 MB so no single "sentence" is huge.
-        step = 1 << 20
-        chunks = [text[i : i + step] for i in range(0, len(text), step)] or [""]
-        hf.train_from_iterator(chunks, trainer=trainer)
+        if isinstance(text, str):  # cut at safe points, as a streamed corpus is
+            from .cleaning import chunks
+
+            text = chunks([text], 1 << 20, lowercase=False)
+        hf.train_from_iterator(text, trainer=trainer)
         return cls(hf)
 
     @property
@@ -180,7 +186,7 @@ class BPETokenizer:
 
 def train_tokenizer(
     kind: str,
-    text: str,
+    text: str | list[str],
     *,
     space_prefix: bool = False,
     vocab_size: int = 4096,

@@ -79,19 +79,58 @@ def _remove(code, node) -> None:
         code.remove(node)
 
 
-def iter_articles(path: str | Path) -> Iterator[tuple[str, str]]:
-    """Yield ``(title, text)`` for each article of a dump, streamed page by page."""
+PAGES_PER_TASK = 64
+"""Pages handed to a worker process at a time."""
+
+
+def iter_pages(f, name: str = "dump") -> Iterator[tuple[str, str]]:
+    """``(title, wikitext)`` of each article page of an open (decompressed) dump, redirects
+    and other namespaces left out. A broken or foreign file is one clear error."""
     from gensim.corpora.wikicorpus import extract_pages
 
+    from .errors import DataError
+
+    try:
+        for title, wikitext, _pageid in extract_pages(f, filter_namespaces=("0",)):
+            if wikitext and wikitext.lstrip()[:9].lower() != "#redirect":
+                yield title, wikitext
+    except Exception as e:  # a truncated or foreign XML file
+        raise DataError(f"cannot read {name} as a MediaWiki dump: {e}") from None
+
+
+def _parse_pages(pages: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Worker: plain text of a batch of pages (empty articles dropped)."""
+    out = []
+    for title, wikitext in pages:
+        if text := article_text(wikitext):
+            out.append((title, text))
+    return out
+
+
+def _batches(pages: Iterator, n: int) -> Iterator[list]:
+    batch = []
+    for p in pages:
+        batch.append(p)
+        if len(batch) >= n:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def iter_articles(source, workers: int = 1, name: str | None = None) -> Iterator[tuple[str, str]]:
+    """``(title, text)`` of each article of a dump (a path or an open binary file), in the
+    dump's order; the markup is parsed in ``workers`` processes."""
+    from .corpus import ordered_map
     from .data import open_file
 
-    with open_file(Path(path)) as f:
-        for title, wikitext, _pageid in extract_pages(f, filter_namespaces=("0",)):
-            if not wikitext or wikitext.lstrip()[:9].lower() == "#redirect":
-                continue
-            text = article_text(wikitext)
-            if text:
-                yield title, text
+    with contextlib.ExitStack() as stack:
+        if isinstance(source, str | Path):
+            name = name or str(source)
+            source = stack.enter_context(open_file(Path(source)))
+        pages = iter_pages(source, name or "dump")
+        for batch in ordered_map(_parse_pages, _batches(pages, PAGES_PER_TASK), workers):
+            yield from batch
 
 
 def read_dump(path: str | Path) -> str:
