@@ -1,15 +1,18 @@
-"""Quality per minute: train for a fixed wall-clock budget on Don Quixote, then measure
-val bits per character over the whole validation split, for each tokenizer and recipe,
-with several seeds and their spread.
+"""Quality per minute: train for a fixed wall-clock budget on Don Quixote, then measure val
+bits per character over the whole validation split (of best.pt, the checkpoint a budgeted
+run keeps), for tokenizers x recipes x inits x budgets x seeds, with the spread.
 
-    python benchmarks/quality.py                                  # cpu preset, word-sp, 300 s
-    python benchmarks/quality.py --tokenizers word-sp char bpe --seeds 1
-    python benchmarks/quality.py --recipe seed-dims --budget 300  # the issue's reference dims
-    python benchmarks/quality.py --init random word2vec pretrained --budget 120 --seeds 1 2
+    python benchmarks/quality.py                                   # the cpu preset, 300 s
+    python benchmarks/quality.py --tokenizers word-sp char --seeds 1 2 3
+    python benchmarks/quality.py --ablate --seeds 1 2 3            # the recipe minus each lever
+    python benchmarks/quality.py --budgets 60 300 900              # quality against budget
+    python benchmarks/quality.py --recipe cpu+muon cpu+relu2 --budgets 150   # screen levers
+    python benchmarks/quality.py --init random word2vec --budget 120 --seeds 1 2
 
-``--init`` compares embedding initialisations of the same model: ``random``; ``word2vec``
-trained here on the training split only (never on validation text); ``pretrained`` from a
-vector file (``--vectors``, default the small word2vec file that ships with gensim).
+A recipe is a preset plus overrides: ``cpu``, ``char`` (the char preset), ``seed-dims``
+(the issue's reference dims), ``plain`` (the notebook's architecture at those dims), or
+``BASE+LEVER+...`` / ``BASE-LEVER`` with the levers below. ``--init word2vec`` trains
+Word2Vec on the training split only (never on validation text) with the current defaults.
 """
 
 from __future__ import annotations
@@ -23,43 +26,115 @@ import gensim
 from common import ROOT, emit, prepared
 
 import wordgpt
-from wordgpt.config import Word2VecConfig
+from wordgpt.config import PRESETS, Word2VecConfig
 from wordgpt.embeddings import save_vectors, train_word2vec
 
-RECIPES = {
-    # the cpu preset as shipped
-    "cpu": {},
-    # the issue's reference dims (4 x 128, block 128, batch 16) with wordgpt's recipe
-    "seed-dims": {"n_layer": 4, "n_head": 4, "n_embd": 128, "batch_size": 16},
-    # the same dims, the notebook's plain architecture and optimiser settings
-    "plain": {
-        "n_layer": 4,
-        "n_head": 4,
-        "n_embd": 128,
-        "batch_size": 16,
-        "pos": "learned",
-        "head": "softmax",
-        "dropout": 0.2,
-        "lr": 3e-4,
-        "min_lr_ratio": 1.0,
-        "warmup_iters": 0,
-    },
+BASES = {
+    "cpu": ("cpu", {}),
+    "char": ("char", {}),
+    "seed-dims": ("cpu", {"n_layer": 4, "n_head": 4, "n_embd": 128, "batch_size": 16}),
+    "plain": (
+        "cpu",
+        {
+            "n_layer": 4,
+            "n_head": 4,
+            "n_embd": 128,
+            "batch_size": 16,
+            "pos": "learned",
+            "head": "softmax",
+            "dropout": 0.2,
+            "attn_dropout": 0.0,
+            "lr": 3e-4,
+            "min_lr_ratio": 1.0,
+            "warmup_iters": 0,
+        },
+    ),
+}
+# Each lever: the settings it turns on, and what "without it" means.
+LEVERS = {
+    "muon": ({"optimizer": "muon"}, {"optimizer": "adamw"}),
+    "muon5": (
+        {"optimizer": "muon", "muon_lr": 5e-3, "muon_warmup_iters": 30},
+        {"optimizer": "adamw"},
+    ),
+    "muon10": (
+        {"optimizer": "muon", "muon_lr": 1e-2, "muon_warmup_iters": 30},
+        {"optimizer": "adamw"},
+    ),
+    "muon20": (
+        {"optimizer": "muon", "muon_lr": 2e-2, "muon_warmup_iters": 30},
+        {"optimizer": "adamw"},
+    ),
+    "relu2": ({"mlp": "relu2"}, {"mlp": "relu"}),
+    "qknorm": ({"qk_norm": True}, {"qk_norm": False}),
+    "zeroinit": ({"zero_init_proj": True}, {"zero_init_proj": False}),
+    "vres": ({"value_residual": True}, {"value_residual": False}),
+    "ema": ({"ema": 0.98}, {"ema": None}),
+    "rope": ({"pos": "rope"}, {"pos": "learned"}),
+    "adaptive": ({"head": "adaptive"}, {"head": "softmax"}),
+    "dropout": ({"dropout": 0.1, "attn_dropout": 0.1}, {"dropout": 0.0, "attn_dropout": 0.0}),
+    "drop2": ({"dropout": 0.2, "attn_dropout": 0.1}, {"dropout": 0.1, "attn_dropout": 0.1}),
+    "wd3": ({"weight_decay": 0.3}, {"weight_decay": 0.1}),
+    "b64": ({"batch_size": 64}, {"batch_size": 32}),
+    "b16": ({"batch_size": 16}, {"batch_size": 32}),
+    "t256": ({"block_size": 256, "batch_size": 16}, {"block_size": 128, "batch_size": 32}),
+    "lr3": ({"lr": 3e-3}, {"lr": 2e-3}),
+    "wide": ({"n_embd": 384, "n_head": 6}, {"n_embd": 256, "n_head": 4}),
+    "deep": ({"n_layer": 6}, {"n_layer": 4}),
 }
 GENSIM_VECTORS = Path(gensim.__file__).parent / "test" / "test_data" / "word2vec_pre_kv_c"
 
 
-def run_one(data_dir: Path, out: Path, budget: float, seed: int, overrides: dict) -> dict:
+def recipe(name: str) -> tuple[str, dict]:
+    """A preset name and overrides for a recipe name such as ``cpu+muon-ema``."""
+    parts, signs, word = [], [], ""
+    for ch in name + "+":
+        if ch in "+-" and word:
+            parts.append(word)
+            word = ""
+            signs.append(ch)
+        else:
+            word += ch
+    base, signs = parts[0], ["+", *signs[:-1]]
+    if base not in BASES:
+        raise SystemExit(f"unknown recipe base {base!r}; choose from {sorted(BASES)}")
+    preset, over = BASES[base][0], dict(BASES[base][1])
+    for sign, lever in zip(signs[1:], parts[1:], strict=True):
+        if lever not in LEVERS:
+            raise SystemExit(f"unknown lever {lever!r}; choose from {sorted(LEVERS)}")
+        over.update(LEVERS[lever][0 if sign == "+" else 1])
+    return preset, over
+
+
+def ablations(base: str) -> list[str]:
+    """The base recipe, then the base without each lever it has switched on."""
+    preset, over = recipe(base)
+    p = PRESETS[preset]
+    current = {**vars(p.model), **vars(p.train), **over}
+    on = [
+        k for k, (with_, _) in LEVERS.items() if all(current.get(f) == v for f, v in with_.items())
+    ]
+    return [base] + [f"{base}-{k}" for k in on]
+
+
+def run_one(
+    data_dir: Path, out: Path, preset: str, budget: float, seed: int, over: dict, steps=None
+) -> dict:
+    """One run: a time budget, or (``steps``) a number of steps whatever the time takes."""
+    limits = {"time_budget": budget} if steps is None else {"time_budget": 1e9, "max_iters": steps}
     r = wordgpt.train(
         data_dir,
         out,
-        preset="cpu",
-        time_budget=budget,
+        preset=preset,
+        overwrite=True,
         seed=seed,
+        **limits,
         progress=False,
-        log=lambda *a: None,
-        **overrides,
+        tensorboard=False,
+        log=lambda *a, **k: None,
+        **over,
     )
-    e = wordgpt.load(out, "last").evaluate("val")
+    e = wordgpt.load(out, "best").evaluate("val")
     return {
         "steps": r.step,
         "tokens_per_s": r.tokens_per_s,
@@ -71,11 +146,19 @@ def run_one(data_dir: Path, out: Path, budget: float, seed: int, overrides: dict
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--budget", type=float, default=300.0, help="seconds of training per run")
+    ap.add_argument("--budgets", "--budget", type=float, nargs="+", default=[300.0])
+    ap.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="train this many steps instead of a time budget (for screening levers while the "
+        "machine is busy: the result does not depend on the speed)",
+    )
     ap.add_argument(
         "--tokenizers", nargs="+", default=["word-sp"], choices=["word", "word-sp", "char", "bpe"]
     )
-    ap.add_argument("--recipe", nargs="+", default=["cpu"], choices=sorted(RECIPES))
+    ap.add_argument("--recipe", nargs="+", default=None, help="[default: cpu, or char for char]")
+    ap.add_argument("--ablate", action="store_true", help="each recipe and it minus each lever")
     ap.add_argument(
         "--init", nargs="+", default=["random"], choices=["random", "word2vec", "pretrained"]
     )
@@ -88,50 +171,57 @@ def main() -> None:
     rows = []
     for tokname in args.tokenizers:
         data_dir = prepared(tokname)
+        recipes = args.recipe or (["char"] if tokname == "char" else ["cpu"])
+        if args.ablate:
+            recipes = [a for r in recipes for a in ablations(r)]
         vectors = {"random": None, "pretrained": str(args.vectors)}
         if "word2vec" in args.init:
             path = ROOT / "data" / f"bench-w2v-{tokname}.kv"
             if not path.exists():
-                kv = train_word2vec(data_dir, Word2VecConfig(split="train", seed=1))
-                save_vectors(kv, path)
+                save_vectors(train_word2vec(data_dir, Word2VecConfig(split="train")), path)
             vectors["word2vec"] = str(path)
-        for recipe in args.recipe:
+        for name in recipes:
+            preset, over = recipe(name)
             for init in args.init:
-                results = []
-                for seed in args.seeds:
-                    over = dict(RECIPES[recipe])
-                    if vectors[init]:
-                        over["init_embeddings"] = vectors[init]
-                    out = root / f"{tokname}-{recipe}-{init}-{seed}"
-                    res = run_one(data_dir, out, args.budget, seed, over)
-                    results.append(res)
-                    if not args.json:
-                        print(
-                            f"  {tokname} {recipe} {init} seed {seed}: "
-                            f"{res['val_bpc']:.4f} bpc, {res['steps']} steps, "
-                            f"{res['tokens_per_s']:,.0f} tok/s",
-                            flush=True,
-                        )
-                bpcs = [r["val_bpc"] for r in results]
-                rows.append(
-                    {
-                        "tokenizer": tokname,
-                        "recipe": recipe,
-                        "init": init,
-                        "seeds": len(bpcs),
-                        "val_bpc": statistics.mean(bpcs),
-                        "spread": (max(bpcs) - min(bpcs)) / 2 if len(bpcs) > 1 else None,
-                        "tokens_per_s": statistics.mean(r["tokens_per_s"] for r in results),
-                        "steps": statistics.mean(r["steps"] for r in results),
-                        "runs": results,
-                    }
-                )
+                for budget in args.budgets:
+                    results = []
+                    for seed in args.seeds:
+                        o = dict(over)
+                        if vectors[init]:
+                            o["init_embeddings"] = vectors[init]
+                        limit = f"{args.steps}steps" if args.steps else f"{budget:g}"
+                        out = root / f"{tokname}-{name}-{init}-{limit}-{seed}"
+                        res = run_one(data_dir, out, preset, budget, seed, o, args.steps)
+                        results.append(res)
+                        if not args.json:
+                            print(
+                                f"  {tokname} {name} {init} {budget:g}s seed {seed}: "
+                                f"{res['val_bpc']:.4f} bpc, {res['steps']} steps, "
+                                f"{res['tokens_per_s']:,.0f} tok/s",
+                                flush=True,
+                            )
+                    bpcs = [r["val_bpc"] for r in results]
+                    rows.append(
+                        {
+                            "tokenizer": tokname,
+                            "recipe": name,
+                            "init": init,
+                            "budget_s": budget,
+                            "seeds": len(bpcs),
+                            "val_bpc": statistics.mean(bpcs),
+                            "spread": (max(bpcs) - min(bpcs)) / 2 if len(bpcs) > 1 else None,
+                            "tokens_per_s": statistics.mean(r["tokens_per_s"] for r in results),
+                            "steps": statistics.mean(r["steps"] for r in results),
+                            "runs": results,
+                        }
+                    )
     emit(
         rows,
         [
             ("tokenizer", "tokens", "s"),
             ("recipe", "recipe", "s"),
             ("init", "init", "s"),
+            ("budget_s", "budget s", ".0f"),
             ("seeds", "seeds", "d"),
             ("val_bpc", "val bits/char", ".4f"),
             ("spread", "± (half range)", ".4f"),
@@ -139,7 +229,7 @@ def main() -> None:
             ("steps", "steps", ",.0f"),
         ],
         args.json,
-        {"budget_s": args.budget, "runs in": str(root)},
+        {"runs in": str(root)},
     )
 
 

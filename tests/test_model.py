@@ -294,3 +294,77 @@ def test_estimated_parameter_count_is_exact():
     ]:
         cfg = tiny(**kw)
         assert estimate_params(cfg) == GPT(cfg).num_params(), kw
+
+
+# ------------------------------------------------------------------ quality levers
+
+
+def test_qk_norm_normalises_queries_and_keys():
+    """With qk_norm, scaling the qkv projection's query and key rows changes nothing."""
+    m = model(qk_norm=True)
+    idx = torch.randint(50, (2, 10))
+    before = m(idx)
+    with torch.no_grad():
+        for block in m.h:
+            C = m.cfg.n_embd
+            block.attn.qkv.weight[: 2 * C] *= 7.0  # the q and k rows
+            if block.attn.qkv.bias is not None:
+                block.attn.qkv.bias[: 2 * C] *= 7.0
+    torch.testing.assert_close(m(idx), before, atol=1e-4, rtol=1e-4)
+    plain = model()
+    b0 = plain(idx)
+    with torch.no_grad():
+        plain.h[0].attn.qkv.weight[: 2 * plain.cfg.n_embd] *= 7.0
+    assert not torch.allclose(plain(idx), b0, atol=1e-3)
+
+
+def test_relu2_squares_the_activation():
+    from wordgpt.model import MLP
+
+    torch.manual_seed(0)
+    a, b = MLP(tiny()), MLP(tiny(mlp="relu2"))
+    b.load_state_dict(a.state_dict())
+    x = torch.randn(2, 5, 16)
+    expect = b.proj(torch.relu(b.fc(x)).square())
+    torch.testing.assert_close(b(x), expect)
+    assert not torch.allclose(a(x), b(x))
+
+
+def test_zero_initialised_projections_make_every_block_the_identity():
+    m = model(zero_init_proj=True)
+    assert all(
+        b.attn.proj.weight.abs().sum() == 0 and b.mlp.proj.weight.abs().sum() == 0 for b in m.h
+    )
+    x = torch.randn(1, 6, 16)
+    torch.testing.assert_close(m.h[1](x)[0], x)
+
+
+def test_logit_softcap_bounds_the_logits():
+    m = model(logit_softcap=2.0)
+    with torch.no_grad():
+        m.lm_head.weight.mul_(1000)
+    logits = m(torch.randint(50, (1, 8)))
+    assert logits.abs().max() <= 2.0 and logits.abs().max() > 1.9
+
+
+def test_value_residual_mixes_the_first_layers_values():
+    m = model(value_residual=True)
+    assert m.h[0].attn.value_lambda is None and m.h[1].attn.value_lambda.item() == 0.5
+    idx = torch.randint(50, (1, 8))
+    before = m(idx)
+    with torch.no_grad():
+        m.h[1].attn.value_lambda.fill_(1.0)  # lam = 1: the layer's own values only
+    plain = GPT(tiny())
+    plain.load_state_dict({k: v for k, v in m.state_dict().items() if "value_lambda" not in k})
+    torch.testing.assert_close(m(idx), plain.eval()(idx))
+    assert not torch.allclose(before, plain(idx), atol=1e-5)
+
+
+def test_the_levers_keep_the_cache_exact():
+    m = model(qk_norm=True, value_residual=True, mlp="relu2", pos="rope", logit_softcap=5.0)
+    idx = torch.randint(50, (2, 16))
+    full = m(idx)
+    cache = m.new_cache(2)
+    parts = [m(idx[:, :6], cache=cache, pos=0)]
+    parts += [m(idx[:, t : t + 1], cache=cache, pos=t) for t in range(6, 16)]
+    torch.testing.assert_close(torch.cat(parts, 1), full, atol=1e-5, rtol=1e-5)

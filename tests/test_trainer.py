@@ -300,3 +300,82 @@ def test_bf16_training_of_the_adaptive_head_matches_fp32_after_learning(word_dat
     (s32, v32), (s16, v16) = out[None], out[torch.bfloat16]
     assert v32 < s32 - 1.5 and v16 < s16 - 1.5
     assert abs(v16 - v32) / v32 < 0.02
+
+
+# ------------------------------------------------------------------ quality levers
+
+
+def test_muon_orthogonalises_the_update_of_the_blocks_matrices(word_data):
+    """Muon's step on a matrix is (a scaled) orthogonalised momentum: its singular values are
+    all close to one value, unlike the raw gradient's. AdamW still moves the embeddings."""
+    t = make_trainer(
+        word_data,
+        optimizer="muon",
+        lr=1e-2,
+        weight_decay=0.0,
+        muon_momentum=0.95,
+        muon_warmup_iters=0,
+    )
+    assert set(t.opt.opts) == {"muon", "adamw"}
+    w = t.model.h[0].mlp.fc.weight
+    muon_params = {id(p) for g in t.opt.opts["muon"].param_groups for p in g["params"]}
+    assert id(w) in muon_params and id(t.model.wte.weight) not in muon_params
+    before, emb = w.detach().clone(), t.model.wte.weight.detach().clone()
+    t.accumulate()
+    grad = w.grad.detach().clone()
+    grad_sv = torch.linalg.svdvals(grad)
+    t.state.step = 0
+    t.opt.zero_grad()
+    t.train_step()
+    update = before - w.detach()
+    U, _, Vh = torch.linalg.svd(grad, full_matrices=False)
+    polar = U @ Vh  # the orthogonal matrix nearest to the gradient's direction
+
+    def cos(a, b):
+        return float((a * b).sum() / (a.norm() * b.norm()))
+
+    assert cos(update, polar) > 0.95  # the step is the orthogonalised gradient...
+    assert cos(update, grad) < cos(update, polar) - 0.15  # ...not the gradient itself
+    sv = torch.linalg.svdvals(update)
+    assert sv[: len(sv) * 9 // 10].max() / sv[: len(sv) * 9 // 10].min() < 2.0
+    assert (grad_sv.max() / grad_sv.min()) > 5
+    assert not torch.equal(t.model.wte.weight, emb)
+
+
+def test_muons_momentum_warms_up(word_data):
+    t = make_trainer(word_data, optimizer="muon", muon_momentum=0.95, muon_warmup_iters=10)
+    seen = []
+    for _ in range(12):
+        t.train_step()
+        seen.append(t.opt.opts["muon"].param_groups[0]["momentum"])
+    assert seen[0] == pytest.approx(0.85) and seen[5] == pytest.approx(0.90)
+    assert seen[10] == seen[11] == pytest.approx(0.95)
+
+
+def test_learning_rate_scales_reach_their_groups(word_data):
+    t = make_trainer(
+        word_data, lr=1.0, embed_lr_scale=0.5, head_lr_scale=2.0, warmup_iters=0, min_lr_ratio=1.0
+    )
+    t.train_step()
+    by_param = {id(p): g["lr"] for g in t.opt.param_groups for p in g["params"]}
+    assert by_param[id(t.model.wte.weight)] == 0.5
+    assert by_param[id(t.model.lm_head.weight)] == 2.0
+    assert by_param[id(t.model.h[0].attn.qkv.weight)] == 1.0
+
+
+def test_ema_weights_are_the_average_they_claim(word_data):
+    t = make_trainer(word_data, ema=0.9)
+    w = t.model.h[0].attn.qkv.weight
+    expect = w.detach().clone()
+    for i in range(15):
+        t.train_step()
+        d = min(0.9, (1 + i) / (10 + i))
+        expect = d * expect + (1 - d) * w.detach()
+    torch.testing.assert_close(t.ema.model.h[0].attn.qkv.weight, expect, rtol=1e-5, atol=1e-7)
+    assert not torch.equal(t.ema.model.h[0].attn.qkv.weight, w)
+    sd = t.state_dict()  # the model saved is the average; the trained weights travel too
+    assert torch.equal(sd["model"]["h.0.attn.qkv.weight"], t.ema.model.h[0].attn.qkv.weight)
+    assert torch.equal(sd["train_model"]["h.0.attn.qkv.weight"], w)
+    u = make_trainer(word_data, ema=0.9)
+    u.load_state_dict(sd)
+    assert torch.equal(u.model.h[0].attn.qkv.weight, w) and u.ema.updates == 15

@@ -50,8 +50,10 @@ def gpt2_misfits(cfg: ModelConfig) -> list[str]:
         why.append("head=adaptive (GPT-2 has a full softmax)")
     if cfg.head_bias:
         why.append("head_bias (GPT-2's lm_head has no bias: train with --no-head-bias)")
-    for name in getattr(model_module, "GPT2_INCOMPATIBLE", ()):
-        if getattr(cfg, name, None):
+    if cfg.mlp != "relu":
+        why.append(f"mlp={cfg.mlp} (GPT-2 here has a ReLU feed-forward)")
+    for name in ("qk_norm", "logit_softcap", "value_residual"):
+        if getattr(cfg, name):
             why.append(f"{name} (not in GPT-2)")
     return why
 

@@ -340,9 +340,8 @@ class RunWriter:
         from .sample import stream_text
 
         cfg = SampleConfig(max_new_tokens=n, temperature=0.8, top_k=50, seed=1)
-        return "".join(
-            stream_text(self.trainer.model, self.plan.tokenizer, "", cfg, self.trainer.device)
-        )
+        t = self.trainer
+        return "".join(stream_text(t.eval_model, self.plan.tokenizer, "", cfg, t.device))
 
     def finish(self, stopped: str, params: int) -> dict:
         st = self.trainer.state
@@ -399,7 +398,7 @@ def train(
     A folder that holds a run is refused unless ``resume`` (continue from ``out/last.pt``
     with its saved configs; training settings may still be overridden, e.g. a larger
     ``max_iters``) or ``overwrite`` (move the old run aside first). Raises
-    :class:`~wordgpt.train.DivergedError` when the loss stays non-finite.
+    :class:`~wordgpt.trainer.DivergedError` when the loss stays non-finite.
     """
     d = distributed.init()
     try:

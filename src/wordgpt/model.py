@@ -54,22 +54,40 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
 
 
 class CausalSelfAttention(nn.Module):
-    """Multi-head self-attention, all heads in one fused qkv projection and one SDPA call."""
+    """Multi-head self-attention, all heads in one fused qkv projection and one SDPA call.
 
-    def __init__(self, cfg: ModelConfig):
+    Options: ``qk_norm`` normalises each head's queries and keys (RMS norm, no weight) before
+    the rotation; ``value_residual`` mixes this layer's values with the first layer's,
+    ``v = lam * v + (1 - lam) * v1``, with a learned ``lam`` per layer (Zhou et al. 2024)."""
+
+    def __init__(self, cfg: ModelConfig, layer: int = 0):
         super().__init__()
         self.n_head = cfg.n_head
         self.attn_dropout = cfg.attn_dropout
+        self.qk_norm = cfg.qk_norm
         self.qkv = nn.Linear(cfg.n_embd, 3 * cfg.n_embd, bias=cfg.bias)
         self.proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
         self.proj_drop = nn.Dropout(cfg.dropout)
+        self.value_lambda = (
+            nn.Parameter(torch.tensor(0.5)) if cfg.value_residual and layer > 0 else None
+        )
 
-    def forward(self, x, rope=None, cache: KVCache | None = None, layer: int = 0, pos: int = 0):
+    def forward(
+        self, x, rope=None, cache: KVCache | None = None, layer: int = 0, pos: int = 0, v1=None
+    ):
+        """``x`` (B, T, C) at positions ``pos..``; ``v1`` the first layer's values (B, nh, T, hs).
+        Returns the output (B, T, C) and this layer's values before mixing."""
         B, T, C = x.shape
+        hs = C // self.n_head
         q, k, v = self.qkv(x).split(C, dim=2)  # 3 x (B, T, C)
-        q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
-        k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
-        v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
+        q = q.view(B, T, self.n_head, hs).transpose(1, 2)  # (B, nh, T, hs)
+        k = k.view(B, T, self.n_head, hs).transpose(1, 2)  # (B, nh, T, hs)
+        v = v.view(B, T, self.n_head, hs).transpose(1, 2)  # (B, nh, T, hs)
+        v_own = v
+        if self.value_lambda is not None and v1 is not None:
+            v = self.value_lambda * v + (1 - self.value_lambda) * v1  # (B, nh, T, hs)
+        if self.qk_norm:
+            q, k = F.rms_norm(q, (hs,)), F.rms_norm(k, (hs,))
         if rope is not None:
             cos, sin = rope[0][pos : pos + T], rope[1][pos : pos + T]  # (T, hs/2)
             q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
@@ -87,41 +105,48 @@ class CausalSelfAttention(nn.Module):
             )
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C)
-        return self.proj_drop(self.proj(y))
+        return self.proj_drop(self.proj(y)), v_own
 
 
 class MLP(nn.Module):
-    """The position-wise feed-forward network: Linear to 4C, ReLU, Linear back to C."""
+    """The position-wise feed-forward network: Linear to 4C, ReLU (or ReLU squared), back to C."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.fc = nn.Linear(cfg.n_embd, 4 * cfg.n_embd, bias=cfg.bias)
         self.proj = nn.Linear(4 * cfg.n_embd, cfg.n_embd, bias=cfg.bias)
         self.drop = nn.Dropout(cfg.dropout)
+        self.squared = cfg.mlp == "relu2"
 
     def forward(self, x):
-        return self.drop(self.proj(F.relu(self.fc(x))))  # (B, T, C)
+        h = F.relu(self.fc(x))  # (B, T, 4C)
+        if self.squared:
+            h = h.square()
+        return self.drop(self.proj(h))  # (B, T, C)
 
 
 class Block(nn.Module):
     """Attention then feed-forward, each with a residual; LayerNorm before (pre) or after (post)."""
 
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: ModelConfig, layer: int = 0):
         super().__init__()
         self.pre = cfg.norm == "pre"
         self.ln_1 = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
-        self.attn = CausalSelfAttention(cfg)
+        self.attn = CausalSelfAttention(cfg, layer)
         self.ln_2 = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
         self.mlp = MLP(cfg)
 
-    def forward(self, x, rope=None, cache=None, layer=0, pos=0):
+    def forward(self, x, rope=None, cache=None, layer=0, pos=0, v1=None):
+        """(B, T, C) to (B, T, C), and the attention's values (for the value residual)."""
         if self.pre:
-            x = x + self.attn(self.ln_1(x), rope, cache, layer, pos)
+            a, v = self.attn(self.ln_1(x), rope, cache, layer, pos, v1)
+            x = x + a
             x = x + self.mlp(self.ln_2(x))
         else:
-            x = self.ln_1(x + self.attn(x, rope, cache, layer, pos))
+            a, v = self.attn(x, rope, cache, layer, pos, v1)
+            x = self.ln_1(x + a)
             x = self.ln_2(x + self.mlp(x))
-        return x  # (B, T, C)
+        return x, v
 
 
 class GPT(nn.Module):
@@ -133,7 +158,7 @@ class GPT(nn.Module):
         self.wte = nn.Embedding(cfg.vocab_size, cfg.n_embd)
         self.wpe = nn.Embedding(cfg.block_size, cfg.n_embd) if cfg.pos == "learned" else None
         self.drop = nn.Dropout(cfg.dropout)
-        self.h = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
+        self.h = nn.ModuleList(Block(cfg, i) for i in range(cfg.n_layer))
         self.ln_f = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
         if cfg.head == "adaptive" and cfg.adaptive_cutoffs():
             self.lm_head = nn.AdaptiveLogSoftmaxWithLoss(
@@ -156,8 +181,9 @@ class GPT(nn.Module):
         - wte, wpe, and all Linear weights (qkv, mlp.fc, the head or the adaptive head's
           projections): normal, std 0.02;
         - residual projections (attn.proj, mlp.proj): normal, std 0.02 / sqrt(2 * n_layer),
-          so the residual stream's variance does not grow with depth (GPT-2);
-        - every bias: zero; LayerNorm weights: one.
+          so the residual stream's variance does not grow with depth (GPT-2); or zero with
+          ``zero_init_proj``, so every block starts as the identity (modded-nanoGPT);
+        - every bias: zero; LayerNorm weights: one; value-residual mixes: 0.5.
         A tied head shares wte, so it is initialised once, as wte.
         """
         for m in self.modules():
@@ -169,7 +195,12 @@ class GPT(nn.Module):
                 nn.init.ones_(m.weight)
         for block in self.h:
             for proj in (block.attn.proj, block.mlp.proj):
-                nn.init.normal_(proj.weight, std=0.02 / math.sqrt(2 * self.cfg.n_layer))
+                if self.cfg.zero_init_proj:
+                    nn.init.zeros_(proj.weight)
+                else:
+                    nn.init.normal_(proj.weight, std=0.02 / math.sqrt(2 * self.cfg.n_layer))
+            if block.attn.value_lambda is not None:
+                nn.init.constant_(block.attn.value_lambda, 0.5)
 
     def num_params(self) -> int:
         """Parameters counted once (a tied head is not counted twice)."""
@@ -195,8 +226,10 @@ class GPT(nn.Module):
             x = x + self.wpe(torch.arange(pos, pos + T, device=idx.device))  # (B, T, C)
         x = self.drop(x)
         rope = (self.rope_cos, self.rope_sin) if self.cfg.pos == "rope" else None
+        v1 = None
         for i, block in enumerate(self.h):
-            x = block(x, rope, cache, i, pos)  # (B, T, C)
+            x, v = block(x, rope, cache, i, pos, v1)  # (B, T, C)
+            v1 = v if i == 0 else v1  # the first layer's values, for the value residual
         x = self.ln_f(x)  # (B, T, C)
         if targets is None:
             return self.logits(x)
@@ -208,7 +241,12 @@ class GPT(nn.Module):
             B, T, C = x.shape
             with _fp32(x):
                 return self.lm_head.log_prob(x.reshape(B * T, C).float()).view(B, T, -1)
-        return self.lm_head(x)
+        return self.softcap(self.lm_head(x))
+
+    def softcap(self, logits: torch.Tensor) -> torch.Tensor:
+        """``cap * tanh(logits / cap)``: logits kept within (-cap, cap) (Gemma 2)."""
+        cap = self.cfg.logit_softcap
+        return logits if cap is None else cap * torch.tanh(logits.float() / cap)
 
     def loss(self, x: torch.Tensor, targets: torch.Tensor, reduction: str = "mean"):
         C = x.size(-1)
@@ -218,7 +256,7 @@ class GPT(nn.Module):
             if reduction == "none":
                 return nll
             return nll.sum() if reduction == "sum" else nll.mean()
-        logits = self.lm_head(x).float()  # (B, T, V)
+        logits = self.softcap(self.lm_head(x)).float()  # (B, T, V)
         return F.cross_entropy(
             logits.view(-1, logits.size(-1)), targets.reshape(-1), reduction=reduction
         )
@@ -272,6 +310,7 @@ def estimate_params(cfg: ModelConfig) -> int:
     C, V, L = cfg.n_embd, cfg.vocab_size, cfg.n_layer
     per_block = 12 * C * C + (13 * C if cfg.bias else 2 * C)
     n = L * per_block + V * C + (2 * C if cfg.bias else C)
+    n += L - 1 if cfg.value_residual else 0
     if cfg.pos == "learned":
         n += cfg.block_size * C
     if cfg.head == "adaptive" and cfg.adaptive_cutoffs():

@@ -29,7 +29,7 @@ from .data import get_rows
 from .device import autocast
 from .distributed import Dist
 from .errors import WordGPTError
-from .optim import build_optimizer, lr_at, set_lr
+from .optim import EMA, build_optimizer, lr_at, set_lr
 
 
 class DivergedError(WordGPTError):
@@ -128,6 +128,7 @@ class Trainer:
             train_data, cfg.batch_size, self.block, cfg.grad_accum, cfg.seed, self.dist
         )
         self.opt = build_optimizer(model, cfg, device)
+        self.ema = EMA(model, cfg.ema) if cfg.ema else None
         self.scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
         self.state = TrainState()
         self.last_lr: float | None = None
@@ -176,11 +177,11 @@ class Trainer:
         st, cfg = self.state, self.cfg
         t0 = self.clock()
         lr = self.last_lr = self.lr()
-        set_lr(self.opt, lr)
+        set_lr(self.opt, lr, cfg, st.step)
         loss = self.accumulate()
         if st.step < cfg.freeze_embeddings:
             self.model.wte.weight.grad = None  # the optimizer skips a parameter without one
-        self.scaler.unscale_(self.opt)
+        self.opt.unscale_(self.scaler)
         params = [p for p in self.model.parameters() if p.grad is not None]
         clip = cfg.grad_clip if cfg.grad_clip > 0 else float("inf")
         norm = float(nn.utils.clip_grad_norm_(params, clip)) if params else 0.0
@@ -190,9 +191,10 @@ class Trainer:
             ["rank0", "max", "max"],
         )
         if not any_bad:
-            self.scaler.step(self.opt)
-            self.scaler.update()
-        self.opt.zero_grad(set_to_none=True)
+            self.opt.step(self.scaler)
+            if self.ema is not None:
+                self.ema.update(self.model)
+        self.opt.zero_grad()
         st.bad_steps = st.bad_steps + 1 if any_bad else 0
         st.step += 1
         st.tokens += cfg.batch_size * self.block * cfg.grad_accum * self.dist.world
@@ -204,8 +206,10 @@ class Trainer:
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
         """Mean loss over ``eval_iters`` batches per split, the same batches at every
-        evaluation; under DDP each rank computes its share and the sums are combined."""
-        self.model.eval()
+        evaluation; under DDP each rank computes its share and the sums are combined. With
+        EMA the averaged weights are evaluated."""
+        model = self.eval_model
+        model.eval()
         out = {}
         B, d = self.cfg.batch_size, self.dist
         for name, data in self.splits.items():
@@ -218,10 +222,15 @@ class Trainer:
                     continue
                 x, y = get_rows(data, offsets, self.block)
                 with autocast(self.device, self.dtype):
-                    total += self.model(x.to(self.device), y.to(self.device)).item()
+                    total += model(x.to(self.device), y.to(self.device)).item()
             out[name] = d.sync([total], ["sum"])[0] / self.cfg.eval_iters
         self.model.train()
         return out
+
+    @property
+    def eval_model(self) -> nn.Module:
+        """The weights that are evaluated, saved as the model and sampled: the EMA's, if any."""
+        return self.ema.model if self.ema is not None else self.model
 
     def record_eval(self, losses: dict[str, float]) -> bool:
         """Update the best and patience counters; True if this val loss is the best yet
@@ -238,18 +247,25 @@ class Trainer:
 
     def state_dict(self) -> dict[str, Any]:
         """Weights (of the plain module: no DDP or compile prefixes), optimizer, scaler and
-        loop state."""
+        loop state. ``model`` holds the weights to use (the EMA's, if any); with EMA the
+        trained weights travel as ``train_model``."""
         d = {
-            "model": self.model.state_dict(),
+            "model": self.eval_model.state_dict(),
             "optimizer": self.opt.state_dict(),
             "state": self.state.state_dict(),
         }
+        if self.ema is not None:
+            d["train_model"] = self.model.state_dict()
+            d["ema_updates"] = self.ema.updates
         if self.scaler.is_enabled():
             d["scaler"] = self.scaler.state_dict()
         return d
 
     def load_state_dict(self, d: dict[str, Any]) -> None:
-        self.model.load_state_dict(d["model"])
+        self.model.load_state_dict(d.get("train_model", d["model"]))
+        if self.ema is not None:
+            self.ema.model.load_state_dict(d["model"])
+            self.ema.updates = int(d.get("ema_updates", 0))
         self.opt.load_state_dict(d["optimizer"])
         if "scaler" in d and self.scaler.is_enabled():
             self.scaler.load_state_dict(d["scaler"])
@@ -275,10 +291,10 @@ class Trainer:
         is_best)`` runs at every evaluation (step 0, every eval_interval steps, the end).
         Returns why it stopped; raises :class:`DivergedError`."""
         st, cfg = self.state, self.cfg
-        if st.step == 0:
-            self._evaluate(on_eval)
-        evaluated_at = st.step
         with StopFlag() as flag:
+            if st.step == 0:
+                self._evaluate(on_eval)
+            evaluated_at = st.step
             while (reason := self.stop_reason()) is None:
                 r = self.train_step(flag.signum is not None)
                 if progress is not None:
