@@ -57,8 +57,13 @@ def test_flags_are_generated_from_the_fields(command, cls, skip, from_preset):
             continue
         p = ps[f.name]
         assert p.opts[0] == "--" + f.name.replace("_", "-")
-        assert p.help == docs[f.name]
-        default = f.default if not isinstance(f.default, tuple) else ",".join(map(str, f.default))
+        assert p.help.startswith(docs[f.name])
+        if isinstance(f.default, tuple) and p.multiple:  # several values: a repeated flag
+            default = f.default
+        elif isinstance(f.default, tuple):  # numbers as one comma-separated value
+            default = ",".join(map(str, f.default))
+        else:
+            default = f.default
         assert p.default == (None if from_preset else default), f.name
         if (allowed := choices(cls, f.name)) is not None:
             assert isinstance(p.type, click.Choice)

@@ -66,7 +66,7 @@ def test_every_vocabulary_word_has_a_vector(word_data, vectors):
     assert kv.get_vecattr(kv.index_to_key[0], "count") > 100
 
 
-def test_defaults_are_the_notebooks():
+def test_defaults_are_chosen_by_measurement():
     cfg = Word2VecConfig()
     assert (cfg.vector_size, cfg.window, cfg.min_count, cfg.sg) == (500, 5, 1, 1)
 
@@ -279,3 +279,117 @@ def test_embed_cli_train_and_coverage(word_data, tmp_path, capsys):
     assert "words x 16 dims" in capsys.readouterr().out
     main(["embed", "coverage", str(tmp_path / "v.bin"), "--data", str(word_data)])
     assert "coverage:" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------ vector quality
+
+
+@pytest.fixture
+def crafted(tmp_path):
+    """Vectors whose similarities and analogies are known, and small benchmark files."""
+    from gensim.models import KeyedVectors
+
+    kv = KeyedVectors(3)
+    words = ["king", "queen", "man", "woman", "apple", "pear", "car", " Paris", "France"]
+    vecs = np.array(
+        [
+            [1, 1, 0],
+            [1, -1, 0],
+            [0, 1, 0],
+            [0, -1, 0],
+            [0, 0, 1],
+            [0.1, 0, 1],
+            [5, 0, 0.1],
+            [2, 0, 2],
+            [2, 0, 1],
+        ],
+        dtype=np.float32,
+    )
+    kv.add_vectors(words, vecs)
+    pairs = tmp_path / "pairs.tsv"
+    # human scores ordered like the cosines of these pairs: Spearman exactly 1
+    pairs.write_text(
+        "# a comment\nking\tqueen\t2\napple\tpear\t9\nman\twoman\t1\nking\tunicorn\t5\n"
+    )
+    reverse = tmp_path / "reverse.tsv"
+    reverse.write_text("king\tqueen\t8\napple\tpear\t1\nman\twoman\t9\n")
+    analogies = tmp_path / "analogies.txt"
+    analogies.write_text(
+        ": family\nman woman king queen\nwoman man queen king\nman king woman car\n"
+        "man woman unicorn horse\n"
+    )
+    files = {"wordsim353": pairs, "simlex999": reverse, "analogies": analogies}
+    return kv, files
+
+
+def test_the_measures_come_out_exactly_on_crafted_vectors(crafted):
+    kv, files = crafted
+    s = embeddings.evaluate_vectors(kv, files)
+    assert s.wordsim353 == pytest.approx(1.0) and s.wordsim353_coverage == pytest.approx(3 / 4)
+    assert s.simlex999 == pytest.approx(-1.0) and s.simlex999_coverage == pytest.approx(1.0)
+    # 3 of 4 questions covered; two right (queen, king), one wrong (car is not woman:king)
+    assert s.analogies == pytest.approx(2 / 3) and s.analogies_coverage == pytest.approx(3 / 4)
+    d = s.to_dict()
+    assert set(d) >= {"wordsim353", "analogies_coverage", "mean_cosine", "collapsed"}
+
+
+def test_space_prefixed_keys_are_found_as_plain_words(crafted):
+    kv, _ = crafted
+    view = embeddings.word_view(kv)
+    assert "paris" in view.key_to_index and " Paris" not in view.key_to_index
+
+
+def test_the_collapse_warning_fires_on_collapsed_vectors_only():
+    from gensim.models import KeyedVectors
+
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(600)]
+    good = KeyedVectors(50)
+    good.add_vectors(words, rng.standard_normal((600, 50)).astype(np.float32))
+    bad = KeyedVectors(50)
+    common = rng.standard_normal(50)
+    bad.add_vectors(words, (common + 0.2 * rng.standard_normal((600, 50))).astype(np.float32))
+    assert embeddings.mean_cosine(good) < 0.05 and embeddings.mean_cosine(bad) > 0.9
+    assert not embeddings.evaluate_vectors(good).collapsed
+    s = embeddings.evaluate_vectors(bad)
+    assert s.collapsed and "look collapsed" in str(s)
+
+
+def test_notebook_flag_reproduces_the_notebooks_parameters(word_data, tmp_path, capsys):
+    from wordgpt.config import NOTEBOOK_WORD2VEC
+
+    n = NOTEBOOK_WORD2VEC
+    assert (
+        n.vector_size,
+        n.window,
+        n.min_count,
+        n.sg,
+        n.epochs,
+        n.negative,
+        n.sample,
+        n.alpha,
+    ) == (500, 5, 1, 1, 5, 5, 1e-3, 0.025)
+    main(
+        [
+            "embed",
+            "train",
+            "--data",
+            str(word_data),
+            "--out",
+            str(tmp_path / "nb.kv"),
+            "--notebook",
+            "--workers",
+            "1",
+        ]
+    )
+    out = capsys.readouterr().out
+    kv = embeddings.load_vectors(tmp_path / "nb.kv")
+    assert kv.vector_size == 500 and "5 epochs" in out and "WordSim353" in out
+
+
+def test_embed_evaluate_prints_json(vectors, capsys):
+    import json
+
+    main(["embed", "evaluate", str(vectors), "--json"])
+    d = json.loads(capsys.readouterr().out)
+    assert d["vectors"] == str(vectors) and 0 <= d["wordsim353_coverage"] <= 1

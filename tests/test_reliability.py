@@ -98,12 +98,17 @@ def test_1_resume_and_overwrite_together_are_refused(word_data, trained):
 
 
 def test_2_best_pt_changes_only_on_a_strictly_better_val_loss_across_resumes(word_data, trained):
+    """A resumed run whose next evaluation is worse must not replace best.pt: last.pt is made
+    worse on purpose (noise on every weight), then resumed for one step."""
     best = checkpoint.load(trained / "best.pt")
     assert best["step"] == 40
-    # a huge learning rate makes every later evaluation worse
-    r = train(word_data, trained, resume=True, max_iters=60, lr=0.5, warmup_iters=0, **QUIET)
+    ck = checkpoint.load(trained / "last.pt", resume=True)
+    g = torch.Generator().manual_seed(0)
+    ck["model"] = {k: v + 0.5 * torch.randn(v.shape, generator=g) for k, v in ck["model"].items()}
+    checkpoint.save({k: v for k, v in ck.items() if k != "format"}, trained / "last.pt")
+    r = train(word_data, trained, resume=True, max_iters=41, **QUIET)
     last = checkpoint.load(trained / "last.pt")
-    assert last["step"] == 60 and last["last_val"] > best["best_val"]
+    assert last["step"] == 41 and last["last_val"] > best["best_val"]
     assert checkpoint.load(trained / "best.pt")["step"] == 40  # not the worse resumed model
     assert r.best_val == best["best_val"] == last["best_val"]  # the true best is reported
 

@@ -7,6 +7,7 @@ docstring) are written once, in :mod:`wordgpt.config`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -50,7 +51,7 @@ def _click_type(cls: type, name: str) -> tuple[Any, bool]:
     if base is bool:
         return None, True
     if typing.get_origin(base) is tuple:
-        return _INT_LIST, False
+        return (click.STRING if typing.get_args(base)[0] is str else _INT_LIST), False
     return {int: click.INT, float: click.FLOAT, str: click.STRING}[base], False
 
 
@@ -82,7 +83,8 @@ def config_options(cls: type, *, exclude: tuple[str, ...] = (), from_preset: boo
                 continue
             typ, is_bool = _click_type(cls, f.name)
             default = None if from_preset else defaults[f.name]
-            if isinstance(default, tuple):
+            multiple = typ is click.STRING and isinstance(defaults[f.name], tuple)
+            if isinstance(default, tuple) and not multiple:
                 default = ",".join(map(str, default))
             help_ = docs.get(f.name, "")
             name = flag_name(f.name)
@@ -97,8 +99,9 @@ def config_options(cls: type, *, exclude: tuple[str, ...] = (), from_preset: boo
                     f.name,
                     type=typ,
                     default=default,
-                    help=help_,
+                    help=help_ + (" Repeat the flag for several." if multiple else ""),
                     show_default=not from_preset,
+                    multiple=multiple,
                 )(fn)
         return fn
 
@@ -121,17 +124,31 @@ def cli() -> None:
     default=None,
     help="output folder [default: data/DATASET-TOKENIZER]",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(0),
+    default=0,
+    help="processes that tokenize (and parse dumps); 0: every available core",
+)
+@click.option(
+    "--tokenizer-from",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="encode with the tokenizer of this data folder or run (unknown words: <unk>)",
+)
+@click.option("--progress/--no-progress", default=True, help="a progress bar with MB/s and ETA")
 @config_options(DataConfig)
-def prepare(out, **kw) -> None:
-    """Clean, split and tokenize a data set into train.bin, val.bin, tokenizer.json, meta.json."""
+def prepare(out, workers, tokenizer_from, progress, **kw) -> None:
+    """Clean, split and tokenize text into train.bin, val.bin, tokenizer.json, meta.json."""
     from .data import prepare as run
     from .data import summary
 
     cfg = DataConfig(**kw)
     if out is None:
-        name = Path(cfg.dataset).name.split(".")[0] if "/" in cfg.dataset else cfg.dataset
+        first = cfg.dataset[0]
+        name = Path(first).name.split(".")[0] if "/" in first else first
         out = Path("data") / f"{name}-{cfg.tokenizer}{'-sp' if cfg.space_prefix else ''}"
-    click.echo(summary(run(cfg, out)))
+    click.echo(summary(run(cfg, out, workers, tokenizer_from, progress)))
 
 
 @cli.command()
@@ -221,15 +238,27 @@ def sample(run, prompt, which, device, **kw) -> None:
     default=None,
     help="token files [default: the run's own]",
 )
+@click.option(
+    "--text",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="evaluate on this text file instead (cleaned as the run's data; its vocabulary)",
+)
 @click.option("--checkpoint", "which", type=click.Choice(["best", "last"]), default="best")
 @click.option("--device", default="auto")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
-def eval_(run, split, data_dir, which, device, as_json) -> None:
-    """Loss, perplexity and bits per character over a whole split."""
+def eval_(run, split, data_dir, text, which, device, as_json) -> None:
+    """Loss, perplexity and bits per character over a whole split, or any text file."""
     from .run import load
 
     m = load(run, which, device)
-    r = m.evaluate(split, data_dir)
+    r = m.evaluate_text(text) if text is not None else m.evaluate(split, data_dir)
+    if text is None and data_dir is None and split == "val" and m.run_dir.is_dir():
+        from .fileio import atomic_write
+
+        record = {"checkpoint": which, "step": m.step, **r.to_dict()}
+        with contextlib.suppress(WordGPTError):  # a read-only run folder: nothing to record
+            atomic_write(m.run_dir / "eval.json", json_line(record) + "\n")
     if as_json:
         click.echo(json_line({"run": str(run), "step": m.step, **r.to_dict()}))
     else:
@@ -272,6 +301,44 @@ def export_(run, out, which, fmt) -> None:
     click.echo(f"load with AutoModelForCausalLM.from_pretrained({str(r.out)!r}{remote})")
 
 
+@cli.command()
+@click.argument("runs_dir", type=click.Path(path_type=Path), default=Path("runs"), required=False)
+@click.option("--host", default="127.0.0.1", help="listen here (127.0.0.1: this machine only)")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000)
+@click.option(
+    "--max-new-tokens",
+    type=click.IntRange(1, 100_000),
+    default=1000,
+    help="the most tokens one request may ask for",
+)
+@click.option(
+    "--max-active",
+    type=click.IntRange(1, 64),
+    default=2,
+    help="generations at once; more get a busy answer",
+)
+@click.option(
+    "--time-limit", type=click.FloatRange(0.1), default=60.0, help="seconds a generation may run"
+)
+def serve(runs_dir, host, port, max_new_tokens, max_active, time_limit) -> None:
+    """A local web page to generate text from the runs in RUNS_DIR and look at them."""
+    try:
+        import uvicorn
+
+        from .serve.app import ServeConfig, create_app
+    except ImportError as e:
+        raise WordGPTError(
+            f"serve needs FastAPI and uvicorn ({e.name} is missing): pip install 'wordgpt[serve]'"
+        ) from None
+    if not runs_dir.is_dir():
+        raise WordGPTError(f"no runs folder at {runs_dir}; train a run first (make demo)")
+    cfg = ServeConfig(runs_dir, max_new_tokens, max_active=max_active, time_limit_s=time_limit)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        click.echo(f"note: listening on {host}: other machines can reach this page", err=True)
+    click.echo(f"wordgpt serve: {runs_dir} on http://{host}:{port}  (Ctrl-C stops)")
+    uvicorn.run(create_app(cfg), host=host, port=port, log_level="warning")
+
+
 @cli.group()
 def embed() -> None:
     """Word2Vec embeddings: train, query neighbours, draw a t-SNE map, check coverage."""
@@ -287,23 +354,55 @@ def embed() -> None:
     default="kv",
     help="kv: gensim KeyedVectors (keeps counts)",
 )
+@click.option(
+    "--notebook",
+    is_flag=True,
+    help="the mission notebook's exact settings (500 dims, 5 epochs, min_count 1, window 5, "
+    "skip-gram); the other flags are ignored",
+)
 @config_options(Word2VecConfig)
-def embed_train(data_dir, out, fmt, **kw) -> None:
-    """Word2Vec (gensim) on a prepared corpus, sentences cut at . ? !"""
+def embed_train(data_dir, out, fmt, notebook, **kw) -> None:
+    """Word2Vec (gensim) on a prepared corpus, sentences cut at . ? !; then its measures."""
     import time
 
-    from .embeddings import save_vectors, train_word2vec
+    from .config import NOTEBOOK_WORD2VEC
+    from .embeddings import evaluate_vectors, neighbors, save_vectors, train_word2vec
 
+    cfg = (
+        dataclasses.replace(NOTEBOOK_WORD2VEC, workers=kw["workers"])
+        if notebook
+        else (Word2VecConfig(**kw))
+    )
     t = time.perf_counter()
-    kv = train_word2vec(data_dir, Word2VecConfig(**kw))
+    kv = train_word2vec(data_dir, cfg)
     save_vectors(kv, out, fmt)
     click.echo(
-        f"{len(kv):,} words x {kv.vector_size} dims in {time.perf_counter() - t:.1f}s -> {out}"
+        f"{len(kv):,} words x {kv.vector_size} dims, {cfg.epochs} epochs in "
+        f"{time.perf_counter() - t:.1f}s -> {out}"
     )
     probe = next((w for w in ("food", "knight", "the") if w in kv.key_to_index), None)
     if probe:
-        near = ", ".join(f"{w} {s:.2f}" for w, s in kv.most_similar(probe, topn=5))
+        near = ", ".join(f"{w} {s:.2f}" for w, s in neighbors(kv, probe, 5))
         click.echo(f"nearest to {probe!r}: {near}")
+    click.echo(str(evaluate_vectors(kv)))
+
+
+@embed.command("evaluate")
+@click.argument("vectors", type=click.Path(path_type=Path))
+@click.option(
+    "--limit", type=click.IntRange(1), default=None, help="read at most this many vectors"
+)
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+def embed_evaluate(vectors, limit, as_json) -> None:
+    """WordSim353, SimLex-999 and Google analogies (gensim's copies), with coverage, and a
+    collapse warning."""
+    from .embeddings import evaluate_vectors, load_vectors
+
+    scores = evaluate_vectors(load_vectors(vectors, limit))
+    if as_json:
+        click.echo(json_line({"vectors": str(vectors), **scores.to_dict()}))
+    else:
+        click.echo(str(scores))
 
 
 @embed.command("neighbors")
@@ -390,9 +489,11 @@ def _interrupt(signum, frame):
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors become one line on stderr and exit code 2 (3 for a run that
-    diverged); so does Ctrl-C at any moment outside the training loop."""
+    diverged); so do Ctrl-C and SIGTERM outside the training loop (inside it they stop the
+    run cleanly, with a checkpoint)."""
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, _interrupt)
+        signal.signal(signal.SIGTERM, _interrupt)
     try:
         cli.main(args=argv, prog_name="wordgpt", standalone_mode=False)
     except WordGPTError as e:

@@ -111,8 +111,9 @@ def _in_unit(obj: Any, n: str, lo_open: bool = False, hi_open: bool = True) -> N
 class DataConfig:
     """How raw text becomes token files."""
 
-    dataset: str = "don-quixote"
-    """A named data set (don-quixote, wikipedia-sample) or a path to a file."""
+    dataset: tuple[str, ...] = ("don-quixote",)
+    """A named data set (don-quixote, wikipedia-sample), or paths: files (.txt, .bz2, .gz,
+    MediaWiki dumps), folders of them, or glob patterns; several are read one after another."""
     tokenizer: Literal["word", "char", "bpe"] = "word"
     """word (words, punctuation and whitespace), char, or bpe (byte-level)."""
     space_prefix: bool = False
@@ -192,6 +193,17 @@ class ModelConfig:
     cutoffs: tuple[int, ...] = (2000, 8000)
     """Adaptive head only: cluster boundaries in frequency-ordered ids; with none below the
     vocabulary size there are no clusters and the head is the full softmax."""
+    mlp: Literal["relu", "relu2"] = "relu"
+    """Feed-forward activation: relu (the notebook's) or relu2, ReLU squared (Primer)."""
+    qk_norm: bool = False
+    """Normalise each head's queries and keys (RMS norm) before attention."""
+    zero_init_proj: bool = False
+    """Start the residual projections (attn.proj, mlp.proj) at zero: each block starts as the
+    identity."""
+    logit_softcap: float | None = None
+    """Softmax head only: squash the logits into (-cap, cap) with cap * tanh(logits / cap)."""
+    value_residual: bool = False
+    """Mix each layer's attention values with the first layer's, by a learned weight."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "cutoffs", tuple(int(c) for c in self.cutoffs))
@@ -214,6 +226,15 @@ class ModelConfig:
             "cluster matrices); drop --tie-weights or use --head softmax",
         )
         _check(all(c > 0 for c in self.cutoffs), f"cutoffs must be positive, got {self.cutoffs}")
+        _check(
+            self.logit_softcap is None or self.logit_softcap > 0,
+            f"logit_softcap must be > 0, got {self.logit_softcap}",
+        )
+        _check(
+            self.logit_softcap is None or not (self.head == "adaptive" and self.adaptive_cutoffs()),
+            "logit_softcap works with the softmax head only (the adaptive head normalises its "
+            "own clusters); drop --logit-softcap or use --head softmax",
+        )
         _check(list(self.cutoffs) == sorted(set(self.cutoffs)), "cutoffs must be increasing")
 
     def adaptive_cutoffs(self) -> list[int]:
@@ -246,8 +267,23 @@ class TrainConfig:
     decay_frac: float = 0.3
     """wsd only: fraction of the run spent decaying."""
     weight_decay: float = 0.1
-    """AdamW weight decay on the Linear layers' matrices (blocks and output layer); none on
+    """Weight decay on the Linear layers' matrices (blocks and output layer); none on
     embeddings, biases or norms."""
+    optimizer: Literal["adamw", "muon"] = "adamw"
+    """adamw for everything, or muon for the blocks' matrices (AdamW for the rest)."""
+    muon_lr: float | None = None
+    """Muon's peak learning rate (its updates are scaled to AdamW's size); unset: lr."""
+    muon_momentum: float = 0.95
+    """Muon's momentum after its warm-up."""
+    muon_warmup_iters: int = 100
+    """Steps over which Muon's momentum rises linearly from 0.85 to muon_momentum."""
+    embed_lr_scale: float = 1.0
+    """The embeddings' learning rate as a multiple of lr."""
+    head_lr_scale: float = 1.0
+    """The output layer's learning rate as a multiple of lr."""
+    ema: float | None = None
+    """Evaluate, save and sample an exponential moving average of the weights with this decay
+    (e.g. 0.99); unset: the weights themselves."""
     beta1: float = 0.9
     """AdamW's first-moment decay."""
     beta2: float = 0.95
@@ -302,6 +338,14 @@ class TrainConfig:
         _in_unit(self, "decay_frac", lo_open=True, hi_open=False)
         _in_unit(self, "beta1")
         _in_unit(self, "beta2")
+        _in_unit(self, "muon_momentum", lo_open=True)
+        _at_least(self, 0, "muon_warmup_iters")
+        _check(self.muon_lr is None or self.muon_lr > 0, f"muon_lr must be > 0, got {self.muon_lr}")
+        _check(
+            self.embed_lr_scale > 0 and self.head_lr_scale > 0,
+            "embed_lr_scale and head_lr_scale must be > 0",
+        )
+        _check(self.ema is None or 0 < self.ema < 1, f"ema must be in (0, 1), got {self.ema}")
         _check(self.device.strip() != "", "device must not be empty")
 
 
@@ -360,14 +404,23 @@ class Word2VecConfig:
     """Worker threads; 0 means every available core."""
     seed: int = 1
     """Seed of the initial vectors and of the sampling."""
-    split: str = "train"
+    split: Literal["train", "all"] = "train"
     """Which token file to learn from: train (never validation text) or all."""
 
     def __post_init__(self) -> None:
-        if self.split not in ("train", "all"):
-            raise WordGPTError(f"split must be 'train' or 'all', got {self.split!r}")
-        if self.vector_size < 1 or self.window < 1 or self.epochs < 1:
-            raise WordGPTError("vector_size, window and epochs must be positive")
+        _check_choices(self)
+        _check_numbers(self)
+        _at_least(self, 1, "vector_size", "window", "epochs", "min_count")
+        _at_least(self, 0, "negative", "sample", "workers", "seed")
+        _check(self.sg in (0, 1), f"sg must be 1 (skip-gram) or 0 (CBOW), got {self.sg}")
+        _check(self.alpha > 0, f"alpha must be > 0, got {self.alpha}")
+
+
+NOTEBOOK_WORD2VEC = Word2VecConfig(
+    vector_size=500, window=5, min_count=1, sg=1, epochs=5, negative=5, sample=1e-3, alpha=0.025
+)
+"""The mission notebook's Word2Vec: ``Word2Vec(sentences, min_count=1, sg=1, vector_size=500)``
+with gensim's defaults for the rest (5 epochs, window 5, 5 negative samples)."""
 
 
 # ------------------------------------------------------------------------ presets
@@ -432,6 +485,11 @@ PRESETS: dict[str, Preset] = {
         about="for tests: seconds on a CPU",
     ),
     "cpu": _CPU,
+    "char": Preset(
+        replace(_CPU.model, block_size=256, head="softmax", attn_dropout=0.0),
+        replace(_CPU.train, batch_size=16),
+        about="the cpu recipe for character tokens: a 256-character context, full softmax",
+    ),
     "demo": Preset(
         _CPU.model,
         replace(_CPU.train, time_budget=90.0, eval_interval=100),

@@ -1,0 +1,342 @@
+"""``wordgpt serve``: the JSON API in-process and over a real socket, and the page in a real
+headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("fastapi")
+httpx = pytest.importorskip("httpx")
+
+import wordgpt  # noqa: E402
+from wordgpt.launch import train  # noqa: E402
+from wordgpt.serve.app import ModelCache, ServeConfig, create_app, find_runs  # noqa: E402
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "build" / "artifacts"
+QUIET = {"progress": False, "tensorboard": False, "dtype": "fp32", "log": lambda *a, **k: None}
+
+
+@pytest.fixture(scope="module")
+def runs_dir(word_data, tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    train(word_data, root / "demo", preset="tiny", max_iters=60, eval_interval=20, **QUIET)
+    (root / "not-a-run").mkdir()
+    outside = tmp_path_factory.mktemp("outside")
+    shutil.copytree(root / "demo", outside / "secret")
+    (root / "escape").symlink_to(outside / "secret")  # a link out of RUNS_DIR
+    return root
+
+
+def client(runs_dir, **kw):
+    from fastapi.testclient import TestClient
+
+    return TestClient(create_app(ServeConfig(runs_dir, **kw)))
+
+
+def events(text: str) -> list[tuple[str, dict]]:
+    out = []
+    for block in text.strip().split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.splitlines())
+        out.append((lines["event"], json.loads(lines["data"])))
+    return out
+
+
+# ------------------------------------------------------------------ the API in-process
+
+
+def test_runs_are_listed_with_their_figures_and_links_out_are_not(runs_dir):
+    c = client(runs_dir)
+    runs = c.get("/api/runs").json()
+    assert [r["name"] for r in runs] == ["demo"]  # not the plain folder, not the link out
+    r = runs[0]
+    ck = wordgpt.checkpoint.load(runs_dir / "demo" / "best.pt")
+    assert r["steps"] == 60 and r["tokenizer"] == "word" and r["preset"] == "tiny"
+    assert r["best_val_loss"] == pytest.approx(ck["best_val"])
+    assert r["params"] == wordgpt.load(runs_dir / "demo").gpt.num_params()
+    assert r["val_bits_per_char"] > 0 and r["bpc_measured"] is False
+    detail = c.get("/api/runs/demo").json()
+    assert [int(m["step"]) for m in detail["metrics"]] == [0, 20, 40, 60]
+    assert detail["config"]["model"]["n_layer"] == 2
+    assert c.get("/api/runs/demo/loss.png").content[:4] == b"\x89PNG"
+    h = c.get("/api/health").json()
+    assert h["status"] == "ok" and h["runs"] == 1 and h["defaults"]["temperature"] == 0.8
+
+
+def test_a_measured_bits_per_char_replaces_the_estimate(runs_dir, tmp_path):
+    run = tmp_path / "r"
+    shutil.copytree(runs_dir / "demo", run)
+    r = subprocess.run(
+        [sys.executable, "-m", "wordgpt.cli", "eval", str(run)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    listed = client(tmp_path).get("/api/runs").json()[0]
+    assert listed["bpc_measured"] is True
+    assert listed["val_bits_per_char"] == pytest.approx(
+        json.loads((run / "eval.json").read_text())["bits_per_char"]
+    )
+
+
+def test_streaming_gives_the_same_text_as_wordgpt_sample(runs_dir):
+    c = client(runs_dir)
+    body = {"run": "demo", "prompt": "the knight", "max_new_tokens": 30, "seed": 7, "top_k": 40}
+    r = c.post("/api/generate", json=body)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+    evs = events(r.text)
+    assert evs[0][0] == "meta" and evs[-1] == ("done", {**evs[-1][1], "stopped": "length"})
+    streamed = "".join(d["text"] for e, d in evs if e == "token")
+    assert len([e for e, _ in evs if e == "token"]) > 5
+    cli = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "wordgpt.cli",
+            "sample",
+            str(runs_dir / "demo"),
+            "--prompt",
+            "the knight",
+            "--max-new-tokens",
+            "30",
+            "--seed",
+            "7",
+            "--top-k",
+            "40",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert cli.returncode == 0, cli.stderr
+    assert cli.stdout == "the knight" + streamed + "\n"  # the same defaults, the same text
+
+
+def test_unknown_prompt_words_are_named(runs_dir):
+    r = client(runs_dir).post(
+        "/api/generate", json={"run": "demo", "prompt": "the zyzzyva quux", "max_new_tokens": 3}
+    )
+    meta = events(r.text)[0][1]
+    assert meta["unknown"] == ["quux", "zyzzyva"]
+
+
+@pytest.mark.parametrize(
+    "change, where",
+    [
+        ({"max_new_tokens": 0}, "max_new_tokens"),
+        ({"max_new_tokens": 1001}, "max_new_tokens"),
+        ({"temperature": -1}, "temperature"),
+        ({"temperature": 1e-40}, "temperature"),
+        ({"temperature": 99}, "temperature"),
+        ({"top_p": 0}, "top_p"),
+        ({"top_p": 1.5}, "top_p"),
+        ({"top_k": 0}, "top_k"),
+        ({"top_k": 10**9}, "top_k"),
+        ({"seed": -1}, "seed"),
+        ({"prompt": "x" * 2001}, "prompt"),
+        ({"run": ""}, "run"),
+    ],
+)
+def test_bad_parameters_get_422_saying_which(runs_dir, change, where):
+    r = client(runs_dir).post("/api/generate", json={"run": "demo", **change})
+    assert r.status_code == 422 and where in json.dumps(r.json()), r.text
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/api/runs/escape",
+        "/api/runs/not-a-run",
+        "/api/runs/..%2F..%2Fetc",
+        "/api/runs/%2Fetc",
+        "/api/runs/escape/loss.png",
+        "/api/runs/..%2Fdemo/loss.png",
+    ],
+)
+def test_a_run_name_never_escapes_the_runs_folder(runs_dir, url):
+    c = client(runs_dir)
+    assert c.get(url).status_code == 404
+    name = url.split("/")[3]
+    r = c.post("/api/generate", json={"run": name.replace("%2F", "/"), "max_new_tokens": 2})
+    assert r.status_code in (404, 422)
+
+
+def test_a_changed_checkpoint_is_loaded_again(runs_dir, tmp_path, word_data):
+    run = tmp_path / "r"
+    shutil.copytree(runs_dir / "demo", run)
+    cache = ModelCache()
+    a = cache.get("r", run)
+    assert cache.get("r", run) is a  # cached
+    train(
+        word_data,
+        run,
+        resume=True,
+        max_iters=80,
+        **{k: v for k, v in QUIET.items() if k != "dtype"},
+    )
+    b = cache.get("r", run)
+    assert b is not a and b.step == 80
+
+
+def test_find_runs_accepts_a_run_folder_itself(runs_dir):
+    assert list(find_runs(runs_dir / "demo")) == ["demo"]
+
+
+# ------------------------------------------------------------------ over a socket
+
+
+@pytest.fixture
+def server(runs_dir):
+    import uvicorn
+
+    def start(**kw):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        app = create_app(ServeConfig(runs_dir, **kw))
+        srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+        t = threading.Thread(target=srv.run, daemon=True)
+        t.start()
+        deadline = time.time() + 30
+        while not srv.started and time.time() < deadline:
+            time.sleep(0.02)
+        servers.append((srv, t))
+        return f"http://127.0.0.1:{port}"
+
+    servers: list = []
+    yield start
+    for srv, t in servers:
+        srv.should_exit = True
+        t.join(10)
+
+
+def test_the_concurrency_limit_holds_under_a_burst(server):
+    url = server(max_active=2, token_delay_s=0.05)
+    codes, lock = [], threading.Lock()
+
+    def one():
+        with httpx.Client(timeout=60) as c:
+            r = c.post(f"{url}/api/generate", json={"run": "demo", "max_new_tokens": 30})
+            with lock:
+                codes.append((r.status_code, r.json()["detail"] if r.status_code != 200 else ""))
+
+    threads = [threading.Thread(target=one) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert sorted(c for c, _ in codes) == [200, 200, 503, 503, 503, 503]
+    assert all("busy" in d for c, d in codes if c == 503)
+    assert httpx.get(f"{url}/api/health").json()["active"] == 0
+
+
+def test_a_client_that_disconnects_stops_its_generation(server):
+    url = server(token_delay_s=0.05)
+    with (
+        httpx.Client(timeout=60) as c,
+        c.stream("POST", f"{url}/api/generate", json={"run": "demo", "max_new_tokens": 500}) as r,
+    ):
+        seen = 0
+        for line in r.iter_lines():
+            seen += line.startswith("event: token")
+            if seen >= 3:
+                break  # leave after three tokens: the connection closes
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        h = httpx.get(f"{url}/api/health").json()
+        if h["finished"]:
+            break
+        time.sleep(0.05)
+    last = h["finished"][-1]
+    assert last["stopped"] == "client" and last["pieces"] < 50 and h["active"] == 0
+
+
+def test_a_generation_stops_at_its_time_limit(server):
+    url = server(token_delay_s=0.05, time_limit_s=0.5)
+    r = httpx.post(f"{url}/api/generate", json={"run": "demo", "max_new_tokens": 500}, timeout=60)
+    done = events(r.text)[-1]
+    assert done[0] == "done" and done[1]["stopped"] == "time_limit" and done[1]["pieces"] < 100
+
+
+# ------------------------------------------------------------------ a real browser
+
+CHROMIUM, DRIVER = (
+    shutil.which("chromium") or "/usr/bin/chromium",
+    shutil.which("chromedriver") or "/usr/bin/chromedriver",
+)
+
+
+@pytest.mark.skipif(
+    not (os.path.exists(CHROMIUM) and os.path.exists(DRIVER)),
+    reason="no Chromium: apt-get install chromium chromium-driver (.ci/run does)",
+)
+def test_the_page_streams_text_stops_and_draws_the_loss_curve(server, tmp_path):
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    url = server(token_delay_s=0.04)
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--window-size=1200,900",
+    ):
+        opts.add_argument(flag)
+    driver = webdriver.Chrome(service=webdriver.ChromeService(executable_path=DRIVER), options=opts)
+    wait = WebDriverWait(driver, 30)
+    try:
+        driver.get(url)
+        wait.until(lambda d: len(Select(d.find_element(By.ID, "run")).options) == 1)
+        driver.find_element(By.ID, "prompt").send_keys("the knight")
+        mx = driver.find_element(By.ID, "max_new_tokens")
+        mx.clear()
+        mx.send_keys("400")
+        driver.find_element(By.ID, "generate").click()
+        lengths = []
+        for _ in range(40):  # watch the text grow, token by token
+            lengths.append(len(driver.find_element(By.ID, "out-text").text))
+            if len(set(lengths)) >= 4:
+                break
+            time.sleep(0.05)
+        assert len(set(lengths)) >= 4 and lengths == sorted(lengths), lengths
+        driver.find_element(By.ID, "stop").click()
+        wait.until(lambda d: "stopped" in d.find_element(By.ID, "status").text)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            h = httpx.get(f"{url}/api/health").json()
+            if h["finished"]:
+                break
+            time.sleep(0.05)
+        assert h["finished"][-1]["stopped"] == "client" and h["finished"][-1]["pieces"] < 400
+        driver.find_element(By.ID, "tab-runs").click()
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#runs-table tbody tr"))
+        driver.find_element(By.CSS_SELECTOR, "#runs-table tbody tr").click()
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#loss-chart path.curve.val"))
+        d = driver.find_element(By.CSS_SELECTOR, "#loss-chart path.curve.val").get_attribute("d")
+        assert d.count("L") == 3  # four evaluations: steps 0, 20, 40, 60
+        wait.until(lambda d: "generating" not in d.find_element(By.ID, "samples").text)
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        shot = ARTIFACTS / "serve-runs.png"
+        driver.save_screenshot(str(shot))
+        assert shot.read_bytes()[:4] == b"\x89PNG"
+    finally:
+        driver.quit()
