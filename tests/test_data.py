@@ -204,6 +204,50 @@ def test_wikipedia_sample_is_article_text_without_markup(wiki_articles):
         assert not hits, (pattern, hits[:3])
 
 
+def test_pages_are_cut_out_of_the_dump_as_gensim_reads_them():
+    from gensim.corpora.wikicorpus import extract_pages
+
+    from wordgpt.wikipedia import iter_page_xml, parse_page, sample_dump_path
+
+    with bz2.open(sample_dump_path()) as f:
+        ours = [p for p in map(parse_page, iter_page_xml(f, block=4096)) if p]
+    with bz2.open(sample_dump_path()) as f:
+        theirs = [
+            (t, w)
+            for t, w, _ in extract_pages(f, filter_namespaces=("0",))
+            if w and w.lstrip()[:9].lower() != "#redirect"
+        ]
+    assert ours == theirs and len(ours) > 100
+
+
+def test_the_fast_extractor_keeps_the_words_the_full_parser_keeps(wiki_articles):
+    """The regular-expression extractor against mwparserfromhell's parse on 15 articles: the
+    same words (99.5 % of them either way), in 20x less time or better."""
+    import time
+    from collections import Counter
+
+    from wordgpt.wikipedia import (
+        article_text,
+        article_text_parsed,
+        iter_page_xml,
+        parse_page,
+        sample_dump_path,
+    )
+
+    with bz2.open(sample_dump_path()) as f:
+        pages = [p for p in map(parse_page, iter_page_xml(f)) if p][:15]
+    t = time.process_time()
+    fast = " ".join(article_text(w) for _, w in pages)
+    t_fast = time.process_time() - t
+    t = time.process_time()
+    full = " ".join(article_text_parsed(w) for _, w in pages)
+    t_full = time.process_time() - t
+    a, b = (Counter(re.findall(r"\w+", x.lower())) for x in (fast, full))
+    common = sum((a & b).values())
+    assert common / sum(a.values()) > 0.995 and common / sum(b.values()) > 0.995
+    assert t_full > 20 * t_fast
+
+
 def test_wikipedia_articles_are_streamed_and_redirects_dropped(wiki_articles):
     from wordgpt.wikipedia import iter_articles, sample_dump_path
 
