@@ -210,6 +210,9 @@ class _GutenbergEnd:
     def finish(self) -> str:
         if self.ended:
             return ""
+        if self.mode == "start" and GUTENBERG_END.match(self.line):  # a short last line
+            self.ended = True
+            return ""
         return self._flush() + self.line  # no END marker: nothing is cut
 
 
