@@ -79,6 +79,10 @@ LEVERS = {
     "b16": ({"batch_size": 16}, {"batch_size": 32}),
     "t256": ({"block_size": 256, "batch_size": 16}, {"block_size": 128, "batch_size": 32}),
     "lr3": ({"lr": 3e-3}, {"lr": 2e-3}),
+    "emb3": ({"embed_lr_scale": 3.0}, {"embed_lr_scale": 1.0}),
+    "head3": ({"head_lr_scale": 3.0}, {"head_lr_scale": 1.0}),
+    "nodrop": ({"dropout": 0.0, "attn_dropout": 0.0}, {"dropout": 0.1, "attn_dropout": 0.1}),
+    "noattndrop": ({"attn_dropout": 0.0}, {"attn_dropout": 0.1}),
     "wide": ({"n_embd": 384, "n_head": 6}, {"n_embd": 256, "n_head": 4}),
     "deep": ({"n_layer": 6}, {"n_layer": 4}),
 }

@@ -123,3 +123,22 @@ def test_ddp_resume_is_bit_exact(word_data, tmp_path):
     assert b["world_size"] == 2
     for k in a["model"]:
         assert torch.equal(a["model"][k], b["model"][k]), k
+
+
+def test_resume_with_another_world_size_says_what_it_does(word_data, tmp_path):
+    from wordgpt.launch import train
+
+    _train(word_data, tmp_path / "run", "--max-iters", "6")
+    lines = []
+    r = train(
+        word_data,
+        tmp_path / "run",
+        resume=True,
+        max_iters=8,
+        progress=False,
+        tensorboard=False,
+        log=lines.append,
+    )
+    assert r.step == 8
+    said = " ".join(lines)
+    assert "world size 1 (was 2)" in said and "global batch is now 8 sequences" in said

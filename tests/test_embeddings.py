@@ -25,7 +25,7 @@ GLOVE = GENSIM_DATA / "test_glove.txt"  # GloVe text, no header
 @pytest.fixture(scope="module")
 def vectors(word_data, tmp_path_factory):
     kv = embeddings.train_word2vec(
-        word_data, Word2VecConfig(vector_size=24, epochs=2, workers=1, split="all")
+        word_data, Word2VecConfig(vector_size=24, epochs=2, min_count=1, workers=1, split="all")
     )
     path = tmp_path_factory.mktemp("vec") / "w2v.kv"
     embeddings.save_vectors(kv, path)
@@ -45,7 +45,8 @@ def test_word2vec_recovers_an_obvious_neighbour(tmp_path):
 
     prepare(DataConfig(dataset=str(tmp_path / "pets.txt")), tmp_path / "d")
     kv = embeddings.train_word2vec(
-        tmp_path / "d", Word2VecConfig(vector_size=16, epochs=20, workers=1, split="all")
+        tmp_path / "d",
+        Word2VecConfig(vector_size=16, epochs=20, workers=1, split="all", sample=1e-3),
     )
     assert kv.most_similar("cat", topn=1)[0][0] == "dog"
     assert kv.vector_size == 16
@@ -66,9 +67,15 @@ def test_every_vocabulary_word_has_a_vector(word_data, vectors):
     assert kv.get_vecattr(kv.index_to_key[0], "count") > 100
 
 
-def test_defaults_are_chosen_by_measurement():
+def test_defaults_are_chosen_by_measurement_and_epochs_follow_the_corpus():
+    from wordgpt.config import word2vec_epochs
+
     cfg = Word2VecConfig()
-    assert (cfg.vector_size, cfg.window, cfg.min_count, cfg.sg) == (500, 5, 1, 1)
+    assert (cfg.vector_size, cfg.window, cfg.min_count, cfg.sg, cfg.sample) == (100, 5, 5, 1, 1e-4)
+    assert word2vec_epochs(cfg, 400_000) == 30  # a book
+    assert word2vec_epochs(cfg, 1_200_000) == 10
+    assert word2vec_epochs(cfg, 10**9) == 5  # a large corpus: few passes
+    assert word2vec_epochs(Word2VecConfig(epochs=7), 10**9) == 7
 
 
 @pytest.mark.parametrize(

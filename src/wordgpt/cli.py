@@ -377,7 +377,7 @@ def embed_train(data_dir, out, fmt, notebook, **kw) -> None:
     kv = train_word2vec(data_dir, cfg)
     save_vectors(kv, out, fmt)
     click.echo(
-        f"{len(kv):,} words x {kv.vector_size} dims, {cfg.epochs} epochs in "
+        f"{len(kv):,} words x {kv.vector_size} dims, {kv.epochs_trained} epochs in "
         f"{time.perf_counter() - t:.1f}s -> {out}"
     )
     probe = next((w for w in ("food", "knight", "the") if w in kv.key_to_index), None)

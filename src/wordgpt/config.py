@@ -382,21 +382,23 @@ class SampleConfig:
 
 @dataclass(frozen=True)
 class Word2VecConfig:
-    """gensim Word2Vec settings; defaults are the mission notebook's."""
+    """gensim Word2Vec settings. Defaults chosen by measurement (benchmarks/vectors.py) on Don
+    Quixote and the Wikipedia sample; NOTEBOOK_WORD2VEC holds the mission notebook's."""
 
-    vector_size: int = 500
+    vector_size: int = 100
     """Dimensions of each word vector."""
     window: int = 5
     """Words on each side that count as context."""
-    min_count: int = 1
+    min_count: int = 5
     """Words seen fewer times than this get no vector."""
     sg: int = 1
     """1 skip-gram, 0 CBOW."""
-    epochs: int = 5
-    """Passes over the corpus."""
+    epochs: int | None = None
+    """Passes over the corpus; unset: enough for about 12 million words seen in all, between
+    5 and 30 (30 for a book of 400,000 words)."""
     negative: int = 5
     """Negative samples per positive one."""
-    sample: float = 1e-3
+    sample: float = 1e-4
     """Down-sampling threshold of frequent words."""
     alpha: float = 0.025
     """Initial learning rate."""
@@ -414,6 +416,17 @@ class Word2VecConfig:
         _at_least(self, 0, "negative", "sample", "workers", "seed")
         _check(self.sg in (0, 1), f"sg must be 1 (skip-gram) or 0 (CBOW), got {self.sg}")
         _check(self.alpha > 0, f"alpha must be > 0, got {self.alpha}")
+
+
+WORD2VEC_WORDS_SEEN = 12_000_000
+"""What unset epochs aim for: words seen in all passes together."""
+
+
+def word2vec_epochs(cfg: Word2VecConfig, words: int) -> int:
+    """The number of passes: as set, or enough for WORD2VEC_WORDS_SEEN, from 5 to 30."""
+    if cfg.epochs is not None:
+        return cfg.epochs
+    return int(min(30, max(5, round(WORD2VEC_WORDS_SEEN / max(words, 1)))))
 
 
 NOTEBOOK_WORD2VEC = Word2VecConfig(

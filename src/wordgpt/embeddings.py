@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from . import tokenizers
-from .config import Word2VecConfig
+from .config import Word2VecConfig, word2vec_epochs
 from .data import load_split, open_file
 from .errors import DataError, WordGPTError
 
@@ -61,7 +61,9 @@ def train_word2vec(data_dir: str | Path, cfg: Word2VecConfig | None = None):
     kw = asdict(cfg)
     kw.pop("split")
     kw["workers"] = cfg.workers or len(os.sched_getaffinity(0))
+    kw["epochs"] = word2vec_epochs(cfg, sum(map(len, sentences)))
     model = Word2Vec(sentences=sentences, **kw)
+    model.wv.epochs_trained = kw["epochs"]
     return model.wv
 
 

@@ -118,10 +118,11 @@ def run_summary(name: str, path: Path) -> dict[str, Any]:
         val = meta["splits"]["val"]
         bpc, exact = best * val["tokens"] / val["chars"] / math.log(2), False
     model = cfg.get("model", {})
-    dataset = data_cfg.get("dataset", "?")
+    datasets = data_cfg.get("dataset", "?")
+    datasets = datasets if isinstance(datasets, list) else [datasets]
     return {
         "name": name,
-        "dataset": ", ".join(dataset) if isinstance(dataset, list) else dataset,
+        "dataset": ", ".join(Path(d).name for d in datasets),
         "tokenizer": (
             data_cfg.get("tokenizer", "?") + ("-sp" if data_cfg.get("space_prefix") else "")
         ),
