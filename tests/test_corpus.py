@@ -275,10 +275,14 @@ def test_eval_on_any_text_file_reports_bits_per_char(word_data, corpus_file, tmp
 
 
 def test_max_vocab_and_min_count_stream_too(corpus_file, tmp_path):
+    # words seen once, at the end (in the validation split), whatever the corpus is
+    text = corpus_file.read_text(encoding="utf-8") + " ".join(f"rare{i}" for i in range(300))
+    src = tmp_path / "rare.txt"
+    src.write_text(text, encoding="utf-8")
     for kw in ({"max_vocab": 50}, {"min_count": 5}):
-        cfg = DataConfig(dataset=str(corpus_file), **kw)
+        cfg = DataConfig(dataset=str(src), **kw)
         p, ids = streamed(cfg, tmp_path, f"v{len(kw)}{list(kw)[0]}", workers=1, chunk_size=2000)
-        assert_same(p, ids, reference(cfg, [corpus_file.read_text(encoding="utf-8")]))
+        assert_same(p, ids, reference(cfg, [text]))
         assert p.meta["splits"]["val"]["unk"] > 0
 
 

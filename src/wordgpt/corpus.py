@@ -547,20 +547,20 @@ def vocabulary(tokens: list[str], counts: np.ndarray, cfg: DataConfig):
 
 
 def remap(src: Path, dst: Path, table: np.ndarray, dtype: np.dtype) -> tuple[int, int]:
-    """Rewrite first-appearance ids as vocabulary ids, a block at a time; (<unk>s, tokens)."""
-    ids = (
-        np.memmap(src, dtype=np.uint32, mode="r") if src.stat().st_size else np.zeros(0, np.uint32)
-    )
+    """Rewrite first-appearance ids as vocabulary ids, a block at a time, with plain reads
+    (a memory map would keep every page it touched resident); (<unk>s, tokens)."""
     w = _IdsWriter(dst, dtype)
-    unk = 0
+    unk = n = 0
     try:
-        for i in range(0, len(ids), REMAP_BLOCK):
-            block = np.take(table, ids[i : i + REMAP_BLOCK])
-            unk += int((block == 0).sum())
-            w.write(block)
+        with open(src, "rb") as f:
+            while (block := np.fromfile(f, dtype=np.uint32, count=REMAP_BLOCK)).size:
+                ids = np.take(table, block)
+                unk += int((ids == 0).sum())
+                n += ids.size
+                w.write(ids)
     finally:
         w.close()
-    return unk, len(ids)
+    return unk, n
 
 
 def encode_known(ct: CleanText, tok, out: Path, workers: int, size: int) -> Encoded:
