@@ -474,7 +474,8 @@ _CPU = Preset(
         eval_interval=250,
         eval_iters=10,
     ),
-    about="the best CPU recipe (rotary, adaptive head, ReLU², QK-norm, zero-initialised projections, value residual, WSD): 300 s on a 2-core laptop; use space-prefixed word tokens",
+    about="the best CPU recipe (rotary, adaptive head, ReLU², QK-norm, zero-initialised "
+    "projections, value residual, WSD): 300 s on a 2-core laptop; use space-prefixed words",
 )
 
 PRESETS: dict[str, Preset] = {

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import platform
 import time
 from collections.abc import Callable
@@ -124,14 +125,46 @@ def step_timer(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, reps: i
     return timer
 
 
-def probe_cpu_dtype(timer: Callable[[torch.dtype | None], float]) -> dict:
-    """Time fp32 and bf16 (twice each, interleaved); bf16 only if it is clearly faster."""
-    if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
-        return {"bf16": False, "reason": "no native bf16 on this CPU"}
-    fp32 = bf16 = float("inf")
-    for _ in range(2):
-        fp32, bf16 = min(fp32, timer(None)), min(bf16, timer(torch.bfloat16))
-    return {"bf16": bf16 < BF16_MARGIN * fp32, "fp32_s": fp32, "bf16_s": bf16}
+def native_bf16() -> bool:
+    """Whether this CPU has bf16 instructions that oneDNN uses (AVX-512 bf16, AMX)."""
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def _cpu_seconds_of_others() -> float | None:
+    """CPU seconds the whole machine has spent busy, minus this process's (Linux only)."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    busy = (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+    return busy - time.process_time()
+
+
+def probe_cpu_dtype(timer: Callable[[torch.dtype | None], float], rounds: int = 3) -> dict:
+    """Time fp32 and bf16 (interleaved rounds, best of each); bf16 only if it is clearly
+    faster. ``quiet`` says whether the machine was left to the probe: other processes used
+    under a fifth of its cores meanwhile, and each dtype's rounds agreed within 25 %."""
+    if not native_bf16():
+        return {"bf16": False, "reason": "no native bf16 on this CPU", "quiet": True}
+    times: dict[str, list[float]] = {"fp32": [], "bf16": []}
+    others0, t0 = _cpu_seconds_of_others(), time.perf_counter()
+    for _ in range(rounds):
+        times["fp32"].append(timer(None))
+        times["bf16"].append(timer(torch.bfloat16))
+    others1, wall = _cpu_seconds_of_others(), time.perf_counter() - t0
+    ncpu = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    load = None if others0 is None or others1 is None else (others1 - others0) / (wall * ncpu)
+    steady = all(max(v) < 1.25 * min(v) for v in times.values())
+    fp32, bf16 = min(times["fp32"]), min(times["bf16"])
+    return {
+        "bf16": bf16 < BF16_MARGIN * fp32,
+        "fp32_s": fp32,
+        "bf16_s": bf16,
+        "others_load": load,
+        "quiet": steady and (load is None or load < 0.2),
+    }
 
 
 def cpu_prefers_bf16(workload: str, timer: Callable[[torch.dtype | None], float]) -> bool:
@@ -142,9 +175,12 @@ def cpu_prefers_bf16(workload: str, timer: Callable[[torch.dtype | None], float]
         cached = json.loads(path.read_text())
     except (OSError, ValueError):
         cached = {}
-    if key not in cached:
-        cached[key] = probe_cpu_dtype(timer)
+    if key in cached:
+        return bool(cached[key]["bf16"])
+    result = probe_cpu_dtype(timer)
+    if result["quiet"]:  # an answer measured on a busy machine is used once, never kept
+        cached[key] = result
         with contextlib.suppress(OSError, WordGPTError):  # a read-only cache only costs time
             path.parent.mkdir(parents=True, exist_ok=True)
             atomic_write(path, json.dumps(cached, indent=1))
-    return bool(cached[key]["bf16"])
+    return bool(result["bf16"])

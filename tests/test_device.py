@@ -1,0 +1,99 @@
+"""Devices and the dtype `--dtype auto` picks on a CPU: a measured probe, cached only when
+the machine was quiet while it measured."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from wordgpt import device
+from wordgpt.errors import WordGPTError
+
+
+class FakeTimer:
+    """Seconds per step for each dtype, from lists consumed one call at a time."""
+
+    def __init__(self, fp32: list[float], bf16: list[float]):
+        self.left = {None: list(fp32), torch.bfloat16: list(bf16)}
+        self.calls = 0
+
+    def __call__(self, dtype):
+        self.calls += 1
+        return self.left[dtype].pop(0)
+
+
+@pytest.fixture
+def quiet_machine(monkeypatch, tmp_path):
+    monkeypatch.setenv("WORDGPT_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(device, "native_bf16", lambda: True)
+    monkeypatch.setattr(device, "_cpu_seconds_of_others", lambda: 0.0)
+    return tmp_path / "dtype-probe.json"
+
+
+@pytest.mark.parametrize(
+    ("fp32", "bf16", "expected"),
+    [(1.0, 0.5, True), (1.0, 0.95, False), (0.5, 1.0, False)],
+)
+def test_the_probe_picks_bf16_only_when_clearly_faster(quiet_machine, fp32, bf16, expected):
+    timer = FakeTimer([fp32] * 3, [bf16] * 3)
+    assert device.cpu_prefers_bf16("w", timer) is expected
+    assert timer.calls == 6
+
+
+def test_the_probe_takes_the_best_of_interleaved_rounds(quiet_machine):
+    r = device.probe_cpu_dtype(FakeTimer([1.0, 1.1, 1.05], [0.7, 0.6, 0.65]))
+    assert (r["fp32_s"], r["bf16_s"], r["bf16"], r["quiet"]) == (1.0, 0.6, True, True)
+
+
+def test_a_quiet_answer_is_cached_and_not_measured_again(quiet_machine):
+    assert device.cpu_prefers_bf16("w", FakeTimer([1.0] * 3, [0.5] * 3))
+    again = FakeTimer([], [])
+    assert device.cpu_prefers_bf16("w", again) and again.calls == 0
+    (entry,) = json.loads(quiet_machine.read_text()).values()
+    assert entry["bf16"] is True
+    other = FakeTimer([0.5] * 3, [1.0] * 3)  # another workload is measured on its own
+    assert not device.cpu_prefers_bf16("other", other) and other.calls == 6
+
+
+def test_an_unsteady_probe_is_used_once_and_never_cached(quiet_machine):
+    # a burst of load during one bf16 round: that answer must not stick
+    assert not device.cpu_prefers_bf16("w", FakeTimer([1.0] * 3, [1.6, 1.4, 0.95]))
+    assert not quiet_machine.exists()
+    assert device.cpu_prefers_bf16("w", FakeTimer([1.0] * 3, [0.5] * 3))  # measured again
+
+
+def test_a_probe_while_other_processes_use_the_cpu_is_not_cached(quiet_machine, monkeypatch):
+    spent = iter([0.0, 1e6])  # other processes kept every core busy meanwhile
+    monkeypatch.setattr(device, "_cpu_seconds_of_others", lambda: next(spent))
+    r = device.probe_cpu_dtype(FakeTimer([1.0] * 3, [0.5] * 3))
+    assert r["others_load"] > 1 and not r["quiet"]
+    spent = iter([0.0, 1e6])
+    device.cpu_prefers_bf16("w", FakeTimer([1.0] * 3, [0.5] * 3))
+    assert not quiet_machine.exists()
+
+
+def test_without_native_bf16_the_probe_says_fp32_without_timing(quiet_machine, monkeypatch):
+    monkeypatch.setattr(device, "native_bf16", lambda: False)
+    timer = FakeTimer([], [])
+    assert not device.cpu_prefers_bf16("w", timer) and timer.calls == 0
+
+
+def test_auto_uses_the_probe_on_a_cpu_and_fp32_is_fp32():
+    cpu = torch.device("cpu")
+    assert device.autocast_dtype("auto", cpu, probe=lambda: True) is torch.bfloat16
+    assert device.autocast_dtype("auto", cpu, probe=lambda: False) is None
+    assert device.autocast_dtype("fp32", cpu, probe=lambda: True) is None
+    assert device.autocast_dtype("bf16", cpu) is torch.bfloat16
+
+
+@pytest.mark.parametrize(
+    ("spec", "words"),
+    [("gpu0", "unknown device"), ("cuda:7", "CUDA"), ("fpga", "not supported")],
+)
+def test_devices_that_do_not_exist_are_one_clear_error(spec, words):
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is here")
+    with pytest.raises(WordGPTError, match=words):
+        device.pick_device(spec)
