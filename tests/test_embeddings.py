@@ -346,6 +346,16 @@ def test_space_prefixed_keys_are_found_as_plain_words(crafted):
     assert "paris" in view.key_to_index and " Paris" not in view.key_to_index
 
 
+def test_neighbours_of_space_prefixed_vectors_take_plain_words():
+    from gensim.models import KeyedVectors
+
+    kv = KeyedVectors(vector_size=2)
+    kv.add_vectors([" knight", " errant", " wine"], np.array([[1, 0], [0.9, 0.1], [0, 1.0]]))
+    assert embeddings.neighbors(kv, "knight", 1)[0][0] == " errant"
+    with pytest.raises(WordGPTError, match="close spellings"):
+        embeddings.neighbors(kv, "knigt")
+
+
 def test_the_collapse_warning_fires_on_collapsed_vectors_only():
     from gensim.models import KeyedVectors
 

@@ -380,7 +380,9 @@ def embed_train(data_dir, out, fmt, notebook, **kw) -> None:
         f"{len(kv):,} words x {kv.vector_size} dims, {kv.epochs_trained} epochs in "
         f"{time.perf_counter() - t:.1f}s -> {out}"
     )
-    probe = next((w for w in ("food", "knight", "the") if w in kv.key_to_index), None)
+    probe = next(
+        (w for w in ("food", "knight", "the") if {w, " " + w} & set(kv.key_to_index)), None
+    )
     if probe:
         near = ", ".join(f"{w} {s:.2f}" for w, s in neighbors(kv, probe, 5))
         click.echo(f"nearest to {probe!r}: {near}")
@@ -417,7 +419,7 @@ def embed_neighbors(vectors, query, n, limit) -> None:
     from .embeddings import load_vectors, neighbors
 
     for word, sim in neighbors(load_vectors(vectors, limit), query, n):
-        click.echo(f"{sim:7.4f}  {word}")
+        click.echo(f"{sim:7.4f}  {word.strip() or repr(word)}")
 
 
 @embed.command("plot")

@@ -153,6 +153,16 @@ def load_vectors(path: str | Path, limit: int | None = None):
 # ------------------------------------------------------------------------- queries
 
 
+def find_key(kv, word: str) -> str:
+    """The key of ``word`` in ``kv``: as given, or with the space that space-prefixed word
+    tokens carry (' knight'); else one clear error with close spellings."""
+    for key in (word, " " + word):
+        if key in kv.key_to_index:
+            return key
+    _check_word(kv, word)
+    return word
+
+
 def _check_word(kv, word: str) -> None:
     if word not in kv.key_to_index:
         close = difflib.get_close_matches(word, kv.index_to_key[:50_000], n=5)
@@ -168,12 +178,10 @@ def neighbors(kv, query: str, n: int = 10) -> list[tuple[str, float]]:
         if part in "+-":
             sign = +1 if part == "+" else -1
             continue
-        (pos if sign > 0 else neg).append(part)
+        (pos if sign > 0 else neg).append(find_key(kv, part))
         sign = +1
     if not pos and not neg:
         raise WordGPTError("give a word, or an analogy such as 'king - man + woman'")
-    for w in pos + neg:
-        _check_word(kv, w)
     return kv.most_similar(positive=pos, negative=neg, topn=n)
 
 
