@@ -384,7 +384,7 @@ def embed_train(data_dir, out, fmt, notebook, **kw) -> None:
         (w for w in ("food", "knight", "the") if {w, " " + w} & set(kv.key_to_index)), None
     )
     if probe:
-        near = ", ".join(f"{w} {s:.2f}" for w, s in neighbors(kv, probe, 5))
+        near = ", ".join(f"{w.strip()} {s:.2f}" for w, s in neighbors(kv, probe, 5))
         click.echo(f"nearest to {probe!r}: {near}")
     click.echo(str(evaluate_vectors(kv)))
 
