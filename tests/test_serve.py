@@ -220,6 +220,16 @@ def server(runs_dir):
         t.join(10)
 
 
+def health_after_a_generation(url: str, timeout_s: float = 10.0) -> dict:
+    """``/api/health`` once it lists a finished generation (or when the time is up)."""
+    deadline = time.time() + timeout_s
+    while True:
+        h = httpx.get(f"{url}/api/health").json()
+        if h["finished"] or time.time() > deadline:
+            return h
+        time.sleep(0.05)
+
+
 def test_the_concurrency_limit_holds_under_a_burst(server):
     url = server(max_active=2, token_delay_s=0.05)
     codes, lock = [], threading.Lock()
@@ -251,12 +261,7 @@ def test_a_client_that_disconnects_stops_its_generation(server):
             seen += line.startswith("event: token")
             if seen >= 3:
                 break  # leave after three tokens: the connection closes
-    deadline = time.time() + 10
-    while time.time() < deadline:
-        h = httpx.get(f"{url}/api/health").json()
-        if h["finished"]:
-            break
-        time.sleep(0.05)
+    h = health_after_a_generation(url)
     last = h["finished"][-1]
     assert last["stopped"] == "client" and last["pieces"] < 50 and h["active"] == 0
 
@@ -320,12 +325,7 @@ def test_the_page_streams_text_stops_and_draws_the_loss_curve(server, tmp_path):
         assert len(set(lengths)) >= 4 and lengths == sorted(lengths), lengths
         driver.find_element(By.ID, "stop").click()
         wait.until(lambda d: "stopped" in d.find_element(By.ID, "status").text)
-        deadline = time.time() + 10
-        while time.time() < deadline:
-            h = httpx.get(f"{url}/api/health").json()
-            if h["finished"]:
-                break
-            time.sleep(0.05)
+        h = health_after_a_generation(url)
         assert h["finished"][-1]["stopped"] == "client" and h["finished"][-1]["pieces"] < 400
         driver.find_element(By.ID, "tab-runs").click()
         wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#runs-table tbody tr"))

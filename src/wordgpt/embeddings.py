@@ -159,15 +159,9 @@ def find_key(kv, word: str) -> str:
     for key in (word, " " + word):
         if key in kv.key_to_index:
             return key
-    _check_word(kv, word)
-    return word
-
-
-def _check_word(kv, word: str) -> None:
-    if word not in kv.key_to_index:
-        close = difflib.get_close_matches(word, kv.index_to_key[:50_000], n=5)
-        hint = f"; close spellings: {', '.join(close)}" if close else ""
-        raise WordGPTError(f"{word!r} is not in the vectors' vocabulary{hint}")
+    close = difflib.get_close_matches(word, kv.index_to_key[:50_000], n=5)
+    hint = f"; close spellings: {', '.join(close)}" if close else ""
+    raise WordGPTError(f"{word!r} is not in the vectors' vocabulary{hint}")
 
 
 def neighbors(kv, query: str, n: int = 10) -> list[tuple[str, float]]:
