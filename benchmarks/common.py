@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import wordgpt
-from wordgpt.data import load_meta
+from wordgpt.corpus.tokenfiles import load_meta
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKENIZERS = {

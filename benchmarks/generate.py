@@ -12,8 +12,8 @@ import torch
 from common import emit
 
 from wordgpt.config import ModelConfig
-from wordgpt.model import GPT
-from wordgpt.sample import sample_next
+from wordgpt.model.gpt import GPT
+from wordgpt.model.sampling import sample_next
 
 
 def main() -> None:

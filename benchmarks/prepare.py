@@ -26,8 +26,8 @@ from pathlib import Path
 
 from common import emit
 
-from wordgpt.data import load_meta, resolve_one
-from wordgpt.wikipedia import sample_dump_path
+from wordgpt.corpus.sources import resolve_one, sample_dump_path
+from wordgpt.corpus.tokenfiles import load_meta
 
 
 def book_corpus(mb: int, folder: Path) -> Path:

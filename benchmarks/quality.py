@@ -27,7 +27,8 @@ from common import ROOT, emit, prepared
 
 import wordgpt
 from wordgpt.config import PRESETS, Word2VecConfig
-from wordgpt.embeddings import save_vectors, train_word2vec
+from wordgpt.vectors.files import save_vectors
+from wordgpt.vectors.word2vec import train_word2vec
 
 BASES = {
     "cpu": ("cpu", {}),
@@ -148,7 +149,7 @@ def run_one(
     }
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--budgets", "--budget", type=float, nargs="+", default=[300.0])
     ap.add_argument(
@@ -170,7 +171,67 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[1])
     ap.add_argument("--out", type=Path, default=None, help="keep the runs here")
     ap.add_argument("--json", action="store_true")
-    args = ap.parse_args()
+    return ap.parse_args()
+
+
+def vector_files(tokname: str, data_dir: Path, args) -> dict[str, str | None]:
+    """The embedding file of each --init (Word2Vec on the training split, made once)."""
+    vectors = {"random": None, "pretrained": str(args.vectors)}
+    if "word2vec" in args.init:
+        path = ROOT / "data" / f"bench-w2v-{tokname}.kv"
+        if not path.exists():
+            save_vectors(train_word2vec(data_dir, Word2VecConfig(split="train")), path)
+        vectors["word2vec"] = str(path)
+    return vectors
+
+
+def cell(tokname, data_dir, name, init, vectors, budget, args, root) -> dict:
+    """One table row: a recipe, an init and a budget over every seed, with the spread."""
+    preset, over = recipe(name)
+    if vectors[init]:
+        over["init_embeddings"] = vectors[init]
+    results = []
+    for seed in args.seeds:
+        limit = f"{args.steps}steps" if args.steps else f"{budget:g}"
+        out = root / f"{tokname}-{name}-{init}-{limit}-{seed}"
+        res = run_one(data_dir, out, preset, budget, seed, over, args.steps)
+        results.append(res)
+        if not args.json:
+            print(
+                f"  {tokname} {name} {init} {budget:g}s seed {seed}: {res['val_bpc']:.4f} bpc, "
+                f"{res['steps']} steps, {res['tokens_per_s']:,.0f} tok/s",
+                flush=True,
+            )
+    bpcs = [r["val_bpc"] for r in results]
+    return {
+        "tokenizer": tokname,
+        "recipe": name,
+        "init": init,
+        "budget_s": budget,
+        "seeds": len(bpcs),
+        "val_bpc": statistics.mean(bpcs),
+        "spread": (max(bpcs) - min(bpcs)) / 2 if len(bpcs) > 1 else None,
+        "tokens_per_s": statistics.mean(r["tokens_per_s"] for r in results),
+        "steps": statistics.mean(r["steps"] for r in results),
+        "runs": results,
+    }
+
+
+COLUMNS = [
+    ("tokenizer", "tokens", "s"),
+    ("recipe", "recipe", "s"),
+    ("init", "init", "s"),
+    ("budget_s", "budget s", ".0f"),
+    ("seeds", "seeds", "d"),
+    ("val_bpc", "val bits/char", ".4f"),
+    ("spread", "± (half range)", ".4f"),
+    ("tokens_per_s", "tokens/s", ",.0f"),
+    ("steps", "steps", ",.0f"),
+]
+
+
+def main() -> None:
+    args = parse_args()
     root = args.out or Path(tempfile.mkdtemp(prefix="wordgpt-quality-"))
     rows = []
     for tokname in args.tokenizers:
@@ -178,63 +239,12 @@ def main() -> None:
         recipes = args.recipe or (["char"] if tokname == "char" else ["cpu"])
         if args.ablate:
             recipes = [a for r in recipes for a in ablations(r)]
-        vectors = {"random": None, "pretrained": str(args.vectors)}
-        if "word2vec" in args.init:
-            path = ROOT / "data" / f"bench-w2v-{tokname}.kv"
-            if not path.exists():
-                save_vectors(train_word2vec(data_dir, Word2VecConfig(split="train")), path)
-            vectors["word2vec"] = str(path)
+        vectors = vector_files(tokname, data_dir, args)
         for name in recipes:
-            preset, over = recipe(name)
             for init in args.init:
                 for budget in args.budgets:
-                    results = []
-                    for seed in args.seeds:
-                        o = dict(over)
-                        if vectors[init]:
-                            o["init_embeddings"] = vectors[init]
-                        limit = f"{args.steps}steps" if args.steps else f"{budget:g}"
-                        out = root / f"{tokname}-{name}-{init}-{limit}-{seed}"
-                        res = run_one(data_dir, out, preset, budget, seed, o, args.steps)
-                        results.append(res)
-                        if not args.json:
-                            print(
-                                f"  {tokname} {name} {init} {budget:g}s seed {seed}: "
-                                f"{res['val_bpc']:.4f} bpc, {res['steps']} steps, "
-                                f"{res['tokens_per_s']:,.0f} tok/s",
-                                flush=True,
-                            )
-                    bpcs = [r["val_bpc"] for r in results]
-                    rows.append(
-                        {
-                            "tokenizer": tokname,
-                            "recipe": name,
-                            "init": init,
-                            "budget_s": budget,
-                            "seeds": len(bpcs),
-                            "val_bpc": statistics.mean(bpcs),
-                            "spread": (max(bpcs) - min(bpcs)) / 2 if len(bpcs) > 1 else None,
-                            "tokens_per_s": statistics.mean(r["tokens_per_s"] for r in results),
-                            "steps": statistics.mean(r["steps"] for r in results),
-                            "runs": results,
-                        }
-                    )
-    emit(
-        rows,
-        [
-            ("tokenizer", "tokens", "s"),
-            ("recipe", "recipe", "s"),
-            ("init", "init", "s"),
-            ("budget_s", "budget s", ".0f"),
-            ("seeds", "seeds", "d"),
-            ("val_bpc", "val bits/char", ".4f"),
-            ("spread", "± (half range)", ".4f"),
-            ("tokens_per_s", "tokens/s", ",.0f"),
-            ("steps", "steps", ",.0f"),
-        ],
-        args.json,
-        {"runs in": str(root)},
-    )
+                    rows.append(cell(tokname, data_dir, name, init, vectors, budget, args, root))
+    emit(rows, COLUMNS, args.json, {"runs in": str(root)})
 
 
 if __name__ == "__main__":

@@ -19,11 +19,18 @@ from common import chars_per_token, emit, prepared
 from torch.utils.flop_counter import FlopCounterMode
 
 from wordgpt.config import PRESETS, ModelConfig, to_dict
-from wordgpt.data import get_batch, load_meta, load_split
-from wordgpt.device import autocast, autocast_dtype, cpu_prefers_bf16, dtype_name, step_timer
-from wordgpt.model import GPT
-from wordgpt.optim import param_groups
-from wordgpt.reference import ReferenceGPT
+from wordgpt.corpus.tokenfiles import load_meta, load_split
+from wordgpt.model.gpt import GPT
+from wordgpt.model.reference import ReferenceGPT
+from wordgpt.training.batches import get_batch
+from wordgpt.training.device import (
+    autocast,
+    autocast_dtype,
+    cpu_prefers_bf16,
+    dtype_name,
+    step_timer,
+)
+from wordgpt.training.optim import param_groups
 
 
 def matmul_peak(dtype: torch.dtype, n: int = 2048, reps: int = 8) -> float:
@@ -75,13 +82,13 @@ AUTO = object()
 
 
 def probe(model, cfg, x, y) -> bool:
-    """The trainer's probe (launch.choose_dtype): bf16 if measured clearly faster here."""
+    """The trainer's probe (training.start.choose_dtype): bf16 if measured clearly faster here."""
     shape = json.dumps(to_dict(cfg), sort_keys=True)
     B = min(len(x), 4)
     return cpu_prefers_bf16(f"{shape} batch {B}", step_timer(model, x[:B], y[:B]))
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--steps", type=int, default=15)
     ap.add_argument("--batch", type=int, default=16)
@@ -96,121 +103,121 @@ def main() -> None:
     )
     ap.add_argument("--compile", action="store_true", help="also measure torch.compile")
     ap.add_argument("--json", action="store_true")
-    args = ap.parse_args()
-    torch.manual_seed(0)
+    return ap.parse_args()
 
-    peaks = {None: matmul_peak(torch.float32), torch.bfloat16: matmul_peak(torch.bfloat16)}
-    shape = dict(
-        n_layer=args.n_layer, n_head=args.n_head, n_embd=args.n_embd, block_size=args.block
-    )
-    if args.seed_preset:  # the preset's own model, its dropout 0.2 included
-        s = PRESETS["seed"].model
-        shape = dict(
-            n_layer=s.n_layer,
-            n_head=s.n_head,
-            n_embd=s.n_embd,
-            block_size=s.block_size,
-            dropout=s.dropout,
+
+def model_shape(args: argparse.Namespace) -> dict:
+    """The dims measured: the flags', or the seed preset's own (its dropout 0.2 included)."""
+    if not args.seed_preset:
+        return dict(
+            n_layer=args.n_layer, n_head=args.n_head, n_embd=args.n_embd, block_size=args.block
         )
-        args.steps = min(args.steps, 3)
-    bf16 = torch.bfloat16
-    # (name, implementation, tokenizer, dtype, model options); AUTO: what --dtype auto picks
+    s = PRESETS["seed"].model
+    args.steps = min(args.steps, 3)
+    return dict(
+        n_layer=s.n_layer,
+        n_head=s.n_head,
+        n_embd=s.n_embd,
+        block_size=s.block_size,
+        dropout=s.dropout,
+    )
+
+
+def configurations(args: argparse.Namespace) -> list[tuple]:
+    """(name, implementation, tokenizer, dtype, model options); AUTO: what --dtype auto picks."""
+    bf16, ad = torch.bfloat16, {"head": "adaptive"}
     configs = [
         ("reference (notebook)", "reference", "word", None, {}),
         ("wordgpt fp32", "wordgpt", "word", None, {}),
         ("wordgpt bf16", "wordgpt", "word", bf16, {}),
         ("wordgpt auto", "wordgpt", "word", AUTO, {}),
-        ("wordgpt auto, adaptive", "wordgpt", "word", AUTO, {"head": "adaptive"}),
-        (
-            "wordgpt auto, adaptive, space-prefix words",
-            "wordgpt",
-            "word-sp",
-            AUTO,
-            {"head": "adaptive"},
-        ),
+        ("wordgpt auto, adaptive", "wordgpt", "word", AUTO, ad),
+        ("wordgpt auto, adaptive, space-prefix words", "wordgpt", "word-sp", AUTO, ad),
     ]
     if args.seed_preset:
-        attn = (
-            "wordgpt auto, adaptive, attention dropout 0.2 too",
-            "wordgpt",
-            "word",
-            AUTO,
-            {"head": "adaptive", "attn_dropout": s.dropout},
-        )
+        drop = PRESETS["seed"].model.dropout
+        attn = ("wordgpt auto, adaptive, attention dropout 0.2 too", "wordgpt", "word", AUTO,
+                {**ad, "attn_dropout": drop})  # fmt: skip
         shipped = ("wordgpt auto (--preset seed as shipped)", *configs[3][1:])
         configs = [configs[0], configs[1], configs[2], shipped, configs[4], attn, configs[5]]
     if args.compile:
-        configs.append(
-            (
-                "wordgpt auto, adaptive, space-prefix, compiled",
-                "compiled",
-                "word-sp",
-                AUTO,
-                {"head": "adaptive"},
-            )
+        configs.append(("wordgpt auto, adaptive, space-prefix, compiled", "compiled", "word-sp",
+                        AUTO, ad))  # fmt: skip
+    return configs
+
+
+def measure(config: tuple, shape: dict, args, peaks: dict) -> dict:
+    """One configuration's row: speed, FLOP/s and MFU against the peak of its dtype."""
+    name, impl, tokname, dtype, opts = config
+    d = prepared(tokname)
+    data = load_split(d, "train")
+    cfg = ModelConfig(vocab_size=load_meta(d)["vocab_size"], **shape, **opts)
+    model = ReferenceGPT(cfg) if impl == "reference" else GPT(cfg)
+    x, y = get_batch(data, args.batch, args.block, torch.Generator())
+    if dtype is AUTO:  # the trainer's own choice: a measured probe, cached per machine
+        dtype = autocast_dtype(
+            "auto", torch.device("cpu"), functools.partial(probe, model, cfg, x, y)
         )
+    flops = step_flops(model, x, y)
+    extra = {}
+    if impl == "compiled":
+        model = torch.compile(model)
+        t = time.perf_counter()
+        bench(model, data, args.batch, args.block, dtype, 1, warmup=1)
+        extra["compile_s"] = time.perf_counter() - t
+    r = bench(model, data, args.batch, args.block, dtype, args.steps)
+    cpt = chars_per_token(d)
+    return {
+        **r,
+        **extra,
+        "config": name,
+        "tokenizer": tokname,
+        "dtype": dtype_name(dtype) + (" (auto)" if "auto" in name else ""),
+        "params": sum(p.numel() for p in model.parameters()),
+        "chars_per_s": r["tokens_per_s"] * cpt,
+        "chars_per_token": cpt,
+        "gflop_per_s": flops / r["s_per_step"] / 1e9,
+        "mfu": flops / r["s_per_step"] / peaks[dtype],
+    }
+
+
+COLUMNS = [
+    ("config", "configuration", "s"),
+    ("dtype", "dtype", "s"),
+    ("tokens_per_s", "tokens/s", ",.0f"),
+    ("chars_per_s", "chars/s", ",.0f"),
+    ("speedup", "x reference", ".2f"),
+    ("s_per_step", "s/step", ".3f"),
+    ("fwd_s", "fwd s", ".3f"),
+    ("bwd_s", "bwd s", ".3f"),
+    ("gflop_per_s", "GFLOP/s", ".1f"),
+    ("mfu", "MFU", ".1%"),
+]
+
+
+def main() -> None:
+    args = parse_args()
+    torch.manual_seed(0)
+    peaks = {None: matmul_peak(torch.float32), torch.bfloat16: matmul_peak(torch.bfloat16)}
+    shape = model_shape(args)
     rows, ref_cps = [], None
-    for name, impl, tokname, dtype, opts in configs:
-        d = prepared(tokname)
-        data = load_split(d, "train")
-        cfg = ModelConfig(vocab_size=load_meta(d)["vocab_size"], **shape, **opts)
-        model = ReferenceGPT(cfg) if impl == "reference" else GPT(cfg)
-        x, y = get_batch(data, args.batch, args.block, torch.Generator())
-        if dtype is AUTO:  # the trainer's own choice: a measured probe, cached per machine
-            dtype = autocast_dtype(
-                "auto", torch.device("cpu"), functools.partial(probe, model, cfg, x, y)
-            )
-        flops = step_flops(model, x, y)
-        if impl == "compiled":
-            model = torch.compile(model)
-            t = time.perf_counter()
-            bench(model, data, args.batch, args.block, dtype, 1, warmup=1)
-            compile_s = time.perf_counter() - t
-        r = bench(model, data, args.batch, args.block, dtype, args.steps)
-        cpt = chars_per_token(d)
-        r.update(
-            config=name,
-            tokenizer=tokname,
-            dtype=dtype_name(dtype) + (" (auto)" if "auto" in name else ""),
-            params=sum(p.numel() for p in model.parameters()),
-            chars_per_s=r["tokens_per_s"] * cpt,
-            chars_per_token=cpt,
-            gflop_per_s=flops / r["s_per_step"] / 1e9,
-            mfu=flops / r["s_per_step"] / peaks[dtype],
-        )
-        if impl == "compiled":
-            r["compile_s"] = compile_s
-        if impl == "reference":
+    for config in configurations(args):
+        r = measure(config, shape, args, peaks)
+        if config[1] == "reference":
             ref_cps = r["chars_per_s"]
         r["reference_chars_per_s"] = ref_cps
         r["speedup"] = r["chars_per_s"] / ref_cps
         rows.append(r)
         if not args.json:
-            print(f"  measured {name}: {r['tokens_per_s']:,.0f} tok/s", flush=True)
-    cols = [
-        ("config", "configuration", "s"),
-        ("dtype", "dtype", "s"),
-        ("tokens_per_s", "tokens/s", ",.0f"),
-        ("chars_per_s", "chars/s", ",.0f"),
-        ("speedup", "x reference", ".2f"),
-        ("s_per_step", "s/step", ".3f"),
-        ("fwd_s", "fwd s", ".3f"),
-        ("bwd_s", "bwd s", ".3f"),
-        ("gflop_per_s", "GFLOP/s", ".1f"),
-        ("mfu", "MFU", ".1%"),
-    ]
-    emit(
-        rows,
-        cols,
-        args.json,
-        {
-            "peak fp32 GFLOP/s": round(peaks[None] / 1e9, 1),
-            "peak bf16 GFLOP/s": round(peaks[bf16] / 1e9, 1),
-            "threads": torch.get_num_threads(),
-            "shape": shape,
-            "batch": args.batch,
-        },
-    )
+            print(f"  measured {r['config']}: {r['tokens_per_s']:,.0f} tok/s", flush=True)
+    extra = {
+        "peak fp32 GFLOP/s": round(peaks[None] / 1e9, 1),
+        "peak bf16 GFLOP/s": round(peaks[torch.bfloat16] / 1e9, 1),
+        "threads": torch.get_num_threads(),
+        "shape": shape,
+        "batch": args.batch,
+    }
+    emit(rows, COLUMNS, args.json, extra)
 
 
 if __name__ == "__main__":

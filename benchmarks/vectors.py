@@ -19,7 +19,9 @@ import time
 from common import emit, prepared
 
 from wordgpt.config import NOTEBOOK_WORD2VEC, Word2VecConfig
-from wordgpt.embeddings import evaluate_vectors, neighbors, train_word2vec
+from wordgpt.vectors.quality import evaluate_vectors
+from wordgpt.vectors.queries import neighbors
+from wordgpt.vectors.word2vec import train_word2vec
 
 SETTINGS = {
     "notebook": NOTEBOOK_WORD2VEC,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from wordgpt.config import DataConfig
-from wordgpt.data import prepare
+from wordgpt.corpus.build import prepare
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 
@@ -61,6 +61,7 @@ def word_data(corpus_file, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def wiki_articles() -> list[tuple[str, str]]:
     """(title, text) of every article of the Wikipedia sample (parsed once: ~13 s)."""
-    from wordgpt.wikipedia import iter_articles, sample_dump_path
+    from wordgpt.corpus.sources import sample_dump_path
+    from wordgpt.corpus.wikipedia import iter_articles
 
     return list(iter_articles(sample_dump_path()))

@@ -15,9 +15,10 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from helpers import make_trainer  # noqa: E402
+from helpers import OnStep, Records, make_trainer  # noqa: E402
 
-from wordgpt import distributed  # noqa: E402
+from wordgpt.training import distributed  # noqa: E402
+from wordgpt.training.loop import fit  # noqa: E402
 
 
 def main(data_dir: str, out: str) -> None:
@@ -28,12 +29,12 @@ def main(data_dir: str, out: str) -> None:
     t = make_trainer(data_dir, dist=d, time_budget=2.0, max_iters=10**6, eval_interval=5)
     report["first_x"] = t.batches.micro(0, 0)[0]
 
-    def on_eval(losses, best):
+    def on_eval(e):
         if d.master:
             time.sleep(0.2)
 
     lrs: list[float] = []
-    report["stopped"] = t.fit(on_eval, progress=lambda r: lrs.append(r.lr))
+    report["stopped"] = fit(t, Records(on_eval), OnStep(lambda r: lrs.append(r.lr)))
     report["budget_step"] = t.state.step
     report["budget_elapsed"] = t.state.elapsed
     report["lrs"] = torch.tensor(lrs, dtype=torch.float64)
@@ -52,7 +53,7 @@ def main(data_dir: str, out: str) -> None:
     report["grads"] = {n: p.grad.clone() for n, p in t.model.named_parameters()}
 
     # 4. a sharded evaluation, 4 batches over 2 ranks
-    report["eval"] = t.evaluate()
+    report["eval"] = t.estimate_loss()
     torch.save(report, Path(out) / f"rank{d.rank}.pt")
     distributed.shutdown(d)
 

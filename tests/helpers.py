@@ -5,10 +5,10 @@ from __future__ import annotations
 import torch
 
 from wordgpt.config import ModelConfig, TrainConfig
-from wordgpt.data import load_meta, load_split
-from wordgpt.distributed import Dist
-from wordgpt.model import GPT
-from wordgpt.trainer import Trainer
+from wordgpt.corpus.tokenfiles import load_meta, load_split
+from wordgpt.model.gpt import GPT
+from wordgpt.training.distributed import Dist
+from wordgpt.training.trainer import Trainer
 
 
 def make_trainer(data_dir, clock=None, model_kw=None, dist=None, **train_kw) -> Trainer:
@@ -31,3 +31,28 @@ def make_trainer(data_dir, clock=None, model_kw=None, dist=None, **train_kw) -> 
         dist or Dist(),
         **kw,
     )
+
+
+class Records:
+    """A stand-in for a run's sinks in :func:`wordgpt.training.loop.fit`: it keeps every
+    evaluation, and calls ``fn`` with each."""
+
+    def __init__(self, fn=None):
+        self.evals: list = []
+        self.fn = fn
+        self.saved = 0
+
+    def on_eval(self, e) -> None:
+        self.evals.append(e)
+        if self.fn is not None:
+            self.fn(e)
+
+    def save_last(self) -> None:
+        self.saved += 1
+
+
+class OnStep:
+    """A stand-in for the loop's ticker: ``fn`` gets every step's result."""
+
+    def __init__(self, fn):
+        self.update = fn

@@ -12,9 +12,9 @@ import torch
 import wordgpt
 from wordgpt.cli import main
 from wordgpt.config import ModelConfig
-from wordgpt.data import load_meta, load_split
-from wordgpt.evaluate import evaluate
-from wordgpt.model import GPT
+from wordgpt.corpus.tokenfiles import load_meta, load_split
+from wordgpt.model.gpt import GPT
+from wordgpt.use.evaluate import evaluate
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +57,7 @@ def test_sample_streams_text_and_is_reproducible_with_a_seed(run_dir):
 
 
 def test_sample_without_a_prompt_starts_a_sentence(run_dir):
-    from wordgpt.sample import default_context  # noqa: I001
+    from wordgpt.corpus.tokenizer import start_ids as default_context  # noqa: I001
 
     m = wordgpt.load(run_dir)
     start = default_context(m.tokenizer)

@@ -16,10 +16,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import wordgpt
-from wordgpt import cleaning, corpus, data
 from wordgpt.config import DataConfig
+from wordgpt.corpus import cleaning, sources
+from wordgpt.corpus import tokenizer as tokenizers
+from wordgpt.corpus.build import prepare
+from wordgpt.corpus.cleaning import clean
+from wordgpt.corpus.reference import reference_ids
+from wordgpt.corpus.sources import BOOKS, Progress
 from wordgpt.errors import DataError
-from wordgpt.launch import train
+from wordgpt.runs import checkpoint
+from wordgpt.training.loop import train
 
 from .conftest import book_path, needs_book
 
@@ -56,7 +62,7 @@ CONFIGS = [
     DataConfig(newlines_to_spaces=False, collapse_spaces=False, lowercase=False),
     DataConfig(strip_gutenberg=False, skip_front_matter=False),
 ]
-START = data.BOOKS["don-quixote"].start
+START = BOOKS["don-quixote"].start
 FAST = settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
 
 
@@ -100,7 +106,7 @@ def test_chunks_cut_only_where_every_tokenizer_cuts_too(text, size):
     for a, b in zip(parts, parts[1:], strict=False):
         assert b.startswith(" ") and not a[-1].isspace()
     for sp in (False, True):
-        tok = wordgpt.tokenizers.train_tokenizer("word", text + " x", space_prefix=sp)
+        tok = tokenizers.train_tokenizer("word", text + " x", space_prefix=sp)
         assert [i for p in parts for i in tok.encode(p)] == tok.encode(text)
 
 
@@ -109,19 +115,19 @@ def test_chunks_cut_only_where_every_tokenizer_cuts_too(text, size):
 
 def streamed(cfg, tmp_path, name, **kw):
     out = tmp_path / name
-    p = data.prepare(cfg, out, progress=False, **kw)
+    p = prepare(cfg, out, progress=False, **kw)
     ids = {s: np.fromfile(out / f"{s}.bin", dtype=p.meta["dtype"]) for s in ("train", "val")}
     return p, ids
 
 
 def reference(cfg, texts, start=None):
-    tok, train_ids, val_ids, chars = corpus.reference_ids(cfg, texts, start=start)
+    tok, train_ids, val_ids, chars = reference_ids(cfg, texts, start=start)
     return tok, {"train": train_ids, "val": val_ids}, chars
 
 
 def assert_same(p, ids, ref):
     tok, ref_ids, chars = ref
-    assert wordgpt.checkpoint.tokenizer_json(p.tokenizer) == wordgpt.checkpoint.tokenizer_json(tok)
+    assert checkpoint.tokenizer_json(p.tokenizer) == checkpoint.tokenizer_json(tok)
     for s in ("train", "val"):
         assert ids[s].tolist() == ref_ids[s], s
         assert p.meta["splits"][s]["chars"] == chars[s]
@@ -153,7 +159,7 @@ def test_streamed_token_files_are_byte_identical_to_the_in_memory_path(
         space_prefix=kind == "word-sp",
         vocab_size=300,
     )
-    with mock.patch.object(corpus, "READ", read):  # multi-byte characters split across reads
+    with mock.patch.object(sources, "READ", read):  # multi-byte characters split across reads
         p, ids = streamed(cfg, tmp, "out", workers=1, chunk_size=chunk)
     assert_same(p, ids, reference(cfg, [text]))
 
@@ -161,8 +167,8 @@ def test_streamed_token_files_are_byte_identical_to_the_in_memory_path(
 @pytest.mark.parametrize("kind", ["word", "char", "bpe"])
 def test_one_and_two_workers_write_the_same_files(corpus_file, tmp_path, kind):
     cfg = DataConfig(dataset=str(corpus_file), tokenizer=kind, vocab_size=400)
-    a = data.prepare(cfg, tmp_path / "one", workers=1, progress=False, chunk_size=4096)
-    b = data.prepare(cfg, tmp_path / "two", workers=2, progress=False, chunk_size=4096)
+    a = prepare(cfg, tmp_path / "one", workers=1, progress=False, chunk_size=4096)
+    b = prepare(cfg, tmp_path / "two", workers=2, progress=False, chunk_size=4096)
     for name in ("train.bin", "val.bin", "tokenizer.json"):
         assert (a.out / name).read_bytes() == (b.out / name).read_bytes(), name
     ref = reference(cfg, [corpus_file.read_text(encoding="utf-8")])
@@ -204,21 +210,22 @@ def test_several_files_a_folder_and_a_glob(corpus_file, tmp_path):
 
 def test_the_article_split_is_deterministic_and_recorded(wiki_articles, tmp_path):
     cfg = DataConfig(dataset="wikipedia-sample")
-    a = data.prepare(cfg, tmp_path / "a", workers=2, progress=False)
-    b = data.prepare(cfg, tmp_path / "b", workers=1, progress=False)
+    a = prepare(cfg, tmp_path / "a", workers=2, progress=False)
+    b = prepare(cfg, tmp_path / "b", workers=1, progress=False)
     for name in ("train.bin", "val.bin", "tokenizer.json"):
         assert (a.out / name).read_bytes() == (b.out / name).read_bytes(), name
     split = a.meta["split"]
     assert split["method"] == "articles" and split["every"] == 10
     n = len(wiki_articles)
     assert split["articles"] == {"val": n // 10, "train": n - n // 10}
-    tok, train_ids, val_ids, _ = corpus.reference_ids(cfg, wiki_articles, kind="wikipedia")
+    tok, train_ids, val_ids, _ = reference_ids(cfg, wiki_articles, kind="wikipedia")
     assert np.fromfile(a.out / "val.bin", a.meta["dtype"]).tolist() == val_ids
     assert np.fromfile(a.out / "train.bin", a.meta["dtype"]).tolist() == train_ids
 
 
 def test_parallel_parsing_of_a_dump_gives_the_same_articles(wiki_articles):
-    from wordgpt.wikipedia import iter_articles, sample_dump_path
+    from wordgpt.corpus.sources import sample_dump_path
+    from wordgpt.corpus.wikipedia import iter_articles
 
     assert list(iter_articles(sample_dump_path(), workers=2)) == wiki_articles
 
@@ -226,13 +233,13 @@ def test_parallel_parsing_of_a_dump_gives_the_same_articles(wiki_articles):
 def test_tokenizer_from_gives_the_original_ids(word_data, corpus_file, tmp_path):
     meta = json.loads((word_data / "meta.json").read_text())
     cfg = DataConfig(**{**meta["config"], "dataset": str(corpus_file)})
-    p = data.prepare(cfg, tmp_path / "again", tokenizer_from=word_data, progress=False)
+    p = prepare(cfg, tmp_path / "again", tokenizer_from=word_data, progress=False)
     for s in ("train", "val"):
         assert (p.out / f"{s}.bin").read_bytes() == (word_data / f"{s}.bin").read_bytes()
     assert p.meta["tokenizer_from"] == str(word_data.resolve())
     other = tmp_path / "other.txt"
     other.write_text("The zyzzyva and the knight. " * 40)
-    q = data.prepare(
+    q = prepare(
         DataConfig(dataset=str(other)), tmp_path / "o", tokenizer_from=word_data, progress=False
     )
     assert q.meta["vocab_size"] == meta["vocab_size"]
@@ -253,7 +260,7 @@ def test_eval_on_any_text_file_reports_bits_per_char(word_data, corpus_file, tmp
     )
     m = wordgpt.load(run)
     r = m.evaluate_text(corpus_file)
-    text = data.clean(corpus_file.read_text(encoding="utf-8"), DataConfig())
+    text = clean(corpus_file.read_text(encoding="utf-8"), DataConfig())
     assert r.chars == len(text) and r.tokens == len(m.tokenizer.encode(text)) - 1
     out = subprocess.run(
         [
@@ -317,7 +324,7 @@ def test_an_interrupted_prepare_leaves_no_meta_json(tmp_path):
     time.sleep(0.5)
     p.send_signal(signal.SIGINT)
     _, err = p.communicate(timeout=60)
-    assert p.returncode == 2 and err.startswith("error: interrupted"), err
+    assert p.returncode == 130 and err.startswith("interrupted"), err
     assert not (out / "meta.json").exists()
     assert not list(out.glob(".*.tmp"))  # temporary files removed
 
@@ -328,9 +335,7 @@ def test_progress_is_counted_in_input_bytes(corpus_file, tmp_path):
     packed = tmp_path / "c.txt.bz2"
     packed.write_bytes(bz2.compress(corpus_file.read_bytes()))
     seen = []
-    real = corpus.Progress.update
-    with mock.patch.object(
-        corpus.Progress, "update", lambda self, n: seen.append(n) or real(self, n)
-    ):
-        data.prepare(DataConfig(dataset=str(packed)), tmp_path / "o", progress=False)
+    real = Progress.update
+    with mock.patch.object(Progress, "update", lambda self, n: seen.append(n) or real(self, n)):
+        prepare(DataConfig(dataset=str(packed)), tmp_path / "o", progress=False)
     assert sum(seen) == packed.stat().st_size  # compressed bytes: the total is known up front

@@ -1,5 +1,6 @@
 import bz2
 import gzip
+import hashlib
 import http.server
 import json
 import re
@@ -13,10 +14,16 @@ import numpy as np
 import pytest
 import torch
 
-from wordgpt import data, tokenizers
 from wordgpt.cli import main
 from wordgpt.config import DataConfig
+from wordgpt.corpus import tokenizer as tokenizers
+from wordgpt.corpus.build import prepare
+from wordgpt.corpus.cleaning import clean, split_text
+from wordgpt.corpus.sources import BOOKS, resolve, resolve_one, sha256_file
+from wordgpt.corpus.tokenfiles import load_meta, load_split, token_dtype
 from wordgpt.errors import DataError, WordGPTError
+from wordgpt.fileio import cache_dir
+from wordgpt.training.batches import get_batch
 
 from .conftest import SHORT_TEXT, book_path, needs_book
 
@@ -49,22 +56,22 @@ def test_gutenberg_header_and_footer_are_cut_at_their_markers():
         "*** END OF THIS PROJECT GUTENBERG EBOOK X ***\r\nLicence text\r\n"
     )
     cfg = DataConfig(newlines_to_spaces=False, lowercase=False)
-    assert data.clean(raw, cfg) == "The tale.\n"
-    assert "Licence" in data.clean(raw, replace(cfg, strip_gutenberg=False))
+    assert clean(raw, cfg) == "The tale.\n"
+    assert "Licence" in clean(raw, replace(cfg, strip_gutenberg=False))
 
 
 def test_notebook_cleaning_is_the_default_and_each_step_switches():
     raw = "The  Knight\r\nRode   on.\n"
-    assert data.clean(raw, DataConfig()) == "the knight rode on. "
-    assert data.clean(raw, DataConfig(lowercase=False)) == "The Knight Rode on. "
-    assert data.clean(raw, DataConfig(newlines_to_spaces=False)) == "the knight\nrode on.\n"
-    assert data.clean(raw, DataConfig(collapse_spaces=False)) == "the  knight rode   on. "
+    assert clean(raw, DataConfig()) == "the knight rode on. "
+    assert clean(raw, DataConfig(lowercase=False)) == "The Knight Rode on. "
+    assert clean(raw, DataConfig(newlines_to_spaces=False)) == "the knight\nrode on.\n"
+    assert clean(raw, DataConfig(collapse_spaces=False)) == "the  knight rode   on. "
 
 
 @needs_book
 def test_don_quixote_starts_at_the_first_chapter_and_ends_before_the_licence():
     raw = book_path().read_text(encoding="utf-8")
-    text = data.clean(raw, DataConfig(), data.BOOKS["don-quixote"].start)
+    text = clean(raw, DataConfig(), BOOKS["don-quixote"].start)
     assert text.startswith("volume i. chapter i. which treats of the character")
     assert "project gutenberg" not in text
     assert "*** end of" not in text
@@ -73,14 +80,14 @@ def test_don_quixote_starts_at_the_first_chapter_and_ends_before_the_licence():
     nb = raw.replace("\r\n", "\n").replace("\n", " ").replace("  ", " ")[121506:].lower()
     assert nb.startswith("volume i.")
     # switched off, the front matter (the translator's preface) is kept
-    full = data.clean(raw, DataConfig(skip_front_matter=False), data.BOOKS["don-quixote"].start)
+    full = clean(raw, DataConfig(skip_front_matter=False), BOOKS["don-quixote"].start)
     assert full.index("volume i. chapter i.") > 100_000
     assert "project gutenberg" not in full[:1000]
 
 
 def test_split_is_contiguous_and_does_not_cut_a_word():
     text = "alpha beta gamma delta epsilon zeta eta theta iota kappa"
-    train, val = data.split_text(text, 0.25)
+    train, val = split_text(text, 0.25)
     assert train + val == text
     assert val[0] == " " and not train.endswith(" ")
     assert 0.15 < len(val) / len(text) < 0.35
@@ -90,7 +97,7 @@ def test_split_is_contiguous_and_does_not_cut_a_word():
 
 
 def _prep(tmp_path, path, **kw):
-    return data.prepare(DataConfig(dataset=str(path), **kw), tmp_path / "out")
+    return prepare(DataConfig(dataset=str(path), **kw), tmp_path / "out")
 
 
 @pytest.mark.parametrize("suffix", [".txt", ".txt.gz", ".txt.bz2"])
@@ -102,10 +109,10 @@ def test_plain_gz_and_bz2_files_read_the_same(tmp_path, suffix):
         f.write(raw)
     p = _prep(tmp_path, path)
     tok = p.tokenizer
-    text = tok.decode(data.load_split(p.out, "train").tolist()) + tok.decode(
-        data.load_split(p.out, "val").tolist()
+    text = tok.decode(load_split(p.out, "train").tolist()) + tok.decode(
+        load_split(p.out, "val").tolist()
     )
-    assert text == data.clean(SHORT_TEXT * 3, DataConfig())  # BOM dropped
+    assert text == clean(SHORT_TEXT * 3, DataConfig())  # BOM dropped
 
 
 def test_other_encodings_with_encoding_flag(tmp_path):
@@ -155,10 +162,10 @@ def test_a_bad_file_from_the_shell_prints_no_traceback(tmp_path):
 
 def test_offline_without_a_copy_names_the_alternatives(tmp_path, monkeypatch):
     monkeypatch.setenv("WORDGPT_DATA_DIR", str(tmp_path / "empty"))
-    book = replace(data.BOOKS["don-quixote"], url="http://127.0.0.1:9/996.txt")
-    monkeypatch.setitem(data.BOOKS, "don-quixote", book)
+    book = replace(BOOKS["don-quixote"], url="http://127.0.0.1:9/996.txt")
+    monkeypatch.setitem(BOOKS, "don-quixote", book)
     with pytest.raises(DataError, match=r"--dataset wikipedia-sample.*--dataset PATH"):
-        data.resolve("don-quixote")
+        resolve("don-quixote")
 
 
 def test_download_is_verified_and_cached(tmp_path, monkeypatch):
@@ -173,17 +180,15 @@ def test_download_is_verified_and_cached(tmp_path, monkeypatch):
     try:
         url = f"http://127.0.0.1:{srv.server_address[1]}/996.txt"
         monkeypatch.setenv("WORDGPT_DATA_DIR", str(tmp_path / "empty"))
-        good = replace(
-            data.BOOKS["don-quixote"], url=url, sha256=data.hashlib.sha256(body).hexdigest()
-        )
-        monkeypatch.setitem(data.BOOKS, "don-quixote", good)
-        path = data.resolve_one("don-quixote").path
-        assert path == data.cache_dir() / "don_quixote.txt" and path.read_bytes() == body
-        assert data.resolve_one("don-quixote").path == path  # from the cache now
+        good = replace(BOOKS["don-quixote"], url=url, sha256=hashlib.sha256(body).hexdigest())
+        monkeypatch.setitem(BOOKS, "don-quixote", good)
+        path = resolve_one("don-quixote").path
+        assert path == cache_dir() / "don_quixote.txt" and path.read_bytes() == body
+        assert resolve_one("don-quixote").path == path  # from the cache now
         path.unlink()
-        monkeypatch.setitem(data.BOOKS, "don-quixote", replace(good, sha256="0" * 64))
+        monkeypatch.setitem(BOOKS, "don-quixote", replace(good, sha256="0" * 64))
         with pytest.raises(DataError, match="sha256"):
-            data.resolve_one("don-quixote")
+            resolve_one("don-quixote")
         assert not path.exists()
     finally:
         srv.shutdown()
@@ -193,7 +198,7 @@ def test_a_local_copy_that_fails_the_checksum_is_refused(tmp_path, monkeypatch):
     (tmp_path / "don_quixote.txt").write_text("not the book")
     monkeypatch.setenv("WORDGPT_DATA_DIR", str(tmp_path))
     with pytest.raises(DataError, match="sha256"):
-        data.resolve("don-quixote")
+        resolve("don-quixote")
 
 
 def test_wikipedia_sample_is_article_text_without_markup(wiki_articles):
@@ -207,7 +212,8 @@ def test_wikipedia_sample_is_article_text_without_markup(wiki_articles):
 def test_pages_are_cut_out_of_the_dump_as_gensim_reads_them():
     from gensim.corpora.wikicorpus import extract_pages
 
-    from wordgpt.wikipedia import iter_page_xml, parse_page, sample_dump_path
+    from wordgpt.corpus.sources import sample_dump_path
+    from wordgpt.corpus.wikipedia import iter_page_xml, parse_page
 
     with bz2.open(sample_dump_path()) as f:
         ours = [p for p in map(parse_page, iter_page_xml(f, block=4096)) if p]
@@ -226,12 +232,12 @@ def test_the_fast_extractor_keeps_the_words_the_full_parser_keeps(wiki_articles)
     import time
     from collections import Counter
 
-    from wordgpt.wikipedia import (
+    from wordgpt.corpus.sources import sample_dump_path
+    from wordgpt.corpus.wikipedia import (
         article_text,
         article_text_parsed,
         iter_page_xml,
         parse_page,
-        sample_dump_path,
     )
 
     with bz2.open(sample_dump_path()) as f:
@@ -249,7 +255,8 @@ def test_the_fast_extractor_keeps_the_words_the_full_parser_keeps(wiki_articles)
 
 
 def test_wikipedia_articles_are_streamed_and_redirects_dropped(wiki_articles):
-    from wordgpt.wikipedia import iter_articles, sample_dump_path
+    from wordgpt.corpus.sources import sample_dump_path
+    from wordgpt.corpus.wikipedia import iter_articles
 
     title, text = next(iter_articles(sample_dump_path()))  # the first page, nothing more read
     assert title == "Anarchism" and text.startswith("Anarchism is a political philosophy")
@@ -266,20 +273,20 @@ def test_wikipedia_articles_are_streamed_and_redirects_dropped(wiki_articles):
 @pytest.mark.parametrize("kind", ["word", "char", "bpe"])
 def test_token_files_and_meta_agree_with_the_text(corpus_file, tmp_path, kind):
     cfg = DataConfig(dataset=str(corpus_file), tokenizer=kind, vocab_size=400)
-    p = data.prepare(cfg, tmp_path)
-    text = data.clean(corpus_file.read_text(encoding="utf-8"), cfg)
+    p = prepare(cfg, tmp_path)
+    text = clean(corpus_file.read_text(encoding="utf-8"), cfg)
     meta = json.loads((tmp_path / "meta.json").read_text())
     tok = tokenizers.load(tmp_path / "tokenizer.json")
     parts = []
     for split in ("train", "val"):
-        ids = data.load_split(tmp_path, split)
+        ids = load_split(tmp_path, split)
         assert ids.dtype == np.uint16 and meta["dtype"] == "uint16"
         assert len(ids) == meta["splits"][split]["tokens"]
         parts.append(tok.decode(ids.tolist()))
         assert len(parts[-1]) == meta["splits"][split]["chars"]
     assert "".join(parts) == text
     assert meta["vocab_size"] == tok.vocab_size == p.tokenizer.vocab_size
-    assert meta["source"]["sha256"] == data.sha256_file(corpus_file)
+    assert meta["source"]["sha256"] == sha256_file(corpus_file)
     assert meta["config"]["tokenizer"] == kind
     assert abs(meta["splits"]["val"]["chars"] / len(text) - 0.1) < 0.01
 
@@ -292,37 +299,37 @@ def test_prepare_prints_a_summary(corpus_file, tmp_path, capsys):
 
 
 def test_uint32_when_the_vocabulary_does_not_fit_uint16():
-    assert data.token_dtype(65_536) == np.uint16
-    assert data.token_dtype(65_537) == np.uint32
+    assert token_dtype(65_536) == np.uint16
+    assert token_dtype(65_537) == np.uint32
 
 
 def test_get_batch_shapes_shift_and_seed(word_data):
-    train = data.load_split(word_data, "train")
+    train = load_split(word_data, "train")
     g = torch.Generator().manual_seed(0)
-    x, y = data.get_batch(train, 4, 16, g)
+    x, y = get_batch(train, 4, 16, g)
     assert x.shape == y.shape == (4, 16) and x.dtype == torch.int64
     assert torch.equal(x[:, 1:], y[:, :-1])
     row = x[0].numpy()
     starts = [i for i in range(len(train) - 16) if np.array_equal(train[i : i + 16], row)]
     assert starts and train[starts[0] + 16] == y[0, -1]
-    x2, _ = data.get_batch(train, 4, 16, torch.Generator().manual_seed(0))
+    x2, _ = get_batch(train, 4, 16, torch.Generator().manual_seed(0))
     assert torch.equal(x, x2)
 
 
 def test_a_split_shorter_than_a_block_is_a_clear_error():
     with pytest.raises(WordGPTError, match="too short"):
-        data.get_batch(np.zeros(10, dtype=np.uint16), 2, 16, torch.Generator())
+        get_batch(np.zeros(10, dtype=np.uint16), 2, 16, torch.Generator())
 
 
 def test_missing_token_folder_is_a_clear_error(tmp_path):
     with pytest.raises(DataError, match="wordgpt prepare"):
-        data.load_meta(tmp_path)
+        load_meta(tmp_path)
 
 
 @needs_book
 @pytest.mark.parametrize("kind", ["word", "char", "bpe"])
 def test_don_quixote_prepares_with_each_tokenizer(tmp_path, kind):
-    p = data.prepare(DataConfig(tokenizer=kind), tmp_path)
+    p = prepare(DataConfig(tokenizer=kind), tmp_path)
     m = p.meta
     total = m["splits"]["train"]["chars"] + m["splits"]["val"]["chars"]
     assert 2_100_000 < total < 2_200_000
@@ -334,7 +341,7 @@ def test_don_quixote_prepares_with_each_tokenizer(tmp_path, kind):
 
 
 def test_wikipedia_sample_prepares(tmp_path):
-    p = data.prepare(DataConfig(dataset="wikipedia-sample", tokenizer="char"), tmp_path)
+    p = prepare(DataConfig(dataset="wikipedia-sample", tokenizer="char"), tmp_path)
     assert p.meta["source"]["kind"] == "wikipedia"
     assert p.meta["splits"]["train"]["tokens"] > 1_000_000
 
@@ -342,23 +349,23 @@ def test_wikipedia_sample_prepares(tmp_path):
 def test_paths_resolve_by_kind_folders_and_globs(tmp_path):
     dump = tmp_path / "enwiki-pages-articles1.xml.bz2"
     dump.write_bytes(b"")
-    assert data.resolve_one(str(dump)).kind == "wikipedia"
+    assert resolve_one(str(dump)).kind == "wikipedia"
     txt = tmp_path / "a.txt"
     txt.write_text("x")
-    assert data.resolve_one(str(txt)).kind == "text"
+    assert resolve_one(str(txt)).kind == "text"
     (tmp_path / "b.txt.gz").write_bytes(b"")
     (tmp_path / "notes.md").write_text("not text to train on")
-    folder = [s.path.name for s in data.resolve(str(tmp_path))]
+    folder = [s.path.name for s in resolve(str(tmp_path))]
     assert folder == ["a.txt", "b.txt.gz", dump.name]  # sorted; other files left out
-    assert [s.path.name for s in data.resolve(str(tmp_path / "*.txt*"))] == ["a.txt", "b.txt.gz"]
-    assert [s.name for s in data.resolve(("wikipedia-sample", str(txt)))] == [
+    assert [s.path.name for s in resolve(str(tmp_path / "*.txt*"))] == ["a.txt", "b.txt.gz"]
+    assert [s.name for s in resolve(("wikipedia-sample", str(txt)))] == [
         "wikipedia-sample",
         "a.txt",
     ]
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(DataError, match="has no .txt"):
-        data.resolve(str(empty))
+        resolve(str(empty))
     with pytest.raises(DataError, match="no file matches"):
-        data.resolve(str(tmp_path / "*.nothing"))
-    assert isinstance(data.resolve_one("wikipedia-sample").path, Path)
+        resolve(str(tmp_path / "*.nothing"))
+    assert isinstance(resolve_one("wikipedia-sample").path, Path)

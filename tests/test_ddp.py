@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from wordgpt import checkpoint
+from wordgpt.runs import checkpoint
 
 from .helpers import make_trainer
 
@@ -82,7 +82,7 @@ def test_two_ranks_of_half_a_batch_equal_one_process_with_the_whole(reports, wor
 
 
 def test_sharded_evaluation_equals_one_process(reports, word_data):
-    one = make_trainer(word_data, batch_size=4).evaluate()
+    one = make_trainer(word_data, batch_size=4).estimate_loss()
     for r in reports:
         assert r["eval"] == pytest.approx(one, rel=1e-6)
 
@@ -126,7 +126,7 @@ def test_ddp_resume_is_bit_exact(word_data, tmp_path):
 
 
 def test_resume_with_another_world_size_says_what_it_does(word_data, tmp_path):
-    from wordgpt.launch import train
+    from wordgpt.training.loop import train
 
     _train(word_data, tmp_path / "run", "--max-iters", "6")
     lines = []

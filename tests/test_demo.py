@@ -2,7 +2,8 @@
 
 from dataclasses import replace
 
-from wordgpt import data, demo
+from wordgpt import demo
+from wordgpt.corpus.sources import BOOKS
 
 from .conftest import needs_book
 
@@ -18,8 +19,8 @@ def test_demo_trains_on_the_book_and_prints_a_sample(tmp_path, capsys):
 
 def test_demo_falls_back_to_the_wikipedia_sample_offline(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("WORDGPT_DATA_DIR", str(tmp_path / "nothing"))
-    book = replace(data.BOOKS["don-quixote"], url="http://127.0.0.1:9/996.txt")
-    monkeypatch.setitem(data.BOOKS, "don-quixote", book)
+    book = replace(BOOKS["don-quixote"], url="http://127.0.0.1:9/996.txt")
+    monkeypatch.setitem(BOOKS, "don-quixote", book)
     demo.main(["--workdir", str(tmp_path), "--max-iters", "4"])
     out = capsys.readouterr().out
     assert "training on the bundled Wikipedia sample instead" in out

@@ -8,8 +8,8 @@ import json
 import pytest
 import torch
 
-from wordgpt import device
 from wordgpt.errors import WordGPTError
+from wordgpt.training import device
 
 
 class FakeTimer:

@@ -9,12 +9,19 @@ import pytest
 import torch
 
 import wordgpt
-from wordgpt import checkpoint, embeddings, tokenizers
 from wordgpt.cli import main
 from wordgpt.config import Word2VecConfig
+from wordgpt.corpus import tokenizer as tokenizers
+from wordgpt.corpus.tokenizer import WordTokenizer
 from wordgpt.errors import WordGPTError
-from wordgpt.launch import train
-from wordgpt.tokenizers import WordTokenizer
+from wordgpt.runs import checkpoint
+from wordgpt.training.embedding_init import embedding_matrix
+from wordgpt.training.loop import train
+from wordgpt.vectors.align import align
+from wordgpt.vectors.files import load_vectors, save_vectors
+from wordgpt.vectors.quality import evaluate_vectors, mean_cosine, word_view
+from wordgpt.vectors.queries import neighbors
+from wordgpt.vectors.word2vec import corpus_sentences, train_word2vec
 
 GENSIM_DATA = Path(gensim.__file__).parent / "test" / "test_data"
 W2V_TEXT = GENSIM_DATA / "word2vec_pre_kv_c"  # word2vec C text format, 1750 x 10
@@ -24,11 +31,11 @@ GLOVE = GENSIM_DATA / "test_glove.txt"  # GloVe text, no header
 
 @pytest.fixture(scope="module")
 def vectors(word_data, tmp_path_factory):
-    kv = embeddings.train_word2vec(
+    kv = train_word2vec(
         word_data, Word2VecConfig(vector_size=24, epochs=2, min_count=1, workers=1, split="all")
     )
     path = tmp_path_factory.mktemp("vec") / "w2v.kv"
-    embeddings.save_vectors(kv, path)
+    save_vectors(kv, path)
     return path
 
 
@@ -41,10 +48,10 @@ def test_word2vec_recovers_an_obvious_neighbour(tmp_path):
         lines.append(f"the {rng.choice(others)} lies on the hill under a grey sky.")
     (tmp_path / "pets.txt").write_text(" ".join(lines))
     from wordgpt.config import DataConfig
-    from wordgpt.data import prepare
+    from wordgpt.corpus.build import prepare
 
     prepare(DataConfig(dataset=str(tmp_path / "pets.txt")), tmp_path / "d")
-    kv = embeddings.train_word2vec(
+    kv = train_word2vec(
         tmp_path / "d",
         Word2VecConfig(vector_size=16, epochs=20, workers=1, split="all", sample=1e-3),
     )
@@ -53,13 +60,13 @@ def test_word2vec_recovers_an_obvious_neighbour(tmp_path):
 
 
 def test_sentences_are_cut_at_stops_and_skip_whitespace(word_data):
-    sents = embeddings.corpus_sentences(word_data)
+    sents = corpus_sentences(word_data)
     assert all(s[-1] in {".", "?", "!"} for s in sents[:-1])
     assert not any(t.isspace() for s in sents for t in s)
 
 
 def test_every_vocabulary_word_has_a_vector(word_data, vectors):
-    kv = embeddings.load_vectors(vectors)
+    kv = load_vectors(vectors)
     tok = tokenizers.load(word_data / "tokenizer.json")
     words = [t for t in tok.itos[1:] if not t.isspace()]
     assert all(w in kv.key_to_index for w in words)
@@ -82,19 +89,19 @@ def test_defaults_are_chosen_by_measurement_and_epochs_follow_the_corpus():
     "fmt, name", [("kv", "v.kv"), ("word2vec-bin", "v.bin"), ("word2vec-txt", "v.txt")]
 )
 def test_saved_formats_round_trip(vectors, tmp_path, fmt, name):
-    kv = embeddings.load_vectors(vectors)
-    embeddings.save_vectors(kv, tmp_path / name, fmt)
-    again = embeddings.load_vectors(tmp_path / name)
+    kv = load_vectors(vectors)
+    save_vectors(kv, tmp_path / name, fmt)
+    again = load_vectors(tmp_path / name)
     assert again.index_to_key == kv.index_to_key
     np.testing.assert_allclose(again.vectors, kv.vectors, rtol=1e-5, atol=1e-5)
 
 
 def test_gensims_bundled_word2vec_files_load_with_a_limit():
-    text = embeddings.load_vectors(W2V_TEXT)
+    text = load_vectors(W2V_TEXT)
     assert (len(text), text.vector_size) == (1750, 10) and text.index_to_key[0] == "the"
-    binary = embeddings.load_vectors(W2V_BIN, limit=100)
+    binary = load_vectors(W2V_BIN, limit=100)
     assert (len(binary), binary.vector_size) == (100, 10) and binary.index_to_key[0] == "the"
-    glove = embeddings.load_vectors(GLOVE, limit=50)
+    glove = load_vectors(GLOVE, limit=50)
     assert len(glove) == 50 and glove.index_to_key[0] == "the"
 
 
@@ -109,27 +116,27 @@ def test_text_formats_and_compression(tmp_path, opener, suffix):
         path = tmp_path / f"{name}{suffix}"
         with opener(path, "wt") as f:
             f.write(content)
-        kv = embeddings.load_vectors(path)
+        kv = load_vectors(path)
         assert kv.index_to_key == ["king", "queen", "new york"], name
         np.testing.assert_allclose(kv["queen"], rows["queen"])
-    assert len(embeddings.load_vectors(tmp_path / f"glove{suffix}", limit=2)) == 2
+    assert len(load_vectors(tmp_path / f"glove{suffix}", limit=2)) == 2
 
 
 def test_a_bad_vector_file_is_a_clear_error(tmp_path):
     (tmp_path / "empty.txt").write_text("")
     with pytest.raises(WordGPTError, match="no word vectors"):
-        embeddings.load_vectors(tmp_path / "empty.txt")
+        load_vectors(tmp_path / "empty.txt")
     with pytest.raises(WordGPTError, match="no vector file"):
-        embeddings.load_vectors(tmp_path / "missing.bin")
+        load_vectors(tmp_path / "missing.bin")
 
 
 def test_neighbours_analogies_and_unknown_words(vectors, capsys):
-    kv = embeddings.load_vectors(W2V_TEXT)
-    near = embeddings.neighbors(kv, "the", 5)
+    kv = load_vectors(W2V_TEXT)
+    near = neighbors(kv, "the", 5)
     assert len(near) == 5 and all(-1 <= s <= 1 for _, s in near)
-    assert embeddings.neighbors(kv, "king - man + woman", 3)
+    assert neighbors(kv, "king - man + woman", 3)
     with pytest.raises(WordGPTError, match="close spellings: .*\\bthe\\b"):
-        embeddings.neighbors(kv, "teh")
+        neighbors(kv, "teh")
     with pytest.raises(SystemExit) as e:
         main(["embed", "neighbors", str(vectors), "qqqzzz"])
     assert e.value.code == 2
@@ -143,7 +150,7 @@ def test_coverage_on_a_crafted_vocabulary():
     kv.add_vectors(["the", "knight", "sancho", " rode"], np.eye(4, 2, dtype=np.float32))
     vocab = ["<unk>", " the", "Knight", " rode", "rode", ",", "sancho"]
     counts = np.array([0, 50, 10, 20, 3, 15, 5])
-    rows, cov = embeddings.align(kv, vocab, counts)
+    rows, cov = align(kv, vocab, counts)
     assert rows.tolist() == [-1, 0, 1, 3, -1, -1, 2]  # " rode" as it is, " the" stripped
     assert (cov.exact, cov.lowercase) == (3, 1)
     assert cov.tokens == pytest.approx(4 / 7)
@@ -155,7 +162,7 @@ def test_matrix_keeps_found_rows_and_scales_missing_ones(tmp_path):
     kv_path = tmp_path / "v.txt"
     kv_path.write_text("3 4\nthe 1 0 0 0\nknight 0 2 0 0\nsancho 0 0 3 0\n")
     tok = WordTokenizer(["<unk>", "the", "knight", "squire", "sancho"])
-    m, info = embeddings.embedding_matrix(kv_path, tok, 4, log=lambda *a: None)
+    m, info = embedding_matrix(kv_path, tok, 4, log=lambda *a: None)
     scale = m[1, 0]  # "the" was (1, 0, 0, 0)
     np.testing.assert_allclose(m[2], [0, 2 * scale, 0, 0], rtol=1e-6)
     np.testing.assert_allclose(m[4], [0, 0, 3 * scale, 0], rtol=1e-6)
@@ -163,9 +170,9 @@ def test_matrix_keeps_found_rows_and_scales_missing_ones(tmp_path):
     np.testing.assert_allclose(np.linalg.norm(m[[0, 3]], axis=1), mean_norm, rtol=1e-5)
     assert m.std() == pytest.approx(0.02, rel=1e-5)
     assert info["coverage_tokens"] == pytest.approx(3 / 5)
-    m2, info2 = embeddings.embedding_matrix(kv_path, tok, 2, fit="pca", log=lambda *a: None)
+    m2, info2 = embedding_matrix(kv_path, tok, 2, fit="pca", log=lambda *a: None)
     assert m2.shape == (5, 2) and info2["width"] == 2
-    m3, _ = embeddings.embedding_matrix(kv_path, tok, 8, fit="model", log=lambda *a: None)
+    m3, _ = embedding_matrix(kv_path, tok, 8, fit="model", log=lambda *a: None)
     assert m3.shape == (5, 4)
 
 
@@ -173,10 +180,10 @@ def test_an_embedding_initialised_gpt_starts_with_those_rows_frozen_then_moving(
     word_data, vectors, tmp_path
 ):
     tok = tokenizers.load(word_data / "tokenizer.json")
-    from wordgpt.data import load_split
+    from wordgpt.corpus.tokenfiles import load_split
 
     counts = np.bincount(np.asarray(load_split(word_data, "train")), minlength=tok.vocab_size)
-    expected, _ = embeddings.embedding_matrix(
+    expected, _ = embedding_matrix(
         vectors, tok, 24, fit="model", seed=1337, counts=counts, log=lambda *a: None
     )
     common = {"preset": "tiny", "dtype": "fp32", "progress": False, "n_head": 2}
@@ -218,12 +225,10 @@ def test_pca_maps_wider_vectors_onto_the_model(word_data, vectors, tmp_path):
 
 def test_tied_head_shares_the_initialised_embedding(word_data, vectors, tmp_path):
     tok = tokenizers.load(word_data / "tokenizer.json")
-    from wordgpt.data import load_split
+    from wordgpt.corpus.tokenfiles import load_split
 
     counts = np.bincount(np.asarray(load_split(word_data, "train")), minlength=tok.vocab_size)
-    expected, _ = embeddings.embedding_matrix(
-        vectors, tok, 32, seed=1337, counts=counts, log=lambda *a: None
-    )
+    expected, _ = embedding_matrix(vectors, tok, 32, seed=1337, counts=counts, log=lambda *a: None)
     train(
         word_data,
         tmp_path,
@@ -331,7 +336,7 @@ def crafted(tmp_path):
 
 def test_the_measures_come_out_exactly_on_crafted_vectors(crafted):
     kv, files = crafted
-    s = embeddings.evaluate_vectors(kv, files)
+    s = evaluate_vectors(kv, files)
     assert s.wordsim353 == pytest.approx(1.0) and s.wordsim353_coverage == pytest.approx(3 / 4)
     assert s.simlex999 == pytest.approx(-1.0) and s.simlex999_coverage == pytest.approx(1.0)
     # 3 of 4 questions covered; two right (queen, king), one wrong (car is not woman:king)
@@ -342,7 +347,7 @@ def test_the_measures_come_out_exactly_on_crafted_vectors(crafted):
 
 def test_space_prefixed_keys_are_found_as_plain_words(crafted):
     kv, _ = crafted
-    view = embeddings.word_view(kv)
+    view = word_view(kv)
     assert "paris" in view.key_to_index and " Paris" not in view.key_to_index
 
 
@@ -351,9 +356,9 @@ def test_neighbours_of_space_prefixed_vectors_take_plain_words():
 
     kv = KeyedVectors(vector_size=2)
     kv.add_vectors([" knight", " errant", " wine"], np.array([[1, 0], [0.9, 0.1], [0, 1.0]]))
-    assert embeddings.neighbors(kv, "knight", 1)[0][0] == " errant"
+    assert neighbors(kv, "knight", 1)[0][0] == " errant"
     with pytest.raises(WordGPTError, match="close spellings"):
-        embeddings.neighbors(kv, "knigt")
+        neighbors(kv, "knigt")
 
 
 def test_the_collapse_warning_fires_on_collapsed_vectors_only():
@@ -366,9 +371,9 @@ def test_the_collapse_warning_fires_on_collapsed_vectors_only():
     bad = KeyedVectors(50)
     common = rng.standard_normal(50)
     bad.add_vectors(words, (common + 0.2 * rng.standard_normal((600, 50))).astype(np.float32))
-    assert embeddings.mean_cosine(good) < 0.05 and embeddings.mean_cosine(bad) > 0.9
-    assert not embeddings.evaluate_vectors(good).collapsed
-    s = embeddings.evaluate_vectors(bad)
+    assert mean_cosine(good) < 0.05 and mean_cosine(bad) > 0.9
+    assert not evaluate_vectors(good).collapsed
+    s = evaluate_vectors(bad)
     assert s.collapsed and "look collapsed" in str(s)
 
 
@@ -400,7 +405,7 @@ def test_notebook_flag_reproduces_the_notebooks_parameters(word_data, tmp_path, 
         ]
     )
     out = capsys.readouterr().out
-    kv = embeddings.load_vectors(tmp_path / "nb.kv")
+    kv = load_vectors(tmp_path / "nb.kv")
     assert kv.vector_size == 500 and "5 epochs" in out and "WordSim353" in out
 
 

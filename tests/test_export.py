@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import wordgpt
-from wordgpt import tokenizers
-from wordgpt.launch import train
+from wordgpt.corpus import tokenizer as tokenizers
+from wordgpt.training.loop import train
 
 transformers = pytest.importorskip("transformers")
 
@@ -29,7 +29,7 @@ FORMAT = {"gpt2": "gpt2", "gpt2-tied-nobias": "gpt2"}
 
 @pytest.fixture(scope="module", params=list(VARIANTS))
 def exported(request, word_data, tmp_path_factory):
-    from wordgpt.export import export
+    from wordgpt.use.export import export
 
     root = tmp_path_factory.mktemp(request.param)
     train(word_data, root / "run", preset="tiny", max_iters=30, **VARIANTS[request.param], **QUIET)

@@ -6,9 +6,9 @@ import torch.nn.functional as F
 
 from wordgpt.config import ModelConfig
 from wordgpt.errors import WordGPTError
-from wordgpt.model import GPT
-from wordgpt.reference import ReferenceGPT, load_from_gpt
-from wordgpt.sample import sample_next
+from wordgpt.model.gpt import GPT
+from wordgpt.model.reference import ReferenceGPT, load_from_gpt
+from wordgpt.model.sampling import sample_next
 
 VARIANTS = {
     "plain": {},
@@ -236,7 +236,7 @@ def test_sampling_with_a_seed_is_reproducible():
 
 def test_rope_scores_depend_only_on_relative_positions():
     """q.k after rotation at positions (m, n) equals the same at (m + s, n + s)."""
-    from wordgpt.model import apply_rope, rope_tables
+    from wordgpt.model.gpt import apply_rope, rope_tables
 
     cos, sin = rope_tables(64, 8)
     g = torch.Generator().manual_seed(0)
@@ -284,7 +284,7 @@ def test_after_the_cache_refills_it_equals_the_uncached_model_on_the_same_window
 
 
 def test_estimated_parameter_count_is_exact():
-    from wordgpt.model import estimate_params
+    from wordgpt.model.gpt import estimate_params
 
     for kw in [
         {},
@@ -319,7 +319,7 @@ def test_qk_norm_normalises_queries_and_keys():
 
 
 def test_relu2_squares_the_activation():
-    from wordgpt.model import MLP
+    from wordgpt.model.gpt import MLP
 
     torch.manual_seed(0)
     a, b = MLP(tiny()), MLP(tiny(mlp="relu2"))

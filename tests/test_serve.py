@@ -19,8 +19,9 @@ pytest.importorskip("fastapi")
 httpx = pytest.importorskip("httpx")
 
 import wordgpt  # noqa: E402
-from wordgpt.launch import train  # noqa: E402
-from wordgpt.serve.app import ModelCache, ServeConfig, create_app, find_runs  # noqa: E402
+from wordgpt.runs import checkpoint  # noqa: E402
+from wordgpt.training.loop import train  # noqa: E402
+from wordgpt.use.serve.app import ModelCache, ServeConfig, create_app, find_runs  # noqa: E402
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "build" / "artifacts"
 QUIET = {"progress": False, "tensorboard": False, "dtype": "fp32", "log": lambda *a, **k: None}
@@ -59,7 +60,7 @@ def test_runs_are_listed_with_their_figures_and_links_out_are_not(runs_dir):
     runs = c.get("/api/runs").json()
     assert [r["name"] for r in runs] == ["demo"]  # not the plain folder, not the link out
     r = runs[0]
-    ck = wordgpt.checkpoint.load(runs_dir / "demo" / "best.pt")
+    ck = checkpoint.load(runs_dir / "demo" / "best.pt")
     assert r["steps"] == 60 and r["tokenizer"] == "word" and r["preset"] == "tiny"
     assert r["best_val_loss"] == pytest.approx(ck["best_val"])
     assert r["params"] == wordgpt.load(runs_dir / "demo").gpt.num_params()

@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wordgpt import tokenizers
+from wordgpt.corpus import tokenizer as tokenizers
+from wordgpt.corpus.tokenizer import UNK, BPETokenizer, CharTokenizer, WordTokenizer
 from wordgpt.errors import WordGPTError
-from wordgpt.tokenizers import UNK, BPETokenizer, CharTokenizer, WordTokenizer
 
 from .conftest import SHORT_TEXT
 
@@ -112,7 +112,7 @@ def test_bad_tokenizer_file(tmp_path):
 
 _DIGEST = """
 import hashlib, json, sys
-from wordgpt import tokenizers
+from wordgpt.corpus import tokenizer as tokenizers
 text = open(sys.argv[1], encoding="utf-8").read()
 for kind in ("word", "char", "bpe"):
     tok = tokenizers.train_tokenizer(kind, text, vocab_size=400)

@@ -10,11 +10,11 @@ import pytest
 import torch
 
 import wordgpt
-from wordgpt import checkpoint
 from wordgpt.config import DataConfig, TrainConfig
 from wordgpt.errors import CheckpointError, WordGPTError
-from wordgpt.launch import train
-from wordgpt.optim import lr_at
+from wordgpt.runs import checkpoint
+from wordgpt.training.loop import train
+from wordgpt.training.optim import lr_at
 
 FAST = {"dtype": "fp32", "progress": False, "tensorboard": False}
 
@@ -100,15 +100,14 @@ def test_resume_after_sigterm_is_bit_exact(word_data, tmp_path):
         text=True,
     )
     deadline = time.time() + 120
-    while not (interrupted / "last.pt").exists() and time.time() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.3)
+    while not (interrupted / "metrics.csv").exists() and time.time() < deadline:
+        time.sleep(0.01)  # the step-0 evaluation is written: the loop is about to start
     p.send_signal(signal.SIGTERM)
     out, err = p.communicate(timeout=120)
-    assert p.returncode == 0, err
+    assert p.returncode == 130, err
     stopped_at = checkpoint.load(interrupted / "last.pt")["step"]
     assert 0 < stopped_at < n, out
-    assert "stopped by signal" in out
+    assert "stopping after this step" in out and f"stopped at step {stopped_at}" in err
     train(word_data, interrupted, resume=True, progress=False)
 
     straight = tmp_path / "straight"
@@ -243,10 +242,10 @@ def test_tensorboard_gets_losses_lr_speed_and_a_sample(word_data, tmp_path):
 
 def test_patience_stops_the_run_and_says_why(word_data, tmp_path, monkeypatch, capsys):
     from wordgpt.cli import main
-    from wordgpt.trainer import Trainer
+    from wordgpt.training.trainer import Trainer
 
     vals = iter([5.0, 4.0, 4.5, 4.4, 4.3, 1.0])
-    monkeypatch.setattr(Trainer, "evaluate", lambda self: {"train": 1.0, "val": next(vals)})
+    monkeypatch.setattr(Trainer, "estimate_loss", lambda self: {"train": 1.0, "val": next(vals)})
     main(
         [
             "train",

@@ -9,13 +9,15 @@ import pytest
 import torch
 
 from wordgpt.config import ModelConfig
-from wordgpt.data import load_split
-from wordgpt.distributed import Dist
-from wordgpt.model import GPT
-from wordgpt.optim import param_groups
-from wordgpt.trainer import Batches, DivergedError, TrainState
+from wordgpt.corpus.tokenfiles import load_split
+from wordgpt.model.gpt import GPT
+from wordgpt.training.batches import Batches
+from wordgpt.training.distributed import Dist
+from wordgpt.training.loop import fit
+from wordgpt.training.optim import param_groups
+from wordgpt.training.trainer import DivergedError, TrainState
 
-from .helpers import make_trainer
+from .helpers import OnStep, Records, make_trainer
 
 CPU = torch.device("cpu")
 
@@ -73,10 +75,10 @@ def test_a_step_applies_the_update_and_counts(word_data):
 
 def test_training_steps_lower_the_loss(word_data):
     t = make_trainer(word_data)
-    first = t.evaluate()["train"]
+    first = t.estimate_loss()["train"]
     for _ in range(40):
         t.train_step()
-    assert t.evaluate()["train"] < first - 1.0
+    assert t.estimate_loss()["train"] < first - 1.0
 
 
 def test_a_non_finite_loss_skips_the_step_and_counts_it(word_data):
@@ -94,7 +96,7 @@ def test_a_non_finite_loss_skips_the_step_and_counts_it(word_data):
 def test_divergence_stops_the_loop_after_max_bad_steps(word_data):
     t = make_trainer(word_data, lr=1e6, max_bad_steps=3, grad_clip=0.0, max_iters=200)
     with pytest.raises(DivergedError, match="not finite for 3 steps in a row"):
-        t.fit(lambda losses, best: None)
+        fit(t, Records())
     assert t.state.bad_steps == 3
 
 
@@ -137,7 +139,7 @@ def test_the_schedule_under_a_time_budget_follows_the_clock(word_data):
         eval_interval=10_000,
     )
     lrs = []
-    reason = t.fit(lambda *a: None, progress=lambda r: lrs.append(r.lr))
+    reason = fit(t, Records(), OnStep(lambda r: lrs.append(r.lr)))
     assert reason == "time_budget" and t.state.step == 100 and t.state.elapsed == 50.0
     assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)  # warm-up
     assert lrs[10] == lrs[59] == 1.0  # stable until 60 % of the budget (30 s, step 60)
@@ -148,7 +150,7 @@ def test_the_schedule_under_a_time_budget_follows_the_clock(word_data):
 def test_the_cosine_schedule_reaches_its_floor_at_max_iters(word_data):
     t = make_trainer(word_data, lr=1.0, min_lr_ratio=0.1, warmup_iters=5, max_iters=25)
     lrs = []
-    t.fit(lambda *a: None, progress=lambda r: lrs.append(r.lr))
+    fit(t, Records(), OnStep(lambda r: lrs.append(r.lr)))
     assert len(lrs) == 25 and lrs[4] == pytest.approx(1.0)
     assert lrs[15] == pytest.approx(0.1 + 0.45 * (1 + math.cos(math.pi * 0.5)))
     assert t.lr() == pytest.approx(0.1)
@@ -159,25 +161,26 @@ def test_the_cosine_schedule_reaches_its_floor_at_max_iters(word_data):
 
 def test_evaluation_uses_the_same_batches_each_time(word_data):
     t = make_trainer(word_data)
-    a, b = t.evaluate(), t.evaluate()
+    a, b = t.estimate_loss(), t.estimate_loss()
     assert a == b and set(a) == {"train", "val"}
     assert t.model.training  # back in training mode
 
 
 def test_best_and_patience_counters(word_data):
     t = make_trainer(word_data)
-    assert t.record_eval({"val": 3.0}) and t.state.best_val == 3.0
-    assert not t.record_eval({"val": 3.0})  # equal is not better
-    assert not t.record_eval({"val": float("nan")})
+    st = t.state
+    assert st.record_eval(3.0, 0.1) and st.best_val == 3.0 and st.last_eval_progress == 0.1
+    assert not st.record_eval(3.0, 0.2)  # equal is not better
+    assert not st.record_eval(float("nan"), 0.3)
     assert t.state.evals_since_best == 2 and t.state.best_val == 3.0
-    assert t.record_eval({"val": 2.5}) and t.state.evals_since_best == 0
+    assert st.record_eval(2.5, 0.4) and st.evals_since_best == 0
 
 
 def test_patience_stops_the_loop(word_data):
     t = make_trainer(word_data, eval_interval=1, patience=2, max_iters=1000)
     vals = iter([5.0, 4.0, 4.5, 4.2, 1.0])
-    t.evaluate = lambda: {"train": 0.0, "val": next(vals)}
-    assert t.fit(lambda *a: None) == "patience" and t.state.step == 3
+    t.estimate_loss = lambda: {"train": 0.0, "val": next(vals)}
+    assert fit(t, Records()) == "patience" and t.state.step == 3
 
 
 def test_state_round_trips_and_a_restored_trainer_continues_identically(word_data):
@@ -293,10 +296,10 @@ def test_bf16_training_of_the_adaptive_head_matches_fp32_after_learning(word_dat
             max_iters=60,
         )
         t.dtype = dtype
-        start = t.evaluate()["val"]
+        start = t.estimate_loss()["val"]
         for _ in range(60):
             t.train_step()
-        out[dtype] = (start, t.evaluate()["val"])
+        out[dtype] = (start, t.estimate_loss()["val"])
     (s32, v32), (s16, v16) = out[None], out[torch.bfloat16]
     assert v32 < s32 - 1.5 and v16 < s16 - 1.5
     assert abs(v16 - v32) / v32 < 0.02

@@ -19,8 +19,6 @@ import importlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
-
 _LAZY = {
     "PRESETS": "config",
     "DataConfig": "config",
@@ -30,24 +28,28 @@ _LAZY = {
     "WordGPTError": "errors",
     "DataError": "errors",
     "CheckpointError": "errors",
-    "EvalResult": "evaluate",
-    "TrainResult": "launch",
-    "train": "launch",
-    "Model": "run",
-    "load": "run",
-    "DivergedError": "trainer",
+    "EvalResult": "use.evaluate",
+    "TrainResult": "training.loop",
+    "train": "training.loop",
+    "Model": "use.loaded",
+    "load": "use.loaded",
+    "DivergedError": "training.trainer",
 }
 
 if TYPE_CHECKING:  # for readers and type checkers: what the lazy names are
     from .config import PRESETS, DataConfig, ModelConfig, SampleConfig, TrainConfig
     from .errors import CheckpointError, DataError, WordGPTError
-    from .evaluate import EvalResult
-    from .launch import TrainResult, train
-    from .run import Model, load
-    from .trainer import DivergedError
+    from .training.loop import TrainResult, train
+    from .training.trainer import DivergedError
+    from .use.evaluate import EvalResult
+    from .use.loaded import Model, load
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        from .version import package_version
+
+        return package_version()
     if name in _LAZY:
         return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module 'wordgpt' has no attribute {name!r}")
@@ -58,7 +60,7 @@ def prepare(out: str | Path, cfg=None, **fields):
     from dataclasses import replace
 
     from .config import DataConfig
-    from .data import prepare as _prepare
+    from .corpus.build import prepare as _prepare
 
     return _prepare(replace(cfg or DataConfig(), **fields), out)
 

@@ -32,7 +32,7 @@ from .config import (
     field_docs,
     field_types,
 )
-from .errors import WordGPTError
+from .errors import InterruptError, WordGPTError
 
 # ------------------------------------------------------------------------ generated flags
 
@@ -140,8 +140,8 @@ def cli() -> None:
 @config_options(DataConfig)
 def prepare(out, workers, tokenizer_from, progress, **kw) -> None:
     """Clean, split and tokenize text into train.bin, val.bin, tokenizer.json, meta.json."""
-    from .data import prepare as run
-    from .data import summary
+    from .corpus.build import prepare as run
+    from .corpus.build import summary
 
     cfg = DataConfig(**kw)
     if out is None:
@@ -185,8 +185,8 @@ def train(data_dir, preset, out, resume, overwrite, dry_run, **overrides) -> Non
     """Train a GPT on prepared token files; checkpoints, metrics.csv and loss.png go to OUT.
 
     Every model and training setting below defaults to the preset's value."""
-    from .launch import plan_run
-    from .launch import train as run
+    from .training.loop import train as run
+    from .training.plan import plan_run
 
     out = out or Path("runs") / f"{data_dir.name}-{preset or 'tiny'}"
     if dry_run:
@@ -210,8 +210,8 @@ def train(data_dir, preset, out, resume, overwrite, dry_run, **overrides) -> Non
 @config_options(SampleConfig)
 def sample(run, prompt, which, device, **kw) -> None:
     """Generate text from a trained run, streamed as it comes."""
-    from .run import load
-    from .sample import print_stream
+    from .use.loaded import load
+    from .use.sample import print_stream
 
     cfg = SampleConfig(**kw)
     m = load(run, which, device)
@@ -249,7 +249,7 @@ def sample(run, prompt, which, device, **kw) -> None:
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
 def eval_(run, split, data_dir, text, which, device, as_json) -> None:
     """Loss, perplexity and bits per character over a whole split, or any text file."""
-    from .run import load
+    from .use.loaded import load
 
     m = load(run, which, device)
     r = m.evaluate_text(text) if text is not None else m.evaluate(split, data_dir)
@@ -289,7 +289,7 @@ def json_line(obj: dict) -> str:
 def export_(run, out, which, fmt) -> None:
     """Export a run to Hugging Face transformers: safetensors weights and the tokenizer."""
     try:
-        from .export import export
+        from .use.export import export
     except ImportError as e:
         raise WordGPTError(
             f"export needs transformers and safetensors ({e.name} is missing): "
@@ -325,7 +325,7 @@ def serve(runs_dir, host, port, max_new_tokens, max_active, time_limit) -> None:
     try:
         import uvicorn
 
-        from .serve.app import ServeConfig, create_app
+        from .use.serve.app import ServeConfig, create_app
     except ImportError as e:
         raise WordGPTError(
             f"serve needs FastAPI and uvicorn ({e.name} is missing): pip install 'wordgpt[serve]'"
@@ -366,7 +366,10 @@ def embed_train(data_dir, out, fmt, notebook, **kw) -> None:
     import time
 
     from .config import NOTEBOOK_WORD2VEC
-    from .embeddings import evaluate_vectors, neighbors, save_vectors, train_word2vec
+    from .vectors.files import save_vectors
+    from .vectors.quality import evaluate_vectors
+    from .vectors.queries import neighbors
+    from .vectors.word2vec import train_word2vec
 
     cfg = (
         dataclasses.replace(NOTEBOOK_WORD2VEC, workers=kw["workers"])
@@ -398,7 +401,8 @@ def embed_train(data_dir, out, fmt, notebook, **kw) -> None:
 def embed_evaluate(vectors, limit, as_json) -> None:
     """WordSim353, SimLex-999 and Google analogies (gensim's copies), with coverage, and a
     collapse warning."""
-    from .embeddings import evaluate_vectors, load_vectors
+    from .vectors.files import load_vectors
+    from .vectors.quality import evaluate_vectors
 
     scores = evaluate_vectors(load_vectors(vectors, limit))
     if as_json:
@@ -416,7 +420,8 @@ def embed_evaluate(vectors, limit, as_json) -> None:
 )
 def embed_neighbors(vectors, query, n, limit) -> None:
     """Nearest words to QUERY: a word, or an analogy such as 'king - man + woman'."""
-    from .embeddings import load_vectors, neighbors
+    from .vectors.files import load_vectors
+    from .vectors.queries import neighbors
 
     for word, sim in neighbors(load_vectors(vectors, limit), query, n):
         click.echo(f"{sim:7.4f}  {word.strip() or repr(word)}")
@@ -451,7 +456,8 @@ def embed_plot(vectors, out, n_words, n_labels, size, html, method, limit) -> No
     """A t-SNE map of the most frequent words."""
     import time
 
-    from .embeddings import load_vectors, plot_tsne
+    from .vectors.files import load_vectors
+    from .vectors.tsne import plot_tsne
 
     try:
         w, h = (int(v) for v in size.lower().split("x"))
@@ -474,19 +480,13 @@ def embed_plot(vectors, out, n_words, n_labels, size, html, method, limit) -> No
 )
 def embed_coverage(vectors, data_dir, limit) -> None:
     """How much of a prepared corpus's vocabulary the vectors cover."""
-    from .embeddings import data_coverage
+    from .vectors.align import data_coverage
 
     click.echo(str(data_coverage(vectors, data_dir, limit)))
 
 
-class InterruptError(WordGPTError):
-    """Ctrl-C outside the training loop (which stops cleanly and saves on its own)."""
-
-
 def _interrupt(signum, frame):
-    raise InterruptError(
-        "interrupted; every file written so far is whole (a run continues with --resume)"
-    )
+    raise InterruptError("interrupted; every file written so far is whole")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -498,12 +498,15 @@ def main(argv: list[str] | None = None) -> None:
         signal.signal(signal.SIGTERM, _interrupt)
     try:
         cli.main(args=argv, prog_name="wordgpt", standalone_mode=False)
+    except InterruptError as e:
+        click.echo(" ".join(str(e).split()), err=True)
+        sys.exit(e.exit_code)
     except WordGPTError as e:
         click.echo(f"error: {' '.join(str(e).split())}", err=True)
         sys.exit(getattr(e, "exit_code", 2))
     except (KeyboardInterrupt, click.exceptions.Abort):
-        click.echo("error: interrupted; a run's files are whole (continue with --resume)", err=True)
-        sys.exit(2)
+        click.echo("interrupted; every file written so far is whole", err=True)
+        sys.exit(130)
     except click.ClickException as e:
         click.echo(f"error: {' '.join(e.format_message().split())}", err=True)
         sys.exit(2)

@@ -290,10 +290,13 @@ class TrainConfig:
     """AdamW's second-moment decay."""
     grad_clip: float = 1.0
     """Clip the global gradient norm to this (0 disables)."""
-    eval_interval: int = 200
-    """Steps between evaluations and checkpoints."""
+    eval_interval: int | None = None
+    """Steps between evaluations and checkpoints; unset: eval_points evaluations spread over
+    the run by its progress (steps or time budget, whichever ends first)."""
+    eval_points: int = 20
+    """Evaluations over the whole run when eval_interval is unset."""
     eval_iters: int = 20
-    """Batches per split in the periodic loss estimate."""
+    """Batches per split in the loss estimate at each evaluation."""
     patience: int | None = None
     """Stop when the val loss has not improved for this many evaluations (best.pt is kept)."""
     max_bad_steps: int = 5
@@ -327,6 +330,7 @@ class TrainConfig:
         _check_choices(self)
         _check_numbers(self)
         _at_least(self, 1, "batch_size", "grad_accum", "max_iters", "eval_interval", "eval_iters")
+        _at_least(self, 1, "eval_points")
         _at_least(self, 1, "patience", "max_bad_steps", "embeddings_limit")
         _at_least(self, 0, "warmup_iters", "weight_decay", "grad_clip", "freeze_embeddings", "seed")
         _check(self.lr > 0, f"lr must be > 0, got {self.lr}")
@@ -471,8 +475,7 @@ _CPU = Preset(
         warmup_iters=50,
         decay="wsd",
         decay_frac=0.4,
-        eval_interval=250,
-        eval_iters=10,
+        eval_iters=5,
     ),
     about="the best CPU recipe (rotary, adaptive head, ReLU², QK-norm, zero-initialised "
     "projections, value residual, WSD): 300 s on a 2-core laptop; use space-prefixed words",
@@ -497,9 +500,7 @@ PRESETS: dict[str, Preset] = {
     ),
     "tiny": Preset(
         ModelConfig(n_layer=2, n_head=2, n_embd=32, block_size=32),
-        TrainConfig(
-            batch_size=8, lr=3e-3, max_iters=200, eval_interval=50, eval_iters=5, warmup_iters=10
-        ),
+        TrainConfig(batch_size=8, lr=3e-3, max_iters=200, eval_iters=5, warmup_iters=10),
         about="for tests: seconds on a CPU",
     ),
     "cpu": _CPU,
@@ -511,7 +512,7 @@ PRESETS: dict[str, Preset] = {
     ),
     "demo": Preset(
         _CPU.model,
-        replace(_CPU.train, time_budget=90.0, eval_interval=100),
+        replace(_CPU.train, time_budget=90.0),
         about="the cpu recipe on a 90 s budget: what `make demo` trains",
     ),
 }

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from . import load, prepare, train
-from .data import summary
+from .corpus.build import summary
 from .errors import DataError, WordGPTError
 
 PROMPTS = {"don-quixote": "the knight", "wikipedia-sample": "the history of"}

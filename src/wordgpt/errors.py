@@ -11,3 +11,9 @@ class DataError(WordGPTError):
 
 class CheckpointError(WordGPTError):
     """A checkpoint or run folder that is missing, corrupt or does not fit."""
+
+
+class InterruptError(WordGPTError):
+    """Ctrl-C or SIGTERM: the command stopped; what it wrote is whole (exit code 130)."""
+
+    exit_code = 130

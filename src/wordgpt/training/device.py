@@ -1,0 +1,234 @@
+"""Device choice and the dtype/autocast policy, decided on the machine the code runs on.
+
+On CUDA, ``auto`` means bf16 autocast where the GPU has bf16, else fp16 with a gradient
+scaler. On a CPU it depends on the chip: with AMX tiles bf16 matrix products are several
+times faster than fp32, with AVX-512 bf16 alone they can be slower. No flag tells which, so
+``auto`` runs a short probe (forward and backward of the model about to be trained, on a
+small batch, each dtype timed the same way) and keeps bf16 only if it is clearly faster. The
+answer is cached per machine, torch version, thread count and model in
+``cache_dir()/dtype-probe.json``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import platform
+import time
+from collections.abc import Callable
+
+import torch
+
+from ..errors import WordGPTError
+from ..fileio import atomic_write, cache_dir
+
+BF16_MARGIN = 0.9
+"""bf16 must take at most this fraction of fp32's time to be chosen (fp32 wins ties)."""
+
+
+def pick_device(spec: str = "auto") -> torch.device:
+    """``auto`` (CUDA, then MPS, then CPU) or a device that exists here; else one clear error."""
+    if spec == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(spec)
+    except (RuntimeError, ValueError):
+        raise WordGPTError(f"unknown device {spec!r}; use auto, cpu, cuda, cuda:N or mps") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise WordGPTError(f"device {spec!r}: no CUDA GPU is visible to PyTorch here")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise WordGPTError(
+                f"device {spec!r}: only {torch.cuda.device_count()} CUDA device(s) here"
+            )
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise WordGPTError(f"device {spec!r}: Apple MPS is not available here")
+    elif dev.type not in ("cpu", "cuda", "mps"):
+        raise WordGPTError(f"device {spec!r} is not supported; use auto, cpu, cuda or mps")
+    return dev
+
+
+def autocast_dtype(
+    dtype: str,
+    device: torch.device,
+    probe: Callable[[], bool] | None = None,
+) -> torch.dtype | None:
+    """The autocast dtype for a ``dtype`` setting on ``device``, or None for plain fp32.
+
+    ``probe`` answers, for ``auto`` on a CPU, whether bf16 is the faster choice for the
+    workload at hand (see :func:`cpu_prefers_bf16`); without one, a CPU uses fp32."""
+    if dtype == "fp32":
+        return None
+    if dtype == "fp16":
+        if device.type != "cuda":
+            raise WordGPTError("fp16 needs CUDA; use --dtype bf16 or fp32")
+        return torch.float16
+    if dtype == "bf16":
+        return torch.bfloat16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "cpu" and probe is not None and probe():
+        return torch.bfloat16
+    return None
+
+
+def dtype_name(dtype: torch.dtype | None) -> str:
+    return "fp32" if dtype is None else {torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None):
+    """``torch.autocast`` for ``dtype``, or a no-op for fp32."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
+
+
+# ------------------------------------------------------------------------ the CPU probe
+
+
+def machine_key() -> str:
+    """What the probe's answer depends on: the CPU, its flags, torch, the thread count."""
+    cpu, flags = "", ""
+    with contextlib.suppress(OSError), open("/proc/cpuinfo", errors="replace") as f:
+        for line in f:
+            if line.startswith("model name") and not cpu:
+                cpu = line.split(":", 1)[1].strip()
+            elif line.startswith(("flags", "Features")):
+                flags = line.split(":", 1)[1].strip()
+                break
+    cpu = cpu or platform.processor() or platform.machine()
+    digest = hashlib.sha256(flags.encode()).hexdigest()[:12]
+    return f"{cpu} | flags {digest} | torch {torch.__version__} | {torch.get_num_threads()} threads"
+
+
+def step_timer(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, reps: int = 2):
+    """A function of the dtype giving the best-of-``reps`` seconds of one forward and backward
+    pass of ``model(x, y)`` (a loss) on the CPU, after a warm-up; gradients are dropped."""
+
+    def timer(dtype: torch.dtype | None) -> float:
+        best = float("inf")
+        for _ in range(reps + 1):
+            t = time.perf_counter()
+            with autocast(torch.device("cpu"), dtype):
+                loss = model(x, y)
+            loss.backward()
+            best = min(best, time.perf_counter() - t)
+        model.zero_grad(set_to_none=True)
+        return best
+
+    return timer
+
+
+def native_bf16() -> bool:
+    """Whether this CPU has bf16 instructions that oneDNN uses (AVX-512 bf16, AMX)."""
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def _cpu_seconds_of_others() -> float | None:
+    """CPU seconds the whole machine has spent busy, minus this process's (Linux only)."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    busy = (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+    return busy - time.process_time()
+
+
+def probe_cpu_dtype(timer: Callable[[torch.dtype | None], float], rounds: int = 3) -> dict:
+    """Time fp32 and bf16 (interleaved rounds, best of each); bf16 only if it is clearly
+    faster. ``quiet`` says whether the machine was left to the probe: other processes used
+    under a fifth of its cores meanwhile, and each dtype's rounds agreed within 25 %."""
+    if not native_bf16():
+        return {"bf16": False, "reason": "no native bf16 on this CPU", "quiet": True}
+    times: dict[str, list[float]] = {"fp32": [], "bf16": []}
+    others0, t0 = _cpu_seconds_of_others(), time.perf_counter()
+    for _ in range(rounds):
+        times["fp32"].append(timer(None))
+        times["bf16"].append(timer(torch.bfloat16))
+    others1, wall = _cpu_seconds_of_others(), time.perf_counter() - t0
+    ncpu = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    load = None if others0 is None or others1 is None else (others1 - others0) / (wall * ncpu)
+    steady = all(max(v) < 1.25 * min(v) for v in times.values())
+    fp32, bf16 = min(times["fp32"]), min(times["bf16"])
+    return {
+        "bf16": bf16 < BF16_MARGIN * fp32,
+        "fp32_s": fp32,
+        "bf16_s": bf16,
+        "others_load": load,
+        "quiet": steady and (load is None or load < 0.2),
+    }
+
+
+def cpu_prefers_bf16(workload: str, timer: Callable[[torch.dtype | None], float]) -> bool:
+    """Whether bf16 autocast is faster than fp32 for ``workload`` (a description of the model
+    and batch that ``timer`` runs) on this machine: measured once, then read from the cache."""
+    path, key = cache_dir() / "dtype-probe.json", f"{machine_key()} | {workload}"
+    try:
+        cached = json.loads(path.read_text())
+    except (OSError, ValueError):
+        cached = {}
+    if key in cached:
+        return bool(cached[key]["bf16"])
+    result = probe_cpu_dtype(timer)
+    if result["quiet"]:  # an answer measured on a busy machine is used once, never kept
+        cached[key] = result
+        with contextlib.suppress(OSError, WordGPTError):  # a read-only cache only costs time
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(path, json.dumps(cached, indent=1))
+    return bool(result["bf16"])
+
+
+# ------------------------------------------------------------------------ the peak, for MFU
+
+
+def _matmul_seconds(device: torch.device, dtype: torch.dtype, n: int, reps: int) -> float:
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    a @ b
+    sync()
+    t = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    sync()
+    return (time.perf_counter() - t) / reps
+
+
+def peak_flops(device: torch.device, dtype: torch.dtype | None) -> float | None:
+    """The FLOP/s of a large matrix product in ``dtype`` (None: fp32) on ``device``: the
+    peak that model-FLOP utilisation is measured against. Measured once per machine, torch
+    version and thread count (best of three rounds, kept only when the machine was quiet);
+    None on MPS."""
+    if device.type not in ("cpu", "cuda"):
+        return None
+    dtype = dtype or torch.float32
+    name = str(dtype).removeprefix("torch.")
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else machine_key()
+    path, key = cache_dir() / "peak-flops.json", f"{where} | {name}"
+    try:
+        cached = json.loads(path.read_text())
+    except (OSError, ValueError):
+        cached = {}
+    if key in cached:
+        return float(cached[key])
+    n = 8192 if device.type == "cuda" else 1024
+    others0, t0 = _cpu_seconds_of_others(), time.perf_counter()
+    best = min(_matmul_seconds(device, dtype, n, 4) for _ in range(3))
+    others1, wall = _cpu_seconds_of_others(), time.perf_counter() - t0
+    flops = 2 * n**3 / best
+    ncpu = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    busy = others0 is not None and others1 is not None and (others1 - others0) > 0.2 * wall * ncpu
+    if not busy:
+        cached[key] = flops
+        with contextlib.suppress(OSError, WordGPTError):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(path, json.dumps(cached, indent=1))
+    return flops

@@ -1,0 +1,172 @@
+"""The optimisers, their learning-rate schedule, and an average of the weights.
+
+Parameters fall in four kinds, each its own group with its own learning rate:
+
+- the blocks' matrices (qkv, attention and feed-forward projections): AdamW with weight
+  decay, or Muon (``optimizer="muon"``: momentum orthogonalised by Newton-Schulz);
+- the output layer's matrices (the softmax head, or the adaptive head's): AdamW with weight
+  decay, learning rate x ``head_lr_scale``;
+- embeddings (token and position; a tied output layer is the token embedding): AdamW without
+  weight decay, learning rate x ``embed_lr_scale``;
+- biases, norms and scalars: AdamW without weight decay.
+
+The schedule is a linear warm-up, then cosine (or warm-up, stable, then linear decay:
+``wsd``) down to ``lr * min_lr_ratio``; every group follows it in proportion.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+import torch.nn as nn
+
+from ..config import TrainConfig
+
+
+def parameter_kinds(model: nn.Module) -> dict[str, list[nn.Parameter]]:
+    """The trainable parameters by kind: hidden, head, embedding, other (each once)."""
+    embeddings = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
+    head = getattr(model, "lm_head", None)
+    head_ids = {id(p) for p in head.parameters() if p.dim() >= 2} if head is not None else set()
+    linears = {id(m.weight) for m in model.modules() if isinstance(m, nn.Linear)}
+    kinds: dict[str, list[nn.Parameter]] = {"hidden": [], "head": [], "embedding": [], "other": []}
+    for p in model.parameters():  # a tied tensor is listed once, under its first owner
+        if not p.requires_grad:
+            continue
+        if id(p) in embeddings:
+            kinds["embedding"].append(p)
+        elif id(p) in head_ids:
+            kinds["head"].append(p)
+        elif id(p) in linears:
+            kinds["hidden"].append(p)
+        else:
+            kinds["other"].append(p)
+    return kinds
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Two AdamW groups: Linear weight matrices decayed; embeddings (a tied output layer is
+    the embedding), biases, norms and scalars not."""
+    k = parameter_kinds(model)
+    return [
+        {"params": k["hidden"] + k["head"], "weight_decay": weight_decay},
+        {"params": k["embedding"] + k["other"], "weight_decay": 0.0},
+    ]
+
+
+class Optimizers:
+    """The optimizers of one model, stepped together (AdamW alone, or Muon and AdamW)."""
+
+    def __init__(self, opts: dict[str, torch.optim.Optimizer]):
+        self.opts = opts
+
+    @property
+    def param_groups(self) -> list[dict]:
+        return [g for o in self.opts.values() for g in o.param_groups]
+
+    def unscale_(self, scaler) -> None:
+        for o in self.opts.values():
+            scaler.unscale_(o)
+
+    def step(self, scaler) -> None:
+        for o in self.opts.values():
+            scaler.step(o)
+        scaler.update()
+
+    def zero_grad(self) -> None:
+        for o in self.opts.values():
+            o.zero_grad(set_to_none=True)
+
+    def state_dict(self) -> dict:
+        return {name: o.state_dict() for name, o in self.opts.items()}
+
+    def load_state_dict(self, d: dict) -> None:
+        if "state" in d and "param_groups" in d:  # a checkpoint from before Muon: AdamW alone
+            d = {"adamw": d}
+        for name, o in self.opts.items():
+            o.load_state_dict(d[name])
+
+
+def build_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device) -> Optimizers:
+    k = parameter_kinds(model)
+    fused = device.type in ("cuda", "cpu")
+    adamw_groups = [
+        {
+            "params": k["head"],
+            "weight_decay": cfg.weight_decay,
+            "base_lr": cfg.lr * cfg.head_lr_scale,
+        },
+        {"params": k["embedding"], "weight_decay": 0.0, "base_lr": cfg.lr * cfg.embed_lr_scale},
+        {"params": k["other"], "weight_decay": 0.0, "base_lr": cfg.lr},
+    ]
+    opts: dict[str, torch.optim.Optimizer] = {}
+    if cfg.optimizer == "muon" and k["hidden"]:
+        opts["muon"] = torch.optim.Muon(
+            [{"params": k["hidden"], "base_lr": cfg.muon_lr or cfg.lr}],
+            lr=cfg.muon_lr or cfg.lr,
+            weight_decay=cfg.weight_decay,
+            momentum=cfg.muon_momentum,
+            adjust_lr_fn="match_rms_adamw",
+        )
+    else:
+        adamw_groups.insert(
+            0, {"params": k["hidden"], "weight_decay": cfg.weight_decay, "base_lr": cfg.lr}
+        )
+    groups = [g for g in adamw_groups if g["params"]]
+    for g in groups:
+        g["lr"] = g["base_lr"]
+    opts["adamw"] = torch.optim.AdamW(groups, betas=(cfg.beta1, cfg.beta2), fused=fused)
+    return Optimizers(opts)
+
+
+def lr_at(step: int, progress: float, cfg: TrainConfig) -> float:
+    """Learning rate: linear warm-up over ``warmup_iters`` steps, then cosine (or stable then
+    linear: ``wsd``) decay to ``lr * min_lr_ratio`` as ``progress`` goes from 0 to 1."""
+    if step < cfg.warmup_iters:
+        return cfg.lr * (step + 1) / cfg.warmup_iters
+    lo = cfg.lr * cfg.min_lr_ratio
+    if cfg.decay == "wsd":
+        start = 1.0 - cfg.decay_frac
+        t = min(max((progress - start) / cfg.decay_frac, 0.0), 1.0)
+        return cfg.lr - (cfg.lr - lo) * t
+    w = min(cfg.warmup_iters / cfg.max_iters, 1.0)
+    t = min(max((progress - w) / max(1.0 - w, 1e-9), 0.0), 1.0)
+    return lo + 0.5 * (1.0 + math.cos(math.pi * t)) * (cfg.lr - lo)
+
+
+def set_lr(opt: Optimizers, lr: float, cfg: TrainConfig, step: int) -> None:
+    """Every group at its base rate times the schedule's fraction; Muon's momentum warms up
+    linearly from 0.85 over ``muon_warmup_iters`` steps."""
+    factor = lr / cfg.lr
+    for g in opt.param_groups:
+        g["lr"] = g["base_lr"] * factor
+    if "muon" in opt.opts:
+        t = min(step / cfg.muon_warmup_iters, 1.0) if cfg.muon_warmup_iters else 1.0
+        for g in opt.opts["muon"].param_groups:
+            g["momentum"] = 0.85 + t * (cfg.muon_momentum - 0.85)
+
+
+class EMA:
+    """An exponential moving average of a model's weights, for evaluation and sampling.
+
+    After step t: ``ema = d * ema + (1 - d) * w`` with ``d = min(decay, (1 + t) / (10 + t))``,
+    so the first steps do not drag the average towards the random start."""
+
+    def __init__(self, model: nn.Module, decay: float):
+        self.decay = decay
+        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+        self.updates = 0
+
+    def rate(self) -> float:
+        return min(self.decay, (1 + self.updates) / (10 + self.updates))
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        d = self.rate()
+        ema, live = list(self.model.parameters()), list(model.parameters())
+        torch._foreach_lerp_(ema, live, 1.0 - d)
+        for b_ema, b in zip(self.model.buffers(), model.buffers(), strict=True):
+            b_ema.copy_(b)
+        self.updates += 1

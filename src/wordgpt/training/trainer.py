@@ -1,0 +1,265 @@
+"""The trainer: a model, its optimizer and batches, and the state of the loop over them.
+
+The trainer knows nothing about text or files: it gets token ids as arrays and gives back
+numbers and state dicts. All randomness after initialisation is a function of (seed, step,
+rank) (see :mod:`.batches`; dropout is reseeded before every micro-batch), so there is no
+RNG state to save, and a resumed run draws exactly what an uninterrupted one would. Under
+DDP every decision (time, stop, skip a step) is taken collectively.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from ..config import TrainConfig
+from ..errors import WordGPTError
+from ..runs.checkpoint import non_finite
+from .batches import Batches, derive_seed
+from .device import autocast
+from .distributed import Dist
+from .estimate import estimate_loss
+from .optim import EMA, build_optimizer, lr_at, set_lr
+
+
+class DivergedError(WordGPTError):
+    """The loss or the weights stopped being finite: training stopped without saving them."""
+
+    exit_code = 3
+
+
+@dataclass
+class TrainState:
+    """The loop's counters: everything besides weights and optimizer that a resume needs."""
+
+    step: int = 0
+    tokens: int = 0
+    elapsed: float = 0.0
+    """Seconds of training (rank 0's clock; evaluations and checkpoints not counted)."""
+    best_val: float = math.inf
+    last_val: float = math.nan
+    evals_since_best: int = 0
+    bad_steps: int = 0
+    """Steps in a row whose loss or gradient was not finite (they were skipped)."""
+    last_eval_step: int = -1
+    """The step of the latest evaluation (-1: none yet)."""
+    last_eval_progress: float = 0.0
+    """The run's progress (0 to 1) at the latest evaluation."""
+
+    def record_eval(self, val: float, progress: float) -> bool:
+        """Count an evaluation of the val loss at this step; True if it is the best yet
+        (strictly lower than every earlier one, across resumes)."""
+        self.last_val, self.last_eval_step, self.last_eval_progress = val, self.step, progress
+        if val < self.best_val:
+            self.best_val, self.evals_since_best = val, 0
+            return True
+        self.evals_since_best += 1
+        return False
+
+    def state_dict(self) -> dict:
+        return asdict(self)
+
+    def load_state_dict(self, d: dict) -> None:
+        for k, v in d.items():
+            if hasattr(self, k):
+                setattr(self, k, type(getattr(self, k))(v))
+
+
+@dataclass(frozen=True)
+class StepResult:
+    loss: float
+    """Mean loss of this rank's micro-batches."""
+    grad_norm: float
+    lr: float
+    applied: bool
+    """False when the step was skipped (a non-finite loss or gradient on some rank)."""
+    stop: bool = False
+    """A stop signal arrived on some rank."""
+
+
+class Trainer:
+    """``train_step`` does one optimizer step, ``estimate_loss`` estimates the losses on fixed
+    batches (sharded across ranks), ``state_dict``/``load_state_dict`` carry everything a
+    resume needs."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        cfg: TrainConfig,
+        train_data,
+        val_data,
+        device: torch.device,
+        dtype: torch.dtype | None,
+        dist: Dist | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+    ):
+        self.model, self.cfg, self.device, self.dtype = model, cfg, device, dtype
+        self.dist = dist or Dist()
+        self.clock = clock
+        self.block = model.cfg.block_size
+        self.splits = {"train": train_data, "val": val_data}
+        self.batches = Batches(
+            train_data, cfg.batch_size, self.block, cfg.grad_accum, cfg.seed, self.dist
+        )
+        self.opt = build_optimizer(model, cfg, device)
+        self.ema = EMA(model, cfg.ema) if cfg.ema else None
+        self.scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+        self.state = TrainState()
+        self.last_lr: float | None = None
+        """The learning rate of the latest step."""
+        self.run_model: nn.Module = wrap(model, cfg, device, self.dist)
+        """What the steps run: the model in DDP and torch.compile when asked; the state is
+        always the plain module's."""
+
+    # ------------------------------------------------------------ one step
+
+    def progress(self) -> float:
+        """How far the run is, from 0 to 1: steps or time, whichever is further along."""
+        st, cfg = self.state, self.cfg
+        p = st.step / cfg.max_iters
+        if cfg.time_budget:
+            p = max(p, st.elapsed / cfg.time_budget)
+        return min(p, 1.0)
+
+    def lr(self) -> float:
+        """The learning rate of the next step, following the run's progress."""
+        return lr_at(self.state.step, self.progress(), self.cfg)
+
+    def accumulate(self) -> float:
+        """Forward and backward over this rank's micro-batches of the current step (gradients
+        add up; under DDP they are averaged across ranks). Returns the mean loss."""
+        st, A = self.state, self.cfg.grad_accum
+        total = 0.0
+        for m in range(A):
+            x, y = self.batches.micro(st.step, m)
+            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+            torch.manual_seed(derive_seed(self.cfg.seed, st.step, self.dist.rank, m, 1))
+            no_sync = self.dist.enabled and m < A - 1
+            sync = self.run_model.no_sync() if no_sync else contextlib.nullcontext()
+            with sync, autocast(self.device, self.dtype):
+                loss = self.run_model(x, y) / A
+            self.scaler.scale(loss).backward()
+            total += loss.item()
+        return total
+
+    def train_step(self, stop_requested: bool = False) -> StepResult:
+        """One optimizer step: accumulate gradients, clip them, then apply them unless the
+        loss or gradient is not finite on some rank (then the step is skipped on every rank).
+        One collective agrees on rank 0's clock, the skip, and a stop requested anywhere."""
+        st, cfg = self.state, self.cfg
+        t0 = self.clock()
+        lr = self.last_lr = self.lr()
+        set_lr(self.opt, lr, cfg, st.step)
+        loss = self.accumulate()
+        if st.step < cfg.freeze_embeddings:
+            self.model.wte.weight.grad = None  # the optimizer skips a parameter without one
+        self.opt.unscale_(self.scaler)
+        params = [p for p in self.model.parameters() if p.grad is not None]
+        clip = cfg.grad_clip if cfg.grad_clip > 0 else float("inf")
+        norm = float(nn.utils.clip_grad_norm_(params, clip)) if params else 0.0
+        bad = not math.isfinite(loss) or (not self.scaler.is_enabled() and not math.isfinite(norm))
+        elapsed, stop, any_bad = self.dist.sync(
+            [st.elapsed + self.clock() - t0, float(stop_requested), float(bad)],
+            ["rank0", "max", "max"],
+        )
+        if not any_bad:
+            self.opt.step(self.scaler)
+            if self.ema is not None:
+                self.ema.update(self.model)
+        self.opt.zero_grad()
+        st.bad_steps = st.bad_steps + 1 if any_bad else 0
+        st.step += 1
+        st.tokens += cfg.batch_size * self.block * cfg.grad_accum * self.dist.world
+        st.elapsed = elapsed  # rank 0's clock, the same on every rank
+        if st.bad_steps >= cfg.max_bad_steps:
+            raise DivergedError(diverged_message(st.step, st.bad_steps, lr))
+        return StepResult(loss, norm, lr, not any_bad, stop > 0)
+
+    # ------------------------------------------------------------ the loss estimate
+
+    def estimate_loss(self) -> dict[str, float]:
+        """The losses on fixed batches (:func:`~.estimate.estimate_loss`) of the weights in
+        use (the EMA's, if any). Raises :class:`DivergedError` when a loss or a weight is
+        not finite: the one place that decides a run has diverged."""
+        c = self.cfg
+        out = estimate_loss(
+            self.eval_model, self.splits, c.batch_size, self.block, c.eval_iters, c.seed,
+            self.device, self.dtype, self.dist,
+        )  # fmt: skip
+        self.model.train()
+        check_finite(self.model, out, self.state.step)
+        return out
+
+    @property
+    def eval_model(self) -> nn.Module:
+        """The weights that are evaluated, saved as the model and sampled: the EMA's, if any."""
+        return self.ema.model if self.ema is not None else self.model
+
+    # ------------------------------------------------------------ state
+
+    def state_dict(self) -> dict[str, Any]:
+        """Weights (of the plain module: no DDP or compile prefixes), optimizer, scaler and
+        loop state. ``model`` holds the weights to use (the EMA's, if any); with EMA the
+        trained weights travel as ``train_model``."""
+        d = {
+            "model": self.eval_model.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "state": self.state.state_dict(),
+        }
+        if self.ema is not None:
+            d["train_model"] = self.model.state_dict()
+            d["ema_updates"] = self.ema.updates
+        if self.scaler.is_enabled():
+            d["scaler"] = self.scaler.state_dict()
+        return d
+
+    def load_state_dict(self, d: dict[str, Any]) -> None:
+        self.model.load_state_dict(d.get("train_model", d["model"]))
+        if self.ema is not None:
+            self.ema.model.load_state_dict(d["model"])
+            self.ema.updates = int(d.get("ema_updates", 0))
+        self.opt.load_state_dict(d["optimizer"])
+        if "scaler" in d and self.scaler.is_enabled():
+            self.scaler.load_state_dict(d["scaler"])
+        self.state.load_state_dict(d["state"])
+
+    def close(self) -> None:
+        """Drop the DDP and compile wrappers (DDP's reducer must go before its process group)."""
+        self.run_model = self.model
+
+
+def diverged_message(step: int, bad: int, lr: float) -> str:
+    return (
+        f"training diverged: the loss or gradient was not finite for {bad} steps in a row "
+        f"(steps {step - bad + 1}-{step}, lr {lr:.2e}); those steps were skipped and nothing "
+        "was saved from them. Try a lower --lr or --grad-clip, or --dtype fp32"
+    )
+
+
+def wrap(model: nn.Module, cfg: TrainConfig, device: torch.device, d: Dist) -> nn.Module:
+    """The model in DDP (several processes) and torch.compile (asked for, or on CUDA)."""
+    if d.enabled:
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [device] if device.type == "cuda" else None
+        model = DistributedDataParallel(model, device_ids=ids)
+    if cfg.compile or (cfg.compile is None and device.type == "cuda"):
+        model = torch.compile(model)
+    return model
+
+
+def check_finite(model: nn.Module, losses: dict[str, float], step: int) -> None:
+    bad = non_finite(model.state_dict())
+    if bad or not all(math.isfinite(v) for v in losses.values()):
+        what = f"weights ({bad[0]})" if bad else "the estimated loss"
+        raise DivergedError(
+            f"training diverged: {what} not finite at step {step}; nothing from it was saved "
+            "(last.pt is the previous evaluation's). Try a lower --lr or --grad-clip"
+        )

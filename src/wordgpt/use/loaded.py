@@ -1,0 +1,124 @@
+"""A trained run loaded for use: generate text, evaluate, export.
+
+``load(run_dir)`` reads the run folder's ``best.pt`` (or ``last.pt``) on its own: the
+checkpoint carries the model config, the weights and the tokenizer.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+
+from ..config import DataConfig, SampleConfig, from_dict
+from ..corpus.build import prepare
+from ..corpus.tokenfiles import load_meta, load_split, load_tokenizer
+from ..corpus.tokenizer import Tokenizer
+from ..errors import CheckpointError
+from ..model.gpt import GPT
+from ..runs import checkpoint
+from ..training.device import pick_device
+from .evaluate import EvalResult, evaluate
+from .sample import stream_text
+
+
+@dataclass
+class Model:
+    """A trained run, ready to generate text and to be evaluated (what :func:`load` returns)."""
+
+    gpt: GPT
+    tokenizer: Tokenizer
+    run_dir: Path
+    config: dict
+    step: int
+    device: torch.device
+    path: Path | None = None
+    """The checkpoint file the weights came from."""
+
+    def encode_prompt(self, prompt: str) -> tuple[list[int], Counter[str]]:
+        """Ids of ``prompt`` and the tokens that were not in the vocabulary (now ``<unk>``)."""
+        return self.tokenizer.encode(prompt), self.tokenizer.unknown(prompt)
+
+    def stream(self, prompt: str = "", cfg: SampleConfig | None = None, **kw) -> Iterator[str]:
+        """Yield the generated text piece by piece (the prompt is not repeated)."""
+        cfg = replace(cfg or SampleConfig(), **kw)
+        return stream_text(self.gpt, self.tokenizer, prompt, cfg, self.device)
+
+    def generate(self, prompt: str = "", cfg: SampleConfig | None = None, **kw) -> str:
+        """The generated continuation of ``prompt`` as one string."""
+        return "".join(self.stream(prompt, cfg, **kw))
+
+    def evaluate(
+        self, split: str = "val", data_dir: str | Path | None = None, batch_size: int = 16
+    ) -> EvalResult:
+        """Loss, perplexity and bits per character over the whole ``split``."""
+        data_dir = Path(data_dir or self.config["data_dir"])
+        meta = load_meta(data_dir)
+        if checkpoint.tokenizer_json(load_tokenizer(data_dir)) != (
+            checkpoint.tokenizer_json(self.tokenizer)
+        ):
+            raise CheckpointError(
+                f"{data_dir} was tokenized with another vocabulary than run {self.run_dir}"
+            )
+        return evaluate(
+            self.gpt,
+            load_split(data_dir, split),
+            meta["splits"][split]["chars"],
+            self.gpt.cfg.block_size,
+            split,
+            batch_size,
+            self.device,
+        )
+
+    def evaluate_text(self, path: str | Path, encoding: str | None = None) -> EvalResult:
+        """Loss and bits per character over any text file, cleaned as the run's training
+        text was and encoded with the run's vocabulary (unknown words count as <unk>)."""
+        import tempfile
+
+        cfg = from_dict(DataConfig, {**self.config.get("data", {}), "dataset": str(path)})
+        if encoding:
+            cfg = replace(cfg, encoding=encoding)
+        with tempfile.TemporaryDirectory(prefix="wordgpt-eval-") as tmp:
+            prepare(cfg, tmp, tokenizer_from=self.tokenizer, progress=False, holdout=False)
+            return replace(self.evaluate("val", tmp), split=Path(path).name)
+
+
+def checkpoint_path(run_dir: str | Path, which: str = "best") -> Path:
+    """``RUN/best.pt`` (``last.pt`` when there is no best yet), ``RUN/last.pt``, or a file."""
+    run_dir = Path(run_dir)
+    if run_dir.is_file():
+        return run_dir
+    if not run_dir.is_dir():
+        raise CheckpointError(f"no run folder at {run_dir}")
+    path = run_dir / f"{which}.pt"
+    if not path.exists() and which == "best":
+        path = run_dir / "last.pt"
+    return path
+
+
+def load(run_dir: str | Path, which: str = "best", device: str = "auto") -> Model:
+    """Load a run folder's ``best.pt`` (or ``last.pt``, or a checkpoint path) for use."""
+    path = checkpoint_path(run_dir, which)
+    ck = checkpoint.load(path)
+    dev = pick_device(device)
+    cfg = checkpoint.model_config(ck, path)
+    tok = checkpoint.tokenizer(ck, path)
+    if tok.vocab_size != cfg.vocab_size:
+        raise CheckpointError(f"{path}: tokenizer and model disagree on the vocabulary size")
+    gpt = GPT(cfg)
+    checkpoint.load_weights(gpt, ck, path)
+    bad = checkpoint.non_finite(ck["model"])
+    if bad:
+        raise CheckpointError(f"{path} holds weights that are not finite ({bad[0]}, ...)")
+    gpt.to(dev).eval()
+    config = {
+        "data_dir": ck.get("data_dir", ""),
+        "model": ck["model_config"],
+        "train": ck.get("train_config", {}),
+        "data": ck.get("data_config", {}),
+        "preset": ck.get("preset"),
+    }
+    return Model(gpt, tok, path.parent, config, int(ck.get("step", 0)), dev, path)

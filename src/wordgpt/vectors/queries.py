@@ -1,0 +1,33 @@
+"""Questions to word vectors: the key of a word, nearest words, analogies."""
+
+from __future__ import annotations
+
+import difflib
+
+from ..errors import WordGPTError
+
+
+def find_key(kv, word: str) -> str:
+    """The key of ``word`` in ``kv``: as given, or with the space that space-prefixed word
+    tokens carry (' knight'); else one clear error with close spellings."""
+    for key in (word, " " + word):
+        if key in kv.key_to_index:
+            return key
+    close = difflib.get_close_matches(word, kv.index_to_key[:50_000], n=5)
+    hint = f"; close spellings: {', '.join(close)}" if close else ""
+    raise WordGPTError(f"{word!r} is not in the vectors' vocabulary{hint}")
+
+
+def neighbors(kv, query: str, n: int = 10) -> list[tuple[str, float]]:
+    """Nearest words by cosine similarity. ``query`` is a word or an analogy such as
+    ``king - man + woman``."""
+    pos, neg, sign = [], [], +1
+    for part in query.replace("+", " + ").split():
+        if part in "+-":
+            sign = +1 if part == "+" else -1
+            continue
+        (pos if sign > 0 else neg).append(find_key(kv, part))
+        sign = +1
+    if not pos and not neg:
+        raise WordGPTError("give a word, or an analogy such as 'king - man + woman'")
+    return kv.most_similar(positive=pos, negative=neg, topn=n)

@@ -1,0 +1,61 @@
+"""Word2Vec (gensim) trained on a prepared corpus, on the GPT's own tokens.
+
+Word2Vec learns from the same tokens as the GPT's tokenizer (read back from the token
+files), cut into sentences after ``.``, ``?`` and ``!``; whitespace tokens are left out of
+the sentences (they would only halve the effective window), so every other vocabulary token
+gets a vector.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from ..config import Word2VecConfig, word2vec_epochs
+from ..corpus.tokenfiles import load_split, load_tokenizer
+from ..errors import DataError
+
+SENTENCE_END = {".", "?", "!"}
+
+
+def corpus_sentences(data_dir: str | Path, split: str = "train") -> list[list[str]]:
+    """The prepared corpus as sentences of token strings (whitespace tokens left out)."""
+    tok = load_tokenizer(data_dir)
+    strings = np.array(tok.token_strings(), dtype=object)
+    ids = [
+        np.asarray(load_split(data_dir, s))
+        for s in (["train", "val"] if split == "all" else ["train"])
+    ]
+    tokens = strings[np.concatenate(ids)]
+    sentences, current = [], []
+    for t in tokens:
+        if t.isspace():
+            continue
+        current.append(t)
+        if t.strip() in SENTENCE_END:
+            sentences.append(current)
+            current = []
+    if current:
+        sentences.append(current)
+    return sentences
+
+
+def train_word2vec(data_dir: str | Path, cfg: Word2VecConfig | None = None):
+    """Train Word2Vec on a prepared corpus; returns gensim ``KeyedVectors``, most frequent
+    word first, with counts."""
+    from gensim.models import Word2Vec
+
+    cfg = cfg or Word2VecConfig()
+    sentences = corpus_sentences(data_dir, cfg.split)
+    if not sentences:
+        raise DataError(f"{data_dir} has no text to learn word vectors from")
+    kw = asdict(cfg)
+    kw.pop("split")
+    kw["workers"] = cfg.workers or len(os.sched_getaffinity(0))
+    kw["epochs"] = word2vec_epochs(cfg, sum(map(len, sentences)))
+    model = Word2Vec(sentences=sentences, **kw)
+    model.wv.epochs_trained = kw["epochs"]
+    return model.wv
