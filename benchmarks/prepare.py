@@ -9,6 +9,7 @@ from /proc every 50 ms.
     python benchmarks/prepare.py                         # 10 and 100 MB, every tokenizer
     python benchmarks/prepare.py --sizes 10 100 1000 --tokenizers word char bpe
     python benchmarks/prepare.py --wikipedia --sizes 10  # dump parsing, 1 and 2 workers
+    python benchmarks/prepare.py --extractors            # the markup extractors, one core
 """
 
 from __future__ import annotations
@@ -127,14 +128,67 @@ def run(corpus: Path, tokenizer: str, workers: int, out: Path) -> dict:
     }
 
 
-def main() -> None:
+def extractors(pages: int = 30) -> list[dict]:
+    """The regular-expression extractor against mwparserfromhell's full parse on the first
+    ``pages`` articles of the sample, in CPU seconds of this process (one core)."""
+    from wordgpt.corpus.wikipedia import (
+        article_text,
+        article_text_parsed,
+        iter_page_xml,
+        parse_page,
+    )
+
+    with bz2.open(sample_dump_path()) as f:
+        texts = [p[1] for p in map(parse_page, iter_page_xml(f)) if p][:pages]
+    mb = sum(len(t.encode("utf-8")) for t in texts) / 1e6
+    rows = []
+    for name, fn in [
+        ("regular expressions", article_text),
+        ("mwparserfromhell", article_text_parsed),
+    ]:
+        t = time.process_time()
+        for text in texts:
+            fn(text)
+        s = time.process_time() - t
+        rows.append(
+            {
+                "extractor": name,
+                "pages": len(texts),
+                "markup_mb": mb,
+                "seconds": s,
+                "mb_per_s": mb / s,
+            }
+        )
+    rows[0]["times_faster"] = rows[1]["seconds"] / rows[0]["seconds"]
+    return rows
+
+
+EXTRACTOR_COLUMNS = [
+    ("extractor", "extractor", "s"),
+    ("pages", "pages", "d"),
+    ("markup_mb", "MB of markup", ".1f"),
+    ("seconds", "CPU s", ".2f"),
+    ("mb_per_s", "MB/s", ".2f"),
+    ("times_faster", "x faster", ".1f"),
+]
+
+
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="+", default=[10, 100], help="MB of text")
     ap.add_argument("--tokenizers", nargs="+", default=["word", "char", "bpe"])
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--wikipedia", action="store_true", help="a dump instead of plain text")
+    ap.add_argument("--extractors", action="store_true", help="time the two markup extractors")
     ap.add_argument("--json", action="store_true")
-    args = ap.parse_args()
+    return ap.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    if args.extractors:
+        emit(extractors(), EXTRACTOR_COLUMNS, args.json)
+        return
     root = Path(tempfile.mkdtemp(prefix="wordgpt-prepare-bench-"))
     rows = []
     try:

@@ -1,7 +1,8 @@
 """Run by tests/test_ddp.py under ``torchrun --nproc_per_node 2`` (gloo, CPU).
 
-Each rank writes what it saw to OUT/rank{R}.pt: after a time-budgeted run in which rank 0
-is slow at every evaluation, its parameters, step count and learning rates; the step at
+Each rank writes what it saw to OUT/rank{R}.pt: after a time-budgeted run on clocks that
+disagree, in which rank 0 is slow at every evaluation, its parameters, step count and
+learning rates; the step at
 which a stop asked for on rank 1 only ended the loop; its first batch; the averaged
 gradients of one step; and a sharded evaluation.
 """
@@ -15,7 +16,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from helpers import OnStep, Records, make_trainer  # noqa: E402
+from helpers import FakeClock, OnStep, Records, make_trainer  # noqa: E402
 
 from wordgpt.training import distributed  # noqa: E402
 from wordgpt.training.loop import fit  # noqa: E402
@@ -25,8 +26,13 @@ def main(data_dir: str, out: str) -> None:
     d = distributed.init()
     report: dict = {"rank": d.rank}
 
-    # 1. a time budget, with rank 0 slow at every evaluation (it writes checkpoints there)
-    t = make_trainer(data_dir, dist=d, time_budget=2.0, max_iters=10**6, eval_interval=5)
+    # 1. a time budget on clocks that disagree: rank 0's runs at 0.125 s a step, rank 1's ten
+    # times faster, and rank 0 is slow at every evaluation (it writes checkpoints there).
+    # Only rank 0's clock may count: 20 steps on every rank.
+    clock = FakeClock(0.125 if d.rank == 0 else 1.25)  # binary fractions: exact sums
+    t = make_trainer(
+        data_dir, clock=clock, dist=d, time_budget=2.5, max_iters=10**6, eval_interval=5
+    )
     report["first_x"] = t.batches.micro(0, 0)[0]
 
     def on_eval(e):

@@ -228,8 +228,8 @@ def test_pages_are_cut_out_of_the_dump_as_gensim_reads_them():
 
 def test_the_fast_extractor_keeps_the_words_the_full_parser_keeps(wiki_articles):
     """The regular-expression extractor against mwparserfromhell's parse on 15 articles: the
-    same words (99.5 % of them either way), in 20x less time or better."""
-    import time
+    same words (99.5 % of them either way). How much faster it is, is benchmarks/prepare.py's
+    business (--extractors)."""
     from collections import Counter
 
     from wordgpt.corpus.sources import sample_dump_path
@@ -242,16 +242,11 @@ def test_the_fast_extractor_keeps_the_words_the_full_parser_keeps(wiki_articles)
 
     with bz2.open(sample_dump_path()) as f:
         pages = [p for p in map(parse_page, iter_page_xml(f)) if p][:15]
-    t = time.process_time()
     fast = " ".join(article_text(w) for _, w in pages)
-    t_fast = time.process_time() - t
-    t = time.process_time()
     full = " ".join(article_text_parsed(w) for _, w in pages)
-    t_full = time.process_time() - t
     a, b = (Counter(re.findall(r"\w+", x.lower())) for x in (fast, full))
     common = sum((a & b).values())
     assert common / sum(a.values()) > 0.995 and common / sum(b.values()) > 0.995
-    assert t_full > 20 * t_fast
 
 
 def test_wikipedia_articles_are_streamed_and_redirects_dropped(wiki_articles):
@@ -298,9 +293,17 @@ def test_prepare_prints_a_summary(corpus_file, tmp_path, capsys):
         assert word in out
 
 
-def test_uint32_when_the_vocabulary_does_not_fit_uint16():
-    assert token_dtype(65_536) == np.uint16
-    assert token_dtype(65_537) == np.uint32
+@pytest.mark.parametrize("words, dtype", [(65_000, "uint16"), (70_000, "uint32")])
+def test_token_files_are_uint32_when_the_vocabulary_does_not_fit_uint16(tmp_path, words, dtype):
+    """prepare writes the ids with the dtype its vocabulary needs, and they read back: with
+    70,000 distinct words an id above 65,535 must survive (uint16 would wrap it)."""
+    text = " ".join(f"w{i}" for i in range(words)) + " "
+    (tmp_path / "t.txt").write_text(text * 2, encoding="utf-8")  # each word in train
+    p = prepare(DataConfig(dataset=str(tmp_path / "t.txt"), val_fraction=0.01), tmp_path / "d")
+    assert p.meta["dtype"] == dtype == token_dtype(p.tokenizer.vocab_size).name
+    train = np.asarray(load_split(tmp_path / "d", "train"))
+    assert train.dtype == np.dtype(dtype) and int(train.max()) == p.tokenizer.vocab_size - 1
+    assert p.tokenizer.decode(train.tolist())[: len(text)] == text
 
 
 def test_get_batch_shapes_shift_and_seed(word_data):

@@ -97,3 +97,17 @@ def test_devices_that_do_not_exist_are_one_clear_error(spec, words):
         pytest.skip("a GPU is here")
     with pytest.raises(WordGPTError, match=words):
         device.pick_device(spec)
+
+
+def test_the_peak_is_measured_once_and_kept_only_from_a_quiet_machine(quiet_machine, monkeypatch):
+    cpu = torch.device("cpu")
+    spent = iter([0.0, 1e6, 0.0, 0.0])  # busy during the first measurement, quiet after
+    monkeypatch.setattr(device, "_cpu_seconds_of_others", lambda: next(spent))
+    first = device.peak_flops(cpu, None)
+    assert first > 1e8 and not (quiet_machine.parent / "peak-flops.json").exists()
+    second = device.peak_flops(cpu, None)  # measured again, on a quiet machine: kept
+    cached = json.loads((quiet_machine.parent / "peak-flops.json").read_text())
+    assert list(cached.values()) == [second]
+    monkeypatch.setattr(device, "_matmul_seconds", lambda *a: pytest.fail("measured again"))
+    assert device.peak_flops(cpu, None) == second
+    assert device.peak_flops(torch.device("meta"), None) is None

@@ -122,6 +122,26 @@ def test_text_formats_and_compression(tmp_path, opener, suffix):
     assert len(load_vectors(tmp_path / f"glove{suffix}", limit=2)) == 2
 
 
+def test_an_analogy_subtracts_and_adds():
+    """Crafted vectors where king - man + woman is exactly queen, and king + man + woman
+    (minus read as plus) is exactly prince; neither answer is one of the query's words."""
+    from gensim.models import KeyedVectors
+
+    rows = {
+        "king": [1.0, 1.0, 0.0, 0.0],
+        "man": [1.0, 0.0, 0.0, 0.0],
+        "woman": [0.0, 0.0, 1.0, 0.0],
+        "queen": [0.0, 1.0, 1.0, 0.0],
+        "prince": [2.0, 1.0, 1.0, 0.0],
+        "apple": [0.0, 0.0, 0.0, 1.0],
+    }
+    kv = KeyedVectors(4)
+    kv.add_vectors(list(rows), np.array(list(rows.values()), dtype=np.float32))
+    assert neighbors(kv, "king - man + woman", 1)[0][0] == "queen"
+    assert neighbors(kv, "king + man + woman", 1)[0][0] == "prince"
+    assert neighbors(kv, "king -man +woman", 1)[0][0] == "queen"  # spaces are optional
+
+
 def test_a_bad_vector_file_is_a_clear_error(tmp_path):
     (tmp_path / "empty.txt").write_text("")
     with pytest.raises(WordGPTError, match="no word vectors"):
@@ -134,7 +154,7 @@ def test_neighbours_analogies_and_unknown_words(vectors, capsys):
     kv = load_vectors(W2V_TEXT)
     near = neighbors(kv, "the", 5)
     assert len(near) == 5 and all(-1 <= s <= 1 for _, s in near)
-    assert neighbors(kv, "king - man + woman", 3)
+    assert neighbors(kv, "king - man + woman", 3)[0][0] != "king"  # the query words are left out
     with pytest.raises(WordGPTError, match="close spellings: .*\\bthe\\b"):
         neighbors(kv, "teh")
     with pytest.raises(SystemExit) as e:

@@ -15,7 +15,9 @@ import wordgpt
 from wordgpt.corpus import tokenizer as tokenizers
 from wordgpt.training.loop import train
 
-transformers = pytest.importorskip("transformers")
+from .helpers import need
+
+transformers = need("transformers")
 
 QUIET = {"log": lambda *a, **k: None, "progress": False, "tensorboard": False, "dtype": "fp32"}
 VARIANTS = {

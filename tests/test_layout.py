@@ -4,6 +4,7 @@ earlier stages, no import circles, no torch in the text stage, short functions a
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -149,3 +150,25 @@ def test_functions_fit_on_a_screen_and_classes_stay_small(root):
         if k > (MAX_CLASS if isinstance(n, ast.ClassDef) else MAX_FUNCTION)
     ]
     assert not long, long
+
+
+@pytest.mark.parametrize("strict, outcome", [("1", "failed"), ("0", "skipped")])
+def test_a_missing_extra_fails_under_strict_and_skips_otherwise(tmp_path, strict, outcome):
+    test = tmp_path / "test_missing.py"
+    test.write_text(
+        "import sys\n"
+        f"sys.path.insert(0, {str(ROOT / 'tests')!r})\n"
+        "from helpers import need\n\n"
+        "def test_it():\n"
+        "    need('wordgpt_no_such_extra')\n"
+    )
+    env = {**os.environ, "WORDGPT_STRICT": strict}
+    r = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(test)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert f"1 {outcome}" in r.stdout, r.stdout

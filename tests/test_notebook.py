@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from .conftest import book_path
+from .helpers import need
 
-nbformat = pytest.importorskip("nbformat")
-nbclient = pytest.importorskip("nbclient")
+nbformat = need("nbformat")
+nbclient = need("nbclient")
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "don_quixote.ipynb"
 

@@ -3,10 +3,13 @@ injection, a full disk, and a property test of the CLI's option parsing."""
 
 from __future__ import annotations
 
+import builtins
+import io
 import json
 import math
 import os
 import random
+import re
 import resource
 import shutil
 import signal
@@ -21,11 +24,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from wordgpt.cli import json_line, main
+from wordgpt.errors import CheckpointError
 from wordgpt.runs import checkpoint
 from wordgpt.runs.folder import RunDir
 from wordgpt.training.loop import train
 
 FAST = {"dtype": "fp32", "progress": False, "tensorboard": False}
+TEMP = re.compile(r"\..+\.\d+\.tmp")
 QUIET = {"log": lambda *a, **k: None}
 
 
@@ -206,7 +211,7 @@ def test_4_eval_json_is_valid_json_even_for_non_finite_numbers():
 
 
 def test_4_a_checkpoint_with_non_finite_weights_is_never_written(tmp_path):
-    with pytest.raises(Exception, match="not finite"):
+    with pytest.raises(CheckpointError, match="not finite"):
         checkpoint.save({"model": {"w": torch.tensor([1.0, math.nan])}}, tmp_path / "x.pt")
     assert list(tmp_path.iterdir()) == []
 
@@ -235,19 +240,41 @@ def test_5_stale_temporary_files_are_removed_at_the_next_start(word_data, traine
 
 
 def test_5_every_file_is_written_through_a_temporary_name(monkeypatch, word_data, tmp_path):
-    """Record every path opened for writing while a run trains: the run's own files are only
-    ever written under a temporary name and renamed into place."""
-    written = []
-    real_replace = os.replace
+    """Spy on every open for writing while a run trains: inside the run folder only
+    temporary names (.NAME.PID.tmp), the lock and TensorBoard's own folder are ever opened
+    for writing, and each temporary name is then renamed onto a run file."""
+    run = tmp_path / "r"
+    opened, renamed = [], []
+    real_open, real_os_open, real_replace = builtins.open, os.open, os.replace
 
-    def spy(src, dst, *a, **k):
-        written.append((Path(src).name, Path(dst).name))
+    def spy_open(file, mode="r", *a, **k):
+        if isinstance(file, str | os.PathLike) and any(c in mode for c in "wax+"):
+            opened.append(Path(file))
+        return real_open(file, mode, *a, **k)
+
+    def spy_os_open(path, flags, *a, **k):
+        if flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT):
+            opened.append(Path(path))
+        return real_os_open(path, flags, *a, **k)
+
+    def spy_replace(src, dst, *a, **k):
+        renamed.append((Path(src).name, Path(dst).name))
         return real_replace(src, dst, *a, **k)
 
-    monkeypatch.setattr(os, "replace", spy)
-    train(word_data, tmp_path / "r", preset="tiny", max_iters=2, eval_interval=1, **FAST, **QUIET)
-    targets = {dst for _, dst in written}
-    assert {
+    for module, name, spy in [
+        (builtins, "open", spy_open),
+        (io, "open", spy_open),
+        (os, "open", spy_os_open),
+        (os, "replace", spy_replace),
+    ]:
+        monkeypatch.setattr(module, name, spy)
+    train(word_data, run, preset="tiny", max_iters=2, eval_interval=1, **FAST, **QUIET)
+    inside = [p for p in opened if run.resolve() in p.resolve().parents]
+    assert inside, "the spy saw nothing"
+    for p in inside:
+        assert p.name == ".lock" or TEMP.fullmatch(p.name), p
+    assert all(TEMP.fullmatch(src) for src, _ in renamed)
+    assert {dst for _, dst in renamed} >= {
         "config.json",
         "tokenizer.json",
         "metrics.csv",
@@ -255,8 +282,7 @@ def test_5_every_file_is_written_through_a_temporary_name(monkeypatch, word_data
         "last.pt",
         "best.pt",
         "summary.json",
-    } <= targets
-    assert all(src.startswith(".") and src.endswith(".tmp") for src, _ in written)
+    }
 
 
 # ------------------------------------------------------------------ 6. one line, never a traceback
@@ -308,7 +334,7 @@ def foreign(trained, tmp_path):
                 "--head",
                 "adaptive",
                 "--cutoffs",
-                "100",
+                "20",
             ],
             "softmax head only",
         ),

@@ -15,8 +15,10 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("fastapi")
-httpx = pytest.importorskip("httpx")
+from .helpers import need, skip_unless
+
+need("fastapi")
+httpx = need("httpx")
 
 import wordgpt  # noqa: E402
 from wordgpt.runs import checkpoint  # noqa: E402
@@ -282,12 +284,12 @@ CHROMIUM, DRIVER = (
 )
 
 
-@pytest.mark.skipif(
-    not (os.path.exists(CHROMIUM) and os.path.exists(DRIVER)),
-    reason="no Chromium: apt-get install chromium chromium-driver (.ci/run does)",
+@skip_unless(
+    os.path.exists(CHROMIUM) and os.path.exists(DRIVER),
+    "no Chromium: apt-get install chromium chromium-driver (.ci/run does)",
 )
 def test_the_page_streams_text_stops_and_draws_the_loss_curve(server, tmp_path):
-    webdriver = pytest.importorskip("selenium.webdriver")
+    webdriver = need("selenium.webdriver")
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select, WebDriverWait
 

@@ -10,11 +10,14 @@ import pytest
 import torch
 
 import wordgpt
-from wordgpt.config import DataConfig, TrainConfig
+from wordgpt.config import DataConfig, ModelConfig, TrainConfig
 from wordgpt.errors import CheckpointError, WordGPTError
+from wordgpt.model.gpt import estimate_flops
 from wordgpt.runs import checkpoint
 from wordgpt.training.loop import train
 from wordgpt.training.optim import lr_at
+
+from .helpers import need
 
 FAST = {"dtype": "fp32", "progress": False, "tensorboard": False}
 
@@ -38,6 +41,15 @@ def test_a_run_folder_has_everything(word_data, tmp_path):
     ck = torch.load(tmp_path / "last.pt", weights_only=True)  # no unpickling of code
     assert ck["step"] == 30 and ck["provenance"]["data"]["sha256"]
     assert (tmp_path / "loss.png").read_bytes()[:4] == b"\x89PNG"
+    best = torch.load(tmp_path / "best.pt", weights_only=True)  # for sampling: no optimizer
+    assert (
+        "optimizer" not in best and "optimizer" in ck and best["model"].keys() == ck["model"].keys()
+    )
+    s = json.loads((tmp_path / "summary.json").read_text())
+    assert s["flops_per_token"] == estimate_flops(ModelConfig(**cfg["model"]))
+    assert s["flops_per_s"] == pytest.approx(s["tokens_per_s"] * s["flops_per_token"])
+    assert s["mfu"] == pytest.approx(s["flops_per_s"] / s["peak_flops"]) and 0 < s["mfu"] < 1
+    assert s["dtype"] == "fp32" and s["device"] == "cpu"
 
 
 def test_the_schedule_warms_up_then_decays_to_the_floor():
@@ -211,12 +223,16 @@ def test_compiled_training_saves_plain_weight_names_that_load_uncompiled(word_da
     assert r.step == 2
     ck = checkpoint.load(tmp_path / "last.pt")
     assert not any(k.startswith(("_orig_mod.", "module.")) for k in ck["model"])
-    m = wordgpt.load(tmp_path)  # an uncompiled GPT
-    assert m.generate("the", max_new_tokens=3, seed=0) is not None
+    m = wordgpt.load(tmp_path)  # an uncompiled GPT, with the compiled run's weights
+    assert type(m.gpt).__name__ == "GPT"
+    for k, v in m.gpt.state_dict().items():
+        assert torch.equal(v, ck["model"][k]), k
+    text = m.generate("the", max_new_tokens=3, temperature=0, seed=0)
+    assert text and text == m.generate("the", max_new_tokens=3, temperature=0, seed=1)
 
 
 def test_tensorboard_gets_losses_lr_speed_and_a_sample(word_data, tmp_path):
-    pytest.importorskip("tensorboard")
+    need("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     train(

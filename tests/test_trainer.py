@@ -17,7 +17,7 @@ from wordgpt.training.loop import fit
 from wordgpt.training.optim import param_groups
 from wordgpt.training.trainer import DivergedError, TrainState
 
-from .helpers import OnStep, Records, make_trainer
+from .helpers import FakeClock, OnStep, Records, make_trainer
 
 CPU = torch.device("cpu")
 
@@ -111,17 +111,6 @@ def test_frozen_embeddings_do_not_move(word_data):
 
 
 # ------------------------------------------------------------------ schedule and time
-
-
-class FakeClock:
-    """Each train_step reads the clock twice; every read moves time on by ``tick`` s."""
-
-    def __init__(self, tick: float):
-        self.t, self.tick = 0.0, tick
-
-    def __call__(self) -> float:
-        self.t += self.tick
-        return self.t
 
 
 def test_the_schedule_under_a_time_budget_follows_the_clock(word_data):
@@ -288,7 +277,7 @@ def test_bf16_training_of_the_adaptive_head_matches_fp32_after_learning(word_dat
     """The cpu preset's path: rotary positions, adaptive head in fp32 inside bf16 autocast.
     Stated tolerance: after 60 steps the two val losses agree within 2 %, and both have
     learned (more than 1.5 nats below the start)."""
-    out = {}
+    out, ran = {}, {}
     for dtype in (None, torch.bfloat16):
         t = make_trainer(
             word_data,
@@ -296,10 +285,13 @@ def test_bf16_training_of_the_adaptive_head_matches_fp32_after_learning(word_dat
             max_iters=60,
         )
         t.dtype = dtype
+        seen = ran.setdefault(dtype, set())
+        t.model.h[0].mlp.fc.register_forward_hook(lambda m, i, o, seen=seen: seen.add(o.dtype))
         start = t.estimate_loss()["val"]
         for _ in range(60):
             t.train_step()
         out[dtype] = (start, t.estimate_loss()["val"])
+    assert ran == {None: {torch.float32}, torch.bfloat16: {torch.bfloat16}}  # bf16 really ran
     (s32, v32), (s16, v16) = out[None], out[torch.bfloat16]
     assert v32 < s32 - 1.5 and v16 < s16 - 1.5
     assert abs(v16 - v32) / v32 < 0.02

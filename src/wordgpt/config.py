@@ -14,6 +14,7 @@ import functools
 import inspect
 import math
 import textwrap
+import types
 import typing
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Literal
@@ -75,12 +76,28 @@ def _check_choices(obj: Any) -> None:
             )
 
 
+def _base_type(cls: type, name: str) -> Any:
+    """A field's type without ``| None``: int, float, bool, str, a tuple or a Literal."""
+    tp = field_types(cls)[name]
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    return args[0] if typing.get_origin(tp) in (typing.Union, types.UnionType) else tp
+
+
 def _check_numbers(obj: Any) -> None:
-    """Every number is finite and of its field's kind (no NaN, no 2.5 layers)."""
+    """Every value is of its field's kind (no 2.5 layers, no True layers, no text for a
+    number) and every number is finite and within 64 bits."""
     for f in fields(obj):
-        v = getattr(obj, f.name)
-        if isinstance(v, bool) or v is None:
+        v, kind = getattr(obj, f.name), _base_type(type(obj), f.name)
+        if v is None or typing.get_origin(kind) in (Literal, tuple):
             continue
+        if kind is bool and not isinstance(v, bool):
+            raise WordGPTError(f"{f.name} must be true or false, got {v!r}")
+        if kind is int and (isinstance(v, bool) or not isinstance(v, int)):
+            raise WordGPTError(f"{f.name} must be a whole number, got {v!r}")
+        if kind is float and (isinstance(v, bool) or not isinstance(v, int | float)):
+            raise WordGPTError(f"{f.name} must be a number, got {v!r}")
+        if kind is str and not isinstance(v, str):
+            raise WordGPTError(f"{f.name} must be text, got {v!r}")
         if isinstance(v, float) and not math.isfinite(v):
             raise WordGPTError(f"{f.name} must be a finite number, got {v}")
         if isinstance(v, int) and abs(v) > MAX_SEED:
@@ -131,7 +148,9 @@ class DataConfig:
     encoding: str = "utf-8"
     """Encoding of plain text files (a UTF-8 or UTF-16 byte-order mark is always honoured)."""
     val_fraction: float = 0.1
-    """The last fraction of the text (contiguous) held out for validation."""
+    """The share held out for validation: the last fraction of each plain file (contiguous,
+    cut at whitespace), or, for Wikipedia dumps, every k-th article (k = round(1 /
+    val_fraction))."""
     vocab_size: int = 4096
     """BPE only: the size of the trained vocabulary."""
     min_count: int = 1

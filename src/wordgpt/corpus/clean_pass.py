@@ -128,7 +128,7 @@ def clean_plain_file(
 def _split_position(path: Path, chars: int, val_fraction: float) -> tuple[int, int]:
     """The character and byte offsets of a contiguous split of the clean text in ``path``:
     at ``int(chars * (1 - val_fraction))``, moved to the next whitespace (within
-    MAX_WORD characters), as :func:`wordgpt.cleaning.split_text` does."""
+    MAX_WORD characters), as :func:`wordgpt.corpus.cleaning.split_text` does."""
     target = int(chars * (1 - val_fraction))
     seen = byte = 0
     with open(path, encoding="utf-8", newline="") as f:

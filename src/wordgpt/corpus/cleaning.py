@@ -341,15 +341,3 @@ def chunks(pieces: Iterable[str], size: int, lowercase: bool = True) -> Iterator
             rest = rest[cut:]
     if rest:
         yield rest.lower() if lowercase else rest
-
-
-def cleaned(pieces: Iterable[str], cfg: DataConfig, start: str | None = None) -> Iterator[str]:
-    """Steps 1-5 over a stream of raw text pieces."""
-    c = TextCleaner(cfg, start)
-    for p in pieces:
-        if out := c.feed(p):
-            yield out
-    if out := c.finish():
-        yield out
-    if not c.produced:
-        raise DataError("no text is left after cleaning")

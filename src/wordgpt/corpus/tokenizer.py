@@ -244,10 +244,6 @@ def from_dict(d: dict) -> Tokenizer:
     raise WordGPTError(f"unknown tokenizer kind {kind!r} in tokenizer file")
 
 
-def save(tok: Tokenizer, path: str | Path) -> None:
-    Path(path).write_text(json.dumps(tok.to_dict(), ensure_ascii=False), encoding="utf-8")
-
-
 def load(path: str | Path) -> Tokenizer:
     path = Path(path)
     try:

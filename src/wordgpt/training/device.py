@@ -142,6 +142,43 @@ def _cpu_seconds_of_others() -> float | None:
     return busy - time.process_time()
 
 
+def with_others_load(fn: Callable[[], object]) -> tuple[object, float | None]:
+    """``fn()``, and the share of this machine's cores that other processes kept busy while
+    it ran (None where /proc/stat cannot tell)."""
+    others0, t0 = _cpu_seconds_of_others(), time.perf_counter()
+    result = fn()
+    others1, wall = _cpu_seconds_of_others(), time.perf_counter() - t0
+    ncpu = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if others0 is None or others1 is None:
+        return result, None
+    return result, (others1 - others0) / (max(wall, 1e-9) * (ncpu or 1))
+
+
+class ProbeCache:
+    """Answers measured on this machine, kept in ``cache_dir()/NAME.json`` by key; a cache
+    that cannot be written only costs the time of measuring again."""
+
+    def __init__(self, name: str):
+        self.path = cache_dir() / f"{name}.json"
+
+    def _all(self) -> dict:
+        try:
+            d = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {}
+        return d if isinstance(d, dict) else {}
+
+    def get(self, key: str):
+        return self._all().get(key)
+
+    def put(self, key: str, value) -> None:
+        d = self._all()
+        d[key] = value
+        with contextlib.suppress(OSError, WordGPTError):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(self.path, json.dumps(d, indent=1))
+
+
 def probe_cpu_dtype(timer: Callable[[torch.dtype | None], float], rounds: int = 3) -> dict:
     """Time fp32 and bf16 (interleaved rounds, best of each); bf16 only if it is clearly
     faster. ``quiet`` says whether the machine was left to the probe: other processes used
@@ -149,13 +186,13 @@ def probe_cpu_dtype(timer: Callable[[torch.dtype | None], float], rounds: int = 
     if not native_bf16():
         return {"bf16": False, "reason": "no native bf16 on this CPU", "quiet": True}
     times: dict[str, list[float]] = {"fp32": [], "bf16": []}
-    others0, t0 = _cpu_seconds_of_others(), time.perf_counter()
-    for _ in range(rounds):
-        times["fp32"].append(timer(None))
-        times["bf16"].append(timer(torch.bfloat16))
-    others1, wall = _cpu_seconds_of_others(), time.perf_counter() - t0
-    ncpu = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    load = None if others0 is None or others1 is None else (others1 - others0) / (wall * ncpu)
+
+    def rounds_of_both() -> None:
+        for _ in range(rounds):
+            times["fp32"].append(timer(None))
+            times["bf16"].append(timer(torch.bfloat16))
+
+    _, load = with_others_load(rounds_of_both)
     steady = all(max(v) < 1.25 * min(v) for v in times.values())
     fp32, bf16 = min(times["fp32"]), min(times["bf16"])
     return {
@@ -170,19 +207,12 @@ def probe_cpu_dtype(timer: Callable[[torch.dtype | None], float], rounds: int = 
 def cpu_prefers_bf16(workload: str, timer: Callable[[torch.dtype | None], float]) -> bool:
     """Whether bf16 autocast is faster than fp32 for ``workload`` (a description of the model
     and batch that ``timer`` runs) on this machine: measured once, then read from the cache."""
-    path, key = cache_dir() / "dtype-probe.json", f"{machine_key()} | {workload}"
-    try:
-        cached = json.loads(path.read_text())
-    except (OSError, ValueError):
-        cached = {}
-    if key in cached:
-        return bool(cached[key]["bf16"])
+    cache, key = ProbeCache("dtype-probe"), f"{machine_key()} | {workload}"
+    if isinstance(cached := cache.get(key), dict) and "bf16" in cached:
+        return bool(cached["bf16"])
     result = probe_cpu_dtype(timer)
     if result["quiet"]:  # an answer measured on a busy machine is used once, never kept
-        cached[key] = result
-        with contextlib.suppress(OSError, WordGPTError):  # a read-only cache only costs time
-            path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write(path, json.dumps(cached, indent=1))
+        cache.put(key, result)
     return bool(result["bf16"])
 
 
@@ -212,23 +242,14 @@ def peak_flops(device: torch.device, dtype: torch.dtype | None) -> float | None:
     dtype = dtype or torch.float32
     name = str(dtype).removeprefix("torch.")
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else machine_key()
-    path, key = cache_dir() / "peak-flops.json", f"{where} | {name}"
-    try:
-        cached = json.loads(path.read_text())
-    except (OSError, ValueError):
-        cached = {}
-    if key in cached:
-        return float(cached[key])
+    cache, key = ProbeCache("peak-flops"), f"{where} | {name}"
+    if isinstance(cached := cache.get(key), int | float):
+        return float(cached)
     n = 8192 if device.type == "cuda" else 1024
-    others0, t0 = _cpu_seconds_of_others(), time.perf_counter()
-    best = min(_matmul_seconds(device, dtype, n, 4) for _ in range(3))
-    others1, wall = _cpu_seconds_of_others(), time.perf_counter() - t0
+    best, load = with_others_load(
+        lambda: min(_matmul_seconds(device, dtype, n, 4) for _ in range(3))
+    )
     flops = 2 * n**3 / best
-    ncpu = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    busy = others0 is not None and others1 is not None and (others1 - others0) > 0.2 * wall * ncpu
-    if not busy:
-        cached[key] = flops
-        with contextlib.suppress(OSError, WordGPTError):
-            path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write(path, json.dumps(cached, indent=1))
+    if load is None or load < 0.2:  # a peak measured on a busy machine is not kept
+        cache.put(key, flops)
     return flops

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..corpus.tokenfiles import split_bits_per_char
 from ..errors import InterruptError, WordGPTError
 from ..model.gpt import estimate_flops
 from .device import dtype_name, peak_flops
@@ -295,6 +296,11 @@ def finish(plan: Plan, trainer: Trainer, stopped: str, d: Dist, peak: float | No
                 "step": st.step,
                 "stopped": stopped,
                 "best_val": st.best_val if math.isfinite(st.best_val) else None,
+                "best_val_bits_per_char_estimate": (
+                    split_bits_per_char(plan.meta["splits"]["val"], st.best_val)
+                    if math.isfinite(st.best_val)
+                    else None
+                ),
                 "last_val": st.last_val if math.isfinite(st.last_val) else None,
                 "elapsed_s": st.elapsed,
                 "tokens": st.tokens,

@@ -155,7 +155,7 @@ class ConsoleSink:
 class Recorder:
     """The sinks of a run, called in turn on rank 0; a failure there stops every rank."""
 
-    def __init__(self, sinks: list, dist: Dist):
+    def __init__(self, sinks: list[Sink], dist: Dist):
         self.sinks, self.dist = sinks, dist
 
     def _each(self, fn: Callable) -> None:
@@ -241,7 +241,7 @@ def make_recorder(plan: Plan, trainer: Trainer, emb_info: dict | None, say, d: D
         },
     )
     run.write_tokenizer(plan.tokenizer)
-    sinks: list = [
+    sinks: list[Sink] = [
         MetricsSink(run, trainer.state.step, say),
         PlotSink(run),
         CheckpointSink(run, trainer, extra),

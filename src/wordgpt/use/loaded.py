@@ -6,7 +6,6 @@ checkpoint carries the model config, the weights and the tokenizer.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -37,10 +36,6 @@ class Model:
     device: torch.device
     path: Path | None = None
     """The checkpoint file the weights came from."""
-
-    def encode_prompt(self, prompt: str) -> tuple[list[int], Counter[str]]:
-        """Ids of ``prompt`` and the tokens that were not in the vocabulary (now ``<unk>``)."""
-        return self.tokenizer.encode(prompt), self.tokenizer.unknown(prompt)
 
     def stream(self, prompt: str = "", cfg: SampleConfig | None = None, **kw) -> Iterator[str]:
         """Yield the generated text piece by piece (the prompt is not repeated)."""

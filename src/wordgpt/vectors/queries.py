@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 
 from ..errors import WordGPTError
 
@@ -20,9 +21,10 @@ def find_key(kv, word: str) -> str:
 
 def neighbors(kv, query: str, n: int = 10) -> list[tuple[str, float]]:
     """Nearest words by cosine similarity. ``query`` is a word or an analogy such as
-    ``king - man + woman``."""
+    ``king - man + woman`` (``king -man +woman`` too; a hyphen inside a word, as in
+    ``lance-rack``, is part of it)."""
     pos, neg, sign = [], [], +1
-    for part in query.replace("+", " + ").split():
+    for part in re.findall(r"\+|(?<!\S)-|[^\s+]+", query):
         if part in "+-":
             sign = +1 if part == "+" else -1
             continue
