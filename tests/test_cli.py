@@ -131,9 +131,9 @@ def test_evaluation_covers_the_split_whatever_the_batch(word_data):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["sample", "{tmp}/nothing"], "no run folder"),
+        (["sample", "{tmp}/nothing"], "is nothing (no such file or folder); give a run folder"),
         (["eval", "{tmp}/torn"], "corrupt or incomplete"),
-        (["train", "--data", "{tmp}"], "no meta.json"),
+        (["train", "--data", "{tmp}"], "give a folder written by `wordgpt prepare`"),
         (["sample", "{run}", "--temperature", "-1"], "temperature must be 0 (greedy) or at least"),
         (
             ["train", "--data", "{data}", "--out", "{tmp}/x", "--n-embd", "30", "--n-head", "4"],

@@ -10,7 +10,8 @@ import re
 import click
 import pytest
 
-from wordgpt import cli as cli_mod
+from wordgpt.cli import commands as cli_mod
+from wordgpt.cli.embed import embed_train
 from wordgpt.config import (
     PRESETS,
     DataConfig,
@@ -45,7 +46,7 @@ def test_every_field_has_a_docstring(cls):
         (cli_mod.train, ModelConfig, ("vocab_size",), True),
         (cli_mod.train, TrainConfig, (), True),
         (cli_mod.sample, SampleConfig, (), False),
-        (cli_mod.embed_train, Word2VecConfig, (), False),
+        (embed_train, Word2VecConfig, (), False),
     ],
 )
 def test_flags_are_generated_from_the_fields(command, cls, skip, from_preset):

@@ -305,39 +305,38 @@ def test_max_vocab_and_min_count_stream_too(corpus_file, tmp_path):
         assert p.meta["splits"]["val"]["unk"] > 0
 
 
-def test_an_interrupted_prepare_leaves_no_meta_json(tmp_path):
+@pytest.mark.parametrize("existing", [False, True])
+def test_an_interrupted_prepare_changes_nothing(corpus_file, tmp_path, existing):
+    """Ctrl-C in the middle of a prepare (its private folder is being written): exit 130,
+    no new folder, and an older data folder at --out is still the same, byte for byte."""
     big = tmp_path / "big.txt"
     big.write_text(
         ("In a village of La Mancha, the name of which I have no desire. " * 4000 + "\n") * 60,
         encoding="utf-8",
     )  # 15 MB
     out = tmp_path / "out"
+    before = {}
+    if existing:
+        prepare(DataConfig(dataset=str(corpus_file)), out, progress=False)
+        before = {f.name: f.read_bytes() for f in out.iterdir()}
+    args = ["--dataset", str(big), "--out", str(out), "--workers", "1", "--no-progress"]
     p = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "wordgpt.cli",
-            "prepare",
-            "--dataset",
-            str(big),
-            "--out",
-            str(out),
-            "--workers",
-            "1",
-            "--no-progress",
-        ],
+        [sys.executable, "-m", "wordgpt.cli", "prepare", *args, *(["--overwrite"] * existing)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     deadline = time.time() + 60
-    while not (out.exists() and any(out.glob(".*.tmp"))) and time.time() < deadline:
-        time.sleep(0.01)  # the first pass is writing its temporary files: mid-prepare
+    while not any(tmp_path.glob(".out.*.tmp/.*.tmp")) and time.time() < deadline:
+        time.sleep(0.01)  # the first pass is writing into the private folder: mid-prepare
     p.send_signal(signal.SIGINT)
     _, err = p.communicate(timeout=60)
     assert p.returncode == 130 and err.startswith("interrupted"), err
-    assert not (out / "meta.json").exists()
-    assert not list(out.glob(".*.tmp"))  # temporary files removed
+    assert not list(tmp_path.glob(".out.*"))  # the private folder is gone
+    if existing:
+        assert {f.name: f.read_bytes() for f in out.iterdir()} == before
+    else:
+        assert not out.exists()
 
 
 def test_progress_is_counted_in_input_bytes(corpus_file, tmp_path):

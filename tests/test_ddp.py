@@ -142,3 +142,63 @@ def test_resume_with_another_world_size_says_what_it_does(word_data, tmp_path):
     assert r.step == 8
     said = " ".join(lines)
     assert "world size 1 (was 2)" in said and "global batch is now 8 sequences" in said
+
+
+# ------------------------------------------------------------------------ two nodes
+
+
+def two_nodes(logs: Path, *args, timeout=240) -> list[str]:
+    """Two ``torchrun`` agents on this machine, one process each, that meet by c10d
+    rendezvous as the agents of two nodes of a cluster do (c10d numbers the nodes in the
+    order they arrive; ``--node-rank`` is what the static rendezvous would use). Returns
+    each agent's output."""
+    flags = (
+        f"--nnodes 2 --nproc-per-node 1 --rdzv-backend c10d --rdzv-endpoint 127.0.0.1:"
+        f"{free_port()} --rdzv-id wordgpt-test --local-addr 127.0.0.1 --max-restarts 0"
+    ).split()
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    agents, files = [], [logs / f"node{n}.log" for n in (0, 1)]
+    for n, log in enumerate(files):
+        cmd = [sys.executable, "-m", "torch.distributed.run", *flags, "--node-rank", str(n)]
+        with open(log, "w") as f:  # files, not pipes: no agent waits on a full pipe
+            agents.append(
+                subprocess.Popen(
+                    [*cmd, *map(str, args)],
+                    stdout=f,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    start_new_session=True,
+                )
+            )
+    try:
+        codes = [a.wait(timeout=timeout) for a in agents]
+    finally:
+        for a in agents:  # an agent left waiting for the other goes, with its worker
+            if a.poll() is None:
+                os.killpg(a.pid, 9)
+                a.wait()
+    outs = [log.read_text() for log in files]
+    assert codes == [0, 0], "\n".join(o[-2000:] for o in outs)
+    return outs
+
+
+def test_two_nodes_train_the_tiny_preset_into_bit_identical_replicas(word_data, tmp_path):
+    two_nodes(tmp_path, Path(__file__).parent / "multinode_script.py", word_data, tmp_path)
+    a, b = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    assert {a["node"], b["node"]} == {0, 1}  # two nodes, one process on each
+    assert a["local_rank"] == b["local_rank"] == 0 and a["local_world"] == b["local_world"] == 1
+    assert a["world"] == b["world"] == 2 and a["rank"] != b["rank"]
+    assert a["stopped"] == b["stopped"] == "max_iters" and a["step"] == b["step"] == 30
+    assert torch.equal(a["start"], b["start"])
+    assert not torch.equal(a["params"]["h.0.attn.qkv.weight"], a["start"])  # it trained
+    for k in a["params"]:
+        assert torch.equal(a["params"][k], b["params"][k]), k  # bit-identical replicas
+
+
+def test_the_train_command_runs_across_two_nodes(word_data, tmp_path):
+    out = tmp_path / "run"
+    flags = "--preset tiny --dtype fp32 --no-progress --no-tensorboard --max-iters 20"
+    cmd = ["-m", "wordgpt.cli", "train", "--data", word_data, "--out", out, *flags.split()]
+    two_nodes(tmp_path, *cmd, "--eval-interval", "10")
+    ck = checkpoint.load(out / "last.pt")
+    assert ck["step"] == 20 and ck["world_size"] == 2 and ck["tokens"] == 20 * 8 * 32 * 2

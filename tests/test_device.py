@@ -111,3 +111,13 @@ def test_the_peak_is_measured_once_and_kept_only_from_a_quiet_machine(quiet_mach
     monkeypatch.setattr(device, "_matmul_seconds", lambda *a: pytest.fail("measured again"))
     assert device.peak_flops(cpu, None) == second
     assert device.peak_flops(torch.device("meta"), None) is None
+
+
+@pytest.mark.parametrize(
+    "capability, expected", [((7, 0), torch.float16), ((8, 0), torch.bfloat16)]
+)
+def test_auto_on_a_gpu_takes_bf16_only_where_it_is_native(monkeypatch, capability, expected):
+    """A V100 or T4 (compute capability 7) only emulates bf16: auto gives it fp16 and its
+    gradient scaler; an A100/H100 (8 and up) bf16."""
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    assert device.autocast_dtype("auto", torch.device("cuda")) is expected

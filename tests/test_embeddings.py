@@ -34,7 +34,7 @@ def vectors(word_data, tmp_path_factory):
     kv = train_word2vec(
         word_data, Word2VecConfig(vector_size=24, epochs=2, min_count=1, workers=1, split="all")
     )
-    path = tmp_path_factory.mktemp("vec") / "w2v.kv"
+    path = tmp_path_factory.mktemp("vec") / "w2v.npz"  # wordgpt's own format: no pickle
     save_vectors(kv, path)
     return path
 
@@ -86,14 +86,19 @@ def test_defaults_are_chosen_by_measurement_and_epochs_follow_the_corpus():
 
 
 @pytest.mark.parametrize(
-    "fmt, name", [("kv", "v.kv"), ("word2vec-bin", "v.bin"), ("word2vec-txt", "v.txt")]
+    "fmt, name",
+    [("npz", "v.npz"), ("kv", "v.kv"), ("word2vec-bin", "v.bin"), ("word2vec-txt", "v.txt")],
 )
 def test_saved_formats_round_trip(vectors, tmp_path, fmt, name):
     kv = load_vectors(vectors)
     save_vectors(kv, tmp_path / name, fmt)
-    again = load_vectors(tmp_path / name)
+    again = load_vectors(tmp_path / name, trust_pickle=fmt == "kv")
     assert again.index_to_key == kv.index_to_key
     np.testing.assert_allclose(again.vectors, kv.vectors, rtol=1e-5, atol=1e-5)
+    if fmt in ("npz", "kv"):  # the formats that keep each word's count
+        assert [again.get_vecattr(w, "count") for w in kv.index_to_key[:20]] == [
+            kv.get_vecattr(w, "count") for w in kv.index_to_key[:20]
+        ]
 
 
 def test_gensims_bundled_word2vec_files_load_with_a_limit():
@@ -418,14 +423,14 @@ def test_notebook_flag_reproduces_the_notebooks_parameters(word_data, tmp_path, 
             "--data",
             str(word_data),
             "--out",
-            str(tmp_path / "nb.kv"),
+            str(tmp_path / "nb.npz"),
             "--notebook",
             "--workers",
             "1",
         ]
     )
     out = capsys.readouterr().out
-    kv = load_vectors(tmp_path / "nb.kv")
+    kv = load_vectors(tmp_path / "nb.npz")
     assert kv.vector_size == 500 and "5 epochs" in out and "WordSim353" in out
 
 

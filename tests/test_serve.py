@@ -43,7 +43,7 @@ def runs_dir(word_data, tmp_path_factory):
 def client(runs_dir, **kw):
     from fastapi.testclient import TestClient
 
-    return TestClient(create_app(ServeConfig(runs_dir, **kw)))
+    return TestClient(create_app(ServeConfig(runs_dir, **kw)), base_url="http://localhost")
 
 
 def events(text: str) -> list[tuple[str, dict]]:

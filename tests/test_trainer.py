@@ -374,3 +374,52 @@ def test_ema_weights_are_the_average_they_claim(word_data):
     u = make_trainer(word_data, ema=0.9)
     u.load_state_dict(sd)
     assert torch.equal(u.model.h[0].attn.qkv.weight, w) and u.ema.updates == 15
+
+
+class StubScaler:
+    """A gradient scaler whose scale goes ``before`` -> ``after`` in the step."""
+
+    def __init__(self, before: float, after: float):
+        self.scales = [before, after]
+
+    def is_enabled(self) -> bool:
+        return True
+
+    def get_scale(self) -> float:
+        return self.scales.pop(0)
+
+
+class StubOpt:
+    def __init__(self):
+        self.steps = 0
+
+    def step(self, scaler) -> None:
+        self.steps += 1
+
+
+@pytest.mark.parametrize(
+    "before, after, outcome",
+    [(65536.0, 65536.0, "applied"), (65536.0, 32768.0, "skipped"), (0.5, 0.25, "bad")],
+)
+def test_an_fp16_step_the_scaler_skips_is_not_applied_and_counts_once_gradients_are_bad(
+    before, after, outcome
+):
+    """Overflow at a large scale is fp16's business (skipped, not counted); overflow with the
+    scale already below 1 means the gradients themselves are not finite (bad, counted)."""
+    from wordgpt.training.trainer import apply_step
+
+    updates = []
+
+    class StubEMA:
+        def update(self, model):
+            updates.append(model)
+
+    assert apply_step(StubOpt(), StubScaler(before, after), StubEMA(), "model") == outcome
+    assert updates == (["model"] if outcome == "applied" else [])  # no EMA of a skipped step
+
+
+def test_the_ddp_backend_follows_the_device_asked_for():
+    from wordgpt.training.distributed import backend_for
+
+    assert backend_for("auto", cuda=True) == "nccl" and backend_for("cuda:1", cuda=True) == "nccl"
+    assert backend_for("cpu", cuda=True) == "gloo" and backend_for("auto", cuda=False) == "gloo"

@@ -55,14 +55,16 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'wordgpt' has no attribute {name!r}")
 
 
-def prepare(out: str | Path, cfg=None, **fields):
-    """Write token files for a data set into ``out``; ``fields`` are DataConfig fields."""
+def prepare(out: str | Path, cfg=None, overwrite: bool = False, **fields):
+    """Write token files for a data set into ``out``; ``fields`` are DataConfig fields. An
+    existing data folder is replaced only with ``overwrite`` (and only once the new one is
+    complete)."""
     from dataclasses import replace
 
     from .config import DataConfig
     from .corpus.build import prepare as _prepare
 
-    return _prepare(replace(cfg or DataConfig(), **fields), out)
+    return _prepare(replace(cfg or DataConfig(), **fields), out, overwrite=overwrite)
 
 
 __all__ = [

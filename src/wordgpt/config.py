@@ -23,6 +23,9 @@ from .errors import WordGPTError
 
 TOKENIZERS = ("word", "char", "bpe")
 MAX_SEED = 2**63 - 1
+MODEL_BOUNDS = {"n_layer": 1024, "n_head": 1024, "n_embd": 1 << 16, "block_size": 1 << 20}
+"""The largest shapes accepted, from a flag or from a checkpoint's config alike (a config
+asking for 10^7 layers would never finish building)."""
 
 
 # ------------------------------------------------------------------------ field helpers
@@ -229,6 +232,8 @@ class ModelConfig:
         _check_choices(self)
         _check_numbers(self)
         _at_least(self, 1, "block_size", "n_layer", "n_head", "n_embd")
+        for name, most in MODEL_BOUNDS.items():
+            _check(getattr(self, name) <= most, f"{name} must be at most {most:,}")
         _check(
             self.n_embd % self.n_head == 0,
             f"n_embd ({self.n_embd}) must be a multiple of n_head ({self.n_head})",
@@ -535,7 +540,8 @@ PRESETS: dict[str, Preset] = {
         about="the cpu recipe on a 90 s budget: what `make demo` trains",
     ),
 }
-DEFAULT_PRESET = "tiny"
+DEFAULT_PRESET = "cpu"
+"""What ``train`` uses without ``--preset``: the best measured recipe for a CPU."""
 
 
 def get_preset(name: str) -> Preset:

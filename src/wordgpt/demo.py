@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from . import load, prepare, train
-from .corpus.build import summary
+from .config import DataConfig, to_dict
+from .corpus.build import load_prepared, summary
+from .corpus.tokenfiles import load_meta
 from .errors import DataError, WordGPTError
+from .folders import kind
 
 PROMPTS = {"don-quixote": "the knight", "wikipedia-sample": "the history of"}
 
@@ -37,7 +41,12 @@ def run(args: argparse.Namespace) -> None:
     dataset = args.dataset
 
     def prep(name: str):
-        return prepare(args.workdir / "data" / f"{name}-word-sp", dataset=name, space_prefix=True)
+        """The book's data folder: the one made by an earlier demo, or a new one."""
+        out, cfg = args.workdir / "data" / f"{name}-word-sp", DataConfig(dataset=(name,))
+        cfg = replace(cfg, space_prefix=True)
+        if kind(out) == "data" and load_meta(out).get("config") == to_dict(cfg):
+            return load_prepared(out)
+        return prepare(out, cfg, overwrite=True)
 
     try:
         p = prep(dataset)

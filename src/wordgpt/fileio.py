@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,8 @@ from pathlib import Path
 from .errors import WordGPTError
 
 TEMP_GLOB = ".*.tmp"
+_TEMP = re.compile(r"\..+\.(\d+)\.tmp")
+_FD_PATH = re.compile(r"/proc/self/fd/(\d+)(/.*)?")
 _DISK_FULL = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
 _NO_PERMISSION = {errno.EACCES, errno.EPERM, errno.EROFS}
 
@@ -31,12 +34,38 @@ def cache_dir() -> Path:
 
 
 def temp_name(path: Path) -> Path:
+    """``.NAME.PID.tmp`` beside ``path``: whose it is can be told from the name."""
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def shown(path: str | Path) -> str:
+    """A path as a user knows it: a run's files are written through its open folder
+    (``/proc/self/fd/N/...``), shown under the folder's real name."""
+    m = _FD_PATH.fullmatch(str(path))
+    if m is None:
+        return str(path)
+    try:
+        return os.readlink(f"/proc/self/fd/{m.group(1)}") + (m.group(2) or "")
+    except OSError:
+        return str(path)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # our own leftovers: nothing of ours is still being written
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def disk_error(e: OSError, path: str | Path, need: int | None = None) -> WordGPTError:
     """A user-facing error for a failed write: disk full (with the bytes ``need`` ed when
     known), no permission, or other."""
+    path = shown(path)
     folder = Path(path).parent
     if e.errno in _DISK_FULL:
         try:
@@ -82,18 +111,19 @@ def atomic_write(path: str | Path, data: bytes | str) -> None:
         tmp.write_bytes(raw)
 
 
-def atomic_copy(src: str | Path, dst: str | Path) -> None:
-    """Make ``dst`` a copy of ``src``, atomically. A real copy, not a hard link: damage to one
-    file must never reach the other."""
-    with atomic_path(dst) as tmp:
-        shutil.copyfile(src, tmp)
-
-
 def remove_stale_temps(folder: str | Path) -> list[Path]:
-    """Delete temporary files left by a crash (call only while holding the folder's lock)."""
+    """Delete the temporary files (``.NAME.PID.tmp``) and folders that a process which is
+    gone left in ``folder`` (a crash), and this process's own; those of a process still
+    running are left alone."""
     removed = []
     for p in Path(folder).glob(TEMP_GLOB):
+        m = _TEMP.fullmatch(p.name)
+        if m is None or _alive(int(m.group(1))):
+            continue
         with contextlib.suppress(OSError):
-            p.unlink()
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
+            else:
+                p.unlink()
             removed.append(p)
     return removed

@@ -7,15 +7,18 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import DataConfig, to_dict
+from ..errors import DataError
 from ..fileio import atomic_write, disk_error, remove_stale_temps, temp_name
+from ..folders import expect
 from .clean_pass import CHUNK, clean_sources
 from .sources import resolve
 from .token_pass import encode_bpe, encode_known, encode_new_vocab
-from .tokenfiles import load_split, load_tokenizer
+from .tokenfiles import load_meta, load_split, load_tokenizer
 from .tokenizer import Tokenizer
 
 
@@ -36,44 +39,84 @@ def prepare(
     progress: bool = True,
     chunk_size: int | None = None,
     holdout: bool = True,
+    overwrite: bool = False,
 ) -> Prepared:
     """Read, clean, split and tokenize a data set into ``out``, streamed (see
-    :mod:`.clean_pass` and :mod:`.token_pass`): train.bin, val.bin, tokenizer.json, then meta.json.
+    :mod:`.clean_pass` and :mod:`.token_pass`): train.bin, val.bin, tokenizer.json, then
+    meta.json.
 
     ``workers`` processes tokenize (0: every available core); ``tokenizer_from`` encodes
     with the tokenizer of an existing data folder or run (its vocabulary; unknown words
-    count as <unk>). Until the end everything is written under temporary names: an
-    interrupted run leaves no meta.json, and an earlier complete folder is replaced only
-    when the new one is whole."""
+    count as <unk>). Everything is written into a fresh hidden folder beside ``out``
+    (``.NAME.PID.tmp``) and swapped in at the end: a command that fails or is interrupted
+    changes nothing, and an existing data folder is replaced only by a complete one, and
+    only with ``overwrite``. A run folder, a file or a folder of other things is refused."""
     out = Path(out)
+    check_out(out, overwrite)
     srcs = resolve(cfg.dataset)
     tok_from = tokenizer_from
     if isinstance(tokenizer_from, str | Path):
         tok_from = load_tokenizer(tokenizer_from)
+    work = temp_name(out)
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(out.parent)
+        work.mkdir()
     except OSError as e:
         raise disk_error(e, out) from None
-    remove_stale_temps(out)
     kw = {"chunk_size": chunk_size} if chunk_size else {}
-    kw["holdout"] = holdout
     try:
-        job = prepare_corpus(cfg, out, srcs, workers, tok_from, progress, **kw)
-        meta = job["meta"]
+        job = prepare_corpus(cfg, work, srcs, workers, tok_from, progress, holdout=holdout, **kw)
         if isinstance(tokenizer_from, str | Path):
-            meta["tokenizer_from"] = str(Path(tokenizer_from).resolve())
-        tok_tmp = temp_name(out / "tokenizer.json")
-        tok_tmp.write_text(json.dumps(job["tokenizer"].to_dict(), ensure_ascii=False), "utf-8")
-        (out / "meta.json").unlink(missing_ok=True)  # the folder is incomplete from here on
-        for split, tmp in job["files"].items():
-            os.replace(tmp, out / f"{split}.bin")
-        os.replace(tok_tmp, out / "tokenizer.json")
-        atomic_write(out / "meta.json", json.dumps(meta, indent=2, ensure_ascii=False))
+            job["meta"]["tokenizer_from"] = str(Path(tokenizer_from).resolve())
+        write_folder(work, job)
+        swap_in(work, out)
     except OSError as e:
         raise disk_error(e, out) from None
     finally:
-        remove_stale_temps(out)
-    return Prepared(out, meta, job["tokenizer"])
+        shutil.rmtree(work, ignore_errors=True)
+    return Prepared(out, job["meta"], job["tokenizer"])
+
+
+def load_prepared(out: str | Path) -> Prepared:
+    """A data folder that ``prepare`` wrote earlier, as :func:`prepare` returns it."""
+    return Prepared(Path(out), load_meta(out), load_tokenizer(out))
+
+
+def check_out(out: Path, overwrite: bool) -> None:
+    """``prepare --out`` takes a new or empty folder, or a data folder with ``overwrite``."""
+    k = expect(
+        out,
+        ("missing", "empty", "data"),
+        "--out",
+        "prepare into a new folder (or an empty one, or a data folder with --overwrite)",
+    )
+    if k == "data" and not overwrite:
+        raise DataError(
+            f"{out} already holds prepared data; pass --overwrite to replace it (it is "
+            "replaced only once the new data is complete), or prepare into another --out"
+        )
+
+
+def write_folder(work: Path, job: dict) -> None:
+    """The token files and tokenizer under their names in the private folder, meta.json
+    last (a folder without it is never taken for a complete one)."""
+    for split, tmp in job["files"].items():
+        os.replace(tmp, work / f"{split}.bin")
+    tok = json.dumps(job["tokenizer"].to_dict(), ensure_ascii=False)
+    (work / "tokenizer.json").write_text(tok, encoding="utf-8")
+    atomic_write(work / "meta.json", json.dumps(job["meta"], indent=2, ensure_ascii=False))
+
+
+def swap_in(work: Path, out: Path) -> None:
+    """The complete ``work`` folder takes ``out``'s place; an older one there goes."""
+    if not out.exists():
+        work.rename(out)
+        return
+    old = out.with_name(f".{out.name}.old.{os.getpid()}.tmp")
+    out.rename(old)
+    work.rename(out)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def prepare_corpus(

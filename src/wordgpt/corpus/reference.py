@@ -6,7 +6,7 @@ from __future__ import annotations
 from ..config import DataConfig
 from .clean_pass import CHUNK, every_k
 from .cleaning import chunks, clean, split_text
-from .tokenizer import BPETokenizer, train_tokenizer
+from .tokenizer import BPETokenizer, Normalizer, train_tokenizer
 
 
 def reference_ids(
@@ -36,7 +36,7 @@ def reference_ids(
         tok = tokenizer_from
     elif cfg.tokenizer == "bpe":
         train_chunks = [c for p in pieces["train"] for c in chunks([p], CHUNK, lowercase=False)]
-        tok = BPETokenizer.train(iter(train_chunks), cfg.vocab_size)
+        tok = BPETokenizer.train(iter(train_chunks), cfg.vocab_size, Normalizer.of(cfg))
     else:
         tok = train_tokenizer(
             cfg.tokenizer,
@@ -44,6 +44,7 @@ def reference_ids(
             space_prefix=cfg.space_prefix,
             min_count=cfg.min_count,
             max_vocab=cfg.max_vocab,
+            normalizer=Normalizer.of(cfg),
         )
     ids = {s: [i for p in pieces[s] for i in tok.encode(p)] for s in pieces}
     chars = {s: sum(map(len, pieces[s])) for s in pieces}

@@ -27,6 +27,7 @@ from .tokenizer import (
     WORD_PATTERN,
     BPETokenizer,
     CharTokenizer,
+    Normalizer,
     Tokenizer,
     WordTokenizer,
     from_dict,
@@ -153,9 +154,9 @@ def vocabulary(tokens: list[str], counts: np.ndarray, cfg: DataConfig):
     table[keep] = np.arange(1, len(keep) + 1)
     itos = [UNK, *(tokens[i] for i in keep)]
     tok = (
-        WordTokenizer(itos, space_prefix=cfg.space_prefix)
+        WordTokenizer(itos, cfg.space_prefix, Normalizer.of(cfg))
         if cfg.tokenizer == "word"
-        else CharTokenizer(itos)
+        else CharTokenizer(itos, Normalizer.of(cfg))
     )
     return tok, table
 
@@ -204,5 +205,5 @@ def encode_bpe(ct: CleanText, cfg: DataConfig, out: Path, workers: int, size: in
     """BPE: trained from the clean training text as an iterator (Hugging Face tokenizers runs
     its own threads), then encoded chunk by chunk in worker processes."""
     train = (c for split, c in _chunks_by_split(ct, size) if split == "train")
-    tok = BPETokenizer.train(train, cfg.vocab_size)
+    tok = BPETokenizer.train(train, cfg.vocab_size, Normalizer.of(cfg))
     return encode_known(ct, tok, out, workers, size)

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
+from ..folders import expect
 from .tokenizer import Tokenizer
 from .tokenizer import load as load_tokenizer_file
 
@@ -32,31 +33,93 @@ def token_dtype(vocab_size: int) -> np.dtype:
 
 
 def load_meta(data_dir: str | Path) -> dict:
-    """A data folder's ``meta.json``; one clear error when it is missing."""
+    """A data folder's ``meta.json``, checked against what ``prepare`` writes (a missing,
+    garbled or foreign one is one clear error)."""
     path = Path(data_dir) / "meta.json"
+    if not Path(data_dir).is_dir():
+        raise DataError(
+            f"{data_dir} is {'a file' if Path(data_dir).exists() else 'missing'}; give a data "
+            "folder written by `wordgpt prepare`"
+        )
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        meta = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise DataError(
             f"{data_dir} has no meta.json; run `wordgpt prepare --out {data_dir}` first"
         ) from None
+    except (OSError, ValueError) as e:
+        raise DataError(f"{path} cannot be read ({e}); prepare the folder again") from None
+    if why := meta_problem(meta):
+        raise DataError(f"{path} is not what `wordgpt prepare` writes: {why}; prepare it again")
+    return meta
 
 
-def load_split(data_dir: str | Path, split: str) -> np.memmap:
-    """A split's token ids, memory-mapped (nothing is read until used)."""
+def meta_problem(meta) -> str | None:
+    """What is wrong with a ``meta.json``'s content, or None."""
+    if not isinstance(meta, dict):
+        return "not a JSON object"
+    checks = [
+        ("vocab_size", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1),
+        ("dtype", lambda v: v in ("uint16", "uint32")),
+        ("config", lambda v: isinstance(v, dict)),
+        ("splits", lambda v: isinstance(v, dict) and {"train", "val"} <= set(v)),
+    ]
+    for key, ok in checks:
+        if key not in meta or not ok(meta[key]):
+            return f"{key!r} is missing or wrong"
+    for split in ("train", "val"):
+        counts = meta["splits"][split]
+        for key in ("tokens", "chars"):
+            v = counts.get(key) if isinstance(counts, dict) else None
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                return f"splits.{split}.{key} is missing or wrong"
+    if meta["dtype"] != token_dtype(meta["vocab_size"]).name:
+        return f"dtype {meta['dtype']} does not fit a vocabulary of {meta['vocab_size']:,}"
+    return None
+
+
+def load_split(data_dir: str | Path, split: str, check_ids: bool = True) -> np.memmap:
+    """A split's token ids, memory-mapped (nothing is read until used). The file's size must
+    match ``meta.json``, and (``check_ids``) every id must be below the vocabulary size:
+    a damaged or foreign file is one clear error, never a crash in the model."""
     meta = load_meta(data_dir)
     path = Path(data_dir) / f"{split}.bin"
     if not path.is_file():
         raise DataError(f"no {split}.bin in {data_dir}; run `wordgpt prepare` again")
-    if path.stat().st_size == 0:  # a file prepared for evaluation only has no train split
-        return np.zeros(0, dtype=np.dtype(meta["dtype"]))
-    return np.memmap(path, dtype=np.dtype(meta["dtype"]), mode="r")
+    dtype = np.dtype(meta["dtype"])
+    size, tokens = path.stat().st_size, meta["splits"][split]["tokens"]
+    if size != tokens * dtype.itemsize:
+        raise DataError(
+            f"{path} holds {size:,} bytes, not the {tokens:,} {dtype.name} ids meta.json counts; "
+            "it is damaged or from another folder: prepare again"
+        )
+    if size == 0:  # a file prepared for evaluation only has no train split
+        return np.zeros(0, dtype=dtype)
+    if check_ids and (top := largest_id(path, dtype)) >= meta["vocab_size"]:
+        raise DataError(
+            f"{path} has id {top:,}, outside the vocabulary of {meta['vocab_size']:,}: it is "
+            "damaged or from another folder; prepare again"
+        )
+    return np.memmap(path, dtype=dtype, mode="r")
+
+
+def largest_id(path: Path, dtype: np.dtype, block: int = 1 << 22) -> int:
+    """The largest id in a token file, read in blocks (a memory map would keep every page
+    it touched resident)."""
+    top = 0
+    with open(path, "rb") as f:
+        while (ids := np.fromfile(f, dtype=dtype, count=block)).size:
+            top = max(top, int(ids.max()))
+    return top
 
 
 def load_tokenizer(path: str | Path) -> Tokenizer:
     """The tokenizer of a data folder or a run folder (or a tokenizer.json file)."""
     path = Path(path)
-    file = path if path.is_file() else path / "tokenizer.json"
+    if path.is_file():
+        return load_tokenizer_file(path)
+    expect(path, ("data", "run"), "the tokenizer folder", "give a prepared data folder or a run")
+    file = path / "tokenizer.json"
     if not file.is_file():
         raise DataError(f"no tokenizer.json in {path}; give a prepared data folder or a run")
     return load_tokenizer_file(file)

@@ -12,6 +12,7 @@ import json
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -26,8 +27,59 @@ WORD_PATTERN = re.compile(r"\w+|\S|\s")
 SPACE_PREFIX_PATTERN = re.compile(r" ?\w+| ?[^\w\s]|\s")
 
 
+@dataclass(frozen=True)
+class Normalizer:
+    """The cleaning the data had, applied again to any text the tokenizer is given (a
+    prompt, a text to evaluate, a word to look up), so that "The Knight" finds the ids of
+    "the knight" when the training text was lowercased. Saved in tokenizer.json."""
+
+    lowercase: bool = False
+    newlines_to_spaces: bool = False
+    collapse_spaces: bool = False
+
+    @classmethod
+    def of(cls, cfg) -> Normalizer:
+        """What a DataConfig's cleaning does to text that reaches a tokenizer."""
+        return cls(cfg.lowercase, cfg.newlines_to_spaces, cfg.collapse_spaces)
+
+    @classmethod
+    def from_dict(cls, d) -> Normalizer:
+        if not isinstance(d, dict):
+            return cls()
+        return cls(
+            *(d.get(k) is True for k in ("lowercase", "newlines_to_spaces", "collapse_spaces"))
+        )
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def __call__(self, text: str) -> str:
+        if self.newlines_to_spaces:
+            text = text.replace("\r\n", " ").replace("\r", " ").replace("\n", " ")
+        if self.collapse_spaces:
+            text = _SPACES.sub(" ", text)
+        return text.lower() if self.lowercase else text
+
+    def to_hf(self):
+        """The same steps as a Hugging Face normalizer (None when there are none)."""
+        from tokenizers import Regex, normalizers
+
+        steps = []
+        if self.newlines_to_spaces:
+            steps += [normalizers.Replace(Regex("\r\n|\r|\n"), " ")]
+        if self.collapse_spaces:
+            steps.append(normalizers.Replace(Regex(" {2,}"), " "))
+        if self.lowercase:
+            steps.append(normalizers.Lowercase())
+        return normalizers.Sequence(steps) if steps else None
+
+
+_SPACES = re.compile(r" {2,}")
+
+
 class Tokenizer(Protocol):
     kind: str
+    normalizer: Normalizer
 
     @property
     def vocab_size(self) -> int: ...
@@ -46,9 +98,10 @@ class VocabTokenizer:
 
     kind = "vocab"
 
-    def __init__(self, itos: list[str]):
+    def __init__(self, itos: list[str], normalizer: Normalizer | None = None):
         if not itos or itos[0] != UNK:
             raise WordGPTError("a vocabulary must start with <unk>")
+        self.normalizer = normalizer or Normalizer()
         self.itos = list(itos)
         self.stoi = {t: i for i, t in enumerate(self.itos)}
         if len(self.stoi) != len(self.itos):
@@ -62,9 +115,16 @@ class VocabTokenizer:
         raise NotImplementedError
 
     @classmethod
-    def train(cls, text: str | list[str], min_count: int = 1, max_vocab: int | None = None, **kw):
-        """Build the vocabulary from ``text`` (or texts, each split on its own): most frequent
-        first, ties broken by the token."""
+    def train(
+        cls,
+        text: str | list[str],
+        min_count: int = 1,
+        max_vocab: int | None = None,
+        normalizer: Normalizer | None = None,
+        **kw,
+    ):
+        """Build the vocabulary from ``text`` (or texts, each split on its own; already
+        cleaned as ``normalizer`` says): most frequent first, ties broken by the token."""
         counts: Counter[str] = Counter()
         for part in [text] if isinstance(text, str) else text:
             counts.update(cls.split_text(part, **kw))
@@ -72,7 +132,7 @@ class VocabTokenizer:
         tokens = [t for t, c in ranked if c >= min_count and t != UNK]
         if max_vocab is not None:
             tokens = tokens[:max_vocab]
-        return cls([UNK, *tokens], **kw)
+        return cls([UNK, *tokens], normalizer=normalizer, **kw)
 
     @staticmethod
     def split_text(text: str, **kw) -> list[str]:
@@ -80,7 +140,7 @@ class VocabTokenizer:
 
     def encode(self, text: str) -> list[int]:
         get = self.stoi.get
-        return [get(t, 0) for t in self.split(text)]
+        return [get(t, 0) for t in self.split(self.normalizer(text))]
 
     def decode(self, ids: list[int]) -> str:
         itos = self.itos
@@ -88,7 +148,7 @@ class VocabTokenizer:
 
     def unknown(self, text: str) -> Counter[str]:
         """The tokens of ``text`` that are not in the vocabulary, with their counts."""
-        return Counter(t for t in self.split(text) if t not in self.stoi)
+        return Counter(t for t in self.split(self.normalizer(text)) if t not in self.stoi)
 
     def token_strings(self) -> list[str]:
         return list(self.itos)
@@ -103,8 +163,10 @@ class WordTokenizer(VocabTokenizer):
 
     kind = "word"
 
-    def __init__(self, itos: list[str], space_prefix: bool = False):
-        super().__init__(itos)
+    def __init__(
+        self, itos: list[str], space_prefix: bool = False, normalizer: Normalizer | None = None
+    ):
+        super().__init__(itos, normalizer)
         self.space_prefix = space_prefix
         self._pattern = SPACE_PREFIX_PATTERN if space_prefix else WORD_PATTERN
 
@@ -116,7 +178,8 @@ class WordTokenizer(VocabTokenizer):
         return self._pattern.findall(text)
 
     def to_dict(self) -> dict:
-        return {"kind": self.kind, "space_prefix": self.space_prefix, "itos": self.itos}
+        d = {"kind": self.kind, "space_prefix": self.space_prefix, "itos": self.itos}
+        return _with_normalizer(d, self.normalizer)
 
 
 class CharTokenizer(VocabTokenizer):
@@ -132,7 +195,7 @@ class CharTokenizer(VocabTokenizer):
         return list(text)
 
     def to_dict(self) -> dict:
-        return {"kind": self.kind, "itos": self.itos}
+        return _with_normalizer({"kind": self.kind, "itos": self.itos}, self.normalizer)
 
 
 class BPETokenizer:
@@ -140,11 +203,14 @@ class BPETokenizer:
 
     kind = "bpe"
 
-    def __init__(self, hf):
+    def __init__(self, hf, normalizer: Normalizer | None = None):
         self.hf = hf
+        self.normalizer = normalizer or Normalizer()
 
     @classmethod
-    def train(cls, text: str | Iterable[str], vocab_size: int = 4096) -> BPETokenizer:
+    def train(
+        cls, text: str | Iterable[str], vocab_size: int = 4096, normalizer: Normalizer | None = None
+    ) -> BPETokenizer:
         """Train on ``text``, or on an iterator of texts (a corpus streamed in chunks)."""
         from tokenizers import Tokenizer as HFTokenizer
         from tokenizers import decoders, models, pre_tokenizers, trainers
@@ -161,7 +227,7 @@ class BPETokenizer:
         if isinstance(text, str):  # cut at safe points, as a streamed corpus is
             text = chunks([text], 1 << 20, lowercase=False)
         hf.train_from_iterator(text, trainer=trainer)
-        return cls(hf)
+        return cls(hf, normalizer)
 
     @property
     def vocab_size(self) -> int:
@@ -169,7 +235,7 @@ class BPETokenizer:
 
     def encode(self, text: str) -> list[int]:
         # the batch call without offsets: the same ids, 1.5x faster than encode()
-        return self.hf.encode_batch_fast([text], add_special_tokens=False)[0].ids
+        return self.hf.encode_batch_fast([self.normalizer(text)], add_special_tokens=False)[0].ids
 
     def decode(self, ids: list[int]) -> str:
         return self.hf.decode(list(ids), skip_special_tokens=False)
@@ -181,7 +247,14 @@ class BPETokenizer:
         return [self.decode([i]) for i in range(self.vocab_size)]
 
     def to_dict(self) -> dict:
-        return {"kind": self.kind, "hf": json.loads(self.hf.to_str())}
+        return _with_normalizer(
+            {"kind": self.kind, "hf": json.loads(self.hf.to_str())}, self.normalizer
+        )
+
+
+def _with_normalizer(d: dict, n: Normalizer) -> dict:
+    """A tokenizer's dict, with its normalizer when it has one (older files have none)."""
+    return {**d, "normalize": n.to_dict()} if n != Normalizer() else d
 
 
 def start_ids(tok: Tokenizer) -> list[int]:
@@ -221,26 +294,38 @@ def train_tokenizer(
     vocab_size: int = 4096,
     min_count: int = 1,
     max_vocab: int | None = None,
+    normalizer: Normalizer | None = None,
 ) -> Tokenizer:
     if kind == "word":
-        return WordTokenizer.train(text, min_count, max_vocab, space_prefix=space_prefix)
+        return WordTokenizer.train(
+            text, min_count, max_vocab, normalizer, space_prefix=space_prefix
+        )
     if kind == "char":
-        return CharTokenizer.train(text, min_count, max_vocab)
+        return CharTokenizer.train(text, min_count, max_vocab, normalizer)
     if kind == "bpe":
-        return BPETokenizer.train(text, vocab_size)
+        return BPETokenizer.train(text, vocab_size, normalizer)
     raise WordGPTError(f"unknown tokenizer {kind!r}; choose word, char or bpe")
 
 
 def from_dict(d: dict) -> Tokenizer:
-    kind = d.get("kind")
-    if kind == "word":
-        return WordTokenizer(d["itos"], space_prefix=bool(d.get("space_prefix", False)))
-    if kind == "char":
-        return CharTokenizer(d["itos"])
+    """A tokenizer from its ``to_dict()``; anything else (a garbled or foreign file) is one
+    clear :class:`WordGPTError`."""
+    kind = d.get("kind") if isinstance(d, dict) else None
+    norm = Normalizer.from_dict(d.get("normalize")) if kind else None
+    if kind in ("word", "char"):
+        itos = d.get("itos")
+        if not isinstance(itos, list) or not all(isinstance(t, str) and t for t in itos):
+            raise WordGPTError("the tokenizer's vocabulary (itos) is not a list of tokens")
+        if kind == "char":
+            return CharTokenizer(itos, norm)
+        return WordTokenizer(itos, d.get("space_prefix", False) is True, norm)
     if kind == "bpe":
         from tokenizers import Tokenizer as HFTokenizer
 
-        return BPETokenizer(HFTokenizer.from_str(json.dumps(d["hf"])))
+        try:
+            return BPETokenizer(HFTokenizer.from_str(json.dumps(d["hf"])), norm)
+        except Exception as e:  # the Rust library raises its own exception types
+            raise WordGPTError(f"the BPE tokenizer cannot be read: {e}") from None
     raise WordGPTError(f"unknown tokenizer kind {kind!r} in tokenizer file")
 
 
@@ -272,11 +357,16 @@ def to_hf(tok: Tokenizer):
     from tokenizers import Tokenizer as HFTokenizer
 
     if isinstance(tok, BPETokenizer):
-        return HFTokenizer.from_str(tok.hf.to_str())
+        hf = HFTokenizer.from_str(tok.hf.to_str())
+        if (n := tok.normalizer.to_hf()) is not None:
+            hf.normalizer = n
+        return hf
     if not isinstance(tok, VocabTokenizer):
         raise WordGPTError(f"no Hugging Face form for a {tok.kind} tokenizer")
     hf = HFTokenizer(models.WordLevel(vocab=dict(tok.stoi), unk_token=UNK))
     pattern = r"[\s\S]" if tok.kind == "char" else HF_PATTERNS[bool(tok.space_prefix)]
     hf.pre_tokenizer = pre_tokenizers.Split(Regex(pattern), behavior="isolated")
     hf.decoder = decoders.Fuse()
+    if (n := tok.normalizer.to_hf()) is not None:
+        hf.normalizer = n
     return hf

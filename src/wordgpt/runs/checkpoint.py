@@ -22,7 +22,7 @@ from ..config import ModelConfig, from_dict
 from ..corpus.tokenizer import Tokenizer
 from ..corpus.tokenizer import from_dict as tokenizer_from_dict
 from ..errors import CheckpointError, WordGPTError
-from ..fileio import atomic_copy, atomic_path, disk_error
+from ..fileio import atomic_path, disk_error, shown
 
 FORMAT = "wordgpt-checkpoint-1"
 REQUIRED = ("model", "model_config", "tokenizer", "step")
@@ -61,7 +61,7 @@ def save(payload: dict[str, Any], path: str | Path) -> None:
     bad = non_finite(payload.get("model", {}))
     if bad:
         raise CheckpointError(
-            f"refusing to write {path}: weights are not finite ({', '.join(bad[:3])}...)"
+            f"refusing to write {shown(path)}: weights are not finite ({', '.join(bad[:3])}...)"
         )
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         out = _Writes(f)
@@ -90,11 +90,6 @@ class _Writes:
         self.f.flush()
 
 
-def copy(src: str | Path, dst: str | Path) -> None:
-    """Make ``dst`` a copy of checkpoint ``src``, atomically (a real copy, never a link)."""
-    atomic_copy(src, dst)
-
-
 def load(path: str | Path, resume: bool = False) -> dict[str, Any]:
     """Read a checkpoint on the CPU. A missing, torn, foreign or unsafe file is one clear
     :class:`CheckpointError`; nothing in it is executed."""
@@ -119,7 +114,37 @@ def load(path: str | Path, resume: bool = False) -> dict[str, Any]:
         raise CheckpointError(
             f"{path} is not a complete wordgpt checkpoint: it lacks {', '.join(missing)}"
         )
+    if why := problem(ck):
+        raise CheckpointError(f"{path} is not a usable wordgpt checkpoint: {why}")
     return ck
+
+
+KINDS = {
+    "model": dict,
+    "model_config": dict,
+    "tokenizer": str,
+    "step": int,
+    "train_config": dict,
+    "data_config": dict,
+    "data_dir": str,
+    "state": dict,
+    "optimizer": dict,
+    "provenance": dict,
+}
+"""The kind of value each entry of a checkpoint holds, where it is there."""
+
+
+def problem(ck: dict) -> str | None:
+    """What is wrong with a checkpoint's entries (their kinds, the weights), or None."""
+    for key, kind in KINDS.items():
+        v = ck.get(key)
+        if v is not None and (not isinstance(v, kind) or (kind is int and isinstance(v, bool))):
+            return f"{key} is not a {kind.__name__}"
+    if ck.get("step", 0) < 0:
+        return "step is negative"
+    if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in ck["model"].items()):
+        return "its weights are not named tensors"
+    return None
 
 
 def _torn(path: Path, e: Exception) -> CheckpointError:
@@ -130,10 +155,22 @@ def _torn(path: Path, e: Exception) -> CheckpointError:
 
 
 def model_config(ck: dict, path: str | Path) -> ModelConfig:
+    """The checkpoint's model config, checked as a flag would be; and its token embedding
+    must have the shape the config says, before any model is built from it."""
+    d = ck.get("model_config")
+    if not isinstance(d, dict):
+        raise CheckpointError(f"{path} has no model config (a dict), so it cannot be used")
     try:
-        return from_dict(ModelConfig, ck["model_config"])
-    except (TypeError, WordGPTError) as e:
+        cfg = from_dict(ModelConfig, d)
+    except (TypeError, ValueError, WordGPTError) as e:
         raise CheckpointError(f"{path} has a model config that does not work: {e}") from None
+    wte = ck["model"].get("wte.weight") if isinstance(ck.get("model"), dict) else None
+    if not isinstance(wte, torch.Tensor) or tuple(wte.shape) != (cfg.vocab_size, cfg.n_embd):
+        raise CheckpointError(
+            f"{path} has weights that do not fit its config (the token embedding is not "
+            f"{cfg.vocab_size} x {cfg.n_embd})"
+        )
+    return cfg
 
 
 def load_weights(model: torch.nn.Module, ck: dict, path: str | Path) -> None:
@@ -148,7 +185,7 @@ def load_weights(model: torch.nn.Module, ck: dict, path: str | Path) -> None:
 def tokenizer(ck: dict, path: str | Path) -> Tokenizer:
     try:
         return tokenizer_from_dict(json.loads(ck["tokenizer"]))
-    except (TypeError, ValueError, KeyError) as e:
+    except (TypeError, ValueError, KeyError, WordGPTError) as e:
         raise CheckpointError(f"{path} has a tokenizer that cannot be read: {e}") from None
 
 

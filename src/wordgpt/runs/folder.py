@@ -13,10 +13,13 @@
     .lock           held by the training process (its PID inside) while it runs
 
 A folder that holds a run is never trained into again by accident: ``train`` refuses it
-unless told to resume it or to move it aside (``--overwrite``). One training at a time: the
-lock is an ``fcntl`` lock, released by the kernel when the process dies. Every file is
-written atomically, so a crash leaves whole files (and temporary ones, removed at the next
-start).
+unless told to resume it or to move it aside (``--overwrite``), and it refuses a data folder
+(one ``prepare`` wrote). One training at a time: the lock is an ``fcntl`` lock on the folder
+itself (its open directory, not a file that can be deleted), released by the kernel when
+the process dies; ``.lock`` only names the holder. While it holds the lock, the run writes
+through its open folder (``/proc/self/fd/N``, where the system has it), so a folder moved
+away under a training keeps receiving its own files. Every file is written atomically, so a
+crash leaves whole files (and temporary ones, removed at the next start).
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ from .plots import loss_curve
 
 RUN_FILES = ("last.pt", "best.pt", "metrics.csv")
 """What makes a folder hold a run (a config.json alone is a run that never trained)."""
+DATA_FILES = ("meta.json", "train.bin", "val.bin")
+"""What makes a folder a data folder (``prepare`` writes them)."""
 
 
 class RunFolderError(WordGPTError):
@@ -48,10 +53,18 @@ class RunDir:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        self._dir_fd: int | None = None
         self._lock_fd: int | None = None
 
+    @property
+    def base(self) -> Path:
+        """Where the run's files are read and written: its open folder while locked."""
+        if self._dir_fd is not None and Path(f"/proc/self/fd/{self._dir_fd}").is_dir():
+            return Path(f"/proc/self/fd/{self._dir_fd}")
+        return self.path
+
     def __truediv__(self, name: str) -> Path:
-        return self.path / name
+        return self.base / name
 
     # ------------------------------------------------------------ guarding
 
@@ -59,9 +72,15 @@ class RunDir:
         return any((self.path / f).exists() for f in RUN_FILES)
 
     def check_writable(self) -> None:
-        """Refuse a path that is a file, or a folder we cannot write, before anything is done."""
+        """Refuse a path that is a file, a data folder, or a folder we cannot write, before
+        anything is done."""
         if self.path.exists() and not self.path.is_dir():
             raise RunFolderError(f"{self.path} is a file, not a run folder")
+        if any((self.path / f).exists() for f in DATA_FILES):
+            raise RunFolderError(
+                f"{self.path} is a data folder (prepare wrote it); train into another folder, "
+                f"e.g. --out runs/{self.path.name}"
+            )
         parent = self.path if self.path.exists() else _existing_parent(self.path)
         if not os.access(parent, os.W_OK | os.X_OK):
             raise RunFolderError(f"cannot write into {parent}: permission denied or read-only")
@@ -94,52 +113,69 @@ class RunDir:
     # ------------------------------------------------------------ the lock
 
     def lock(self) -> None:
-        """Take the folder's exclusive lock (creating the folder); one clear line naming the
-        holder's PID if another process has it. Then remove a crashed run's temporary files."""
+        """Take the folder's exclusive lock (creating the folder): an ``fcntl`` lock on the
+        open directory, so that deleting ``.lock`` cannot let a second trainer in. One clear
+        line naming the holder's PID if another process has it. Then remove a crashed run's
+        temporary files."""
         try:
             self.path.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+            dir_fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
         except OSError as e:
             raise disk_error(e, self.path / ".lock") from None
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(dir_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-            os.close(fd)
+            os.close(dir_fd)
             raise RunFolderError(
-                f"{self.path} is in use by another training (pid {holder}); wait for it to "
-                "finish or stop it, or train into another folder"
+                f"{self.path} is in use by another training (pid {self._holder()}); wait for "
+                "it to finish or stop it, or train into another folder"
             ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        self._dir_fd = dir_fd
+        try:
+            fd = os.open(self / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
+        except OSError as e:
+            self.unlock()
+            raise disk_error(e, self.path / ".lock") from None
         self._lock_fd = fd
-        remove_stale_temps(self.path)
+        remove_stale_temps(self.base)
+
+    def _holder(self) -> str:
+        try:
+            return (self.path / ".lock").read_text(errors="replace").strip() or "unknown"
+        except OSError:
+            return "unknown"
 
     def unlock(self) -> None:
         if self._lock_fd is not None:
             with contextlib.suppress(OSError):
                 os.ftruncate(self._lock_fd, 0)
-                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
                 os.close(self._lock_fd)
             self._lock_fd = None
+        if self._dir_fd is not None:
+            with contextlib.suppress(OSError):
+                fcntl.flock(self._dir_fd, fcntl.LOCK_UN)
+                os.close(self._dir_fd)
+            self._dir_fd = None
 
     # ------------------------------------------------------------ files
 
     def write_json(self, name: str, obj: Any) -> None:
-        atomic_write(self.path / name, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+        atomic_write(self / name, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
 
     def write_tokenizer(self, tok: Tokenizer) -> None:
-        atomic_write(self.path / "tokenizer.json", json.dumps(tok.to_dict(), ensure_ascii=False))
+        atomic_write(self / "tokenizer.json", json.dumps(tok.to_dict(), ensure_ascii=False))
 
     def read_metrics(self, upto: int | None = None, warn=print) -> list[dict]:
         """The rows of ``metrics.csv`` with step <= ``upto`` (a damaged file is repaired)."""
-        return read_metrics(self.path / "metrics.csv", upto, warn)
+        return read_metrics(self / "metrics.csv", upto, warn)
 
     def write_metrics(self, rows: list[dict]) -> None:
-        write_metrics(self.path / "metrics.csv", rows)
+        write_metrics(self / "metrics.csv", rows)
 
     def plot(self, title: str = "") -> None:
-        loss_curve(self.path / "metrics.csv", self.path / "loss.png", title or self.path.name)
+        loss_curve(self / "metrics.csv", self / "loss.png", title or self.path.name)
 
 
 def _existing_parent(path: Path) -> Path:

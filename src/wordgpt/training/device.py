@@ -72,10 +72,16 @@ def autocast_dtype(
     if dtype == "bf16":
         return torch.bfloat16
     if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if native_cuda_bf16(device) else torch.float16
     if device.type == "cpu" and probe is not None and probe():
         return torch.bfloat16
     return None
+
+
+def native_cuda_bf16(device: torch.device) -> bool:
+    """Whether this GPU computes in bf16 natively (compute capability 8 and up: A100, H100,
+    RTX 30xx); older cards (V100, T4) only emulate it, slowly, so fp16 is their choice."""
+    return torch.cuda.get_device_capability(device)[0] >= 8
 
 
 def dtype_name(dtype: torch.dtype | None) -> str:

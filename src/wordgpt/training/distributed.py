@@ -66,12 +66,14 @@ class Dist:
             dist.barrier()
 
 
-def init() -> Dist:
-    """Join the process group when started by ``torchrun`` (``WORLD_SIZE`` > 1)."""
+def init(device: str = "auto") -> Dist:
+    """Join the process group when started by ``torchrun`` (``WORLD_SIZE`` > 1): NCCL on
+    CUDA (one GPU per local rank), gloo on the CPU, following the ``--device`` asked for
+    (``--device cpu`` on a GPU machine trains on the CPU, with gloo)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return Dist()
-    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    backend = backend_for(device, torch.cuda.is_available())
     if not dist.is_initialized():
         dist.init_process_group(backend)
     local = int(os.environ.get("LOCAL_RANK", "0"))
@@ -79,6 +81,12 @@ def init() -> Dist:
     if backend == "nccl":
         torch.cuda.set_device(device)
     return Dist(dist.get_rank(), dist.get_world_size(), local, device)
+
+
+def backend_for(device: str, cuda: bool) -> str:
+    """NCCL for CUDA (asked for, or auto with a GPU there), gloo for everything else."""
+    wants_cuda = device.startswith("cuda") or device == "auto"
+    return "nccl" if wants_cuda and cuda else "gloo"
 
 
 def shutdown(d: Dist) -> None:

@@ -210,6 +210,7 @@ def train(
     overwrite: bool = False,
     log=print,
     clock=None,
+    trust_pickle: bool = False,
     **overrides: Any,
 ) -> TrainResult:
     """Train a GPT on the token files in ``data_dir``, writing the run folder ``out``.
@@ -217,18 +218,19 @@ def train(
     ``overrides`` are ModelConfig or TrainConfig fields (``n_layer=2``, ``max_iters=500``).
     A folder that holds a run is refused unless ``resume`` (continue from ``out/last.pt``
     with its saved configs; training settings may still be overridden, e.g. a larger
-    ``max_iters``) or ``overwrite`` (move the old run aside first). Raises
+    ``max_iters``) or ``overwrite`` (move the old run aside first). ``trust_pickle`` lets
+    ``init_embeddings`` be a gensim .kv file (a pickle: it can run code). Raises
     :class:`~wordgpt.training.trainer.DivergedError` when the loss stays non-finite, and
     :class:`~wordgpt.errors.InterruptError` after a Ctrl-C (``last.pt`` saved).
     """
-    d = init()
+    d = init(str(overrides.get("device") or "auto"))
     try:
         if log is print:  # lines appear as they come, even when piped to a file
             log = functools.partial(print, flush=True)
         say = log if d.master else (lambda *a, **k: None)
         error, plan = None, None
         try:
-            plan = plan_run(data_dir, out, preset, resume, overwrite, **overrides)
+            plan = plan_run(data_dir, out, preset, resume, overwrite, trust_pickle, **overrides)
         except WordGPTError as e:
             error = e
         d.agree(error)

@@ -19,6 +19,7 @@ from ..config import (
 from ..corpus.tokenfiles import load_meta, load_tokenizer
 from ..corpus.tokenizer import Tokenizer
 from ..errors import CheckpointError, WordGPTError
+from ..folders import PREPARE_FIRST, expect
 from ..model.gpt import estimate_params
 from ..runs import checkpoint
 from ..runs.folder import RunDir
@@ -38,6 +39,8 @@ class Plan:
     tokenizer: Tokenizer
     resume_from: dict | None
     overwrite: bool
+    trust_pickle: bool = False
+    """Word vectors may be a gensim .kv pickle (the user said so on the command line)."""
 
     def describe(self) -> str:
         m, t = self.model, self.train
@@ -56,27 +59,40 @@ class Plan:
 # ------------------------------------------------------------------------ planning
 
 
+def default_preset() -> str:
+    """The preset ``train`` uses when none is given: the best measured recipe for the
+    device it runs on (``cpu``; it is also the one measured best on a GPU so far)."""
+    return DEFAULT_PRESET
+
+
 def plan_run(
     data_dir: str | Path,
     out: str | Path,
     preset: str | None = None,
     resume: bool = False,
     overwrite: bool = False,
+    trust_pickle: bool = False,
     **overrides: Any,
 ) -> Plan:
     """Resolve and check everything before anything is written; one clear error if not."""
     data_dir, run = Path(data_dir), RunDir(out)
     if resume and overwrite:
         raise WordGPTError("--resume and --overwrite contradict each other; choose one")
+    expect(data_dir, ("data",), "--data", PREPARE_FIRST)
     meta = load_meta(data_dir)
     tok = load_tokenizer(data_dir)
+    if tok.vocab_size != meta["vocab_size"]:
+        raise WordGPTError(
+            f"{data_dir}: tokenizer.json ({tok.vocab_size:,} tokens) and meta.json "
+            f"({meta['vocab_size']:,}) disagree; prepare the folder again"
+        )
     m_over, t_over = split_overrides(overrides)
     ck = None
     if resume:
         run.check_writable()
         ck = checkpoint.load(run / "last.pt", resume=True)
         checkpoint.check_tokenizer(ck, tok, run / "last.pt", str(data_dir))
-        saved = ck.get("preset") or DEFAULT_PRESET
+        saved = ck.get("preset") or default_preset()
         if preset is not None and preset != saved:
             raise WordGPTError(
                 f"{run.path} was trained with preset {saved!r}; a resume keeps it "
@@ -87,21 +103,21 @@ def plan_run(
         preset = saved
         mcfg = checkpoint.model_config(ck, run / "last.pt")
         try:
-            tcfg = replace(from_dict(TrainConfig, ck["train_config"]), **t_over)
-        except TypeError as e:
+            tcfg = replace(from_dict(TrainConfig, dict(ck["train_config"])), **t_over)
+        except (TypeError, ValueError) as e:
             raise CheckpointError(
                 f"{run.path}/last.pt has a train config that fails: {e}"
             ) from None
     else:
         run.check_new(overwrite)
-        preset = preset or DEFAULT_PRESET
+        preset = preset or default_preset()
         p = get_preset(preset)
         mcfg = replace(p.model, vocab_size=meta["vocab_size"], **m_over)
         tcfg = replace(p.train, **t_over)
     check_data(meta, mcfg, data_dir)
     check_memory(mcfg)
     pick_device(tcfg.device)  # a device that does not exist is refused now
-    return Plan(data_dir, run, preset, mcfg, tcfg, meta, tok, ck, overwrite)
+    return Plan(data_dir, run, preset, mcfg, tcfg, meta, tok, ck, overwrite, trust_pickle)
 
 
 def check_data(meta: dict, mcfg: ModelConfig, data_dir: Path) -> None:
@@ -121,12 +137,13 @@ def check_data(meta: dict, mcfg: ModelConfig, data_dir: Path) -> None:
             )
 
 
-def check_memory(mcfg: ModelConfig) -> None:
-    """Refuse a model whose weights, gradients and optimizer state cannot fit in memory."""
-    need = estimate_params(mcfg) * 16  # fp32 weights, gradients, two AdamW moments
+def check_memory(mcfg: ModelConfig, bytes_per_param: int = 16, doing: str = "train") -> None:
+    """Refuse a model that cannot fit in memory before it is built: to train, its fp32
+    weights, gradients and two AdamW moments (16 bytes a parameter); to use it, its weights."""
+    need = estimate_params(mcfg) * bytes_per_param
     total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     if need > total:
         raise WordGPTError(
             f"a model of {estimate_params(mcfg):,} parameters needs about {need / 1e9:,.0f} GB "
-            f"to train, more than this machine's {total / 1e9:,.0f} GB; make it smaller"
+            f"to {doing}, more than this machine's {total / 1e9:,.0f} GB"
         )

@@ -246,7 +246,7 @@ def make_recorder(plan: Plan, trainer: Trainer, emb_info: dict | None, say, d: D
         PlotSink(run),
         CheckpointSink(run, trainer, extra),
     ]
-    tb = open_tensorboard(run.path, plan.train.tensorboard)
+    tb = open_tensorboard(run.base, plan.train.tensorboard)
     if tb is not None:
         sinks.append(TensorBoardSink(tb, lambda: text_sample(trainer, plan.tokenizer)))
     sinks.append(ConsoleSink(say))

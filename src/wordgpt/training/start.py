@@ -44,6 +44,7 @@ def build_model(plan: Plan, say) -> tuple[GPT, dict | None]:
             seed=tcfg.seed,
             counts=np.bincount(np.asarray(train), minlength=plan.tokenizer.vocab_size),
             log=say,
+            trust_pickle=plan.trust_pickle,
         )
         if matrix.shape[1] != mcfg.n_embd:  # fit == "model": the width follows the vectors
             mcfg = plan.model = replace(mcfg, n_embd=matrix.shape[1])

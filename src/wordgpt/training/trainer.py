@@ -169,18 +169,15 @@ class Trainer:
             [st.elapsed + self.clock() - t0, float(stop_requested), float(bad)],
             ["rank0", "max", "max"],
         )
-        if not any_bad:
-            self.opt.step(self.scaler)
-            if self.ema is not None:
-                self.ema.update(self.model)
+        outcome = "bad" if any_bad else apply_step(self.opt, self.scaler, self.ema, self.model)
         self.opt.zero_grad()
-        st.bad_steps = st.bad_steps + 1 if any_bad else 0
+        st.bad_steps = st.bad_steps + 1 if outcome == "bad" else 0
         st.step += 1
         st.tokens += cfg.batch_size * self.block * cfg.grad_accum * self.dist.world
         st.elapsed = elapsed  # rank 0's clock, the same on every rank
         if st.bad_steps >= cfg.max_bad_steps:
             raise DivergedError(diverged_message(st.step, st.bad_steps, lr))
-        return StepResult(loss, norm, lr, not any_bad, stop > 0)
+        return StepResult(loss, norm, lr, outcome == "applied", stop > 0)
 
     # ------------------------------------------------------------ the loss estimate
 
@@ -263,3 +260,17 @@ def check_finite(model: nn.Module, losses: dict[str, float], step: int) -> None:
             f"training diverged: {what} not finite at step {step}; nothing from it was saved "
             "(last.pt is the previous evaluation's). Try a lower --lr or --grad-clip"
         )
+
+
+def apply_step(opt, scaler, ema: EMA | None, model: nn.Module) -> str:
+    """Step the optimizers (and the EMA): "applied". With fp16 the gradient scaler skips a
+    step whose scaled gradients overflowed and lowers its scale: "skipped" while the scale
+    is still at least 1 (the gradients were only too large for fp16), "bad" below (they are
+    not finite themselves: it counts towards max_bad_steps)."""
+    scale = scaler.get_scale() if scaler.is_enabled() else None
+    opt.step(scaler)
+    if scale is not None and scaler.get_scale() < scale:
+        return "skipped" if scale >= 1.0 else "bad"
+    if ema is not None:
+        ema.update(model)
+    return "applied"

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from ..corpus.tokenfiles import bits_per_char
 
@@ -46,9 +47,11 @@ def total_nll(
     block_size: int,
     batch_size: int = 16,
     device: str | torch.device = "cpu",
+    progress: bool = False,
 ) -> tuple[float, int]:
     """Sum of the cross-entropy (nats) of predicting ``data[1:]``, in consecutive windows of
-    ``block_size`` tokens (each token is predicted once, from the window it falls in)."""
+    ``block_size`` tokens (each token is predicted once, from the window it falls in); a
+    progress bar on a terminal when asked."""
     n = len(data) - 1
     full = n // block_size
     total, count = 0.0, 0
@@ -56,7 +59,13 @@ def total_nll(
     model.eval()
     try:
         starts = np.arange(full) * block_size
-        for i in range(0, full, batch_size):
+        for i in tqdm(
+            range(0, full, batch_size),
+            desc="evaluating",
+            unit="batch",
+            disable=None if progress else True,
+            leave=False,
+        ):
             s = starts[i : i + batch_size]
             rows = torch.from_numpy(data[s[:, None] + np.arange(block_size + 1)].astype(np.int64))
             rows = rows.to(device)
@@ -79,8 +88,9 @@ def evaluate(
     split: str = "val",
     batch_size: int = 16,
     device="cpu",
+    progress: bool = False,
 ) -> EvalResult:
-    nll, n = total_nll(model, data, block_size, batch_size, device)
+    nll, n = total_nll(model, data, block_size, batch_size, device, progress)
     loss = nll / max(n, 1)
     return EvalResult(
         split,

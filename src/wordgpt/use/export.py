@@ -20,6 +20,8 @@ Two forms:
 from __future__ import annotations
 
 import inspect
+import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,8 +30,10 @@ import torch
 from ..config import ModelConfig, to_dict
 from ..corpus.tokenizer import UNK, to_hf
 from ..errors import WordGPTError
+from ..fileio import disk_error, temp_name
+from ..folders import expect
 from ..model import gpt as model_module
-from .loaded import Model, load
+from .loaded import Model, checkpoint_path, load
 
 
 @dataclass(frozen=True)
@@ -59,26 +63,108 @@ def gpt2_misfits(cfg: ModelConfig) -> list[str]:
 
 
 def export(
-    run_dir: str | Path, out: str | Path, which: str = "best", fmt: str = "auto"
+    run_dir: str | Path, out: str | Path, which: str = "best", fmt: str = "auto", log=print
 ) -> Exported:
-    """Write ``run_dir``'s checkpoint to ``out`` as a Hugging Face model and tokenizer."""
+    """Write ``run_dir``'s checkpoint to ``out`` as a Hugging Face model, tokenizer and model
+    card. Everything is written into a hidden folder beside ``out`` and renamed into place
+    at the end: a failed export (a full disk) leaves nothing behind, and a retry works."""
     if fmt not in ("auto", "gpt2", "wordgpt"):
         raise WordGPTError(f"format must be auto, gpt2 or wordgpt, got {fmt!r}")
-    m = load(run_dir, which, device="cpu")
     out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        raise WordGPTError(f"{out} is not empty; export into a new folder")
+    expect(out, ("missing", "empty"), "--out", "export into a new or empty folder")
+    path = checkpoint_path(run_dir, which)
+    m = load(path, which, device="cpu")
+    if which == "best" and path.name == "last.pt":
+        log(f"note: {run_dir} has no best.pt yet; exporting last.pt (step {m.step})")
     misfits = gpt2_misfits(m.gpt.cfg)
     if fmt == "gpt2" and misfits:
         raise WordGPTError(
             "this run is not a GPT-2: " + "; ".join(misfits) + ". Export it with --format wordgpt"
         )
     fmt = ("wordgpt" if misfits else "gpt2") if fmt == "auto" else fmt
-    out.mkdir(parents=True, exist_ok=True)
-    hf_model = to_gpt2(m) if fmt == "gpt2" else to_remote_code(m, out)
-    hf_model.save_pretrained(out, safe_serialization=True)
-    tokenizer(m).save_pretrained(out)
+    work = temp_name(out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        work.mkdir()
+        write_export(m, work, fmt)
+        if out.exists():
+            out.rmdir()  # empty, as checked
+        work.rename(out)
+    except OSError as e:
+        raise disk_error(e, out) from None
+    except Exception as e:  # safetensors' writer raises its own error for a failed write
+        if m := re.search(r"os error (\d+)", str(e)):
+            raise disk_error(OSError(int(m.group(1)), str(e)), out) from None
+        raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     return Exported(out, fmt, sorted(p.name for p in out.iterdir()))
+
+
+def write_export(m: Model, folder: Path, fmt: str) -> None:
+    """The model, tokenizer and model card in ``folder``, every file readable by all
+    (safetensors writes its files for the owner only)."""
+    from transformers.utils import logging as hf_logging
+
+    hf_model = to_gpt2(m) if fmt == "gpt2" else to_remote_code(m, folder)
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # one small file: no bar of "model shards"
+    try:
+        hf_model.save_pretrained(folder, safe_serialization=True)
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
+    tokenizer(m).save_pretrained(folder)
+    (folder / "README.md").write_text(model_card(m, fmt, folder.name), encoding="utf-8")
+    for f in folder.rglob("*"):
+        f.chmod(0o755 if f.is_dir() else 0o644)
+    folder.chmod(0o755)
+
+
+def model_card(m: Model, fmt: str, name: str) -> str:
+    """A README.md for the export: what the model is, what it was trained on, its figures,
+    how to load it."""
+    run = m.run_dir
+    summary = _json(run / "summary.json")
+    ev = _json(run / "eval.json")
+    data = m.config.get("data", {})
+    datasets = ", ".join(str(d) for d in data.get("dataset", []) or ["?"])
+    cfg = m.gpt.cfg
+    bpc = ev.get("bits_per_char") or summary.get("best_val_bits_per_char_estimate")
+    measured = "measured by `wordgpt eval` over the whole val split" if ev else "estimated"
+    remote = ", trust_remote_code=True" if fmt == "wordgpt" else ""
+    lines = [
+        f"# {run.name}: a small GPT trained with wordgpt",
+        "",
+        f"- data: {datasets} ({data.get('tokenizer', '?')} tokens"
+        f"{', space-prefixed' if data.get('space_prefix') else ''}, lowercased: "
+        f"{data.get('lowercase', True)})",
+        f"- model: {m.gpt.num_params():,} parameters, {cfg.n_layer} layers x {cfg.n_embd} wide, "
+        f"{cfg.n_head} heads, context {cfg.block_size} tokens, {cfg.head} output layer",
+        f"- training: {summary.get('step', m.step)} steps, {summary.get('tokens', 0):,} tokens "
+        f"({m.config.get('preset') or 'custom'} preset), checkpoint step {m.step}",
+        f"- val bits per character: {bpc:.4f} ({measured})" if bpc else "- val bits/char: -",
+        "",
+        "```python",
+        "from transformers import AutoModelForCausalLM, AutoTokenizer",
+        f'tok = AutoTokenizer.from_pretrained("{name}")',
+        f'model = AutoModelForCausalLM.from_pretrained("{name}"{remote})',
+        'ids = tok("the knight", return_tensors="pt").input_ids',
+        "print(tok.decode(model.generate(ids, max_new_tokens=30, do_sample=True)[0]))",
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _json(path: Path) -> dict:
+    import json
+
+    try:
+        d = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return d if isinstance(d, dict) else {}
 
 
 # ------------------------------------------------------------------------ tokenizer

@@ -20,6 +20,7 @@ from ..errors import CheckpointError
 from ..model.gpt import GPT
 from ..runs import checkpoint
 from ..training.device import pick_device
+from ..training.plan import check_memory
 from .evaluate import EvalResult, evaluate
 from .sample import stream_text
 
@@ -47,9 +48,14 @@ class Model:
         return "".join(self.stream(prompt, cfg, **kw))
 
     def evaluate(
-        self, split: str = "val", data_dir: str | Path | None = None, batch_size: int = 16
+        self,
+        split: str = "val",
+        data_dir: str | Path | None = None,
+        batch_size: int = 16,
+        progress: bool = False,
     ) -> EvalResult:
-        """Loss, perplexity and bits per character over the whole ``split``."""
+        """Loss, perplexity and bits per character over the whole ``split`` (a progress bar
+        on a terminal with ``progress``)."""
         data_dir = Path(data_dir or self.config["data_dir"])
         meta = load_meta(data_dir)
         if checkpoint.tokenizer_json(load_tokenizer(data_dir)) != (
@@ -66,6 +72,7 @@ class Model:
             split,
             batch_size,
             self.device,
+            progress,
         )
 
     def evaluate_text(self, path: str | Path, encoding: str | None = None) -> EvalResult:
@@ -100,6 +107,7 @@ def load(run_dir: str | Path, which: str = "best", device: str = "auto") -> Mode
     ck = checkpoint.load(path)
     dev = pick_device(device)
     cfg = checkpoint.model_config(ck, path)
+    check_memory(cfg, bytes_per_param=4, doing="load")
     tok = checkpoint.tokenizer(ck, path)
     if tok.vocab_size != cfg.vocab_size:
         raise CheckpointError(f"{path}: tokenizer and model disagree on the vocabulary size")

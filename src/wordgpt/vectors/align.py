@@ -59,9 +59,9 @@ def align(kv, vocab: list[str], counts: np.ndarray | None = None):
     return rows, cov
 
 
-def data_coverage(path, data_dir, limit: int | None = None) -> Coverage:
+def data_coverage(path, data_dir, limit: int | None = None, trust_pickle: bool = False) -> Coverage:
     """How much of a prepared corpus's vocabulary the vectors at ``path`` cover."""
     train = np.asarray(load_split(data_dir, "train"))  # a clear error if not prepared
     tok = load_tokenizer(data_dir)
     counts = np.bincount(train, minlength=tok.vocab_size)
-    return align(load_vectors(path, limit), tok.token_strings(), counts)[1]
+    return align(load_vectors(path, limit, trust_pickle), tok.token_strings(), counts)[1]

@@ -10,8 +10,9 @@ from ..errors import WordGPTError
 
 def find_key(kv, word: str) -> str:
     """The key of ``word`` in ``kv``: as given, or with the space that space-prefixed word
-    tokens carry (' knight'); else one clear error with close spellings."""
-    for key in (word, " " + word):
+    tokens carry (' knight'), or lowercased as a lowercased corpus has it ('Knight'); else
+    one clear error with close spellings."""
+    for key in (word, " " + word, word.lower(), " " + word.lower()):
         if key in kv.key_to_index:
             return key
     close = difflib.get_close_matches(word, kv.index_to_key[:50_000], n=5)

@@ -43,9 +43,9 @@ def corpus_sentences(data_dir: str | Path, split: str = "train") -> list[list[st
     return sentences
 
 
-def train_word2vec(data_dir: str | Path, cfg: Word2VecConfig | None = None):
+def train_word2vec(data_dir: str | Path, cfg: Word2VecConfig | None = None, progress=False):
     """Train Word2Vec on a prepared corpus; returns gensim ``KeyedVectors``, most frequent
-    word first, with counts."""
+    word first, with counts. ``progress``: a bar of epochs on a terminal."""
     from gensim.models import Word2Vec
 
     cfg = cfg or Word2VecConfig()
@@ -56,6 +56,40 @@ def train_word2vec(data_dir: str | Path, cfg: Word2VecConfig | None = None):
     kw.pop("split")
     kw["workers"] = cfg.workers or len(os.sched_getaffinity(0))
     kw["epochs"] = word2vec_epochs(cfg, sum(map(len, sentences)))
-    model = Word2Vec(sentences=sentences, **kw)
+    with EpochBar(kw["epochs"], progress) as bar:
+        model = Word2Vec(sentences=sentences, callbacks=[bar], **kw)
     model.wv.epochs_trained = kw["epochs"]
     return model.wv
+
+
+class EpochBar:
+    """A gensim callback that moves a tqdm bar at the end of each epoch."""
+
+    def __init__(self, epochs: int, enabled: bool):
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(
+            total=epochs,
+            desc="word2vec",
+            unit="epoch",
+            disable=None if enabled else True,
+            leave=False,
+        )
+
+    def on_epoch_end(self, model) -> None:
+        self.bar.update(1)
+
+    def on_train_begin(self, model) -> None:
+        pass
+
+    def on_train_end(self, model) -> None:
+        pass
+
+    def on_epoch_begin(self, model) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.bar.close()

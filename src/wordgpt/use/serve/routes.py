@@ -1,15 +1,20 @@
 """The JSON API's routes, on one ``APIRouter``; every handler gets the server's
-:class:`~.state.ServeState` as a dependency."""
+:class:`~.state.ServeState` as a dependency.
+
+Cheap reads are GETs (health, the runs, one run, its loss curve and report). Everything
+that costs compute (a generation, samples, nearest words, a word map) is a POST of JSON,
+which a page on another site cannot send without the server's consent (it gives none: no
+CORS), and takes one of the ``--max-active`` slots, released whatever the request does.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
-import math
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, StreamingResponse
@@ -18,8 +23,8 @@ from pydantic import BaseModel, Field, field_validator
 from ...config import SampleConfig
 from ...errors import WordGPTError
 from ...version import package_version
-from ..sample import stream_text
-from .state import ServeConfig, ServeState, read_json, run_metrics, run_summary, vectors_of
+from ..sample import stream_text, with_seed
+from .state import ServeState, read_json, run_curves, run_file, run_summary
 
 STATIC = Path(__file__).parent / "static"
 _DEFAULTS = SampleConfig()
@@ -32,25 +37,59 @@ def get_state(request: Request) -> ServeState:
 
 
 State = Annotated[ServeState, Depends(get_state)]
+RunName = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+def _text(v: str) -> str:
+    """Text that can be sent back as UTF-8 (a lone surrogate cannot)."""
+    try:
+        v.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode text (it holds a lone surrogate)") from None
+    return v
 
 
 class GenerateRequest(BaseModel):
-    """POST /api/generate: what to generate; left out means the CLI's default."""
+    """POST /api/generate: what to generate; left out means the CLI's default. An unset
+    seed is drawn by the server and reported, so a good generation can be had again."""
 
-    run: str = Field(min_length=1, max_length=200)
+    run: RunName
     prompt: str = ""
     max_new_tokens: int = Field(default=_DEFAULTS.max_new_tokens, ge=1)
-    temperature: float = Field(default=_DEFAULTS.temperature, ge=0.0, le=5.0)
+    temperature: float = Field(default=_DEFAULTS.temperature, ge=0.0, le=5.0, allow_inf_nan=False)
     top_k: int | None = Field(default=_DEFAULTS.top_k, ge=1)
-    top_p: float | None = Field(default=_DEFAULTS.top_p, gt=0.0, le=1.0)
+    top_p: float | None = Field(default=_DEFAULTS.top_p, gt=0.0, le=1.0, allow_inf_nan=False)
     seed: int | None = Field(default=_DEFAULTS.seed, ge=0, le=2**63 - 1)
+
+    _prompt = field_validator("prompt")(classmethod(lambda cls, v: _text(v)))
 
     @field_validator("temperature")
     @classmethod
     def _temperature(cls, v: float) -> float:
-        if not math.isfinite(v) or 0 < v < 1e-3:
-            raise ValueError("temperature must be 0 (greedy) or between 0.001 and 5")
+        if 0 < v < 1e-3:
+            raise ValueError("must be 0 (greedy) or between 0.001 and 5")
         return v
+
+
+class SamplesRequest(BaseModel):
+    run: RunName
+    n: int = Field(default=3, ge=1, le=5)
+    tokens: int = Field(default=40, ge=1, le=200)
+
+
+class WordsRequest(BaseModel):
+    """Nearest words, or a map, from a run's own token embeddings (``model``) or the word
+    vectors kept in its folder (``vectors``)."""
+
+    run: RunName
+    source: Literal["model", "vectors"] = "model"
+    query: str = Field(default="", max_length=200)
+    n: int = Field(default=10, ge=1, le=50)
+
+    _query = field_validator("query")(classmethod(lambda cls, v: _text(v)))
+
+
+# ------------------------------------------------------------------------ cheap reads
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -93,60 +132,58 @@ async def get_run(name: str, s: State):
     return {
         **run_summary(name, path),
         "config": read_json(path / "config.json"),
-        "metrics": run_metrics(path),
+        "metrics": run_curves(path),
         "summary": read_json(path / "summary.json"),
     }
 
 
-@router.get("/api/runs/{name}/samples")
-async def samples(name: str, s: State, n: int = 3, tokens: int = 40):
-    path = s.run_path(name)
-    if not (1 <= n <= 5 and 1 <= tokens <= 200):
-        raise HTTPException(422, "n must be 1 to 5 and tokens 1 to 200")
-    m = await asyncio.to_thread(s.cache.get, name, path)
-    texts = []
-    for seed in range(1, n + 1):
-        texts.append(
-            await asyncio.to_thread(
-                m.generate, "", max_new_tokens=tokens, temperature=0.8, top_k=50, seed=seed
-            )
-        )
+@router.get("/api/runs/{name}/{file}")
+async def run_document(name: str, file: Literal["loss.png", "report.html"], s: State):
+    p = run_file(s.run_path(name), file)
+    if p is None:
+        raise HTTPException(404, f"this run has no {file} yet")
+    return FileResponse(p, media_type="image/png" if file.endswith(".png") else "text/html")
+
+
+# ------------------------------------------------------------------------ costly work
+
+
+@router.post("/api/samples")
+async def samples(req: SamplesRequest, s: State):
+    path = s.run_path(req.run)
+    async with s.slot():
+        m = await asyncio.to_thread(s.cache.get, req.run, path)
+        texts = []
+        for seed in range(1, req.n + 1):
+            kw = {"max_new_tokens": req.tokens, "temperature": 0.8, "top_k": 50, "seed": seed}
+            texts.append(await asyncio.to_thread(m.generate, "", **kw))
     return {"samples": texts}
 
 
-@router.get("/api/runs/{name}/loss.png")
-async def loss_png(name: str, s: State):
-    p = s.run_path(name) / "loss.png"
-    if not p.is_file():
-        raise HTTPException(404, "this run has no loss.png yet")
-    return FileResponse(p, media_type="image/png")
-
-
-@router.get("/api/runs/{name}/neighbors")
-async def nearest(name: str, q: str, s: State, n: int = 10):
-    from ...vectors.files import load_vectors
+@router.post("/api/words/neighbors")
+async def nearest(req: WordsRequest, s: State):
     from ...vectors.queries import neighbors
 
-    vec = vectors_of(s.run_path(name))
-    if vec is None:
-        raise HTTPException(404, "this run has no word vectors")
-    if not (1 <= n <= 50) or not (0 < len(q) <= 200):
-        raise HTTPException(422, "q must be 1 to 200 characters and n 1 to 50")
-    kv = await asyncio.to_thread(load_vectors, vec)
-    try:
-        near = neighbors(kv, q, n)
-    except WordGPTError as e:
-        raise HTTPException(422, str(e)) from None
-    return {"query": q, "vectors": str(vec), "neighbors": [[w, s] for w, s in near]}
+    if not req.query.strip():
+        raise HTTPException(422, "query: give a word, or an analogy such as king - man + woman")
+    async with s.slot():
+        try:
+            words = await asyncio.to_thread(s.words, req.run, req.source)
+            near = neighbors(words.kv, words.normalize(req.query), req.n)
+        except WordGPTError as e:
+            raise HTTPException(422, str(e)) from None
+    out = [[w.strip() or w, round(float(v), 4)] for w, v in near]
+    return {"query": req.query, "source": req.source, "neighbors": out}
 
 
-@router.get("/api/runs/{name}/tsne", response_class=HTMLResponse)
-async def tsne(name: str, s: State):
-    vec = vectors_of(s.run_path(name))
-    if vec is None:
-        raise HTTPException(404, "this run has no word vectors")
-    page = await asyncio.to_thread(_tsne_page, vec)
-    return FileResponse(page, media_type="text/html")
+@router.post("/api/words/map")
+async def word_map(req: WordsRequest, s: State):
+    async with s.slot():
+        try:
+            words = await asyncio.to_thread(s.words, req.run, req.source)
+            return await asyncio.to_thread(words.map, req.query)
+        except WordGPTError as e:
+            raise HTTPException(422, str(e)) from None
 
 
 @router.post("/api/generate")
@@ -164,44 +201,58 @@ async def generate(req: GenerateRequest, request: Request, s: State):
             raise HTTPException(
                 422, f"top_k must be at most the vocabulary size {m.tokenizer.vocab_size}"
             )
+        events = _events(m, req, request, s)
     except BaseException:
         s.release_slot()
         raise
-    return StreamingResponse(
-        _events(m, req, request, s),
+    return ClosingStreamingResponse(
+        events,
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
 
 
+class ClosingStreamingResponse(StreamingResponse):
+    """A stream whose generator is closed when the response ends, however it ends (a client
+    gone, a send that failed), so that its slot is released at once, not by the garbage
+    collector minutes later."""
+
+    async def __call__(self, scope, receive, send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self.body_iterator.aclose()
+
+
 def _sse(event: str, data: dict) -> str:
-    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+    return f"event: {event}\ndata: {json.dumps(data)}\n\n"  # ASCII: any text can be sent
 
 
 async def _events(m, req: GenerateRequest, request: Request, s: ServeState):
-    """The generation as server-sent events: ``meta`` (prompt tokens, unknown words), then
-    one ``token`` per piece of text, then ``done`` with why it stopped."""
-    cfg: ServeConfig = s.cfg
+    """The generation as server-sent events: ``meta`` (prompt tokens, unknown words, the
+    seed), then one ``token`` per piece of text, then ``done`` with why it stopped. The
+    slot taken for it is released in ``finally``, whatever happens."""
+    cfg = s.cfg
     t0, n, stopped = time.perf_counter(), 0, "length"
-    sample_cfg = SampleConfig(
-        max_new_tokens=req.max_new_tokens,
-        temperature=req.temperature,
-        top_k=req.top_k,
-        top_p=req.top_p,
-        seed=req.seed,
-    )
-    pieces = stream_text(m.gpt, m.tokenizer, req.prompt, sample_cfg, m.device)
-    try:
-        unknown = m.tokenizer.unknown(req.prompt)
-        yield _sse(
-            "meta",
-            {
-                "run": req.run,
-                "prompt_tokens": len(m.tokenizer.encode(req.prompt)),
-                "unknown": sorted(unknown),
-                "seed": req.seed,
-            },
+    sample_cfg = with_seed(
+        SampleConfig(
+            max_new_tokens=req.max_new_tokens,
+            temperature=req.temperature,
+            top_k=req.top_k,
+            top_p=req.top_p,
+            seed=req.seed,
         )
+    )
+    seed, pieces = sample_cfg.seed, None
+    try:
+        pieces = stream_text(m.gpt, m.tokenizer, req.prompt, sample_cfg, m.device)
+        meta = {
+            "run": req.run,
+            "prompt_tokens": len(m.tokenizer.encode(req.prompt)),
+            "unknown": sorted(m.tokenizer.unknown(req.prompt)),
+            "seed": seed,
+        }
+        yield _sse("meta", meta)
         while True:
             if await request.is_disconnected():
                 stopped = "client"
@@ -216,38 +267,13 @@ async def _events(m, req: GenerateRequest, request: Request, s: ServeState):
             yield _sse("token", {"text": piece})
             if cfg.token_delay_s:
                 await asyncio.sleep(cfg.token_delay_s)
-        yield _sse(
-            "done", {"pieces": n, "seconds": round(time.perf_counter() - t0, 3), "stopped": stopped}
-        )
+        seconds = round(time.perf_counter() - t0, 3)
+        yield _sse("done", {"pieces": n, "seconds": seconds, "stopped": stopped, "seed": seed})
     except (asyncio.CancelledError, GeneratorExit):
         stopped = "client"
         raise
     finally:
-        with contextlib.suppress(ValueError):  # a worker thread may still be in next()
-            pieces.close()
-        s.release_slot({"run": req.run, "pieces": n, "stopped": stopped})
-
-
-def _tsne_page(vectors: Path) -> Path:
-    """The interactive t-SNE page of a vector file, made once and cached."""
-    import hashlib
-
-    from ...fileio import cache_dir
-    from ...vectors.files import load_vectors
-    from ...vectors.tsne import plot_tsne
-
-    st = vectors.stat()
-    key = hashlib.sha256(f"{vectors.resolve()}|{st.st_mtime_ns}|{st.st_size}".encode()).hexdigest()
-    out = cache_dir() / "serve" / f"tsne-{key[:16]}"
-    html = out.with_suffix(".html")
-    if not html.is_file():
-        out.parent.mkdir(parents=True, exist_ok=True)
-        plot_tsne(
-            load_vectors(vectors),
-            out.with_suffix(".png"),
-            n_words=1500,
-            n_labels=60,
-            size=(900, 900),
-            html=html,
-        )
-    return html
+        if pieces is not None:
+            with contextlib.suppress(ValueError):  # a worker thread may still be in next()
+                pieces.close()
+        s.release_slot({"run": req.run, "pieces": n, "stopped": stopped, "seed": seed})

@@ -3,6 +3,7 @@ the generations running and finished."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import threading
@@ -13,7 +14,7 @@ from typing import Any
 
 from fastapi import HTTPException
 
-from ...corpus.tokenfiles import split_bits_per_char
+from ...corpus.tokenfiles import meta_problem, split_bits_per_char
 from ...runs.metrics import parse_metrics
 
 
@@ -32,6 +33,15 @@ class ServeConfig:
     """Generations running at once; one more gets a 503 "busy"."""
     token_delay_s: float = 0.0
     """A pause after each token (for demonstrations and the browser test)."""
+    host: str = "127.0.0.1"
+    """The address the server listens on: requests must name it (or localhost) as Host."""
+    allowed_hosts: tuple[str, ...] = ()
+    """More names this server may be reached by (its machine's name, for --host 0.0.0.0)."""
+
+    def hosts(self) -> set[str]:
+        """Every Host a request may name: localhost's names, the address listened on, and
+        the allowed ones."""
+        return {"localhost", "127.0.0.1", "::1", self.host.strip("[]"), *self.allowed_hosts}
 
 
 # ------------------------------------------------------------------------ runs
@@ -57,65 +67,97 @@ def _is_run(p: Path) -> bool:
     return p.is_dir() and ((p / "best.pt").is_file() or (p / "last.pt").is_file())
 
 
+def run_file(run: Path, name: str) -> Path | None:
+    """A file of a run folder, if it is a plain file there: never a link (which could point
+    anywhere), never a path that leaves the folder."""
+    p = run / name
+    if p.is_symlink() or not p.is_file() or p.resolve().parent != run.resolve():
+        return None
+    return p
+
+
 def read_json(path: Path) -> dict:
+    p = run_file(path.parent, path.name)
     try:
-        d = json.loads(path.read_text(encoding="utf-8"))
+        d = json.loads(p.read_text(encoding="utf-8")) if p else {}
     except (OSError, ValueError):
         return {}
     return d if isinstance(d, dict) else {}
 
 
 def run_metrics(path: Path) -> list[dict]:
+    p = run_file(path, "metrics.csv")
     try:
-        return parse_metrics((path / "metrics.csv").read_text(encoding="utf-8"))[0]
-    except OSError:
+        return parse_metrics(p.read_text(encoding="utf-8"))[0] if p else []
+    except (OSError, UnicodeDecodeError):
         return []
 
 
 def vectors_of(path: Path) -> Path | None:
-    """Word vectors of a run: the ones its embedding was initialised from, or a .kv file in it."""
-    cfg = read_json(path / "config.json")
-    init = cfg.get("train", {}).get("init_embeddings")
-    if init and Path(init).is_file():
-        return Path(init)
-    local = sorted(path.glob("*.kv"))
-    return local[0] if local else None
+    """Word vectors kept in a run folder: a wordgpt ``.npz`` file there (never a pickle,
+    never a path that config.json names)."""
+    found = [run_file(path, p.name) for p in sorted(path.glob("*.npz"))]
+    return next((p for p in found if p is not None), None)
+
+
+def _dict(v) -> dict:
+    return v if isinstance(v, dict) else {}
+
+
+def _number(v) -> float | None:
+    ok = isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+    return float(v) if ok else None
+
+
+def run_meta(cfg: dict) -> dict:
+    """The meta.json of the data folder a run's config names, if it reads as one."""
+    where = cfg.get("data_dir")
+    meta = read_json(Path(where) / "meta.json") if isinstance(where, str) and where else {}
+    return meta if meta and meta_problem(meta) is None else {}
 
 
 def run_summary(name: str, path: Path) -> dict[str, Any]:
     """What the runs list shows: data set, tokenizer, size, steps, best val loss, bits/char
-    (measured by ``wordgpt eval`` when known, else estimated from the val loss)."""
-    cfg = read_json(path / "config.json")
-    summary = read_json(path / "summary.json")
-    evaluation = read_json(path / "eval.json")
-    meta = read_json(Path(cfg.get("data_dir", "")) / "meta.json") if cfg.get("data_dir") else {}
-    rows = run_metrics(path)
-    data_cfg = cfg.get("data", {})
-    best = summary.get("best_val")
+    (measured by ``wordgpt eval`` when known, else estimated from the val loss). Whatever
+    the files hold, this never fails: what cannot be read shows as unknown."""
+    cfg, summary = read_json(path / "config.json"), read_json(path / "summary.json")
+    evaluation, meta, rows = read_json(path / "eval.json"), run_meta(cfg), run_metrics(path)
+    data_cfg, model = _dict(cfg.get("data")), _dict(cfg.get("model"))
+    best = _number(summary.get("best_val"))
     if best is None and rows:
         best = min(float(r["val_loss"]) for r in rows)
-    bpc, exact = evaluation.get("bits_per_char"), True
-    if bpc is None and best is not None and meta.get("splits"):
+    bpc, exact = _number(evaluation.get("bits_per_char")), True
+    if bpc is None and best is not None and meta:
         bpc, exact = split_bits_per_char(meta["splits"]["val"], best), False
-    model = cfg.get("model", {})
     datasets = data_cfg.get("dataset", "?")
     datasets = datasets if isinstance(datasets, list) else [datasets]
+    steps = summary.get("step") if isinstance(summary.get("step"), int) else None
     return {
         "name": name,
-        "dataset": ", ".join(Path(d).name for d in datasets),
-        "tokenizer": (
-            data_cfg.get("tokenizer", "?") + ("-sp" if data_cfg.get("space_prefix") else "")
-        ),
-        "preset": cfg.get("preset"),
-        "params": summary.get("params"),
+        "dataset": ", ".join(Path(str(d)).name for d in datasets),
+        "tokenizer": f"{data_cfg.get('tokenizer', '?')}"
+        + ("-sp" if data_cfg.get("space_prefix") else ""),
+        "preset": cfg.get("preset") if isinstance(cfg.get("preset"), str) else None,
+        "params": summary.get("params") if isinstance(summary.get("params"), int) else None,
         "shape": f"{model.get('n_layer', '?')} x {model.get('n_embd', '?')}",
-        "steps": summary.get("step", int(rows[-1]["step"]) if rows else 0),
+        "steps": steps if steps is not None else int(rows[-1]["step"]) if rows else 0,
         "best_val_loss": best,
         "val_bits_per_char": bpc if bpc is None or math.isfinite(bpc) else None,
         "bpc_measured": exact and bpc is not None,
         "stopped": summary.get("stopped", "running or stopped early" if rows else None),
         "has_vectors": vectors_of(path) is not None,
+        "has_report": run_file(path, "report.html") is not None,
     }
+
+
+def run_curves(path: Path) -> list[dict]:
+    """The run's metrics rows, each with its val loss as bits per character of the val split
+    (the one formula every figure uses), for curves of several runs side by side."""
+    rows = run_metrics(path)
+    val = run_meta(read_json(path / "config.json")).get("splits", {}).get("val")
+    for r in rows:
+        r["val_bits_per_char"] = split_bits_per_char(val, float(r["val_loss"])) if val else None
+    return rows
 
 
 # ------------------------------------------------------------------------ models
@@ -129,10 +171,13 @@ class _Loaded:
 
 @dataclass
 class ModelCache:
-    """Runs loaded once, again when their checkpoint file changes."""
+    """Runs loaded once, again when their checkpoint file changes. Each run has its own
+    lock: loading a large run never holds up generation from the others."""
 
     entries: dict[str, _Loaded] = field(default_factory=dict)
+    locks: dict[str, threading.Lock] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    """Guards ``locks`` only."""
 
     def get(self, name: str, path: Path):
         from ..loaded import checkpoint_path, load
@@ -141,6 +186,8 @@ class ModelCache:
         st = ck.stat()
         stamp = (st.st_mtime_ns, st.st_size)
         with self.lock:
+            run_lock = self.locks.setdefault(name, threading.Lock())
+        with run_lock:
             hit = self.entries.get(name)
             if hit is None or hit.stamp != stamp:
                 hit = _Loaded(load(path, "best", device="cpu"), stamp)
@@ -161,6 +208,23 @@ class ServeState:
         self.cache = ModelCache()
         self.active = 0
         self.finished: deque = deque(maxlen=50)
+        self._words: dict[tuple, Any] = {}
+        self._words_lock = threading.Lock()
+
+    def words(self, name: str, source: str):
+        """The run's words from ``source`` (its token embeddings, or the vectors in its
+        folder), made once per checkpoint; their map is made on first use."""
+        from ..words import run_words
+
+        path = self.run_path(name)
+        m = self.cache.get(name, path)
+        key = (name, source, id(m))  # a changed checkpoint is a new model: new words
+        with self._words_lock:
+            if key not in self._words:
+                for old in [k for k in self._words if k[:2] == key[:2]]:
+                    del self._words[old]  # an older checkpoint's
+                self._words[key] = run_words(m, source, path, vectors_of(path))
+            return self._words[key]
 
     def runs(self) -> dict[str, Path]:
         return find_runs(self.cfg.runs_dir)
@@ -172,10 +236,11 @@ class ServeState:
         return found[name]
 
     def take_slot(self) -> None:
-        """A generation slot, or a 503 "busy" at once (never a queue)."""
+        """A slot for a costly request (a generation, samples, nearest words, a map), or a
+        503 "busy" at once (never a queue)."""
         if not self.slots.acquire(blocking=False):
             raise HTTPException(
-                503, f"busy: {self.cfg.max_active} generations are running; try again in a moment"
+                503, f"busy: {self.cfg.max_active} requests are running; try again in a moment"
             )
         self.active += 1
 
@@ -184,3 +249,12 @@ class ServeState:
         if record is not None:
             self.finished.append(record)
         self.slots.release()
+
+    @contextlib.asynccontextmanager
+    async def slot(self):
+        """A slot held for the body of an ``async with``, released whatever happens."""
+        self.take_slot()
+        try:
+            yield
+        finally:
+            self.release_slot()

@@ -1,0 +1,5 @@
+"""``python -m wordgpt.cli``: the ``wordgpt`` command."""
+
+from . import main
+
+main()

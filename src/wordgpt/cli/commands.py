@@ -1,0 +1,263 @@
+"""The commands on text and runs: prepare, train, sample, eval, export, serve. Each parses
+its flags and calls the same API a notebook uses; imports are made inside the commands, so
+that ``wordgpt --help`` (and a command's own start) pays only for what it uses."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+from pathlib import Path
+
+import click
+
+from ..config import PRESETS, DataConfig, ModelConfig, SampleConfig, TrainConfig
+from ..errors import WordGPTError
+from .flags import (
+    DATA,
+    NEW_DATA,
+    NEW_FOLDER,
+    NEW_RUN,
+    RUN,
+    RUNS,
+    TEXT_FILE,
+    TOKENIZER_FROM,
+    checkpoint_option,
+    config_options,
+    device_option,
+    json_line,
+    json_option,
+    needs_extra,
+    trust_pickle_option,
+)
+
+PRESET_HELP = "; ".join(f"{k}: {p.about}" for k, p in PRESETS.items())
+
+
+def register(cli: click.Group) -> None:
+    for command in (prepare, train, sample, eval_, export_, serve):
+        cli.add_command(command)
+
+
+@click.command()
+@click.option(
+    "--out", type=NEW_DATA, default=None, help="output folder [default: data/DATASET-TOKENIZER]"
+)
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="replace a data folder already at --out (only once the new one is complete)",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(0),
+    default=0,
+    show_default=True,
+    help="processes that tokenize (and parse dumps); 0: every available core",
+)
+@click.option(
+    "--tokenizer-from",
+    type=TOKENIZER_FROM,
+    default=None,
+    help="encode with the tokenizer of this data folder or run (unknown words: <unk>)",
+)
+@click.option("--progress/--no-progress", default=True, help="a progress bar with MB/s and ETA")
+@config_options(DataConfig)
+def prepare(out, overwrite, workers, tokenizer_from, progress, **kw) -> None:
+    """Clean, split and tokenize text into train.bin, val.bin, tokenizer.json, meta.json."""
+    from ..corpus.build import prepare as run
+    from ..corpus.build import summary
+
+    cfg = DataConfig(**kw)
+    if out is None:
+        first = cfg.dataset[0]
+        name = Path(first).name.split(".")[0] if "/" in first else first
+        out = Path("data") / f"{name}-{cfg.tokenizer}{'-sp' if cfg.space_prefix else ''}"
+    p = run(cfg, out, workers, tokenizer_from, progress, overwrite=overwrite)
+    click.echo(summary(p))
+
+
+@click.command()
+@click.option("--data", "data_dir", type=DATA, required=True, help="a folder written by prepare")
+@click.option(
+    "--preset",
+    type=click.Choice(sorted(PRESETS)),
+    default=None,
+    help="[default: the best recipe for this device (cpu); on --resume, the run's own] "
+    + PRESET_HELP,
+)
+@click.option("--out", type=NEW_RUN, default=None, help="run folder [default: runs/DATA-PRESET]")
+@click.option("--resume", is_flag=True, help="continue the run in OUT from its last.pt")
+@click.option(
+    "--overwrite", is_flag=True, help="start over in OUT: an old run there is moved aside"
+)
+@click.option(
+    "--dry-run", is_flag=True, help="check everything and say what would run; write nothing"
+)
+@trust_pickle_option
+@config_options(ModelConfig, exclude=("vocab_size",), from_preset=True)
+@config_options(TrainConfig, from_preset=True)
+def train(data_dir, preset, out, resume, overwrite, dry_run, trust_pickle, **overrides) -> None:
+    """Train a GPT on prepared token files; checkpoints, metrics.csv and loss.png go to OUT.
+
+    Every model and training setting below defaults to the preset's value."""
+    from ..training.loop import train as run
+    from ..training.plan import default_preset, plan_run
+
+    out = out or Path("runs") / f"{data_dir.name}-{preset or default_preset()}"
+    if dry_run:
+        plan = plan_run(data_dir, out, preset, resume, overwrite, trust_pickle, **overrides)
+        click.echo(plan.describe())
+        return
+    r = run(data_dir, out, preset, resume, overwrite, trust_pickle=trust_pickle, **overrides)
+    if int(os.environ.get("RANK", "0")) != 0:  # one closing line, from rank 0
+        return
+    best = f"{r.best_val:.4f}" if math.isfinite(r.best_val) else "none"
+    click.echo(
+        f"done: step {r.step} ({r.stopped}), {r.elapsed_s:.0f}s, {r.tokens_per_s:,.0f} tok/s, "
+        f"best val loss {best} -> {r.run_dir}"
+    )
+
+
+@click.command()
+@click.argument("run", type=RUN)
+@click.option("--prompt", default="", help="text to continue [default: a new sentence]")
+@checkpoint_option
+@device_option
+@config_options(SampleConfig)
+def sample(run, prompt, which, device, **kw) -> None:
+    """Generate text from a trained run, streamed as it comes."""
+    from ..use.loaded import load
+    from ..use.sample import print_stream, with_seed
+
+    cfg = with_seed(SampleConfig(**kw))
+    m = load(run, which, device)
+    unknown = m.tokenizer.unknown(prompt)
+    if unknown:
+        words = ", ".join(repr(w) for w, _ in unknown.most_common(10))
+        click.echo(
+            f"warning: {sum(unknown.values())} prompt token(s) not in the vocabulary, "
+            f"read as <unk>: {words}",
+            err=True,
+        )
+    if kw["seed"] is None:
+        click.echo(f"seed {cfg.seed} (--seed {cfg.seed} gives this text again)", err=True)
+    if prompt:
+        click.echo(prompt, nl=False)
+    print_stream(m.stream(prompt, cfg))
+
+
+@click.command("eval")
+@click.argument("run", type=RUN)
+@click.option("--split", type=click.Choice(["val", "train"]), default="val", show_default=True)
+@click.option(
+    "--data", "data_dir", type=DATA, default=None, help="token files [default: the run's own]"
+)
+@click.option(
+    "--text",
+    type=TEXT_FILE,
+    default=None,
+    help="evaluate on this text file instead (cleaned as the run's data; its vocabulary)",
+)
+@checkpoint_option
+@device_option
+@json_option
+def eval_(run, split, data_dir, text, which, device, as_json) -> None:
+    """Loss, perplexity and bits per character over a whole split, or any text file; the
+    run's own val split is recorded in RUN/eval.json."""
+    from ..use.loaded import load
+
+    m = load(run, which, device)
+    r = m.evaluate_text(text) if text is not None else m.evaluate(split, data_dir, progress=True)
+    if text is None and data_dir is None and split == "val" and m.run_dir.is_dir():
+        from ..fileio import atomic_write
+
+        record = {"checkpoint": which, "step": m.step, **r.to_dict()}
+        with contextlib.suppress(WordGPTError):  # a read-only run folder: nothing to record
+            atomic_write(m.run_dir / "eval.json", json_line(record) + "\n")
+    if as_json:
+        click.echo(json_line({"run": str(run), "step": m.step, **r.to_dict()}))
+    else:
+        click.echo(str(r))
+
+
+@click.command("export")
+@click.argument("run", type=RUN)
+@click.option("--out", type=NEW_FOLDER, required=True, help="a new (or empty) folder")
+@checkpoint_option
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["auto", "gpt2", "wordgpt"]),
+    default="auto",
+    show_default=True,
+    help="gpt2: a native GPT2LMHeadModel (runs with GPT-2's architecture); wordgpt: the "
+    "model's own code travels with it (trust_remote_code); auto: gpt2 when the run fits",
+)
+def export_(run, out, which, fmt) -> None:
+    """Export a run to Hugging Face transformers: safetensors weights, the tokenizer, and a
+    model card (README.md)."""
+    try:
+        from ..use.export import export
+    except ImportError as e:
+        raise needs_extra(e, "export", "export") from None
+    r = export(run, out, which, fmt, log=lambda line: click.echo(line, err=True))
+    click.echo(f"exported {run} as {r.format} -> {r.out}: {', '.join(r.files)}")
+    remote = ", trust_remote_code=True" if r.format == "wordgpt" else ""
+    click.echo(f"load with AutoModelForCausalLM.from_pretrained({str(r.out)!r}{remote})")
+
+
+@click.command()
+@click.argument("runs_dir", type=RUNS, default=Path("runs"), required=False)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="listen here (127.0.0.1: this machine only)",
+)
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option(
+    "--allow-host",
+    "allowed",
+    multiple=True,
+    help="another name this server may be reached by (e.g. the machine's name, with --host "
+    "0.0.0.0); repeat for several",
+)
+@click.option(
+    "--max-new-tokens",
+    type=click.IntRange(1, 100_000),
+    default=1000,
+    show_default=True,
+    help="the most tokens one request may ask for",
+)
+@click.option(
+    "--max-active",
+    type=click.IntRange(1, 64),
+    default=2,
+    show_default=True,
+    help="costly requests (generations, samples, word maps) at once; more get a busy answer",
+)
+@click.option(
+    "--time-limit",
+    type=click.FloatRange(0.1),
+    default=60.0,
+    show_default=True,
+    help="seconds a generation may run",
+)
+def serve(runs_dir, host, port, allowed, max_new_tokens, max_active, time_limit) -> None:
+    """A local web page to generate text from the runs in RUNS_DIR and look at them."""
+    try:
+        from ..use.serve.run import serve_forever
+    except ImportError as e:
+        raise needs_extra(e, "serve", "serve") from None
+    from ..use.serve.state import ServeConfig
+
+    cfg = ServeConfig(
+        runs_dir,
+        max_new_tokens,
+        max_active=max_active,
+        time_limit_s=time_limit,
+        host=host,
+        allowed_hosts=tuple(allowed),
+    )
+    serve_forever(cfg, port, say=lambda line: click.echo(line, err=line.startswith("note")))

@@ -1,0 +1,257 @@
+"""Fuzzing what a user or a file can hand in: every command's path arguments, and mutated
+meta.json, config.json, tokenizer.json, vector files and checkpoint dicts. Every case ends
+with exit code 0, or one ``error:`` line and exit code 2: never a traceback, never a hang
+(each case must finish within its time limit), and never a changed input folder."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from wordgpt.cli import main
+from wordgpt.runs import checkpoint
+from wordgpt.training.loop import train
+from wordgpt.vectors.files import keyed_vectors, save_vectors
+
+from .helpers import need
+
+CASE_SECONDS = 60
+FUZZ = settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    derandomize=True,
+)
+
+
+@pytest.fixture(scope="module")
+def things(word_data, tmp_path_factory) -> dict[str, Path]:
+    """One of every kind of thing a path argument can name."""
+    root = tmp_path_factory.mktemp("things")
+    run = root / "run"
+    train(word_data, run, preset="tiny", max_iters=4, eval_interval=2, progress=False,
+          tensorboard=False, dtype="fp32", log=lambda *a, **k: None)  # fmt: skip
+    shutil.copytree(word_data, root / "data")
+    (root / "empty").mkdir()
+    (root / "junk").mkdir()
+    (root / "junk" / "notes.md").write_text("mine")
+    (root / "text.txt").write_text("the knight rode on. " * 200)
+    tok = json.loads((word_data / "tokenizer.json").read_text())["itos"][1:40]
+    kv = keyed_vectors(
+        tok, np.random.default_rng(0).standard_normal((len(tok), 8)).astype(np.float32)
+    )
+    save_vectors(kv, root / "vectors.npz")
+    return {
+        "run": run,
+        "data": root / "data",
+        "empty": root / "empty",
+        "junk": root / "junk",
+        "text": root / "text.txt",
+        "vectors": root / "vectors.npz",
+        "checkpoint": run / "best.pt",
+        "missing": root / "nothing-here",
+    }
+
+
+def snapshot(paths) -> dict[str, bytes]:
+    out = {}
+    for p in paths:
+        files = [p] if p.is_file() else sorted(p.rglob("*")) if p.is_dir() else []
+        for f in files:
+            if f.is_file() and not f.name.startswith("."):
+                out[str(f)] = f.read_bytes()
+    return out
+
+
+def run_case(argv: list[str], capsys, inputs: list[Path]) -> None:
+    """One command in this process: exit 0, or one error line and exit 2, in time, with
+    its input folders unchanged."""
+    before = snapshot(inputs)
+    t = time.time()
+    try:
+        main([str(a) for a in argv])
+        code = 0
+    except SystemExit as e:
+        code = e.code or 0
+    err = capsys.readouterr().err
+    assert time.time() - t < CASE_SECONDS, argv
+    assert code in (0, 2), (argv, code, err)
+    if code == 2:
+        lines = [line for line in err.splitlines() if not line.startswith(("warning:", "seed "))]
+        assert len(lines) == 1 and lines[0].startswith("error: "), (argv, err)
+    assert snapshot(inputs) == before, argv
+
+
+KINDS = ["run", "data", "empty", "junk", "text", "vectors", "checkpoint", "missing"]
+COMMANDS = {
+    "sample": lambda p, o: ["sample", p["a"], "--max-new-tokens", "2", "--seed", "1"],
+    "eval": lambda p, o: ["eval", p["a"], "--data", p["b"]],
+    "eval-text": lambda p, o: ["eval", p["a"], "--text", p["b"]],
+    "train": lambda p, o: ["train", "--data", p["a"], "--out", o, "--preset", "tiny", "--dry-run"],
+    "resume": lambda p, o: ["train", "--data", p["a"], "--out", p["b"], "--resume", "--dry-run"],
+    "prepare": lambda p, o: ["prepare", "--dataset", p["a"], "--out", o, "--no-progress"],
+    "prepare-from": lambda p, o: [
+        "prepare",
+        "--dataset",
+        p["a"],
+        "--out",
+        o,
+        "--tokenizer-from",
+        p["b"],
+        "--no-progress",
+    ],  # fmt: skip
+    "export": lambda p, o: ["export", p["a"], "--out", p["b"]],
+    "neighbors": lambda p, o: ["embed", "neighbors", p["a"], "the", "-n", "2"],
+    "coverage": lambda p, o: ["embed", "coverage", p["a"], "--data", p["b"]],
+    "embed-train": lambda p, o: [
+        "embed",
+        "train",
+        "--data",
+        p["a"],
+        "--out",
+        p["b"],
+        "--epochs",
+        "1",
+    ],
+}
+
+
+@settings(FUZZ, max_examples=80)
+@given(
+    command=st.sampled_from(sorted(COMMANDS)),
+    a=st.sampled_from(KINDS),
+    b=st.sampled_from(KINDS),
+)
+def test_any_path_of_any_kind_in_any_command_is_handled(things, tmp_path, capsys, command, a, b):
+    if command == "export":
+        need("transformers")
+    out = tmp_path / f"out-{time.monotonic_ns()}"
+    argv = COMMANDS[command]({"a": things[a], "b": things[b]}, out)
+    inputs = [things[k] for k in ("run", "data", "vectors", "text")]
+    run_case(argv, capsys, inputs)
+
+
+# ------------------------------------------------------------------ mutated files
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+
+
+def mutate(d, draw_key, value):
+    """``d`` with one entry replaced by ``value`` (or dropped when value is the string
+    "<drop>"), at a key path picked by ``draw_key``."""
+    d = json.loads(json.dumps(d))
+    node, keys = d, []
+    while isinstance(node, dict) and node:
+        k = draw_key(sorted(node))
+        keys.append(k)
+        if not isinstance(node[k], dict) or draw_key(["stop", "deeper"]) == "stop":
+            break
+        node = node[k]
+    parent = d
+    for k in keys[:-1]:
+        parent = parent[k]
+    if keys:
+        if value == "<drop>":
+            del parent[keys[-1]]
+        else:
+            parent[keys[-1]] = value
+    return d
+
+
+@FUZZ
+@given(
+    file=st.sampled_from(["meta.json", "tokenizer.json"]),
+    value=JSON_VALUES | st.just("<drop>"),
+    data=st.data(),
+)
+def test_a_mutated_data_folder_is_handled(things, tmp_path, capsys, file, value, data):
+    folder = tmp_path / f"d-{time.monotonic_ns()}"
+    shutil.copytree(things["data"], folder)
+    d = json.loads((folder / file).read_text())
+    changed = mutate(d, lambda keys: data.draw(st.sampled_from(keys)), value)
+    (folder / file).write_text(json.dumps(changed, allow_nan=True))
+    for argv in (
+        ["train", "--data", folder, "--out", tmp_path / "r", "--preset", "tiny", "--dry-run"],
+        ["eval", things["run"], "--data", folder],
+    ):
+        run_case(argv, capsys, [things["run"], folder])
+
+
+@FUZZ
+@given(field=st.sampled_from(["model_config", "tokenizer", "step", "model", "train_config"]),
+       value=JSON_VALUES | st.just("<drop>"), data=st.data())  # fmt: skip
+def test_a_mutated_checkpoint_is_handled(things, tmp_path, capsys, field, value, data):
+    run = tmp_path / f"r-{time.monotonic_ns()}"
+    shutil.copytree(things["run"], run)
+    ck = checkpoint.load(run / "best.pt")
+    if field == "model_config" and isinstance(ck[field], dict) and value != "<drop>":
+        key = data.draw(st.sampled_from(sorted(ck[field])))
+        ck[field] = {**ck[field], key: value}
+    elif field == "model" and value != "<drop>":
+        name = data.draw(st.sampled_from(sorted(ck["model"])))
+        shape = data.draw(st.lists(st.integers(0, 40), min_size=0, max_size=3))
+        ck["model"] = {**ck["model"], name: torch.zeros(shape)}
+    elif value == "<drop>":
+        ck.pop(field, None)
+    else:
+        ck[field] = value
+    torch.save(ck, run / "best.pt")
+    run_case(["sample", run, "--max-new-tokens", "2", "--seed", "1"], capsys, [things["data"]])
+    run_case(["eval", run, "--data", things["data"]], capsys, [things["data"]])
+
+
+@FUZZ
+@given(content=st.binary(max_size=300) | st.text(max_size=300).map(str.encode),
+       suffix=st.sampled_from([".npz", ".txt", ".bin", ".vec", ".kv", ".txt.gz"]))  # fmt: skip
+def test_a_mangled_vector_file_is_handled(things, tmp_path, capsys, content, suffix):
+    path = tmp_path / f"v-{time.monotonic_ns()}{suffix}"
+    path.write_bytes(content)
+    run_case(["embed", "neighbors", path, "the"], capsys, [things["data"]])
+    run_case(["embed", "neighbors", path, "the", "--trust-pickle"], capsys, [things["data"]])
+
+
+@FUZZ
+@given(vectors=st.sampled_from(["shape", "words", "nan", "empty", "object"]))
+def test_an_npz_with_wrong_arrays_is_handled(things, tmp_path, capsys, vectors):
+    path = tmp_path / f"v-{time.monotonic_ns()}.npz"
+    arrays = {
+        "shape": {"vectors": np.zeros((3, 4)), "words": np.array(["a", "b"])},
+        "words": {"vectors": np.zeros((2, 4)), "words": np.array([[1, 2], [3, 4]])},
+        "nan": {"vectors": np.full((2, 4), np.nan), "words": np.array(["the", "of"])},
+        "empty": {"vectors": np.zeros((0, 4)), "words": np.array([], dtype=str)},
+        "object": {"vectors": np.zeros((2, 4)), "words": np.array(["a", None], dtype=object)},
+    }[vectors]
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+    run_case(["embed", "neighbors", path, "the"], capsys, [things["data"]])
+    out = tmp_path / f"r-{time.monotonic_ns()}"
+    argv = ["train", "--data", things["data"], "--out", out, "--preset", "tiny"]
+    argv += ["--max-iters", "1", "--init-embeddings", path, "--no-progress"]
+    run_case(argv, capsys, [things["data"]])
+
+
+def test_a_mutated_config_json_never_breaks_the_runs_list(things, tmp_path):
+    need("fastapi")
+    from wordgpt.use.serve.state import run_summary
+
+    run = tmp_path / "r"
+    shutil.copytree(things["run"], run)
+    for text in ["garbage{", "[]", "{}", '{"data": 3, "model": "x", "data_dir": 5}',
+                 '{"data_dir": "/etc", "train": {"init_embeddings": 7}}']:  # fmt: skip
+        (run / "config.json").write_text(text)
+        s = run_summary("r", run)
+        assert s["name"] == "r"
