@@ -149,9 +149,12 @@ def prepare_corpus(
             "tokens": enc.tokens[s],
             "unk": enc.unk[s],
             "unk_share": enc.unk[s] / max(enc.tokens[s], 1),
+            "unk_spell_bits": enc.spell_bits[s],
         }
         for s in ("train", "val")
     }
+    for i, src in enumerate(ct.sources):
+        src["train_start"] = enc.train_starts.get(i, 0)
     return {
         "meta": {
             "source": ct.sources[0]
@@ -192,22 +195,34 @@ def summary(p: Prepared, n_tokens: int = 20) -> str:
         if split.get("method") == "articles"
         else f"the last {split.get('val_fraction', 0.1):.0%} of each file to val"
     )
-    unk = (
-        f", <unk> {tr.get('unk_share', 0):.2%} / {va.get('unk_share', 0):.2%}"
-        if tr.get("unk")
-        else ""
-    )
-    return "\n".join(
-        [
-            f"source        {where}",
-            f"split         {how}",
-            f"unique chars  {m['unique_chars']}",
-            f"tokenizer     {m['tokenizer']}, vocabulary {m['vocab_size']:,} ({m['dtype']}){unk}",
-            f"train         {tr['tokens']:,} tokens, {tr['chars']:,} chars "
-            f"({tr['chars'] / max(tr['tokens'], 1):.2f} chars/token)",
-            f"val           {va['tokens']:,} tokens, {va['chars']:,} chars",
-            f"first tokens  {pieces}",
-            f"first text    {first!r}",
-            f"wrote         {p.out}/{{train.bin,val.bin,tokenizer.json,meta.json}}",
-        ]
-    )
+    lines = [
+        f"source        {where}",
+        f"split         {how}",
+        f"unique chars  {m['unique_chars']}",
+        f"tokenizer     {m['tokenizer']}, vocabulary {m['vocab_size']:,} ({m['dtype']})"
+        + (f" from {m['tokenizer_from']}" if m.get("tokenizer_from") else ""),
+        f"train         {tr['tokens']:,} tokens, {tr['chars']:,} chars "
+        f"({tr['chars'] / max(tr['tokens'], 1):.2f} chars/token){unk_part(tr)}",
+        f"val           {va['tokens']:,} tokens, {va['chars']:,} chars{unk_part(va)}",
+        f"first tokens  {pieces}",
+        f"first text    {first!r}",
+        f"wrote         {p.out}/{{train.bin,val.bin,tokenizer.json,meta.json}}",
+    ]
+    if va.get("unk_share", 0) > UNK_WARNING:
+        lines.append(
+            f"warning: {va['unk_share']:.1%} of the val tokens are <unk> (words the vocabulary "
+            "lacks): bits per character charge each its spelling, but a model sees them as one"
+        )
+    return "\n".join(lines)
+
+
+UNK_WARNING = 0.01
+"""A val split with more <unk> than this share gets a warning from ``prepare``."""
+
+
+def unk_part(split: dict) -> str:
+    """``, <unk> 1.97% (their spelling: 0.070 bits/char)`` for a split with unknown tokens."""
+    if not split.get("unk"):
+        return ""
+    spell = split.get("unk_spell_bits", 0.0) / max(split["chars"], 1)
+    return f", <unk> {split['unk_share']:.2%} (their spelling: {spell:.3f} bits/char)"

@@ -37,6 +37,8 @@ class Segment:
     """Byte offsets in ``path``."""
     split: str
     chars: int
+    source: int = 0
+    """Which source (its index in the sources) the text is from."""
 
 
 @dataclass
@@ -114,13 +116,13 @@ def clean_plain_file(
     if not stream.cleaner.produced:
         raise DataError(f"{src.path}: no text is left after cleaning")
     if not holdout:
-        return [Segment(w.path, 0, w.bytes, "val", w.chars)], digest.hexdigest()
+        return [Segment(w.path, 0, w.bytes, "val", w.chars, index)], digest.hexdigest()
     cut_char, cut_byte = _split_position(w.path, w.chars, cfg.val_fraction)
     if not (_has_text(w.path, 0, cut_byte) and _has_text(w.path, cut_byte, w.bytes)):
         raise DataError(f"{src.path}: the text is too short to split into train and validation")
     segs = [
-        Segment(w.path, 0, cut_byte, "train", cut_char),
-        Segment(w.path, cut_byte, w.bytes, "val", w.chars - cut_char),
+        Segment(w.path, 0, cut_byte, "train", cut_char, index),
+        Segment(w.path, cut_byte, w.bytes, "val", w.chars - cut_char, index),
     ]
     return segs, digest.hexdigest()
 

@@ -40,7 +40,7 @@ def reference_ids(
     else:
         tok = train_tokenizer(
             cfg.tokenizer,
-            pieces["train"] + pieces["val"],
+            pieces["train"],  # the vocabulary knows nothing of the val split
             space_prefix=cfg.space_prefix,
             min_count=cfg.min_count,
             max_vocab=cfg.max_vocab,

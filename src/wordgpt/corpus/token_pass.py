@@ -10,6 +10,7 @@ an iterator, then encodes in batches.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,10 +38,11 @@ REMAP_BLOCK = 1 << 22
 """Token ids remapped per numpy.take."""
 
 
-def _first_ids(job: tuple[str, str, str, bool]) -> tuple[str, list[str], np.ndarray, set]:
+def _first_ids(job: tuple) -> tuple[tuple, list[str], np.ndarray, set]:
     """A chunk's tokens as ids in order of first appearance, the tokens themselves, and the
-    chunk's characters (with the chunk's split, passed through). Runs in a worker."""
-    split, chunk, kind, space_prefix = job
+    chunk's characters (with the chunk's tag, (split, source), passed through). Runs in a
+    worker."""
+    tag, chunk, kind, space_prefix = job
     if kind == "char":
         cps = np.frombuffer(chunk.encode("utf-32-le"), dtype=np.uint32)
         uniq, first, inv = np.unique(cps, return_index=True, return_inverse=True)
@@ -48,13 +50,13 @@ def _first_ids(job: tuple[str, str, str, bool]) -> tuple[str, list[str], np.ndar
         rank = np.empty_like(order)
         rank[order] = np.arange(len(order))
         tokens = [chr(c) for c in uniq[order]]
-        return split, tokens, rank[inv].astype(np.uint32), set(tokens)
+        return tag, tokens, rank[inv].astype(np.uint32), set(tokens)
     table: dict[str, int] = {}
     pattern = SPACE_PREFIX_PATTERN if space_prefix else WORD_PATTERN
     ids = np.fromiter(
         (table.setdefault(t, len(table)) for t in pattern.findall(chunk)), dtype=np.uint32
     )
-    return split, list(table), ids, set(chunk)
+    return tag, list(table), ids, set(chunk)
 
 
 _WORKER_TOKENIZER = None
@@ -66,16 +68,33 @@ def _init_worker(tok_json: str | None) -> None:
         _WORKER_TOKENIZER = from_dict(json.loads(tok_json))
 
 
-def _encode_known(job: tuple[str, str]) -> tuple[str, np.ndarray, set]:
-    split, chunk = job
-    return split, np.asarray(_WORKER_TOKENIZER.encode(chunk), dtype=np.uint32), set(chunk)
+def _encode_known(job: tuple) -> tuple[tuple, np.ndarray, set, Counter]:
+    """A chunk's ids with a known tokenizer, its characters, and its unknown tokens (with
+    the chunk's tag passed through)."""
+    tag, chunk = job
+    tok = _WORKER_TOKENIZER
+    ids = np.asarray(tok.encode(chunk), dtype=np.uint32)
+    return tag, ids, set(chunk), tok.unknown(chunk) if tok.kind != "bpe" else Counter()
 
 
-def _chunks_by_split(ct: CleanText, size: int) -> Iterator[tuple[str, str]]:
-    """``(split, chunk)`` for every chunk of clean text, read lazily, in order."""
+def _chunks_by_split(ct: CleanText, size: int) -> Iterator[tuple[tuple[str, int], str]]:
+    """``((split, source), chunk)`` for every chunk of clean text, read lazily, in order."""
     for seg in ct.segments:
         for chunk in read_segment(seg, size):
-            yield seg.split, chunk
+            yield (seg.split, seg.source), chunk
+
+
+class Starts:
+    """Where each source's training text starts in train.bin (token offsets)."""
+
+    def __init__(self):
+        self.at: dict[int, int] = {}
+
+    def see(self, tag: tuple[str, int], train_tokens: int) -> str:
+        split, source = tag
+        if split == "train":
+            self.at.setdefault(source, train_tokens)
+        return split
 
 
 class _IdsWriter:
@@ -107,58 +126,80 @@ class Encoded:
     unique_chars: int
     unk: dict[str, int]
     tokens: dict[str, int]
+    spell_bits: dict[str, float]
+    """By split: the bits to spell every token that became <unk> (see :mod:`.spelling`)."""
+    train_starts: dict[int, int]
+    """Where each source's training text starts in train.bin."""
 
 
 def encode_new_vocab(ct: CleanText, cfg: DataConfig, out: Path, workers: int, size: int) -> Encoded:
-    """Word or char tokens with a vocabulary learned on the way (first-appearance ids,
-    remapped to frequency order at the end)."""
+    """Word or char tokens with a vocabulary learned on the way from the training split
+    only (first-appearance ids, remapped to frequency order at the end): a token seen only
+    in val is <unk> there, and is charged its spelling."""
     index: dict[str, int] = {}
-    counts = np.zeros(0, dtype=np.int64)
+    counts = {"train": np.zeros(0, dtype=np.int64), "val": np.zeros(0, dtype=np.int64)}
     chars: set[str] = set()
     files = {s: temp_name(out / f"{s}.ids") for s in ("train", "val")}
     writers = {s: _IdsWriter(p, np.dtype(np.uint32)) for s, p in files.items()}
-    jobs = ((sp, c, cfg.tokenizer, cfg.space_prefix) for sp, c in _chunks_by_split(ct, size))
+    jobs = ((tag, c, cfg.tokenizer, cfg.space_prefix) for tag, c in _chunks_by_split(ct, size))
+    starts = Starts()
     try:
-        for split, tokens, local, seen in ordered_map(_first_ids, jobs, workers):
+        for tag, tokens, local, seen in ordered_map(_first_ids, jobs, workers):
+            split = starts.see(tag, writers["train"].n)
             table = np.fromiter(
                 (index.setdefault(t, len(index)) for t in tokens), np.int64, len(tokens)
             )
             ids = table[local] if len(local) else np.zeros(0, np.int64)
-            if len(index) > len(counts):
-                counts = np.concatenate([counts, np.zeros(len(index) - len(counts), np.int64)])
-            counts += np.bincount(ids, minlength=len(counts))
+            c = counts[split]
+            c = np.concatenate([c, np.zeros(len(index) - len(c), np.int64)])
+            counts[split] = c + np.bincount(ids, minlength=len(c))
             writers[split].write(ids)
             chars |= seen
     finally:
         for w in writers.values():
             w.close()
     tokens_by_id = list(index)
-    tok, table = vocabulary(tokens_by_id, counts, cfg)
+    for split in counts:  # both as long as the index
+        counts[split] = np.pad(counts[split], (0, len(index) - len(counts[split])))
+    tok, table = vocabulary(tokens_by_id, counts["train"], cfg)
     dtype = token_dtype(tok.vocab_size)
     final, unk, n = {}, {}, {}
     for split, path in files.items():
         final[split] = temp_name(out / f"{split}.bin")
         unk[split], n[split] = remap(path, final[split], table, dtype)
         path.unlink()
-    return Encoded(tok, final, dtype, len(chars), unk, n)
+    spell = {s: spell_bits(tok, tokens_by_id, counts[s], table == 0) for s in counts}
+    return Encoded(tok, final, dtype, len(chars), unk, n, spell, starts.at)
+
+
+def spell_bits(tok, tokens: list[str], counts: np.ndarray, is_unk: np.ndarray) -> float:
+    """The bits to spell every occurrence of the tokens that became <unk>."""
+    where = np.flatnonzero(is_unk & (counts > 0))
+    if not len(where):
+        return 0.0
+    model = tok.spelling()
+    return float(sum(int(counts[i]) * model.bits(tokens[i]) for i in where))
 
 
 def vocabulary(tokens: list[str], counts: np.ndarray, cfg: DataConfig):
-    """The frequency-ordered vocabulary (ties by the token), as the in-memory tokenizer
-    builds it, and the table from first-appearance ids to its ids (0, <unk>, for dropped)."""
-    ranked = sorted(range(len(tokens)), key=lambda i: (-counts[i], tokens[i]))
-    keep = [i for i in ranked if counts[i] >= cfg.min_count and tokens[i] != UNK]
+    """The frequency-ordered vocabulary (ties by the token) of the training split, as the
+    in-memory tokenizer builds it, and the table from first-appearance ids to its ids (0,
+    <unk>, for the tokens left out). The training tokens left out (by min_count or
+    max_vocab) go with the tokenizer, for its spelling model."""
+    ranked = [i for i in sorted(range(len(tokens)), key=lambda i: (-counts[i], tokens[i]))
+              if counts[i] > 0 and tokens[i] != UNK]  # fmt: skip
+    keep = [i for i in ranked if counts[i] >= cfg.min_count]
     if cfg.max_vocab is not None:
         keep = keep[: cfg.max_vocab]
+    kept = set(keep)
     table = np.zeros(len(tokens), dtype=np.int64)
     table[keep] = np.arange(1, len(keep) + 1)
     itos = [UNK, *(tokens[i] for i in keep)]
-    tok = (
-        WordTokenizer(itos, cfg.space_prefix, Normalizer.of(cfg))
-        if cfg.tokenizer == "word"
-        else CharTokenizer(itos, Normalizer.of(cfg))
-    )
-    return tok, table
+    rare = [tokens[i] for i in ranked if i not in kept]
+    norm = Normalizer.of(cfg)
+    if cfg.tokenizer == "word":
+        return WordTokenizer(itos, cfg.space_prefix, norm, rare), table
+    return CharTokenizer(itos, norm, rare), table
 
 
 def remap(src: Path, dst: Path, table: np.ndarray, dtype: np.dtype) -> tuple[int, int]:
@@ -185,25 +226,39 @@ def encode_known(ct: CleanText, tok, out: Path, workers: int, size: int) -> Enco
     files = {s: temp_name(out / f"{s}.bin") for s in ("train", "val")}
     writers = {s: _IdsWriter(p, dtype) for s, p in files.items()}
     unk, chars = {"train": 0, "val": 0}, set()
+    unknown: dict[str, Counter] = {"train": Counter(), "val": Counter()}
     tok_json = json.dumps(tok.to_dict(), ensure_ascii=False)
     jobs = _chunks_by_split(ct, size)
+    starts = Starts()
     try:
-        for split, ids, seen in ordered_map(
+        for tag, ids, seen, missing in ordered_map(
             _encode_known, jobs, workers, _init_worker, (tok_json,)
         ):
+            split = starts.see(tag, writers["train"].n)
             writers[split].write(ids)
             if tok.kind != "bpe":
                 unk[split] += int((ids == 0).sum())
+            unknown[split].update(missing)
             chars |= seen
     finally:
         for w in writers.values():
             w.close()
-    return Encoded(tok, files, dtype, len(chars), unk, {s: w.n for s, w in writers.items()})
+    spell = {s: spelled(tok, c) for s, c in unknown.items()}
+    n = {s: w.n for s, w in writers.items()}
+    return Encoded(tok, files, dtype, len(chars), unk, n, spell, starts.at)
+
+
+def spelled(tok, unknown: Counter) -> float:
+    """The bits to spell every occurrence of ``unknown`` tokens with ``tok``'s model."""
+    if not unknown:
+        return 0.0
+    model = tok.spelling()
+    return float(sum(n * model.bits(t) for t, n in unknown.items()))
 
 
 def encode_bpe(ct: CleanText, cfg: DataConfig, out: Path, workers: int, size: int) -> Encoded:
     """BPE: trained from the clean training text as an iterator (Hugging Face tokenizers runs
     its own threads), then encoded chunk by chunk in worker processes."""
-    train = (c for split, c in _chunks_by_split(ct, size) if split == "train")
+    train = (c for (split, _), c in _chunks_by_split(ct, size) if split == "train")
     tok = BPETokenizer.train(train, cfg.vocab_size, Normalizer.of(cfg))
     return encode_known(ct, tok, out, workers, size)

@@ -128,13 +128,15 @@ def load_tokenizer(path: str | Path) -> Tokenizer:
 # ------------------------------------------------------------------------ bits per character
 
 
-def bits_per_char(total_nats: float, chars: int) -> float:
-    """Bits per character of a text: its total cross-entropy in bits over its characters."""
-    return total_nats / math.log(2) / max(chars, 1)
+def bits_per_char(total_nats: float, chars: int, spell_bits: float = 0.0) -> float:
+    """Bits per character of a text: the model's total cross-entropy in bits, plus the bits
+    to spell its <unk> tokens (:mod:`.spelling`), over its characters."""
+    return (total_nats / math.log(2) + spell_bits) / max(chars, 1)
 
 
 def split_bits_per_char(split: dict, mean_loss: float) -> float:
     """Bits per character of a whole split from a mean loss per predicted token (every token
-    but the first is predicted), with the split's counts from ``meta.json``."""
+    but the first is predicted), with the split's counts from ``meta.json`` (its <unk>
+    spellings included)."""
     predicted = max(split["tokens"] - 1, 1)
-    return bits_per_char(mean_loss * predicted, split["chars"])
+    return bits_per_char(mean_loss * predicted, split["chars"], split.get("unk_spell_bits", 0.0))

@@ -18,6 +18,7 @@ from typing import Protocol
 
 from ..errors import WordGPTError
 from .cleaning import chunks
+from .spelling import Spelling
 
 UNK = "<unk>"
 
@@ -90,6 +91,8 @@ class Tokenizer(Protocol):
 
     def unknown(self, text: str) -> Counter[str]: ...
 
+    def spelling(self) -> Spelling: ...
+
     def to_dict(self) -> dict: ...
 
 
@@ -98,10 +101,14 @@ class VocabTokenizer:
 
     kind = "vocab"
 
-    def __init__(self, itos: list[str], normalizer: Normalizer | None = None):
+    def __init__(self, itos: list[str], normalizer: Normalizer | None = None, rare: list[str] = ()):
         if not itos or itos[0] != UNK:
             raise WordGPTError("a vocabulary must start with <unk>")
         self.normalizer = normalizer or Normalizer()
+        self.rare = list(rare)
+        """Training tokens left out of the vocabulary (by min_count, max_vocab): with the
+        vocabulary's own, they are what the spelling model of <unk> is fitted on."""
+        self._spelling: Spelling | None = None
         self.itos = list(itos)
         self.stoi = {t: i for i, t in enumerate(self.itos)}
         if len(self.stoi) != len(self.itos):
@@ -128,11 +135,13 @@ class VocabTokenizer:
         counts: Counter[str] = Counter()
         for part in [text] if isinstance(text, str) else text:
             counts.update(cls.split_text(part, **kw))
-        ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-        tokens = [t for t, c in ranked if c >= min_count and t != UNK]
+        ranked = [t for t, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])) if t != UNK]
+        tokens = [t for t in ranked if counts[t] >= min_count]
         if max_vocab is not None:
             tokens = tokens[:max_vocab]
-        return cls([UNK, *tokens], normalizer=normalizer, **kw)
+        kept = set(tokens)
+        rare = [t for t in ranked if t not in kept]
+        return cls([UNK, *tokens], normalizer=normalizer, rare=rare, **kw)
 
     @staticmethod
     def split_text(text: str, **kw) -> list[str]:
@@ -153,6 +162,16 @@ class VocabTokenizer:
     def token_strings(self) -> list[str]:
         return list(self.itos)
 
+    def spelling(self) -> Spelling:
+        """The character model that an <unk> is spelled with (fitted on first use)."""
+        if self._spelling is None:
+            self._spelling = Spelling(self.itos[1:] + self.rare)
+        return self._spelling
+
+    def _dict(self, d: dict) -> dict:
+        d = _with_normalizer(d, self.normalizer)
+        return {**d, "rare": self.rare} if self.rare else d
+
 
 class WordTokenizer(VocabTokenizer):
     """Words (``\\w+``), single punctuation marks and whitespace characters as tokens.
@@ -164,9 +183,13 @@ class WordTokenizer(VocabTokenizer):
     kind = "word"
 
     def __init__(
-        self, itos: list[str], space_prefix: bool = False, normalizer: Normalizer | None = None
+        self,
+        itos: list[str],
+        space_prefix: bool = False,
+        normalizer: Normalizer | None = None,
+        rare: list[str] = (),
     ):
-        super().__init__(itos, normalizer)
+        super().__init__(itos, normalizer, rare)
         self.space_prefix = space_prefix
         self._pattern = SPACE_PREFIX_PATTERN if space_prefix else WORD_PATTERN
 
@@ -178,8 +201,7 @@ class WordTokenizer(VocabTokenizer):
         return self._pattern.findall(text)
 
     def to_dict(self) -> dict:
-        d = {"kind": self.kind, "space_prefix": self.space_prefix, "itos": self.itos}
-        return _with_normalizer(d, self.normalizer)
+        return self._dict({"kind": self.kind, "space_prefix": self.space_prefix, "itos": self.itos})
 
 
 class CharTokenizer(VocabTokenizer):
@@ -195,7 +217,7 @@ class CharTokenizer(VocabTokenizer):
         return list(text)
 
     def to_dict(self) -> dict:
-        return _with_normalizer({"kind": self.kind, "itos": self.itos}, self.normalizer)
+        return self._dict({"kind": self.kind, "itos": self.itos})
 
 
 class BPETokenizer:
@@ -245,6 +267,10 @@ class BPETokenizer:
 
     def token_strings(self) -> list[str]:
         return [self.decode([i]) for i in range(self.vocab_size)]
+
+    def spelling(self) -> Spelling:
+        """Bytes cover every text: nothing is ever unknown, nothing to spell."""
+        return Spelling([])
 
     def to_dict(self) -> dict:
         return _with_normalizer(
@@ -313,12 +339,13 @@ def from_dict(d: dict) -> Tokenizer:
     kind = d.get("kind") if isinstance(d, dict) else None
     norm = Normalizer.from_dict(d.get("normalize")) if kind else None
     if kind in ("word", "char"):
-        itos = d.get("itos")
-        if not isinstance(itos, list) or not all(isinstance(t, str) and t for t in itos):
-            raise WordGPTError("the tokenizer's vocabulary (itos) is not a list of tokens")
+        itos, rare = d.get("itos"), d.get("rare", [])
+        for what in (itos, rare):
+            if not isinstance(what, list) or not all(isinstance(t, str) and t for t in what):
+                raise WordGPTError("the tokenizer's vocabulary (itos) is not a list of tokens")
         if kind == "char":
-            return CharTokenizer(itos, norm)
-        return WordTokenizer(itos, d.get("space_prefix", False) is True, norm)
+            return CharTokenizer(itos, norm, rare)
+        return WordTokenizer(itos, d.get("space_prefix", False) is True, norm, rare)
     if kind == "bpe":
         from tokenizers import Tokenizer as HFTokenizer
 

@@ -1,8 +1,10 @@
 """Loss, perplexity and bits per character over a whole split.
 
-Bits per character = total cross-entropy in bits / number of characters of the split's text.
-It does not depend on how the text was cut into tokens, so word-, char- and BPE-level models
-compare fairly on it.
+Bits per character = (the model's total cross-entropy in bits + the bits to spell every
+token that was <unk>) / the characters of the split's text. It counts every character's
+information whatever the tokenizer, so word-, char- and BPE-level models compare fairly on
+it: a word model pays for a word it does not know as a character model would, by spelling
+it (:mod:`wordgpt.corpus.spelling`). The share of <unk> tokens goes beside every figure.
 """
 
 from __future__ import annotations
@@ -27,16 +29,28 @@ class EvalResult:
     """Mean cross-entropy per token, in nats."""
     perplexity: float
     bits_per_token: float
+    """The model's mean cross-entropy per token, in bits (spelling not included)."""
     bits_per_char: float
+    """Every character's information: the model's bits and the <unk> spellings."""
+    unk_share: float = 0.0
+    """The share of the split's tokens that are <unk>."""
+    spell_bits_per_char: float = 0.0
+    """The part of bits_per_char that pays for spelling the <unk> words."""
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     def __str__(self) -> str:
+        unk = (
+            f" (<unk> {self.unk_share:.2%} of the tokens, their spelling "
+            f"{self.spell_bits_per_char:.4f})"
+            if self.unk_share
+            else ""
+        )
         return (
             f"{self.split}: {self.tokens:,} tokens, {self.chars:,} chars | loss {self.loss:.4f} | "
             f"perplexity {self.perplexity:.2f} | {self.bits_per_token:.4f} bits/token | "
-            f"{self.bits_per_char:.4f} bits/char"
+            f"{self.bits_per_char:.4f} bits/char{unk}"
         )
 
 
@@ -83,15 +97,17 @@ def total_nll(
 def evaluate(
     model,
     data: np.ndarray,
-    chars: int,
+    counts: dict,
     block_size: int,
     split: str = "val",
     batch_size: int = 16,
     device="cpu",
     progress: bool = False,
 ) -> EvalResult:
+    """The whole split's figures; ``counts`` is the split's entry of meta.json (characters,
+    tokens, <unk>s and their spelling bits)."""
     nll, n = total_nll(model, data, block_size, batch_size, device, progress)
-    loss = nll / max(n, 1)
+    loss, chars, spell = nll / max(n, 1), counts["chars"], counts.get("unk_spell_bits", 0.0)
     return EvalResult(
         split,
         n,
@@ -99,5 +115,7 @@ def evaluate(
         loss,
         math.exp(min(loss, 700.0)),
         loss / math.log(2),
-        bits_per_char(nll, chars),
+        bits_per_char(nll, chars, spell),
+        counts.get("unk_share", 0.0),
+        spell / max(chars, 1),
     )

@@ -1,0 +1,120 @@
+"""Bits per character that stay honest for words: a vocabulary knows only the training
+split, and every <unk> is charged its spelling by a character model fitted on train."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import wordgpt
+from wordgpt.config import DataConfig
+from wordgpt.corpus.build import prepare
+from wordgpt.corpus.cleaning import clean
+from wordgpt.corpus.spelling import Spelling
+from wordgpt.corpus.tokenfiles import load_meta, load_split
+from wordgpt.training.loop import train
+
+QUIET = {"progress": False, "tensorboard": False, "dtype": "fp32", "log": lambda *a, **k: None}
+WORDS = st.text(alphabet="abcdefghijklmnopqrstuvwxyz ", min_size=1, max_size=12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(types=st.lists(WORDS, min_size=1, max_size=30), history=st.text(max_size=6))
+def test_the_spelling_model_is_a_distribution_after_any_history(types, history):
+    model = Spelling(types)
+    total = sum(model.prob(s, "\x02\x02\x02" + history) for s in model.symbols())
+    assert total == pytest.approx(1.0, abs=1e-9)
+
+
+def test_spelling_costs_more_for_stranger_and_longer_words():
+    model = Spelling([" the", " then", " there", " them", " they", " knight", " night"])
+    assert model.bits(" the") < model.bits(" thx") < model.bits(" qzxj")
+    assert model.bits(" theme") < model.bits(" thememe") < model.bits(" themememe")
+    assert model.bits(" Ω") > 20  # a character the training split never had: its code point
+
+
+TRAIN = "the knight and the squire rode on. the knight spoke. the squire listened. " * 30
+VAL = "the knight met zorbulon and quixotic wumples. the squire laughed. "
+
+
+@pytest.fixture(scope="module")
+def crafted(tmp_path_factory):
+    """A text whose last tenth (val) holds words the rest never has, and a run on it."""
+    root = tmp_path_factory.mktemp("crafted")
+    text = TRAIN + VAL * 4
+    (root / "t.txt").write_text(text)
+    share = len(VAL * 4) / len(text)
+    prepare(DataConfig(dataset=str(root / "t.txt"), val_fraction=share - 0.001), root / "d")
+    train(
+        root / "d",
+        root / "r",
+        preset="tiny",
+        max_iters=60,
+        eval_interval=30,
+        block_size=64,
+        **QUIET,
+    )
+    return root / "d", root / "r"
+
+
+def test_the_vocabulary_never_holds_a_word_only_the_val_split_has(crafted):
+    data, _ = crafted
+    tok = wordgpt.load(crafted[1]).tokenizer
+    for word in ("zorbulon", "quixotic", "wumples", "met", "laughed"):
+        assert word not in tok.stoi, word
+    for word in ("knight", "squire", "the"):
+        assert word in tok.stoi, word
+    meta = load_meta(data)
+    assert meta["splits"]["train"]["unk"] == 0 and meta["splits"]["val"]["unk"] == 4 * 5
+
+
+def test_bits_per_char_are_the_models_bits_plus_the_spelling_worked_by_hand(crafted):
+    """The model's -log2 P of every val token (<unk> included), computed here from its
+    logits, plus the spelling bits of each unknown word, over the val split's characters."""
+    data, run = crafted
+    m = wordgpt.load(run)
+    ids = torch.from_numpy(np.asarray(load_split(data, "val")).astype(np.int64))
+    T, model_bits = m.gpt.cfg.block_size, 0.0
+    with torch.no_grad():  # consecutive windows of the block size, each token predicted once
+        for start in range(0, len(ids) - 1, T):
+            x, y = ids[start : start + T], ids[start + 1 : start + T + 1]
+            logp = torch.log_softmax(m.gpt(x[None, : len(y)])[0].float(), dim=-1)
+            model_bits -= logp[torch.arange(len(y)), y].sum().item() / math.log(2)
+    r = m.evaluate("val")
+    val_text = clean(TRAIN + VAL * 4, DataConfig())[-r.chars :]
+    spelling = m.tokenizer.spelling()
+    words = [t for t in m.tokenizer.split(val_text) if t not in m.tokenizer.stoi]
+    spell_bits = sum(spelling.bits(w) for w in words)
+    chars = len(val_text)
+    assert len(words) == 20 and r.unk_share == pytest.approx(len(words) / len(ids))
+    assert r.bits_per_char == pytest.approx((model_bits + spell_bits) / chars, rel=1e-5)
+    assert r.spell_bits_per_char == pytest.approx(spell_bits / chars, rel=1e-9)
+
+
+@settings(
+    max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    words=st.lists(
+        st.text(alphabet="bcdfghjklmnpqrstvwxz", min_size=2, max_size=6), min_size=20, max_size=60
+    ),
+    times=st.integers(2, 6),
+)
+def test_longer_unknown_words_never_make_a_text_look_easier(crafted, tmp_path, words, times):
+    """The same gibberish with every word ``times`` longer: without the spelling charge its
+    bits/char fell by about that factor (one <unk> for a word of any length). Now it costs
+    more bits in all, and its bits/char stay at least 0.8 of the short text's: the only cost
+    that does not grow with a word is its <unk> itself."""
+    m = wordgpt.load(crafted[1])
+    short, long = tmp_path / "short.txt", tmp_path / "long.txt"
+    short.write_text(" ".join(words) + "\n")
+    long.write_text(" ".join(w * times for w in words) + "\n")
+    a, b = m.evaluate_text(short), m.evaluate_text(long)
+    assert a.unk_share > 0.4 and b.unk_share > 0.4
+    assert b.bits_per_char * b.chars > a.bits_per_char * a.chars  # more bits in all
+    assert b.bits_per_char >= 0.8 * a.bits_per_char, (a.bits_per_char, b.bits_per_char)
