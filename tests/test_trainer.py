@@ -423,3 +423,40 @@ def test_the_ddp_backend_follows_the_device_asked_for():
 
     assert backend_for("auto", cuda=True) == "nccl" and backend_for("cuda:1", cuda=True) == "nccl"
     assert backend_for("cpu", cuda=True) == "gloo" and backend_for("auto", cuda=False) == "gloo"
+
+
+def test_the_decay_branches_off_when_the_val_loss_stops_improving(word_data):
+    """A scripted val curve: best at step 20, then two evaluations without improvement: the
+    decay starts at step 40 (4 % of the run), lasts as long again (decay_frac 0.5 of the run
+    so far) to the floor at step 80, and the run ends there, "decayed"."""
+    t = make_trainer(
+        word_data,
+        lr=1.0,
+        min_lr_ratio=0.1,
+        warmup_iters=0,
+        decay="wsd",
+        decay_frac=0.5,
+        decay_on_plateau=2,
+        eval_interval=10,
+        max_iters=1000,
+    )
+    vals = iter([5.0, 4.0, 3.0, 3.1, 3.2, 2.9, 2.8, 2.7, 2.6, 2.5])
+    t.estimate_loss = lambda: {"train": 1.0, "val": next(vals)}
+    lrs = []
+    assert fit(t, Records(), OnStep(lambda r: lrs.append(r.lr))) == "decayed"
+    assert t.state.step == 80 and (t.state.decay_start, t.state.decay_end) == (0.04, 0.08)
+    assert lrs[:40] == [1.0] * 40  # stable until the plateau is seen at step 40
+    assert lrs[40] == pytest.approx(1.0) and lrs[60] == pytest.approx(0.55)
+    assert lrs[79] == pytest.approx(1.0 - 0.9 * 39 / 40)
+
+
+def test_a_plateau_after_the_planned_decay_has_begun_changes_nothing(word_data):
+    t = make_trainer(word_data, decay="wsd", decay_frac=0.5, decay_on_plateau=1, max_iters=20,
+                     eval_interval=2, lr=1.0, warmup_iters=0)  # fmt: skip
+    t.estimate_loss = lambda: {"train": 1.0, "val": 3.0}  # never better after the first
+    assert fit(t, Records()) == "decayed" and t.state.step == 4  # plateau at 10 %: 10 % more
+    assert (t.state.decay_start, t.state.decay_end) == (0.1, 0.2)
+    late = make_trainer(word_data, decay="wsd", decay_frac=0.5, decay_on_plateau=1,
+                        max_iters=20, eval_interval=12, lr=1.0, warmup_iters=0)  # fmt: skip
+    late.estimate_loss = lambda: {"train": 1.0, "val": 3.0}
+    assert fit(late, Records()) == "max_iters" and late.state.decay_start == -1.0

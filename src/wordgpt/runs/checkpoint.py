@@ -90,6 +90,19 @@ class _Writes:
         self.f.flush()
 
 
+def checkpoint_path(run_dir: str | Path, which: str = "best") -> Path:
+    """``RUN/best.pt`` (``last.pt`` when there is no best yet), ``RUN/last.pt``, or a file."""
+    run_dir = Path(run_dir)
+    if run_dir.is_file():
+        return run_dir
+    if not run_dir.is_dir():
+        raise CheckpointError(f"no run folder at {run_dir}")
+    path = run_dir / f"{which}.pt"
+    if not path.exists() and which == "best":
+        path = run_dir / "last.pt"
+    return path
+
+
 def load(path: str | Path, resume: bool = False) -> dict[str, Any]:
     """Read a checkpoint on the CPU. A missing, torn, foreign or unsafe file is one clear
     :class:`CheckpointError`; nothing in it is executed."""

@@ -121,15 +121,18 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device) ->
     return Optimizers(opts)
 
 
-def lr_at(step: int, progress: float, cfg: TrainConfig) -> float:
+def lr_at(
+    step: int, progress: float, cfg: TrainConfig, branch: tuple[float, float] | None = None
+) -> float:
     """Learning rate: linear warm-up over ``warmup_iters`` steps, then cosine (or stable then
-    linear: ``wsd``) decay to ``lr * min_lr_ratio`` as ``progress`` goes from 0 to 1."""
+    linear: ``wsd``) decay to ``lr * min_lr_ratio`` as ``progress`` goes from 0 to 1. A WSD
+    decay branched off at a plateau runs over ``branch`` = (start, end) progress instead."""
     if step < cfg.warmup_iters:
         return cfg.lr * (step + 1) / cfg.warmup_iters
     lo = cfg.lr * cfg.min_lr_ratio
     if cfg.decay == "wsd":
-        start = 1.0 - cfg.decay_frac
-        t = min(max((progress - start) / cfg.decay_frac, 0.0), 1.0)
+        start, end = branch or (1.0 - cfg.decay_frac, 1.0)
+        t = min(max((progress - start) / max(end - start, 1e-9), 0.0), 1.0)
         return cfg.lr - (cfg.lr - lo) * t
     w = min(cfg.warmup_iters / cfg.max_iters, 1.0)
     t = min(max((progress - w) / max(1.0 - w, 1e-9), 0.0), 1.0)
@@ -170,3 +173,14 @@ class EMA:
         for b_ema, b in zip(self.model.buffers(), model.buffers(), strict=True):
             b_ema.copy_(b)
         self.updates += 1
+
+
+def plateau_branch(cfg: TrainConfig, evals_since_best: int, progress: float):
+    """Where a WSD decay branches off when the val loss stopped improving: (start, end) in
+    progress, the decay lasting decay_frac of the run so far; None when it is not time (no
+    plateau yet, or the planned decay has begun anyway)."""
+    if cfg.decay_on_plateau is None or evals_since_best < cfg.decay_on_plateau:
+        return None
+    if progress >= 1.0 - cfg.decay_frac:
+        return None
+    return progress, min(1.0, progress / (1.0 - cfg.decay_frac))

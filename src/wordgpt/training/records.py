@@ -197,7 +197,11 @@ def run_extra(plan: Plan, emb_info: dict | None, world: int) -> dict:
         "preset": plan.preset,
         "world_size": world,
         "tokenizer": checkpoint.tokenizer_json(plan.tokenizer),
-        "provenance": {"data": plan.meta["source"], "embeddings": emb_info},
+        "provenance": {
+            "data": plan.meta["source"],
+            "embeddings": emb_info,
+            "init_from": plan.init_info,
+        },
     }
 
 
@@ -235,9 +239,11 @@ def make_recorder(plan: Plan, trainer: Trainer, emb_info: dict | None, say, d: D
         {
             "data_dir": extra["data_dir"],
             "preset": plan.preset,
+            "recipe": plan.why,
             "data": plan.meta["config"],
             "model": extra["model_config"],
             "train": extra["train_config"],
+            "init_from": plan.init_info,
         },
     )
     run.write_tokenizer(plan.tokenizer)

@@ -52,8 +52,22 @@ def build_model(plan: Plan, say) -> tuple[GPT, dict | None]:
     if matrix is not None:
         with torch.no_grad():
             model.wte.weight.copy_(torch.from_numpy(matrix))
+    if plan.init is not None and plan.resume_from is None:
+        from .init_from import init_weights
+
+        plan.init_info = {
+            **plan.init.provenance(),
+            **init_weights(model, plan.init, plan.tokenizer),
+        }
+        say(
+            f"starting from {plan.init.path} (step {plan.init.ck.get('step')}): "
+            + ("the same vocabulary" if plan.init.same_vocabulary else
+               f"{plan.init_info['shared_tokens']:,} tokens shared, "
+               f"{plan.init_info['new_tokens']:,} new (the mean of its rows)")
+        )  # fmt: skip
     if plan.resume_from is not None:
         info = plan.resume_from.get("provenance", {}).get("embeddings")
+        plan.init_info = plan.resume_from.get("provenance", {}).get("init_from")
     return model, info
 
 

@@ -52,6 +52,9 @@ class TrainState:
     """The step of the latest evaluation (-1: none yet)."""
     last_eval_progress: float = 0.0
     """The run's progress (0 to 1) at the latest evaluation."""
+    decay_start: float = -1.0
+    """Where a WSD decay branched off at a plateau (progress; -1: it did not)."""
+    decay_end: float = -1.0
 
     def record_eval(self, val: float, progress: float) -> bool:
         """Count an evaluation of the val loss at this step; True if it is the best yet
@@ -130,7 +133,9 @@ class Trainer:
 
     def lr(self) -> float:
         """The learning rate of the next step, following the run's progress."""
-        return lr_at(self.state.step, self.progress(), self.cfg)
+        st = self.state
+        branch = (st.decay_start, st.decay_end) if st.decay_start >= 0 else None
+        return lr_at(st.step, self.progress(), self.cfg, branch)
 
     def accumulate(self) -> float:
         """Forward and backward over this rank's micro-batches of the current step (gradients
