@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import wordgpt
+from wordgpt.config import DataConfig, to_dict
 from wordgpt.corpus.tokenfiles import load_meta
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -18,11 +19,20 @@ TOKENIZERS = {
 }
 
 
-def prepared(name: str, dataset: str = "don-quixote", root: Path = ROOT / "data") -> Path:
-    """Token files for ``dataset`` with tokenizer ``name`` (see TOKENIZERS), made once."""
-    out = root / f"bench-{dataset}-{name}"
-    if not (out / "meta.json").exists():
-        wordgpt.prepare(out, dataset=dataset, **TOKENIZERS[name])
+def prepared(name: str, dataset: str = "don-quixote", root: Path = ROOT / "data", **kw) -> Path:
+    """Token files for ``dataset`` with tokenizer ``name`` (see TOKENIZERS) and DataConfig
+    fields ``kw``, made once (again when they were made with other settings, such as
+    another default, or by an older wordgpt: no spelling cost of their <unk>s)."""
+    tag = "".join(f"-{k}{v}" for k, v in sorted(kw.items()))
+    out = root / f"bench-{Path(dataset).name.split('.')[0]}-{name}{tag}"
+    cfg = DataConfig(dataset=dataset, **TOKENIZERS[name], **kw)
+    try:
+        meta = load_meta(out)
+        fresh = meta.get("config") == to_dict(cfg) and "unk_spell_bits" in meta["splits"]["val"]
+    except wordgpt.WordGPTError:
+        fresh = False
+    if not fresh:
+        wordgpt.prepare(out, cfg, overwrite=True)
     return out
 
 

@@ -18,6 +18,7 @@ Word2Vec on the training split only (never on validation text) with the current 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import tempfile
 from pathlib import Path
@@ -30,9 +31,34 @@ from wordgpt.config import PRESETS, Word2VecConfig
 from wordgpt.vectors.files import save_vectors
 from wordgpt.vectors.word2vec import train_word2vec
 
+NANOGPT = {
+    # nanoGPT's own CPU recipe (its README: train_shakespeare_char on a CPU), with a time budget
+    "n_layer": 4,
+    "n_head": 4,
+    "n_embd": 128,
+    "block_size": 64,
+    "batch_size": 12,
+    "dropout": 0.0,
+    "attn_dropout": 0.0,
+    "pos": "learned",
+    "head": "softmax",
+    "mlp": "relu",
+    "qk_norm": False,
+    "zero_init_proj": False,
+    "value_residual": False,
+    "optimizer": "adamw",
+    "lr": 1e-3,
+    "warmup_iters": 100,
+    "decay": "cosine",
+    "min_lr_ratio": 0.1,
+    "beta2": 0.99,
+    "weight_decay": 0.1,
+}
 BASES = {
+    "picked": (None, {}),  # no preset: train picks the recipe for the budget on this machine
     "cpu": ("cpu", {}),
     "char": ("char", {}),
+    "nanogpt": ("cpu", NANOGPT),
     "seed-dims": ("cpu", {"n_layer": 4, "n_head": 4, "n_embd": 128, "batch_size": 16}),
     "plain": (
         "cpu",
@@ -86,6 +112,18 @@ LEVERS = {
     "noattndrop": ({"attn_dropout": 0.0}, {"attn_dropout": 0.1}),
     "wide": ({"n_embd": 384, "n_head": 6}, {"n_embd": 256, "n_head": 4}),
     "deep": ({"n_layer": 6}, {"n_layer": 4}),
+    "small": ({"n_embd": 192}, {"n_embd": 256}),
+    "l2": ({"n_layer": 2}, {"n_layer": 4}),
+    "l3": ({"n_layer": 3}, {"n_layer": 4}),
+    "plateau": ({"decay_on_plateau": 3}, {"decay_on_plateau": None}),
+    "t128": ({"block_size": 128, "batch_size": 32}, {"block_size": 256, "batch_size": 16}),
+    "t512": ({"block_size": 512, "batch_size": 8}, {"block_size": 256, "batch_size": 16}),
+    "b32": ({"batch_size": 32}, {"batch_size": 16}),
+    "lr1": ({"lr": 1e-3}, {"lr": 2e-3}),
+    "mlr2": ({"muon_lr": 2e-2}, {"muon_lr": 1e-2}),
+    "mlr5": ({"muon_lr": 5e-3}, {"muon_lr": 1e-2}),
+    "wd0": ({"weight_decay": 0.0}, {"weight_decay": 0.1}),
+    "drop3": ({"dropout": 0.3, "attn_dropout": 0.1}, {"dropout": 0.1, "attn_dropout": 0.1}),
 }
 GENSIM_VECTORS = Path(gensim.__file__).parent / "test" / "test_data" / "word2vec_pre_kv_c"
 
@@ -140,12 +178,17 @@ def run_one(
         **over,
     )
     e = wordgpt.load(out, "best").evaluate("val")
+    summary = json.loads((out / "summary.json").read_text())
     return {
+        "preset": summary.get("preset"),
         "steps": r.step,
         "tokens_per_s": r.tokens_per_s,
         "train_s": r.elapsed_s,
+        "stopped": r.stopped,
         "val_bpc": e.bits_per_char,
         "val_loss": e.loss,
+        "unk_share": e.unk_share,
+        "spell_bpc": e.spell_bits_per_char,
     }
 
 
@@ -169,6 +212,10 @@ def parse_args() -> argparse.Namespace:
     )
     ap.add_argument("--vectors", type=Path, default=GENSIM_VECTORS)
     ap.add_argument("--seeds", type=int, nargs="+", default=[1])
+    ap.add_argument(
+        "--book", default="don-quixote", help="the text: a named data set or a file (a shelf novel)"
+    )
+    ap.add_argument("--min-count", type=int, default=1, help="word/char: rarer tokens are <unk>")
     ap.add_argument("--out", type=Path, default=None, help="keep the runs here")
     ap.add_argument("--json", action="store_true")
     return ap.parse_args()
@@ -199,7 +246,8 @@ def cell(tokname, data_dir, name, init, vectors, budget, args, root) -> dict:
         if not args.json:
             print(
                 f"  {tokname} {name} {init} {budget:g}s seed {seed}: {res['val_bpc']:.4f} bpc, "
-                f"{res['steps']} steps, {res['tokens_per_s']:,.0f} tok/s",
+                f"{res['steps']} steps, {res['tokens_per_s']:,.0f} tok/s, preset {res['preset']}, "
+                f"unk {res['unk_share']:.2%}, stopped: {res['stopped']}",
                 flush=True,
             )
     bpcs = [r["val_bpc"] for r in results]
@@ -213,6 +261,8 @@ def cell(tokname, data_dir, name, init, vectors, budget, args, root) -> dict:
         "spread": (max(bpcs) - min(bpcs)) / 2 if len(bpcs) > 1 else None,
         "tokens_per_s": statistics.mean(r["tokens_per_s"] for r in results),
         "steps": statistics.mean(r["steps"] for r in results),
+        "preset": results[0]["preset"],
+        "unk_share": results[0]["unk_share"],
         "runs": results,
     }
 
@@ -220,6 +270,7 @@ def cell(tokname, data_dir, name, init, vectors, budget, args, root) -> dict:
 COLUMNS = [
     ("tokenizer", "tokens", "s"),
     ("recipe", "recipe", "s"),
+    ("preset", "preset", "s"),
     ("init", "init", "s"),
     ("budget_s", "budget s", ".0f"),
     ("seeds", "seeds", "d"),
@@ -227,6 +278,7 @@ COLUMNS = [
     ("spread", "± (half range)", ".4f"),
     ("tokens_per_s", "tokens/s", ",.0f"),
     ("steps", "steps", ",.0f"),
+    ("unk_share", "val <unk>", ".2%"),
 ]
 
 
@@ -235,7 +287,8 @@ def main() -> None:
     root = args.out or Path(tempfile.mkdtemp(prefix="wordgpt-quality-"))
     rows = []
     for tokname in args.tokenizers:
-        data_dir = prepared(tokname)
+        extra = {"min_count": args.min_count} if args.min_count > 1 else {}
+        data_dir = prepared(tokname, dataset=args.book, **extra)
         recipes = args.recipe or (["char"] if tokname == "char" else ["cpu"])
         if args.ablate:
             recipes = [a for r in recipes for a in ablations(r)]

@@ -290,6 +290,11 @@ class TrainConfig:
     decay_frac of the run."""
     decay_frac: float = 0.3
     """wsd only: fraction of the run spent decaying."""
+    decay_on_plateau: int | None = None
+    """wsd only: branch the decay off as soon as the val loss has not improved for this many
+    evaluations; it then lasts decay_frac of the run so far (as if it had been planned that
+    long), and the run ends when it is done (best.pt is taken after it). Unset: the decay
+    starts at 1 - decay_frac of the run."""
     weight_decay: float = 0.1
     """Weight decay on the Linear layers' matrices (blocks and output layer); none on
     embeddings, biases or norms."""
@@ -318,7 +323,10 @@ class TrainConfig:
     """Steps between evaluations and checkpoints; unset: eval_points evaluations spread over
     the run by its progress (steps or time budget, whichever ends first)."""
     eval_points: int = 20
-    """Evaluations over the whole run when eval_interval is unset."""
+    """Evaluations over the whole run when eval_interval is unset (at least)."""
+    eval_seconds: float = 30.0
+    """With a time budget and no eval_interval: an evaluation at least every this many seconds
+    of training (so that a long run notices a plateau in time)."""
     eval_iters: int = 20
     """Batches per split in the loss estimate at each evaluation."""
     patience: int | None = None
@@ -337,8 +345,13 @@ class TrainConfig:
     (CUDA only, with a gradient scaler)."""
     compile: bool | None = None
     """Wrap the model in torch.compile; unset means on for CUDA, off elsewhere."""
+    init_from: str | None = None
+    """Start a new run from another run's weights: a run folder (its best.pt) or a
+    checkpoint file; new optimiser state, schedule and steps, and the model's shape from it
+    (width, depth, heads, head type cannot change). Without --preset: the finetune recipe."""
     init_embeddings: str | None = None
-    """Word vectors (gensim .kv, word2vec .bin/.txt, GloVe) for the token embedding."""
+    """Word vectors (wordgpt .npz, word2vec .bin/.txt, GloVe; a gensim .kv with
+    --trust-pickle) for the token embedding."""
     embeddings_limit: int | None = None
     """Read at most this many pretrained vectors."""
     embeddings_fit: Literal["pca", "model"] = "pca"
@@ -355,6 +368,7 @@ class TrainConfig:
         _check_numbers(self)
         _at_least(self, 1, "batch_size", "grad_accum", "max_iters", "eval_interval", "eval_iters")
         _at_least(self, 1, "eval_points")
+        _check(self.eval_seconds > 0, f"eval_seconds must be > 0, got {self.eval_seconds}")
         _at_least(self, 1, "patience", "max_bad_steps", "embeddings_limit")
         _at_least(self, 0, "warmup_iters", "weight_decay", "grad_clip", "freeze_embeddings", "seed")
         _check(self.lr > 0, f"lr must be > 0, got {self.lr}")
@@ -364,6 +378,11 @@ class TrainConfig:
         )
         _in_unit(self, "min_lr_ratio", hi_open=False)
         _in_unit(self, "decay_frac", lo_open=True, hi_open=False)
+        _at_least(self, 1, "decay_on_plateau")
+        _check(
+            self.decay_on_plateau is None or self.decay == "wsd",
+            "decay_on_plateau branches a WSD decay; use it with --decay wsd",
+        )
         _in_unit(self, "beta1")
         _in_unit(self, "beta2")
         _in_unit(self, "muon_momentum", lo_open=True)
@@ -375,6 +394,10 @@ class TrainConfig:
         )
         _check(self.ema is None or 0 < self.ema < 1, f"ema must be in (0, 1), got {self.ema}")
         _check(self.device.strip() != "", "device must not be empty")
+        _check(
+            not (self.init_from and self.init_embeddings),
+            "--init-from brings its own token embedding; drop --init-embeddings",
+        )
 
 
 @dataclass(frozen=True)
@@ -505,6 +528,23 @@ _CPU = Preset(
     "projections, value residual, WSD): 300 s on a 2-core laptop; use space-prefixed words",
 )
 
+_CHAR = Preset(
+    replace(_CPU.model, block_size=256, head="softmax", dropout=0.0, attn_dropout=0.0),
+    replace(_CPU.train, batch_size=16, optimizer="muon", muon_lr=1e-2, muon_warmup_iters=30),
+    about="the cpu recipe for character tokens: a 256-character context, full softmax, no "
+    "dropout, Muon for the blocks' matrices (300 s: 1.79 bits/char; with dropout 0.1, 1.87)",
+)
+
+
+def _budget(base: Preset, seconds: float, about: str, model=None, **train) -> Preset:
+    """``base`` for a budget of ``seconds``, with changes to its model and training."""
+    return Preset(
+        replace(base.model, **(model or {})),
+        replace(base.train, time_budget=seconds, **train),
+        about=about,
+    )
+
+
 PRESETS: dict[str, Preset] = {
     "seed": Preset(
         ModelConfig(n_layer=32, n_head=32, n_embd=512, block_size=128, dropout=0.2),
@@ -528,20 +568,65 @@ PRESETS: dict[str, Preset] = {
         about="for tests: seconds on a CPU",
     ),
     "cpu": _CPU,
-    "char": Preset(
-        replace(_CPU.model, block_size=256, head="softmax", attn_dropout=0.0),
-        replace(_CPU.train, batch_size=16, optimizer="muon", muon_lr=1e-2, muon_warmup_iters=30),
-        about="the cpu recipe for character tokens: a 256-character context, full softmax, "
-        "Muon for the blocks' matrices (measured: 1.90 against AdamW's 2.00 bits/char in 300 s)",
+    "char": _CHAR,
+    "demo": _budget(_CPU, 90.0, "the cpu recipe on a 90 s budget: what `make demo` trains"),
+    "word-60": _budget(
+        _CPU, 60.0, "word tokens, 60 s: the cpu recipe with 2 layers and lr 3e-3 (more steps)",
+        model={"n_layer": 2}, lr=3e-3,
     ),
-    "demo": Preset(
-        _CPU.model,
-        replace(_CPU.train, time_budget=90.0),
-        about="the cpu recipe on a 90 s budget: what `make demo` trains",
+    "word-900": _budget(
+        _CPU, 900.0, "word tokens, 900 s: the cpu recipe, decaying at the first plateau",
+        decay_on_plateau=3,
     ),
-}
+    "word-3600": _budget(
+        _CPU, 3600.0, "word tokens, 3600 s: the cpu recipe, decaying at the first plateau",
+        decay_on_plateau=3,
+    ),
+    "char-60": _budget(
+        _CHAR, 60.0, "characters, 60 s: the char recipe with a 128-character context, batch 32",
+        model={"block_size": 128}, batch_size=32,
+    ),
+    "char-900": _budget(
+        _CHAR, 900.0, "characters, 900 s: the char recipe, decaying at the first plateau",
+        decay_on_plateau=3,
+    ),
+    "char-3600": _budget(
+        _CHAR, 3600.0, "characters, 3600 s: the char recipe, decaying at the first plateau",
+        decay_on_plateau=3,
+    ),
+    "finetune": _budget(
+        _CPU, 300.0,  # the model is not used: a fine-tune's model is the run it starts from
+        "for --init-from: a pretrained model fine-tuned on a book (lr 5e-4, 20 warm-up "
+        "steps, WSD decaying at the first plateau of the val loss, 300 s)",
+        lr=5e-4, warmup_iters=20, decay_frac=0.4, decay_on_plateau=3,
+    ),
+}  # fmt: skip
 DEFAULT_PRESET = "cpu"
-"""What ``train`` uses without ``--preset``: the best measured recipe for a CPU."""
+"""A resumed run trained before runs recorded their preset was the cpu recipe's."""
+DEFAULT_BUDGET = 300.0
+"""Seconds of training ``train`` plans for when neither a preset nor a budget is given."""
+
+RECIPES: dict[tuple[str, int], str] = {
+    ("word", 60): "word-60",
+    ("word", 300): "cpu",
+    ("word", 900): "word-900",
+    ("word", 3600): "word-3600",
+    ("char", 60): "char-60",
+    ("char", 300): "char",
+    ("char", 900): "char-900",
+    ("char", 3600): "char-3600",
+}
+"""The preset measured best at each budget (seconds on the machine of PROBE), by tokens:
+``benchmarks/quality.py --budgets 60 300 900 3600`` (the README has the table)."""
+PROBE = {
+    "model": {"n_layer": 4, "n_head": 4, "n_embd": 256, "block_size": 128, "head": "adaptive"},
+    "vocab_size": 16_384,
+    "batch_size": 8,
+    "tokens_per_s": 15_000.0,
+}
+"""The speed probe: a forward and backward pass of this model (whatever the data: it
+measures the machine), and the tokens per second it ran at on the machine the recipes were
+measured on (2 cores, AMD EPYC, torch 2.13)."""
 
 
 def get_preset(name: str) -> Preset:

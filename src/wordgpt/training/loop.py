@@ -29,6 +29,7 @@ from ..errors import InterruptError, WordGPTError
 from ..model.gpt import estimate_flops
 from .device import dtype_name, peak_flops
 from .distributed import Dist, init, shutdown
+from .optim import plateau_branch
 from .plan import Plan, plan_run
 from .records import Evaluation, Recorder, make_recorder
 from .start import start
@@ -82,11 +83,16 @@ class StopFlag:
 # ------------------------------------------------------------------------ the loop
 
 
+def eval_count(cfg) -> int:
+    """How many evaluations a run spaced by its progress gets: eval_points, and one every
+    eval_seconds of a time budget."""
+    return max(cfg.eval_points, math.ceil((cfg.time_budget or 0) / cfg.eval_seconds))
+
+
 def progress_points(trainer: Trainer) -> tuple[int, int]:
     """(the evaluation point the run is at now, the one of its latest evaluation): points
     are 1 / eval_points of the run's progress apart."""
-    k = trainer.cfg.eval_points
-    st = trainer.state
+    k, st = eval_count(trainer.cfg), trainer.state
     now = math.floor(trainer.progress() * k + 1e-9)
     last = math.floor(st.last_eval_progress * k + 1e-9) if st.last_eval_step >= 0 else -1
     return now, last
@@ -108,14 +114,18 @@ def stop_reason(trainer: Trainer) -> str | None:
         return "max_iters"
     if cfg.time_budget is not None and st.elapsed >= cfg.time_budget:
         return "time_budget"
+    if st.decay_start >= 0 and trainer.progress() >= st.decay_end:
+        return "decayed"
     return None
 
 
-def evaluate(trainer: Trainer, rec: Recorder, peak: float | None) -> None:
-    """Estimate the losses (the trainer raises if they diverged), then call the sinks."""
+def record(trainer: Trainer, rec: Recorder, peak: float | None, say=None) -> None:
+    """Estimate the losses (the trainer raises if they diverged), branch the decay off at a
+    plateau (``decay_on_plateau``), then call the sinks."""
     losses = trainer.estimate_loss()
     is_best = trainer.state.record_eval(losses["val"], trainer.progress())
     st = trainer.state
+    branch_decay(trainer, say)
     rate = st.tokens / st.elapsed if st.elapsed > 0 else 0.0
     flops = rate * estimate_flops(trainer.model.cfg)
     lr = trainer.last_lr if trainer.last_lr is not None else trainer.lr()
@@ -125,13 +135,27 @@ def evaluate(trainer: Trainer, rec: Recorder, peak: float | None) -> None:
     rec.on_eval(e)
 
 
+def branch_decay(trainer: Trainer, say=None) -> None:
+    """At a plateau of the val loss, start the WSD decay now (``decay_on_plateau``)."""
+    st, p = trainer.state, trainer.progress()
+    if st.decay_start >= 0 or (b := plateau_branch(trainer.cfg, st.evals_since_best, p)) is None:
+        return
+    st.decay_start, st.decay_end = b
+    if say is not None:
+        say(
+            f"the val loss has not improved for {trainer.cfg.decay_on_plateau} evaluations: "
+            f"the learning rate decays from here (step {st.step}, {p:.0%} of the run) to "
+            f"{b[1]:.0%}, where the run ends"
+        )
+
+
 def fit(trainer: Trainer, rec: Recorder, ticker=None, peak: float | None = None, say=None) -> str:
     """Train until max_iters, the time budget, patience or a signal, evaluating at step 0,
     whenever due, and at the end. Returns why it stopped; raises :class:`DivergedError`."""
     st, cfg = trainer.state, trainer.cfg
     with StopFlag(say) as flag:
         if st.step == 0:
-            evaluate(trainer, rec, peak)
+            record(trainer, rec, peak, say)
         while (reason := stop_reason(trainer)) is None:
             r = trainer.train_step(flag.signum is not None)
             if r.stop:
@@ -140,11 +164,11 @@ def fit(trainer: Trainer, rec: Recorder, ticker=None, peak: float | None = None,
             if ticker is not None:
                 ticker.update(r)
             if eval_due(trainer):
-                evaluate(trainer, rec, peak)
+                record(trainer, rec, peak, say)
                 if cfg.patience and st.evals_since_best >= cfg.patience:
                     return "patience"
         if st.last_eval_step != st.step:
-            evaluate(trainer, rec, peak)
+            record(trainer, rec, peak, say)
     return reason
 
 
@@ -160,7 +184,7 @@ class Ticker:
         self.trainer, self.say = trainer, say
         self.losses: list[float] = []
         self.bar = None
-        self.half = math.floor(trainer.progress() * 2 * trainer.cfg.eval_points)
+        self.half = math.floor(trainer.progress() * 2 * eval_count(trainer.cfg))
         if bar:
             from tqdm.auto import tqdm
 
@@ -183,7 +207,7 @@ class Ticker:
             done = st.elapsed if t.cfg.time_budget else st.step
             self.bar.update(min(done, self.bar.total) - self.bar.n)
             self.bar.set_postfix(step=st.step, loss=f"{r.loss:.3f}", refresh=False)
-        half = math.floor(t.progress() * 2 * t.cfg.eval_points)
+        half = math.floor(t.progress() * 2 * eval_count(t.cfg))
         if half > self.half and half % 2 == 1 and t.cfg.eval_interval is None:
             rate = st.tokens / st.elapsed if st.elapsed > 0 else 0.0
             mean = sum(self.losses) / len(self.losses)
@@ -315,6 +339,9 @@ def finish(plan: Plan, trainer: Trainer, stopped: str, d: Dist, peak: float | No
                 "device": str(trainer.device),
                 "dtype": dtype_name(trainer.dtype),
                 "preset": plan.preset,
+                "recipe": plan.why,
+                "init_from": plan.init_info,
+                "val_unk_share": plan.meta["splits"]["val"].get("unk_share", 0.0),
                 "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
             },
         )
