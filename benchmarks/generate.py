@@ -1,11 +1,17 @@
-"""Generation speed: new tokens per second with and without the KV cache.
+"""Generation speed: new tokens per second with and without the KV cache; with
+``--first-word RUN``, how long ``wordgpt sample RUN`` takes from its start to its first
+generated word, to its last, and to its copies line (three runs, the median).
 
 python benchmarks/generate.py [--new-tokens 1000] [--json]
+python benchmarks/generate.py --first-word runs/don-quixote-demo
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
+import subprocess
+import sys
 import time
 
 import torch
@@ -15,14 +21,45 @@ from wordgpt.config import ModelConfig
 from wordgpt.model.gpt import GPT
 from wordgpt.model.sampling import sample_next
 
+PROMPT = "the knight"
+
+
+def first_word(run: str, tokens: int) -> dict:
+    """Seconds from starting ``wordgpt sample`` to the first byte after the prompt's echo,
+    to the end of the text, and to the process's exit (after the copies line)."""
+    cmd = [sys.executable, "-m", "wordgpt.cli", "sample", run, "--prompt", PROMPT,
+           "--max-new-tokens", str(tokens), "--seed", "1"]  # fmt: skip
+    t0 = time.perf_counter()
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    seen, first = b"", None
+    while chunk := p.stdout.read1(4096):
+        seen += chunk
+        if first is None and len(seen) > len(PROMPT):
+            first = time.perf_counter() - t0
+    text_end = time.perf_counter() - t0
+    p.wait()
+    return {"first_word_s": first, "text_s": text_end, "exit_s": time.perf_counter() - t0}
+
+
+def first_word_rows(run: str, tokens: int, as_json: bool) -> None:
+    runs = [first_word(run, tokens) for _ in range(3)]
+    row = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+    emit([{"run": run, "tokens": tokens, **row}],
+         [("run", "run", "s"), ("tokens", "new tokens", "d"),
+          ("first_word_s", "to the first word s", ".2f"), ("text_s", "to the last word s", ".2f"),
+          ("exit_s", "to exit (copies found) s", ".2f")], as_json)  # fmt: skip
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--new-tokens", type=int, default=1000)
     ap.add_argument("--block", type=int, default=128)
     ap.add_argument("--vocab", type=int, default=14_627)
+    ap.add_argument("--first-word", metavar="RUN", default=None)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
+    if args.first_word:
+        return first_word_rows(args.first_word, 60, args.json)
     rows = []
     shapes = {
         "4 x 128 (the issue's dims)": dict(n_layer=4, n_head=4, n_embd=128),

@@ -88,9 +88,11 @@ def test_eval_prints_bits_per_char_and_json(run_dir, word_data, capsys):
     meta = load_meta(word_data)
     assert r["chars"] == meta["splits"]["val"]["chars"]
     assert r["tokens"] == meta["splits"]["val"]["tokens"] - 1  # every token but the first
+    val = meta["splits"]["val"]
     assert r["bits_per_char"] == pytest.approx(
-        r["loss"] * r["tokens"] / math.log(2) / r["chars"], rel=1e-9
-    )
+        (r["loss"] * r["tokens"] / math.log(2) + val["unk_spell_bits"]) / r["chars"], rel=1e-9
+    )  # the model's bits, and the spelling of every <unk>
+    assert r["unk_share"] == val["unk_share"] > 0
     assert r["perplexity"] == pytest.approx(math.exp(r["loss"]))
     main(["eval", str(run_dir), "--split", "train"])
     assert "bits/char" in capsys.readouterr().out
@@ -105,7 +107,7 @@ def test_bits_per_char_of_a_uniform_model_is_exact(word_data):
         m.lm_head.bias.zero_()
     val = load_split(word_data, "val")
     chars = 12_345
-    r = evaluate(m, val, chars, block_size=16, batch_size=4)
+    r = evaluate(m, val, {"chars": chars}, block_size=16, batch_size=4)
     assert r.tokens == len(val) - 1
     assert r.bits_per_char == pytest.approx((len(val) - 1) * math.log2(V) / chars, rel=1e-6)
     assert r.perplexity == pytest.approx(V, rel=1e-5)
@@ -123,8 +125,8 @@ def test_evaluation_covers_the_split_whatever_the_batch(word_data):
         )
     )
     val = np.asarray(load_split(word_data, "val"))[:1000]
-    a = evaluate(m, val, 1, 16, batch_size=3)
-    b = evaluate(m, val, 1, 16, batch_size=64)
+    a = evaluate(m, val, {"chars": 1}, 16, batch_size=3)
+    b = evaluate(m, val, {"chars": 1}, 16, batch_size=64)
     assert a.tokens == b.tokens == 999 and a.loss == pytest.approx(b.loss, rel=1e-6)
 
 

@@ -13,8 +13,9 @@ def test_demo_trains_on_the_book_and_prints_a_sample(tmp_path, capsys):
     demo.main(["--workdir", str(tmp_path), "--max-iters", "6"])
     out = capsys.readouterr().out
     assert "don-quixote" in out and "bits/char" in out
-    assert "sample (prompt 'the knight'" in out
-    assert (tmp_path / "runs" / "don-quixote-demo" / "best.pt").is_file()
+    assert "sample (prompt 'the knight'" in out and "\ncopies: " in out  # the copy line too
+    run = tmp_path / "runs" / "don-quixote-demo"
+    assert (run / "best.pt").is_file() and (run / "report.html").is_file()
 
 
 def test_demo_falls_back_to_the_wikipedia_sample_offline(tmp_path, monkeypatch, capsys):

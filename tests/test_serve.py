@@ -23,6 +23,7 @@ httpx = need("httpx")
 import wordgpt  # noqa: E402
 from wordgpt.runs import checkpoint  # noqa: E402
 from wordgpt.training.loop import train  # noqa: E402
+from wordgpt.use.report import write_report  # noqa: E402
 from wordgpt.use.serve.app import ModelCache, ServeConfig, create_app, find_runs  # noqa: E402
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "build" / "artifacts"
@@ -33,6 +34,8 @@ QUIET = {"progress": False, "tensorboard": False, "dtype": "fp32", "log": lambda
 def runs_dir(word_data, tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
     train(word_data, root / "demo", preset="tiny", max_iters=60, eval_interval=20, **QUIET)
+    train(word_data, root / "other", preset="tiny", max_iters=30, eval_interval=10, **QUIET)
+    write_report(root / "demo")
     (root / "not-a-run").mkdir()
     outside = tmp_path_factory.mktemp("outside")
     shutil.copytree(root / "demo", outside / "secret")
@@ -60,19 +63,23 @@ def events(text: str) -> list[tuple[str, dict]]:
 def test_runs_are_listed_with_their_figures_and_links_out_are_not(runs_dir):
     c = client(runs_dir)
     runs = c.get("/api/runs").json()
-    assert [r["name"] for r in runs] == ["demo"]  # not the plain folder, not the link out
+    assert [r["name"] for r in runs] == ["demo", "other"]  # not the plain folder, nor the link
     r = runs[0]
+    assert r["has_report"] is True and runs[1]["has_report"] is False
+    assert c.get("/api/runs/demo/report.html").text.startswith("<!doctype html>")
     ck = checkpoint.load(runs_dir / "demo" / "best.pt")
     assert r["steps"] == 60 and r["tokenizer"] == "word" and r["preset"] == "tiny"
     assert r["best_val_loss"] == pytest.approx(ck["best_val"])
     assert r["params"] == wordgpt.load(runs_dir / "demo").gpt.num_params()
     assert r["val_bits_per_char"] > 0 and r["bpc_measured"] is False
+    meta = json.loads((Path(ck["data_dir"]) / "meta.json").read_text())
+    assert r["val_unk_share"] == meta["splits"]["val"]["unk_share"]  # beside every figure
     detail = c.get("/api/runs/demo").json()
     assert [int(m["step"]) for m in detail["metrics"]] == [0, 20, 40, 60]
     assert detail["config"]["model"]["n_layer"] == 2
     assert c.get("/api/runs/demo/loss.png").content[:4] == b"\x89PNG"
     h = c.get("/api/health").json()
-    assert h["status"] == "ok" and h["runs"] == 1 and h["defaults"]["temperature"] == 0.8
+    assert h["status"] == "ok" and h["runs"] == 2 and h["defaults"]["temperature"] == 0.8
 
 
 def test_a_measured_bits_per_char_replaces_the_estimate(runs_dir, tmp_path):
@@ -90,6 +97,18 @@ def test_a_measured_bits_per_char_replaces_the_estimate(runs_dir, tmp_path):
     assert listed["val_bits_per_char"] == pytest.approx(
         json.loads((run / "eval.json").read_text())["bits_per_char"]
     )
+
+
+def test_nearest_words_are_asked_as_the_text_was_cleaned(runs_dir):
+    """The run's text was lowercased: "The" asks for the token "the" (its own embeddings)."""
+    c = client(runs_dir)
+    low = c.post("/api/words/neighbors", json={"run": "demo", "query": "the", "n": 5})
+    up = c.post("/api/words/neighbors", json={"run": "demo", "query": "The", "n": 5})
+    assert low.status_code == up.status_code == 200, up.text
+    assert up.json()["neighbors"] == low.json()["neighbors"] and len(low.json()["neighbors"]) == 5
+    assert "the" not in [w for w, _ in low.json()["neighbors"]]  # a word is not its own neighbour
+    marked = c.post("/api/words/map", json={"run": "demo", "query": "THE"}).json()["query"]
+    assert marked is not None  # the word asked for is on the map
 
 
 def test_streaming_gives_the_same_text_as_wordgpt_sample(runs_dir):
@@ -288,12 +307,32 @@ CHROMIUM, DRIVER = (
     os.path.exists(CHROMIUM) and os.path.exists(DRIVER),
     "no Chromium: apt-get install chromium chromium-driver (.ci/run does)",
 )
-def test_the_page_streams_text_stops_and_draws_the_loss_curve(server, tmp_path):
-    webdriver = need("selenium.webdriver")
+def test_the_page_streams_stops_shows_seeds_runs_side_by_side_and_maps_words(
+    server, runs_dir, tmp_path
+):
+    need("selenium.webdriver")
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import Select, WebDriverWait
+    from selenium.webdriver.support.ui import WebDriverWait
 
     url = server(token_delay_s=0.04)
+    driver = chrome(tmp_path / "profile")
+    wait = WebDriverWait(driver, 60)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    try:
+        driver.get(url)
+        generate_stop_and_reuse_the_seed(driver, wait, url)
+        runs_side_by_side(driver, wait)
+        words_and_their_map(driver, wait)
+        driver.get((runs_dir / "demo" / "report.html").as_uri())  # the report opens from disk
+        assert driver.find_element(By.TAG_NAME, "h1").text.endswith("demo")
+        assert driver.find_elements(By.TAG_NAME, "svg")
+    finally:
+        driver.quit()
+
+
+def chrome(profile: Path):
+    from selenium import webdriver
+
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
     for flag in (
@@ -305,41 +344,75 @@ def test_the_page_streams_text_stops_and_draws_the_loss_curve(server, tmp_path):
         "--disable-component-update",
         "--disable-sync",
         "--no-first-run",
-        f"--user-data-dir={tmp_path / 'profile'}",
+        f"--user-data-dir={profile}",
         "--window-size=1200,900",
     ):
         opts.add_argument(flag)
-    driver = webdriver.Chrome(service=webdriver.ChromeService(executable_path=DRIVER), options=opts)
-    wait = WebDriverWait(driver, 30)
-    try:
-        driver.get(url)
-        wait.until(lambda d: len(Select(d.find_element(By.ID, "run")).options) == 1)
-        driver.find_element(By.ID, "prompt").send_keys("the knight")
-        mx = driver.find_element(By.ID, "max_new_tokens")
-        mx.clear()
-        mx.send_keys("400")
-        driver.find_element(By.ID, "generate").click()
-        lengths = []
-        for _ in range(40):  # watch the text grow, token by token
-            lengths.append(len(driver.find_element(By.ID, "out-text").text))
-            if len(set(lengths)) >= 4:
-                break
-            time.sleep(0.05)
-        assert len(set(lengths)) >= 4 and lengths == sorted(lengths), lengths
-        driver.find_element(By.ID, "stop").click()
-        wait.until(lambda d: "stopped" in d.find_element(By.ID, "status").text)
-        h = health_after_a_generation(url)
-        assert h["finished"][-1]["stopped"] == "client" and h["finished"][-1]["pieces"] < 400
-        driver.find_element(By.ID, "tab-runs").click()
-        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#runs-table tbody tr"))
-        driver.find_element(By.CSS_SELECTOR, "#runs-table tbody tr").click()
-        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#loss-chart path.curve.val"))
-        d = driver.find_element(By.CSS_SELECTOR, "#loss-chart path.curve.val").get_attribute("d")
-        assert d.count("L") == 3  # four evaluations: steps 0, 20, 40, 60
-        wait.until(lambda d: "generating" not in d.find_element(By.ID, "samples").text)
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        shot = ARTIFACTS / "serve-runs.png"
-        driver.save_screenshot(str(shot))
-        assert shot.read_bytes()[:4] == b"\x89PNG"
-    finally:
-        driver.quit()
+    return webdriver.Chrome(service=webdriver.ChromeService(executable_path=DRIVER), options=opts)
+
+
+def shot(driver, name: str) -> None:
+    driver.save_screenshot(str(ARTIFACTS / name))
+    assert (ARTIFACTS / name).read_bytes()[:4] == b"\x89PNG"
+
+
+def generate_stop_and_reuse_the_seed(driver, wait, url) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    wait.until(lambda d: len(Select(d.find_element(By.ID, "run")).options) == 2)
+    driver.find_element(By.ID, "prompt").send_keys("the knight")
+    mx = driver.find_element(By.ID, "max_new_tokens")
+    mx.clear()
+    mx.send_keys("400")
+    driver.find_element(By.ID, "generate").click()
+    lengths = []
+    for _ in range(40):  # watch the text grow, token by token
+        lengths.append(len(driver.find_element(By.ID, "out-text").text))
+        if len(set(lengths)) >= 4:
+            break
+        time.sleep(0.05)
+    assert len(set(lengths)) >= 4 and lengths == sorted(lengths), lengths
+    driver.find_element(By.ID, "stop").click()
+    wait.until(lambda d: "stopped" in d.find_element(By.ID, "status").text)
+    h = health_after_a_generation(url)
+    assert h["finished"][-1]["stopped"] == "client" and h["finished"][-1]["pieces"] < 400
+    assert "seed" in driver.find_element(By.ID, "status").text  # the seed is shown...
+    driver.find_element(By.ID, "reuse-seed").click()  # ...and can be used again
+    assert driver.find_element(By.ID, "seed").get_attribute("value").isdigit()
+    shot(driver, "serve-generate.png")
+    mx.clear()
+    mx.send_keys("100000")  # above the input's bound: refused in the page, in words
+    driver.find_element(By.ID, "generate").click()
+    wait.until(lambda d: d.find_element(By.ID, "form-error").is_displayed())
+    assert "Max new tokens" in driver.find_element(By.ID, "form-error").text
+
+
+def runs_side_by_side(driver, wait) -> None:
+    from selenium.webdriver.common.by import By
+
+    driver.find_element(By.ID, "tab-runs").click()
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#runs-table tbody tr"))
+    driver.find_element(By.CSS_SELECTOR, "#runs-table tbody tr").click()
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#loss-chart path.curve.val"))
+    d = driver.find_element(By.CSS_SELECTOR, "#loss-chart path.curve.val").get_attribute("d")
+    assert d.count("L") == 3  # four evaluations: steps 0, 20, 40, 60
+    assert driver.find_element(By.ID, "run-report").is_displayed()
+    wait.until(lambda d: "generating" not in d.find_element(By.ID, "samples").text)
+    for tick in driver.find_elements(By.CSS_SELECTOR, "#runs-table .tick"):
+        tick.click()  # both runs, side by side
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#compare-chart path.curve")) == 2)
+    shot(driver, "serve-runs.png")
+
+
+def words_and_their_map(driver, wait) -> None:
+    from selenium.webdriver.common.by import By
+
+    driver.find_element(By.ID, "tab-words").click()
+    driver.find_element(By.ID, "query").send_keys("the")
+    driver.find_element(By.ID, "tsne").click()
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#map circle.dot")) > 10)
+    assert driver.find_elements(By.CSS_SELECTOR, "#map circle.query")  # the word asked for
+    driver.find_element(By.ID, "neighbors").click()
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#neighbors-list li"))
+    shot(driver, "serve-words.png")

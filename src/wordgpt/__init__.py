@@ -30,16 +30,17 @@ _LAZY = {
     "CheckpointError": "errors",
     "EvalResult": "use.evaluate",
     "TrainResult": "training.loop",
-    "train": "training.loop",
+    "train": "api",
     "Model": "use.loaded",
     "load": "use.loaded",
     "DivergedError": "training.trainer",
 }
 
 if TYPE_CHECKING:  # for readers and type checkers: what the lazy names are
+    from .api import train
     from .config import PRESETS, DataConfig, ModelConfig, SampleConfig, TrainConfig
     from .errors import CheckpointError, DataError, WordGPTError
-    from .training.loop import TrainResult, train
+    from .training.loop import TrainResult
     from .training.trainer import DivergedError
     from .use.evaluate import EvalResult
     from .use.loaded import Model, load
@@ -55,16 +56,27 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'wordgpt' has no attribute {name!r}")
 
 
-def prepare(out: str | Path, cfg=None, overwrite: bool = False, **fields):
+def prepare(
+    out: str | Path,
+    cfg=None,
+    overwrite: bool = False,
+    tokenizer_from=None,
+    workers: int = 0,
+    progress: bool = True,
+    **fields,
+):
     """Write token files for a data set into ``out``; ``fields`` are DataConfig fields. An
     existing data folder is replaced only with ``overwrite`` (and only once the new one is
-    complete)."""
+    complete). ``tokenizer_from`` (a data or run folder, or a tokenizer) encodes the text
+    with that vocabulary instead of making one: what a fine-tune needs. ``workers``
+    processes tokenize (0: every core)."""
     from dataclasses import replace
 
     from .config import DataConfig
     from .corpus.build import prepare as _prepare
 
-    return _prepare(replace(cfg or DataConfig(), **fields), out, overwrite=overwrite)
+    cfg = replace(cfg or DataConfig(), **fields)
+    return _prepare(cfg, out, workers, tokenizer_from, progress, overwrite=overwrite)
 
 
 __all__ = [

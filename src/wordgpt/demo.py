@@ -70,8 +70,12 @@ def run(args: argparse.Namespace) -> None:
     print(f"\n{m.evaluate('val')}\n")
     prompt = PROMPTS.get(dataset, "the")
     print(f"sample (prompt {prompt!r}, temperature 0.8, top-k 50, seed 1):\n")
-    print(prompt + m.generate(prompt, max_new_tokens=120, temperature=0.8, top_k=50, seed=1))
-    print(f"\nmore: wordgpt sample {out} --prompt '...'   |   wordgpt serve {out.parent}")
+    w = m.sample(prompt, max_new_tokens=120, temperature=0.8, top_k=50, seed=1)
+    print(prompt + w.text)
+    if w.copies is not None:
+        print(f"\n{w.copies.summary()}")
+    print(f"\nreport: {out / 'report.html'}")
+    print(f"more: wordgpt sample {out} --prompt '...'   |   wordgpt serve {out.parent}")
 
 
 if __name__ == "__main__":

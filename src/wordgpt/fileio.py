@@ -104,6 +104,18 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             tmp.unlink(missing_ok=True)
 
 
+def read_json_object(path: str | Path | None) -> dict:
+    """A JSON file's object, or ``{}`` where it is missing, unreadable, torn or not an
+    object: for the optional files of a run (summary, eval), which may be absent."""
+    import json
+
+    try:
+        d = json.loads(Path(path).read_text(encoding="utf-8")) if path else {}
+    except (OSError, ValueError):
+        return {}
+    return d if isinstance(d, dict) else {}
+
+
 def atomic_write(path: str | Path, data: bytes | str) -> None:
     """Write ``data`` (text is UTF-8) to ``path`` atomically."""
     raw = data.encode("utf-8") if isinstance(data, str) else data

@@ -35,7 +35,7 @@ PRESET_HELP = "; ".join(f"{k}: {p.about}" for k, p in PRESETS.items())
 
 
 def register(cli: click.Group) -> None:
-    for command in (prepare, train, sample, eval_, export_, serve):
+    for command in (prepare, train, sample, eval_, report, export_, serve):
         cli.add_command(command)
 
 
@@ -83,8 +83,8 @@ def prepare(out, overwrite, workers, tokenizer_from, progress, **kw) -> None:
     "--preset",
     type=click.Choice(sorted(PRESETS)),
     default=None,
-    help="[default: the best recipe for this device (cpu); on --resume, the run's own] "
-    + PRESET_HELP,
+    help="[default: the recipe measured best for --time-budget (300 s) on this machine's "
+    "speed; with --init-from, finetune; on --resume, the run's own] " + PRESET_HELP,
 )
 @click.option("--out", type=NEW_RUN, default=None, help="run folder [default: runs/DATA-PRESET]")
 @click.option("--resume", is_flag=True, help="continue the run in OUT from its last.pt")
@@ -95,21 +95,28 @@ def prepare(out, overwrite, workers, tokenizer_from, progress, **kw) -> None:
     "--dry-run", is_flag=True, help="check everything and say what would run; write nothing"
 )
 @trust_pickle_option
+@click.option(
+    "--report/--no-report",
+    default=True,
+    help="write RUN/report.html and report.md at the end (a whole-split evaluation and three "
+    "samples with their copies: seconds on a book)",
+)
 @config_options(ModelConfig, exclude=("vocab_size",), from_preset=True)
 @config_options(TrainConfig, from_preset=True)
-def train(data_dir, preset, out, resume, overwrite, dry_run, trust_pickle, **overrides) -> None:
+def train(data_dir, preset, out, resume, overwrite, dry_run, trust_pickle, report, **overrides):
     """Train a GPT on prepared token files; checkpoints, metrics.csv and loss.png go to OUT.
 
     Every model and training setting below defaults to the preset's value."""
-    from ..training.loop import train as run
-    from ..training.plan import default_preset, plan_run
+    from ..api import train as run
+    from ..training.plan import plan_run
 
-    out = out or Path("runs") / f"{data_dir.name}-{preset or default_preset()}"
+    out = out or Path("runs") / f"{data_dir.name}-{preset or 'auto'}"
     if dry_run:
         plan = plan_run(data_dir, out, preset, resume, overwrite, trust_pickle, **overrides)
         click.echo(plan.describe())
         return
-    r = run(data_dir, out, preset, resume, overwrite, trust_pickle=trust_pickle, **overrides)
+    r = run(data_dir, out, preset, resume, overwrite, trust_pickle=trust_pickle, report=report,
+            **overrides)  # fmt: skip
     if int(os.environ.get("RANK", "0")) != 0:  # one closing line, from rank 0
         return
     best = f"{r.best_val:.4f}" if math.isfinite(r.best_val) else "none"
@@ -124,9 +131,19 @@ def train(data_dir, preset, out, resume, overwrite, dry_run, trust_pickle, **ove
 @click.option("--prompt", default="", help="text to continue [default: a new sentence]")
 @checkpoint_option
 @device_option
+@click.option(
+    "--copy-min",
+    type=click.IntRange(2),
+    default=None,
+    help="mark spans of at least this many tokens found verbatim in the training text "
+    "[default: the length that under 1 % of the val split's own text reaches by chance: 9 "
+    "space-prefixed words, 16 words and spaces, 35 characters, 8 BPE tokens]",
+)
+@click.option("--copies/--no-copies", default=True, help="look for copied spans (after the text)")
 @config_options(SampleConfig)
-def sample(run, prompt, which, device, **kw) -> None:
-    """Generate text from a trained run, streamed as it comes."""
+def sample(run, prompt, which, device, copy_min, copies, **kw) -> None:
+    """Generate text from a trained run, streamed as it comes; then which of it stands
+    verbatim in the training text (on stderr)."""
     from ..use.loaded import load
     from ..use.sample import print_stream, with_seed
 
@@ -144,7 +161,16 @@ def sample(run, prompt, which, device, **kw) -> None:
         click.echo(f"seed {cfg.seed} (--seed {cfg.seed} gives this text again)", err=True)
     if prompt:
         click.echo(prompt, nl=False)
-    print_stream(m.stream(prompt, cfg))
+    ids: list[int] = []
+    print_stream(m.stream(prompt, cfg, ids))
+    found = m.copies(ids, copy_min) if copies else None
+    if found is not None:
+        click.echo(found.summary(), err=True)
+        text = m.tokenizer.decode(ids)
+        for span in sorted(found.spans, key=lambda s: -s.tokens)[:3]:
+            click.echo(
+                f"  «{text[span.start : span.end].strip()}» ({span.tokens} tokens)", err=True
+            )
 
 
 @click.command("eval")
@@ -161,24 +187,61 @@ def sample(run, prompt, which, device, **kw) -> None:
 )
 @checkpoint_option
 @device_option
+@click.option(
+    "--copies",
+    is_flag=True,
+    help="also: does it write or copy? the share of seeded samples' n-grams found in the "
+    "training text, beside the val split's own share, and the longest copied span",
+)
 @json_option
-def eval_(run, split, data_dir, text, which, device, as_json) -> None:
-    """Loss, perplexity and bits per character over a whole split, or any text file; the
-    run's own val split is recorded in RUN/eval.json."""
+def eval_(run, split, data_dir, text, which, device, copies, as_json) -> None:
+    """Loss, perplexity and bits per character over a whole split, or any text file (each
+    <unk> charged its spelling; the <unk> share shown); recorded in RUN/eval.json."""
     from ..use.loaded import load
 
     m = load(run, which, device)
     r = m.evaluate_text(text) if text is not None else m.evaluate(split, data_dir, progress=True)
-    if text is None and data_dir is None and split == "val" and m.run_dir.is_dir():
-        from ..fileio import atomic_write
+    record = {"checkpoint": which, "step": m.step, **r.to_dict()}
+    if copies:
+        from ..use.copies import copy_figures, describe_figures
 
-        record = {"checkpoint": which, "step": m.step, **r.to_dict()}
-        with contextlib.suppress(WordGPTError):  # a read-only run folder: nothing to record
-            atomic_write(m.run_dir / "eval.json", json_line(record) + "\n")
+        record["copies"] = copy_figures(m)
+    if m.run_dir.is_dir() and data_dir is None:
+        record_eval(m.run_dir, record, text, split)
     if as_json:
-        click.echo(json_line({"run": str(run), "step": m.step, **r.to_dict()}))
+        click.echo(json_line({"run": str(run), **record}))
+        return
+    click.echo(str(r))
+    if copies:
+        click.echo(describe_figures(record["copies"]))
+
+
+def record_eval(run_dir: Path, record: dict, text: Path | None, split: str) -> None:
+    """RUN/eval.json: the run's own val split at its top (what the runs list shows), each
+    text file evaluated under "texts", its train split under "train"."""
+    from ..fileio import atomic_write, read_json_object
+
+    d = read_json_object(run_dir / "eval.json")
+    if text is not None:
+        d.setdefault("texts", {})[Path(text).name] = record
+    elif split == "train":
+        d["train"] = record
     else:
-        click.echo(str(r))
+        d = {**{k: v for k, v in d.items() if k in ("texts", "train")}, **record}
+    with contextlib.suppress(WordGPTError):  # a read-only run folder: nothing to record
+        atomic_write(run_dir / "eval.json", json_line(d) + "\n")
+
+
+@click.command()
+@click.argument("run", type=RUN)
+@checkpoint_option
+def report(run, which) -> None:
+    """Write RUN/report.html (one page that opens from disk) and RUN/report.md: data,
+    model, training, curves, evaluation, samples with their copied spans, machine."""
+    from ..use.report import write_report
+
+    page, md = write_report(run, which)
+    click.echo(f"wrote {page} and {md}")
 
 
 @click.command("export")

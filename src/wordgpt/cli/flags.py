@@ -149,12 +149,18 @@ json_option = click.option("--json", "as_json", is_flag=True, help="print one JS
 
 
 def json_line(obj: dict) -> str:
-    """One line of valid JSON: non-finite numbers become null."""
+    """One line of valid JSON: non-finite numbers, at any depth, become null."""
 
     def clean(v):
-        return None if isinstance(v, float) and not math.isfinite(v) else v
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, list | tuple):
+            return [clean(x) for x in v]
+        return v
 
-    return json.dumps({k: clean(v) for k, v in obj.items()})
+    return json.dumps(clean(obj))
 
 
 def needs_extra(e: ImportError, what: str, extra: str) -> WordGPTError:

@@ -30,10 +30,11 @@ import torch
 from ..config import ModelConfig, to_dict
 from ..corpus.tokenizer import UNK, to_hf
 from ..errors import WordGPTError
-from ..fileio import disk_error, temp_name
+from ..fileio import disk_error, read_json_object, temp_name
 from ..folders import expect
 from ..model import gpt as model_module
-from .loaded import Model, checkpoint_path, load
+from ..runs.checkpoint import checkpoint_path
+from .loaded import Model, load
 
 
 @dataclass(frozen=True)
@@ -125,8 +126,8 @@ def model_card(m: Model, fmt: str, name: str) -> str:
     """A README.md for the export: what the model is, what it was trained on, its figures,
     how to load it."""
     run = m.run_dir
-    summary = _json(run / "summary.json")
-    ev = _json(run / "eval.json")
+    summary = read_json_object(run / "summary.json")
+    ev = read_json_object(run / "eval.json")
     data = m.config.get("data", {})
     datasets = ", ".join(str(d) for d in data.get("dataset", []) or ["?"])
     cfg = m.gpt.cfg
@@ -155,16 +156,6 @@ def model_card(m: Model, fmt: str, name: str) -> str:
         "",
     ]
     return "\n".join(lines)
-
-
-def _json(path: Path) -> dict:
-    import json
-
-    try:
-        d = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return d if isinstance(d, dict) else {}
 
 
 # ------------------------------------------------------------------------ tokenizer

@@ -38,10 +38,35 @@ class Model:
     path: Path | None = None
     """The checkpoint file the weights came from."""
 
-    def stream(self, prompt: str = "", cfg: SampleConfig | None = None, **kw) -> Iterator[str]:
-        """Yield the generated text piece by piece (the prompt is not repeated)."""
+    def stream(
+        self, prompt: str = "", cfg: SampleConfig | None = None, ids: list | None = None, **kw
+    ) -> Iterator[str]:
+        """Yield the generated text piece by piece (the prompt is not repeated); the new
+        token ids go into ``ids`` when given."""
         cfg = replace(cfg or SampleConfig(), **kw)
-        return stream_text(self.gpt, self.tokenizer, prompt, cfg, self.device)
+        return stream_text(self.gpt, self.tokenizer, prompt, cfg, self.device, ids)
+
+    def sample(
+        self, prompt: str = "", cfg: SampleConfig | None = None, copy_min: int | None = None, **kw
+    ):
+        """The generated continuation of ``prompt`` with its copied spans: a
+        :class:`~wordgpt.use.copies.Written` (text, ids, copies; copies is None when the
+        run's data folder is not there to look in)."""
+        from .copies import Written
+
+        ids: list[int] = []
+        text = "".join(self.stream(prompt, cfg, ids, **kw))
+        return Written(text, ids, self.copies(ids, copy_min, lstrip=not prompt))
+
+    def copies(self, ids: list[int], copy_min: int | None = None, lstrip: bool = False):
+        """The copied spans of generated ``ids`` in this run's training text (None without
+        its data folder); ``lstrip``: offsets into the text shown without leading spaces."""
+        from .copies import find_copies
+
+        data = Path(self.config.get("data_dir") or "")
+        if not (data / "train.bin").is_file():
+            return None
+        return find_copies(self.tokenizer, data, ids, copy_min, lstrip)
 
     def generate(self, prompt: str = "", cfg: SampleConfig | None = None, **kw) -> str:
         """The generated continuation of ``prompt`` as one string."""
@@ -67,7 +92,7 @@ class Model:
         return evaluate(
             self.gpt,
             load_split(data_dir, split),
-            meta["splits"][split]["chars"],
+            meta["splits"][split],
             self.gpt.cfg.block_size,
             split,
             batch_size,
@@ -88,22 +113,9 @@ class Model:
             return replace(self.evaluate("val", tmp), split=Path(path).name)
 
 
-def checkpoint_path(run_dir: str | Path, which: str = "best") -> Path:
-    """``RUN/best.pt`` (``last.pt`` when there is no best yet), ``RUN/last.pt``, or a file."""
-    run_dir = Path(run_dir)
-    if run_dir.is_file():
-        return run_dir
-    if not run_dir.is_dir():
-        raise CheckpointError(f"no run folder at {run_dir}")
-    path = run_dir / f"{which}.pt"
-    if not path.exists() and which == "best":
-        path = run_dir / "last.pt"
-    return path
-
-
 def load(run_dir: str | Path, which: str = "best", device: str = "auto") -> Model:
     """Load a run folder's ``best.pt`` (or ``last.pt``, or a checkpoint path) for use."""
-    path = checkpoint_path(run_dir, which)
+    path = checkpoint.checkpoint_path(run_dir, which)
     ck = checkpoint.load(path)
     dev = pick_device(device)
     cfg = checkpoint.model_config(ck, path)

@@ -19,12 +19,27 @@ def with_seed(cfg: SampleConfig) -> SampleConfig:
     return cfg if cfg.seed is not None else replace(cfg, seed=secrets.randbits(48))
 
 
-def stream_text(gpt, tok: Tokenizer, prompt: str, cfg: SampleConfig, device) -> Iterator[str]:
+def stream_text(
+    gpt, tok: Tokenizer, prompt: str, cfg: SampleConfig, device, ids: list | None = None
+) -> Iterator[str]:
     """Yield the text generated after ``prompt`` piece by piece (the prompt not repeated);
     with no prompt generation starts a sentence and its first piece has no leading space.
-    Stopping the iteration stops the generation."""
-    ids = (tok.encode(prompt) if prompt else []) or start_ids(tok)
-    return decode_stream(tok, generate_ids(gpt, ids, cfg, device), strip_start=not prompt)
+    The new token ids are appended to ``ids`` when given. Stopping the iteration stops the
+    generation."""
+    context = (tok.encode(prompt) if prompt else []) or start_ids(tok)
+    new = generate_ids(gpt, context, cfg, device)
+    if ids is not None:
+        new = _kept(new, ids)
+    return decode_stream(tok, new, strip_start=not prompt)
+
+
+def _kept(source: Iterator[int], into: list) -> Iterator[int]:
+    try:
+        for i in source:
+            into.append(i)
+            yield i
+    finally:
+        source.close()
 
 
 def print_stream(pieces: Iterator[str], out=None) -> str:

@@ -4,6 +4,7 @@ vectors kept in its folder, as vectors to query and a map to draw."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +33,8 @@ class Words:
 
     kv: object
     source: str
+    normalize: Callable[[str], str] = str
+    """The cleaning of the run's text (lowercasing...), applied to a word asked for."""
     n_words: int = 1500
     _map: WordMap | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -41,17 +44,18 @@ class Words:
         with self._lock:
             if self._map is None:
                 self._map = word_map(self.kv, self.n_words)
-        return {"source": self.source, **self._map.to_json(self.kv, query)}
+        return {"source": self.source, **self._map.to_json(self.kv, self.normalize(query))}
 
 
 def run_words(m: Model, source: str, run_dir: Path, vectors: Path | None) -> Words:
     """A run's words from ``source``: ``model`` (its token embeddings) or ``vectors`` (the
     ``.npz`` word vectors in its folder; never a pickle)."""
+    clean = m.tokenizer.normalizer
     if source == "model":
-        return Words(embedding_vectors(m), "model")
+        return Words(embedding_vectors(m), "model", clean)
     if vectors is None:
         raise WordGPTError(
             f"{run_dir.name} keeps no word vectors (.npz) in its folder; use its own token "
             "embeddings, or save vectors there with `wordgpt embed train --out RUN/vectors.npz`"
         )
-    return Words(load_vectors(vectors, trust_pickle=False), "vectors")
+    return Words(load_vectors(vectors, trust_pickle=False), "vectors", clean)

@@ -243,9 +243,9 @@ async def _events(m, req: GenerateRequest, request: Request, s: ServeState):
             seed=req.seed,
         )
     )
-    seed, pieces = sample_cfg.seed, None
+    seed, pieces, ids = sample_cfg.seed, None, []
     try:
-        pieces = stream_text(m.gpt, m.tokenizer, req.prompt, sample_cfg, m.device)
+        pieces = stream_text(m.gpt, m.tokenizer, req.prompt, sample_cfg, m.device, ids)
         meta = {
             "run": req.run,
             "prompt_tokens": len(m.tokenizer.encode(req.prompt)),
@@ -268,6 +268,9 @@ async def _events(m, req: GenerateRequest, request: Request, s: ServeState):
             if cfg.token_delay_s:
                 await asyncio.sleep(cfg.token_delay_s)
         seconds = round(time.perf_counter() - t0, 3)
+        found = await asyncio.to_thread(m.copies, ids, None, not req.prompt)
+        if stopped != "client" and found is not None:
+            yield _sse("copies", found.to_dict())
         yield _sse("done", {"pieces": n, "seconds": seconds, "stopped": stopped, "seed": seed})
     except (asyncio.CancelledError, GeneratorExit):
         stopped = "client"

@@ -4,7 +4,6 @@ the generations running and finished."""
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import threading
 from collections import deque
@@ -15,6 +14,7 @@ from typing import Any
 from fastapi import HTTPException
 
 from ...corpus.tokenfiles import meta_problem, split_bits_per_char
+from ...fileio import read_json_object
 from ...runs.metrics import parse_metrics
 
 
@@ -77,12 +77,7 @@ def run_file(run: Path, name: str) -> Path | None:
 
 
 def read_json(path: Path) -> dict:
-    p = run_file(path.parent, path.name)
-    try:
-        d = json.loads(p.read_text(encoding="utf-8")) if p else {}
-    except (OSError, ValueError):
-        return {}
-    return d if isinstance(d, dict) else {}
+    return read_json_object(run_file(path.parent, path.name))
 
 
 def run_metrics(path: Path) -> list[dict]:
@@ -144,6 +139,9 @@ def run_summary(name: str, path: Path) -> dict[str, Any]:
         "best_val_loss": best,
         "val_bits_per_char": bpc if bpc is None or math.isfinite(bpc) else None,
         "bpc_measured": exact and bpc is not None,
+        "val_unk_share": _number(meta.get("splits", {}).get("val", {}).get("unk_share", 0.0))
+        if meta
+        else None,
         "stopped": summary.get("stopped", "running or stopped early" if rows else None),
         "has_vectors": vectors_of(path) is not None,
         "has_report": run_file(path, "report.html") is not None,
@@ -180,7 +178,8 @@ class ModelCache:
     """Guards ``locks`` only."""
 
     def get(self, name: str, path: Path):
-        from ..loaded import checkpoint_path, load
+        from ...runs.checkpoint import checkpoint_path
+        from ..loaded import load
 
         ck = checkpoint_path(path, "best")
         st = ck.stat()

@@ -180,7 +180,8 @@ async function loadRuns() {
     tr.appendChild(first);
     const cells = [r.name, r.dataset, r.tokenizer, r.preset || "–", r.shape,
       r.params ? r.params.toLocaleString() : "–", r.steps, fmt(r.best_val_loss),
-      r.val_bits_per_char === null ? "–" : fmt(r.val_bits_per_char) + (r.bpc_measured ? "" : " (est.)")];
+      r.val_bits_per_char === null ? "–" : fmt(r.val_bits_per_char) + (r.bpc_measured ? "" : " (est.)"),
+      r.val_unk_share === null ? "–" : (100 * r.val_unk_share).toFixed(2) + " %"];
     for (const c of cells) {
       const td = document.createElement("td");
       td.textContent = c;

@@ -1,0 +1,108 @@
+"""A report for every run: one self-contained page (``RUN/report.html``: no CDN, no script
+from anywhere, it opens from disk) and its markdown twin (``RUN/report.md``) that say what the
+run was and what it did: data, model, training, curves, evaluation, samples with their
+copied spans marked, the machine and the versions. Written when training ends and by
+``wordgpt report RUN``. Every figure is also in a JSON block of the page
+(``<script type="application/json" id="report-data">``), so tools can read them back.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import platform
+import sys
+from pathlib import Path
+
+from ..config import SampleConfig
+from ..fileio import atomic_write, read_json_object
+from ..runs.metrics import read_metrics
+from ..version import package_version
+from .copies import copy_figures, find_copies
+from .loaded import Model, load
+
+SAMPLES = 3
+
+
+def machine() -> dict:
+    """The CPU (model, cores), memory, GPU and versions this report was made with."""
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", errors="replace") as f:
+            cpu = next(
+                (ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu
+            )
+    except OSError:
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9
+    return {
+        "cpu": cpu,
+        "cores": len(os.sched_getaffinity(0))
+        if hasattr(os, "sched_getaffinity")
+        else os.cpu_count(),
+        "memory_gb": round(mem, 1),
+        "gpu": gpu,
+        "wordgpt": package_version(),
+        "torch": torch.__version__,
+        "python": sys.version.split()[0],
+    }
+
+
+def gather(m: Model) -> dict:
+    """Every figure of the report, from the run folder, its data folder, an evaluation of
+    the whole val split and three seeded samples."""
+    run = m.run_dir
+    cfg, summary = read_json_object(run / "config.json"), read_json_object(run / "summary.json")
+    data_dir = Path(m.config.get("data_dir") or "")
+    meta = read_json_object(data_dir / "meta.json")
+    ev = m.evaluate("val").to_dict() if meta else None
+    samples = []
+    for seed in range(1, SAMPLES + 1):
+        ids: list[int] = []
+        sc = SampleConfig(max_new_tokens=120, temperature=0.8, top_k=50, seed=seed)
+        text = "".join(m.stream("", sc, ids))
+        found = find_copies(m.tokenizer, data_dir, ids, lstrip=True) if meta else None
+        samples.append({"seed": seed, "text": text, "copies": found.to_dict() if found else None})
+    copies = copy_figures(m, samples={"n": SAMPLES, "tokens": 120}) if meta else None
+    return {
+        "run": str(run),
+        "data": {
+            "folder": str(data_dir),
+            "sources": meta.get("sources", []),
+            "tokenizer": meta.get("tokenizer"),
+            "vocab_size": meta.get("vocab_size"),
+            "splits": meta.get("splits"),
+            "split_rule": meta.get("split"),
+            "tokenizer_from": meta.get("tokenizer_from"),
+        },
+        "model": {
+            **cfg.get("model", {}),
+            "params": summary.get("params") or m.gpt.num_params(),
+            "flops_per_token": summary.get("flops_per_token"),
+        },  # fmt: skip
+        "training": {**summary, "preset": cfg.get("preset"), "train_config": cfg.get("train")},
+        "metrics": read_metrics(run / "metrics.csv", warn=lambda *a: None),
+        "evaluation": ev,
+        "samples": samples,
+        "copies": copies,
+        "machine": machine(),
+    }
+
+
+def write_report(run_dir: str | Path, which: str = "best") -> tuple[Path, Path]:
+    """Write RUN/report.html and RUN/report.md; returns their paths."""
+    from .report_page import markdown, page
+
+    m = load(run_dir, which, device="cpu")
+    r = gather(m)
+    run = m.run_dir
+    atomic_write(run / "report.html", page(r))
+    atomic_write(run / "report.md", markdown(r))
+    return run / "report.html", run / "report.md"
+
+
+def esc(v) -> str:
+    return html.escape(str(v))

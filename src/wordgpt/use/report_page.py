@@ -1,0 +1,197 @@
+"""The report's two renderings: a self-contained HTML page (inline CSS and SVG, no script)
+and markdown, from the figures that :func:`wordgpt.use.report.gather` collects."""
+
+from __future__ import annotations
+
+import html
+import json
+
+STYLE = """
+body{font:15px/1.5 system-ui,sans-serif;max-width:960px;margin:2rem auto;padding:0 1rem;
+color:#1d1d1f}h1{color:#a0282d;font-size:1.4rem}h2{font-size:1.1rem;border-bottom:1px solid
+#ddd;padding-bottom:.2rem}table{border-collapse:collapse}td,th{padding:.2rem .8rem .2rem 0;
+text-align:left;vertical-align:top}
+th{color:#6e6e73;font-weight:normal}.sample{font-family:Georgia,serif;background:#fbfaf7;
+padding:.6rem .8rem;border:1px solid #ddd;border-radius:6px}mark{background:#dbeafe;
+border-bottom:2px solid #1f6fb2}svg{border:1px solid #ddd;border-radius:6px;background:#fff}
+"""
+
+
+def _e(v) -> str:
+    return html.escape(str(v))
+
+
+def _num(v, fmt: str = ",") -> str:
+    if v is None:
+        return "–"
+    try:
+        return format(v, fmt)
+    except (TypeError, ValueError):
+        return str(v)
+
+
+def rows(r: dict) -> dict[str, list[tuple[str, str]]]:
+    """The report's tables: (label, value) by section."""
+    return {"Data": data_rows(r), "Model": model_rows(r), "Training": training_rows(r),
+            "Machine": machine_rows(r)}  # fmt: skip
+
+
+def data_rows(r: dict) -> list[tuple[str, str]]:
+    d = r["data"]
+    splits = d.get("splits") or {}
+    tr, va = splits.get("train", {}), splits.get("val", {})
+    vocab = f"{d['tokenizer']}, vocabulary {_num(d['vocab_size'])}"
+    if d.get("tokenizer_from"):
+        vocab += f" (from {d['tokenizer_from']})"
+    return [
+        ("sources", ", ".join(s.get("dataset", "?") for s in d["sources"]) or "?"),
+        ("tokenizer", vocab),
+        ("train", f"{_num(tr.get('tokens'))} tokens, {_num(tr.get('chars'))} characters"),
+        (
+            "val",
+            f"{_num(va.get('tokens'))} tokens, {_num(va.get('chars'))} characters, "
+            f"<unk> {_num(va.get('unk_share', 0), '.2%')}",
+        ),
+        ("split", _e(json.dumps(d.get("split_rule")))),
+    ]
+
+
+def model_rows(r: dict) -> list[tuple[str, str]]:
+    m = r["model"]
+    shape = (
+        f"{m.get('n_layer')} layers x {m.get('n_embd')} wide, {m.get('n_head')} heads, "
+        f"context {m.get('block_size')}, {m.get('head')} head, {m.get('pos')} positions"
+    )
+    return [
+        ("shape", shape),
+        ("parameters", _num(m.get("params"))),
+        ("FLOPs per token", _num(m.get("flops_per_token"), ",.0f")),
+    ]
+
+
+def training_rows(r: dict) -> list[tuple[str, str]]:
+    t = r["training"]
+    init = t.get("init_from")
+    peak = _num((t.get("peak_flops") or 0) / 1e9, ",.0f")
+    preset = str(t.get("preset")) + (f" ({t['recipe']})" if t.get("recipe") else "")
+    speed = f"{_num(t.get('elapsed_s'), ',.0f')} s, {_num(t.get('tokens_per_s'), ',.0f')} tokens/s"
+    return [
+        ("preset", _e(preset)),
+        ("steps, tokens", f"{_num(t.get('step'))} steps, {_num(t.get('tokens'))} tokens"),
+        ("time, speed", speed),
+        ("MFU", f"{_num(t.get('mfu'), '.1%')} of {peak} GFLOP/s"),
+        ("device, dtype", f"{t.get('device')}, {t.get('dtype')}"),
+        ("stopped", f"{t.get('stopped')} (best val loss {_num(t.get('best_val'), '.4f')})"),
+        ("started from", _e(f"{init['run']} (step {init['step']})") if init else "random weights"),
+    ]
+
+
+def machine_rows(r: dict) -> list[tuple[str, str]]:
+    m = r["machine"]
+    return [
+        ("CPU", _e(f"{m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB")),
+        ("GPU", _e(m["gpu"] or "none")),
+        ("versions", f"wordgpt {m['wordgpt']}, torch {m['torch']}, Python {m['python']}"),
+    ]
+
+
+def evaluation_rows(r: dict) -> list[tuple[str, str]]:
+    ev, c = r.get("evaluation"), r.get("copies")
+    out = []
+    if ev:
+        bpc = (
+            f"<b>{ev['bits_per_char']:.4f}</b> (whole split; each &lt;unk&gt; charged its "
+            f"spelling: {ev['spell_bits_per_char']:.4f} of it)"
+        )
+        out += [
+            ("val bits per character", bpc),
+            ("loss, perplexity", f"{ev['loss']:.4f} nats per token, {ev['perplexity']:.2f}"),
+            ("<unk> share", f"{ev['unk_share']:.2%} of the val tokens"),
+        ]
+    if c:
+        share = (
+            f"samples {c['sample_ngrams_in_train']:.1%}, the val split's own text "
+            f"{c['val_ngrams_in_train']:.1%} (chance)"
+        )
+        out += [
+            (f"{c['n']}-grams in the training text", share),
+            ("samples' text in copied spans", f"{c['sample_text_copied']:.1%}"),
+        ]
+    return out
+
+
+def table(pairs) -> str:
+    body = "".join(f"<tr><th>{_e(k)}</th><td>{v}</td></tr>" for k, v in pairs)
+    return f"<table>{body}</table>"
+
+
+def curve_svg(points: list[list[tuple[float, float]]], names, ylabel: str, w=900, h=260) -> str:
+    """Line curves as an inline SVG (x: step)."""
+    pts = [p for s in points for p in s]
+    if not pts:
+        return "<p>no evaluations yet</p>"
+    x0, x1 = min(p[0] for p in pts), max(max(p[0] for p in pts), 1)
+    y0, y1 = min(p[1] for p in pts), max(p[1] for p in pts)
+    y1 = y1 if y1 > y0 else y0 + 1e-9
+    sx = lambda v: 50 + (v - x0) / max(x1 - x0, 1e-9) * (w - 150)  # noqa: E731
+    sy = lambda v: h - 30 - (v - y0) / (y1 - y0) * (h - 50)  # noqa: E731
+    colours = ["#1f6fb2", "#a0282d", "#2ca02c"]
+    parts = [f'<svg width="{w}" height="{h}" xmlns="http://www.w3.org/2000/svg">']
+    for i, (s, name) in enumerate(zip(points, names, strict=True)):
+        d = " ".join(f"{'L' if j else 'M'}{sx(a):.1f},{sy(b):.1f}" for j, (a, b) in enumerate(s))
+        parts.append(f'<path d="{d}" fill="none" stroke="{colours[i]}" stroke-width="2"/>')
+        parts.append(f'<text x="{w - 90}" y="{20 + 16 * i}" fill="{colours[i]}">{_e(name)}</text>')
+    parts.append(f'<text x="50" y="{h - 8}" font-size="12">step {x0:g} to {x1:g}</text>')
+    parts.append(f'<text x="4" y="14" font-size="12">{_e(ylabel)}: {y0:.3g} to {y1:.3g}</text>')
+    return "".join(parts) + "</svg>"
+
+
+def marked(sample: dict) -> str:
+    """A sample's text, its copied spans in <mark> (hover: where they are from)."""
+    text, c = sample["text"], sample.get("copies")
+    out, at = [], 0
+    for s in sorted((c or {}).get("spans", []), key=lambda s: s["start"]):
+        out.append(_e(text[at : s["start"]]))
+        title = _e(f"{s['where']}: …{s['source']}…")
+        out.append(f'<mark title="{title}">{_e(text[s["start"] : s["end"]])}</mark>')
+        at = s["end"]
+    return "".join(out) + _e(text[at:])
+
+
+def page(r: dict) -> str:
+    """The self-contained HTML report."""
+    ms = r["metrics"]
+    losses = [[(int(x["step"]), float(x[k])) for x in ms] for k in ("train_loss", "val_loss")]
+    loss = curve_svg(losses, ["train", "val"], "loss (nats per token)")
+    lr = curve_svg([[(int(x["step"]), float(x["lr"])) for x in ms]], ["learning rate"], "lr")
+    sections = [f"<h2>{k}</h2>{table(v)}" for k, v in rows(r).items()]
+    samples = "".join(
+        f'<p class="sample">{marked(s)}</p><p>{_e((s.get("copies") or {}).get("summary", ""))}</p>'
+        for s in r["samples"]
+    )
+    data = json.dumps(r, default=str).replace("</", "<\\/")
+    return (
+        f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{_e(r['run'])}: "
+        f"wordgpt report</title><style>{STYLE}</style></head><body><h1>{_e(r['run'])}</h1>"
+        + "".join(sections[:3])
+        + f"<h2>Curves</h2>{loss}{lr}<h2>Evaluation</h2>{table(evaluation_rows(r))}"
+        + f"<h2>Samples (seeds 1-{len(r['samples'])}; copied spans marked)</h2>{samples}"
+        + sections[3]
+        + f'<script type="application/json" id="report-data">{data}</script></body></html>'
+    )
+
+
+def markdown(r: dict) -> str:
+    """The report as markdown, for pasting into an issue or a notebook."""
+    lines = [f"# {r['run']}", ""]
+    for name, pairs in [*rows(r).items(), ("Evaluation", evaluation_rows(r))]:
+        lines += [f"## {name}", "", "| | |", "|---|---|"]
+        lines += [f"| {k} | {_strip(v)} |" for k, v in pairs] + [""]
+    lines += ["## Samples", ""]
+    for s in r["samples"]:
+        lines += [f"> {s['text'].strip()}", "", (s.get("copies") or {}).get("summary", ""), ""]
+    return "\n".join(lines)
+
+
+def _strip(v: str) -> str:
+    return html.unescape(v.replace("<b>", "**").replace("</b>", "**")).replace("|", "\\|")

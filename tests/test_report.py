@@ -1,0 +1,55 @@
+"""A report for every run: RUN/report.html (self-contained) and report.md, whose figures are
+the run's own."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+import wordgpt
+from wordgpt.cli import main
+from wordgpt.use.copies import COPY_MIN
+
+QUIET = {"progress": False, "tensorboard": False, "dtype": "fp32", "log": lambda *a, **k: None}
+
+
+@pytest.fixture(scope="module")
+def reported(word_data, tmp_path_factory):
+    run = tmp_path_factory.mktemp("rep") / "r"
+    wordgpt.train(word_data, run, preset="tiny", max_iters=30, eval_interval=10, **QUIET)
+    return run
+
+
+def figures(run) -> dict:
+    page = (run / "report.html").read_text(encoding="utf-8")
+    m = re.search(r'<script type="application/json" id="report-data">(.*?)</script>', page, re.S)
+    return json.loads(m.group(1).replace("<\\/", "</"))
+
+
+def test_training_ends_with_a_report_whose_figures_are_the_runs(reported):
+    r = figures(reported)
+    summary = json.loads((reported / "summary.json").read_text())
+    assert r["training"]["step"] == summary["step"] == 30
+    assert r["training"]["mfu"] == summary["mfu"] and r["model"]["params"] == summary["params"]
+    assert r["evaluation"]["bits_per_char"] == wordgpt.load(reported).evaluate("val").bits_per_char
+    assert [int(m["step"]) for m in r["metrics"]] == [0, 10, 20, 30]
+    assert len(r["samples"]) == 3 and all(s["copies"] is not None for s in r["samples"])
+    assert r["copies"]["n"] == COPY_MIN["word"] and 0 <= r["copies"]["val_ngrams_in_train"] <= 1
+    assert r["machine"]["torch"] and r["machine"]["cores"] >= 1 and r["data"]["vocab_size"] > 1
+
+
+def test_the_page_needs_no_network_and_its_twin_is_markdown(reported):
+    page = (reported / "report.html").read_text(encoding="utf-8")
+    assert not re.search(r'(src|href)="https?:', page) and "<script src" not in page
+    assert "<svg" in page and "Samples" in page
+    md = (reported / "report.md").read_text(encoding="utf-8")
+    bpc = figures(reported)["evaluation"]["bits_per_char"]
+    assert md.startswith("# ") and f"{bpc:.4f}" in md and "| val bits per character |" in md
+
+
+def test_the_report_command_writes_it_again(reported, capsys):
+    (reported / "report.html").unlink()
+    main(["report", str(reported)])
+    assert "report.html" in capsys.readouterr().out and (reported / "report.html").is_file()
