@@ -172,3 +172,18 @@ def test_a_missing_extra_fails_under_strict_and_skips_otherwise(tmp_path, strict
         timeout=300,
     )
     assert f"1 {outcome}" in r.stdout, r.stdout
+
+
+def test_no_source_file_is_ignored_by_git():
+    """A source file that .gitignore hides works here and is missing from every clone."""
+    if not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    r = subprocess.run(
+        ["git", "ls-files", "--others", "--ignored", "--exclude-standard", "--", "src", "tests"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+    )
+    hidden = [f for f in r.stdout.split() if f.endswith((".py", ".html", ".js", ".css", ".json"))]
+    assert not hidden, hidden
