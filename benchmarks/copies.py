@@ -34,7 +34,7 @@ from common import emit, prepared
 import wordgpt
 from wordgpt.corpus.build import load_prepared
 from wordgpt.corpus.tokenfiles import load_split
-from wordgpt.use.copies import copy_figures, find_copies, split_share
+from wordgpt.use.copies import COPY_MIN, copy_figures, find_copies, split_share
 
 NS = {"word-sp": range(3, 13), "word": range(4, 21, 2), "char": range(10, 61, 5),
       "bpe": range(4, 21, 2)}  # fmt: skip
@@ -159,7 +159,7 @@ def main() -> None:
                     ("longest", "longest span", "d")],
              args.json, {"runs in": str(root)})  # fmt: skip
     if args.scale:
-        rows = [scale(mb, 8, args.scale_dir) for mb in args.scale]
+        rows = [scale(mb, COPY_MIN["word-sp"], args.scale_dir) for mb in args.scale]
         emit(rows, [("corpus_mb", "corpus MB", "d"), ("train_tokens", "train tokens", ",d"),
                     ("n", "n", "d"), ("build_s", "build s", ".1f"),
                     ("peak_mb", "peak memory MB", ",.0f"), ("index_gb", "index GB", ".2f"),

@@ -292,6 +292,7 @@ def test_tsne_plot_writes_a_png_of_the_asked_size(vectors, tmp_path, capsys):
     img = matplotlib.image.imread(out)
     assert img.shape[:2] == (300, 400)
     assert "<html>" in html.read_text()[:2000].lower()
+    assert "t-SNE" in (err := capsys.readouterr().err) and "750/750" in err  # its progress bar
 
 
 def test_embed_cli_train_and_coverage(word_data, tmp_path, capsys):

@@ -145,7 +145,7 @@ def embed_plot(vectors, out, n_words, n_labels, query, size, html, method, limit
     t = time.perf_counter()
     kv = load_vectors(vectors, limit, trust_pickle)
     click.echo(f"mapping {min(n_words, len(kv)):,} words (t-SNE takes some seconds)...", err=True)
-    plot_tsne(kv, out, n_words, n_labels, (w, h), html, method, query=query)
+    plot_tsne(kv, out, n_words, n_labels, (w, h), html, method, query=query, progress=True)
     click.echo(f"wrote {out}{f' and {html}' if html else ''} in {time.perf_counter() - t:.1f}s")
 
 
