@@ -516,6 +516,8 @@ def test_7_a_full_disk_during_export_leaves_nothing_and_a_retry_works(run, tmp_p
     r = cli("export", run, "--out", out)
     assert r.returncode == 0, r.stderr
     assert (out / "README.md").is_file() and (out / "model.safetensors").stat().st_mode & 0o044
+    card = (out / "README.md").read_text()
+    assert f'from_pretrained("{out}"' in card and ".tmp" not in card  # where it is, not was
 
 
 # ------------------------------------------------------------------ 8. small ones

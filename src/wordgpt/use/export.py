@@ -87,7 +87,7 @@ def export(
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         work.mkdir()
-        write_export(m, work, fmt)
+        write_export(m, work, fmt, str(out))
         if out.exists():
             out.rmdir()  # empty, as checked
         work.rename(out)
@@ -102,9 +102,9 @@ def export(
     return Exported(out, fmt, sorted(p.name for p in out.iterdir()))
 
 
-def write_export(m: Model, folder: Path, fmt: str) -> None:
-    """The model, tokenizer and model card in ``folder``, every file readable by all
-    (safetensors writes its files for the owner only)."""
+def write_export(m: Model, folder: Path, fmt: str, name: str) -> None:
+    """The model, tokenizer and model card in ``folder`` (the card loads it as ``name``, where
+    the folder will be), every file readable by all (safetensors writes for the owner only)."""
     from transformers.utils import logging as hf_logging
 
     hf_model = to_gpt2(m) if fmt == "gpt2" else to_remote_code(m, folder)
@@ -116,7 +116,7 @@ def write_export(m: Model, folder: Path, fmt: str) -> None:
         if bars:
             hf_logging.enable_progress_bar()
     tokenizer(m).save_pretrained(folder)
-    (folder / "README.md").write_text(model_card(m, fmt, folder.name), encoding="utf-8")
+    (folder / "README.md").write_text(model_card(m, fmt, name), encoding="utf-8")
     for f in folder.rglob("*"):
         f.chmod(0o755 if f.is_dir() else 0o644)
     folder.chmod(0o755)
