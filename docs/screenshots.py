@@ -71,11 +71,16 @@ def runs_view(d, wait) -> None:
         tick.click()
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#compare-chart path.curve"))
     time.sleep(0.5)
+    size = d.get_window_size()
+    d.set_window_size(size["width"], 1400)  # the table and the chart side by side, both whole
+    time.sleep(0.5)
     d.save_screenshot(str(DOCS / "serve-runs.png"))
+    d.set_window_size(size["width"], size["height"])
 
 
-def words_view(d, wait, word: str) -> None:
+def words_view(d, wait, word: str, run: str) -> None:
     d.find_element(By.ID, "tab-words").click()
+    Select(d.find_element(By.ID, "words-run")).select_by_value(run)
     d.find_element(By.ID, "query").send_keys(word)
     d.find_element(By.ID, "neighbors").click()
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#neighbors-list li"))
@@ -90,6 +95,7 @@ def main() -> None:
     ap.add_argument("runs", type=Path)
     ap.add_argument("--prompt", default="the knight")
     ap.add_argument("--word", default="knight")
+    ap.add_argument("--run", default="don-quixote-demo", help="the run of the Words view")
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
     url = serve(args.runs)
@@ -100,7 +106,7 @@ def main() -> None:
         wait.until(lambda d: Select(d.find_element(By.ID, "run")).options)
         generate(d, wait, args.prompt, args.seed)
         runs_view(d, wait)
-        words_view(d, wait, args.word)
+        words_view(d, wait, args.word, args.run)
     finally:
         d.quit()
     for name in ("serve-generate", "serve-runs", "serve-words"):

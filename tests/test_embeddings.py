@@ -387,6 +387,20 @@ def test_neighbours_of_space_prefixed_vectors_take_plain_words():
         neighbors(kv, "knigt")
 
 
+def test_a_word_is_its_most_frequent_form():
+    """'knight' in space-prefixed vectors is ' knight' (frequent), not the rare 'knight' that
+    follows a quote mark, though that key exists as typed."""
+    from gensim.models import KeyedVectors
+
+    from wordgpt.vectors.queries import find_key
+
+    kv = KeyedVectors(vector_size=2)
+    kv.add_vectors([" knight", " the", "knight", "The"], np.eye(4, 2, dtype=np.float32))
+    assert find_key(kv, "knight") == " knight"
+    assert find_key(kv, "The") == " the"  # lowercased and prefixed, as it is most often
+    assert find_key(kv, " knight") == " knight"
+
+
 def test_the_collapse_warning_fires_on_collapsed_vectors_only():
     from gensim.models import KeyedVectors
 

@@ -10,11 +10,15 @@ from ..errors import WordGPTError
 
 def find_key(kv, word: str) -> str:
     """The key of ``word`` in ``kv``: as given, or with the space that space-prefixed word
-    tokens carry (' knight'), or lowercased as a lowercased corpus has it ('Knight'); else
-    one clear error with close spellings."""
-    for key in (word, " " + word, word.lower(), " " + word.lower()):
-        if key in kv.key_to_index:
-            return key
+    tokens carry (' knight'), or lowercased as a lowercased corpus has it ('Knight'); of
+    those that exist, the most frequent (keys are in frequency order), so 'knight' in
+    space-prefixed vectors is the word (' knight'), not its rare form after a quote mark;
+    else one clear error with close spellings."""
+    forms = [
+        k for k in (word, " " + word, word.lower(), " " + word.lower()) if k in kv.key_to_index
+    ]
+    if forms:
+        return min(forms, key=kv.key_to_index.__getitem__)
     close = difflib.get_close_matches(word, kv.index_to_key[:50_000], n=5)
     hint = f"; close spellings: {', '.join(close)}" if close else ""
     raise WordGPTError(f"{word!r} is not in the vectors' vocabulary{hint}")
