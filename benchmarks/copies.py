@@ -90,6 +90,7 @@ def scale(mb: int, n: int, keep: Path | None) -> dict:
     from prepare import book_corpus
 
     work = Path(keep or tempfile.mkdtemp(prefix="wordgpt-copies-"))
+    work.mkdir(parents=True, exist_ok=True)
     data = work / f"dq-{mb}mb-word-sp"
     if not (data / "meta.json").is_file():
         wordgpt.prepare(data, dataset=str(book_corpus(mb, work)), tokenizer="word",
