@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import importlib
 import os
+import subprocess
+import sys
+import time
 
 import pytest
 import torch
@@ -103,3 +106,30 @@ def load_benchmark(name: str):
         return importlib.import_module(name)
     finally:
         sys.path.remove(folder)
+
+
+def cli(*args, timeout=300, **kw) -> subprocess.CompletedProcess:
+    """``wordgpt ARGS...`` in a fresh process, its output captured as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "wordgpt.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        **kw,
+    )
+
+
+def wait_for(condition, timeout: float = 120.0) -> None:
+    """Poll ``condition`` until it holds: tests wait for an observable event, not a time."""
+    deadline = time.time() + timeout
+    while not condition():
+        assert time.time() < deadline, "timed out waiting"
+        time.sleep(0.01)
+
+
+def one_line_error(r: subprocess.CompletedProcess, code: int = 2) -> str:
+    """The one ``error:`` line a failed command must print (exit ``code``, no traceback)."""
+    assert r.returncode == code, (r.returncode, r.stdout[-500:], r.stderr[-2000:])
+    assert r.stderr.startswith("error: ") and r.stderr.count("\n") == 1, r.stderr
+    assert "Traceback" not in r.stderr
+    return r.stderr

@@ -30,34 +30,11 @@ from wordgpt.runs import checkpoint
 from wordgpt.runs.folder import RunDir
 from wordgpt.training.loop import train
 
+from .helpers import cli, one_line_error, wait_for
+
 FAST = {"dtype": "fp32", "progress": False, "tensorboard": False}
 TEMP = re.compile(r"\..+\.\d+\.tmp")
 QUIET = {"log": lambda *a, **k: None}
-
-
-def cli(*args, timeout=300, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "wordgpt.cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        **kw,
-    )
-
-
-def wait_for(condition, timeout: float = 120.0) -> None:
-    """Poll ``condition`` until it holds: tests wait for an observable event, not a time."""
-    deadline = time.time() + timeout
-    while not condition():
-        assert time.time() < deadline, "timed out waiting"
-        time.sleep(0.01)
-
-
-def one_line_error(r: subprocess.CompletedProcess, code: int = 2) -> str:
-    assert r.returncode == code, (r.returncode, r.stderr[-2000:])
-    assert r.stderr.startswith("error: ") and r.stderr.count("\n") == 1, r.stderr
-    assert "Traceback" not in r.stderr
-    return r.stderr
 
 
 def train_cli(data, out, *extra, **kw):

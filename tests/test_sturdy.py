@@ -27,25 +27,9 @@ from wordgpt.runs import checkpoint
 from wordgpt.training.loop import train
 from wordgpt.vectors.files import keyed_vectors, save_vectors
 
-from .helpers import need
+from .helpers import cli, need, one_line_error, wait_for
 
 QUIET = {"progress": False, "tensorboard": False, "dtype": "fp32", "log": lambda *a, **k: None}
-
-
-def cli(*args, timeout=300, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "wordgpt.cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        **kw,
-    )
-
-
-def one_line(r: subprocess.CompletedProcess, code: int = 2) -> str:
-    assert r.returncode == code, (r.returncode, r.stdout[-500:], r.stderr[-2000:])
-    assert r.stderr.startswith("error: ") and r.stderr.count("\n") == 1, r.stderr
-    return r.stderr
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
@@ -82,10 +66,10 @@ def evil_kv(tmp_path) -> tuple[Path, Path]:
 
 def test_1_a_kv_file_runs_no_code_from_the_cli(evil_kv, word_data, tmp_path):
     path, marker = evil_kv
-    err = one_line(cli("embed", "neighbors", path, "knight"))
+    err = one_line_error(cli("embed", "neighbors", path, "knight"))
     assert "pickle" in err and "--trust-pickle" in err
     args = ["--preset", "tiny", "--no-progress", "--init-embeddings", path]
-    err = one_line(cli("train", "--data", word_data, "--out", tmp_path / "r", *args))
+    err = one_line_error(cli("train", "--data", word_data, "--out", tmp_path / "r", *args))
     assert "--trust-pickle" in err and not marker.exists()
     with pytest.raises(WordGPTError, match="trust_pickle"):
         train(word_data, tmp_path / "r2", preset="tiny", init_embeddings=str(path), **QUIET)
@@ -98,7 +82,7 @@ def test_1_a_trusted_kv_loads_and_a_foreign_one_is_one_line(word_data, tmp_path)
     r = cli("embed", "neighbors", tmp_path / "ok.kv", "knight", "-n", "1", "--trust-pickle")
     assert r.returncode == 0, r.stderr
     (tmp_path / "junk.kv").write_bytes(b"not a pickle at all" * 10)
-    assert "not a gensim .kv" in one_line(
+    assert "not a gensim .kv" in one_line_error(
         cli("embed", "neighbors", tmp_path / "junk.kv", "x", "--trust-pickle")
     )
 
@@ -260,15 +244,15 @@ def test_4_a_prepare_that_fails_leaves_the_data_folder_it_would_replace(corpus_f
     prepare(DataConfig(dataset=str(corpus_file)), victim, progress=False)
     before = snapshot(victim)
     (tmp_path / "gd" / "x.txt").mkdir(parents=True)  # a glob that matches only a folder
-    err = one_line(
+    err = one_line_error(
         cli("prepare", "--dataset", f"{tmp_path}/gd/*.txt", "--out", victim, "--overwrite")
     )
     assert "no file matches" in err and snapshot(victim) == before
     empty = tmp_path / "empty.txt"
     empty.write_text("   \n")
-    one_line(cli("prepare", "--dataset", empty, "--out", victim, "--overwrite"))
+    one_line_error(cli("prepare", "--dataset", empty, "--out", victim, "--overwrite"))
     assert snapshot(victim) == before
-    err = one_line(cli("prepare", "--dataset", corpus_file, "--out", victim))
+    err = one_line_error(cli("prepare", "--dataset", corpus_file, "--out", victim))
     assert "--overwrite" in err and snapshot(victim) == before  # replaced only when asked
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no private folder left
 
@@ -281,11 +265,11 @@ def test_5_a_run_folder_and_a_data_folder_never_overwrite_each_other(word_data, 
     shutil.copytree(word_data, data)
     shutil.copytree(run, r)
     d0, r0 = snapshot(data), snapshot(r)
-    err = one_line(
+    err = one_line_error(
         cli("train", "--data", word_data, "--out", data, "--preset", "tiny", "--no-progress")
     )
     assert "data folder" in err
-    err = one_line(cli("prepare", "--dataset", "don-quixote", "--out", r, "--overwrite"))
+    err = one_line_error(cli("prepare", "--dataset", "don-quixote", "--out", r, "--overwrite"))
     assert "run folder" in err
     with pytest.raises(WordGPTError, match="data folder"):
         train(word_data, data, preset="tiny", **QUIET)
@@ -334,11 +318,11 @@ def test_6_a_deleted_lock_file_lets_no_second_trainer_in(word_data, tmp_path):
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.time() + 120
-        while not (run / "last.pt").exists() and time.time() < deadline:
-            time.sleep(0.01)
+        wait_for(lambda: (run / "last.pt").exists())
         (run / ".lock").unlink()
-        err = one_line(cli("train", "--data", word_data, "--out", run, "--overwrite", *args[:2]))
+        err = one_line_error(
+            cli("train", "--data", word_data, "--out", run, "--overwrite", *args[:2])
+        )
         assert "in use by another training" in err
         assert not list(tmp_path.glob("live.old-*"))  # the live run was not moved aside
     finally:
@@ -377,9 +361,7 @@ def test_6_a_run_moved_away_while_training_keeps_its_own_files(word_data, tmp_pa
         stderr=subprocess.PIPE,
         text=True,
     )
-    deadline = time.time() + 120
-    while not (run / "last.pt").exists() and time.time() < deadline:
-        time.sleep(0.01)
+    wait_for(lambda: (run / "last.pt").exists())
     run.rename(moved)
     _, err = p.communicate(timeout=300)
     assert p.returncode == 0, err
@@ -411,7 +393,7 @@ def test_7_non_finite_or_zero_vectors_are_bad_input_and_block_no_rerun(word_data
     path = tmp_path / "v.txt"
     path.write_text("".join(f"{w} {values} {values}\n" for w in ("the", "of", "and", "to")))
     out = tmp_path / "r"
-    err = one_line(
+    err = one_line_error(
         cli(
             "train",
             "--data",
@@ -467,7 +449,7 @@ def test_7_a_damaged_data_folder_is_one_line(word_data, tmp_path, damage, messag
     data = tmp_path / "d"
     shutil.copytree(word_data, data)
     damage(data)
-    err = one_line(
+    err = one_line_error(
         cli("train", "--data", data, "--out", tmp_path / "r", "--preset", "tiny", "--no-progress")
     )
     assert message in err, err
@@ -491,15 +473,15 @@ def test_7_a_checkpoint_whose_config_cannot_work_is_one_line_and_fast(
     (tmp_path / "x").mkdir()
     torch.save(ck, tmp_path / "x" / "best.pt")
     t = time.time()
-    err = one_line(cli("sample", tmp_path / "x", "--max-new-tokens", "2", timeout=120))
+    err = one_line_error(cli("sample", tmp_path / "x", "--max-new-tokens", "2", timeout=120))
     assert message in err and time.time() - t < 60
 
 
 def test_7_export_to_a_file_or_an_unwritable_place_is_one_line(run, tmp_path):
     need("transformers")
     (tmp_path / "afile").write_text("x")
-    assert "is a file" in one_line(cli("export", run, "--out", tmp_path / "afile"))
-    err = one_line(cli("export", run, "--out", "/proc/wordgpt-export-test"))
+    assert "is a file" in one_line_error(cli("export", run, "--out", tmp_path / "afile"))
+    err = one_line_error(cli("export", run, "--out", "/proc/wordgpt-export-test"))
     assert "cannot write" in err or "permission" in err.lower()
 
 
@@ -510,7 +492,7 @@ def test_7_a_full_disk_during_export_leaves_nothing_and_a_retry_works(run, tmp_p
     def limit():
         resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
 
-    err = one_line(cli("export", run, "--out", out, preexec_fn=limit))
+    err = one_line_error(cli("export", run, "--out", out, preexec_fn=limit))
     assert "disk full" in err and not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
     r = cli("export", run, "--out", out)
@@ -530,7 +512,7 @@ def test_8_a_busy_port_is_one_line_before_anything_claims_to_serve(run, tmp_path
         s.listen()
         port = s.getsockname()[1]
         r = cli("serve", run.parent, "--port", port, timeout=120)
-    err = one_line(r)
+    err = one_line_error(r)
     assert "in use" in err and "serving" not in r.stdout + r.stderr.replace(err, "")
 
 

@@ -4,7 +4,6 @@ import math
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
@@ -17,7 +16,7 @@ from wordgpt.runs import checkpoint
 from wordgpt.training.loop import train
 from wordgpt.training.optim import lr_at
 
-from .helpers import need
+from .helpers import need, wait_for
 
 FAST = {"dtype": "fp32", "progress": False, "tensorboard": False}
 
@@ -111,9 +110,8 @@ def test_resume_after_sigterm_is_bit_exact(word_data, tmp_path):
         stderr=subprocess.PIPE,
         text=True,
     )
-    deadline = time.time() + 120
-    while not (interrupted / "metrics.csv").exists() and time.time() < deadline:
-        time.sleep(0.01)  # the step-0 evaluation is written: the loop is about to start
+    # the step-0 evaluation is written: the loop is about to start
+    wait_for(lambda: (interrupted / "metrics.csv").exists())
     p.send_signal(signal.SIGTERM)
     out, err = p.communicate(timeout=120)
     assert p.returncode == 130, err
