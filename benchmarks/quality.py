@@ -124,6 +124,7 @@ LEVERS = {
     "mlr5": ({"muon_lr": 5e-3}, {"muon_lr": 1e-2}),
     "wd0": ({"weight_decay": 0.0}, {"weight_decay": 0.1}),
     "drop3": ({"dropout": 0.3, "attn_dropout": 0.1}, {"dropout": 0.1, "attn_dropout": 0.1}),
+    "ep45": ({"epochs": 4.5}, {"epochs": None}),
 }
 GENSIM_VECTORS = Path(gensim.__file__).parent / "test" / "test_data" / "word2vec_pre_kv_c"
 

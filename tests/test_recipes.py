@@ -51,6 +51,9 @@ def test_dry_run_names_the_recipe_and_why(word_data, tmp_path, monkeypatch, caps
         and "2.00x as fast" in out
         and "900 s recipe" in out
     )
+    train_tokens = plan.meta["splits"]["train"]["tokens"]  # the 900 s recipe caps the passes
+    assert plan.train.epochs and f"{plan.train.epochs:g} passes" in out
+    assert f"over the training split of {train_tokens:,} tokens" in out
 
 
 def test_the_probe_measures_a_positive_speed():

@@ -460,3 +460,44 @@ def test_a_plateau_after_the_planned_decay_has_begun_changes_nothing(word_data):
                         max_iters=20, eval_interval=12, lr=1.0, warmup_iters=0)  # fmt: skip
     late.estimate_loss = lambda: {"train": 1.0, "val": 3.0}
     assert fit(late, Records()) == "max_iters" and late.state.decay_start == -1.0
+
+
+def test_epochs_end_the_run_and_the_schedule_after_that_many_passes(word_data):
+    """epochs=0.5: the run stops ("epochs") at the first step whose tokens reach half the
+    training split, and its WSD decay (the last half of the run) ends there at the floor,
+    while max_iters (1,000) is far away."""
+    t = make_trainer(word_data, epochs=0.5, max_iters=1000, decay="wsd", decay_frac=0.5,
+                     lr=1.0, min_lr_ratio=0.1, eval_interval=1000)  # fmt: skip
+    n, per_step = len(t.splits["train"]), 8 * 16
+    lrs = []
+    assert fit(t, Records(), OnStep(lambda r: lrs.append(r.lr))) == "epochs"
+    assert t.state.step == math.ceil(0.5 * n / per_step) and t.state.tokens >= 0.5 * n
+    assert t.epochs_done() == pytest.approx(t.state.tokens / n)
+    half = math.ceil(0.25 * n / per_step)  # progress 0.5: the decay begins
+    assert lrs[: half - 1] == [1.0] * (half - 1) and lrs[-1] < 0.1 + 0.9 * 2 * per_step / n
+    assert t.cfg.max_iters > 10 * t.state.step
+
+
+def test_a_progress_bar_counts_percent_of_the_run_when_epochs_may_end_it():
+    from wordgpt.config import TrainConfig
+    from wordgpt.training.loop import Ticker
+
+    assert Ticker.bar_total(TrainConfig(epochs=2, time_budget=60)) == (100.0, "%")
+    assert Ticker.bar_total(TrainConfig(time_budget=60)) == (60, "s")
+    assert Ticker.bar_total(TrainConfig(max_iters=7)) == (7, "step")
+
+
+def test_evaluations_follow_the_budget_unless_epochs_may_end_the_run_first(word_data):
+    """100 s at 0.5 s a step: one evaluation every eval_seconds (10 s, 20 steps) of the
+    budget, 10 points and step 0; with epochs (not reached here) only eval_points (4)."""
+
+    def evals(**kw):
+        t = make_trainer(word_data, clock=FakeClock(0.5), time_budget=100.0, max_iters=10**6,
+                         eval_seconds=10.0, eval_points=4, **kw)  # fmt: skip
+        t.estimate_loss = lambda: {"train": 1.0, "val": 1.0}
+        rec = Records()
+        fit(t, rec)
+        return [e.step for e in rec.evals]
+
+    assert evals() == list(range(0, 201, 20))
+    assert evals(epochs=10**6) == [0, 50, 100, 150, 200]

@@ -275,10 +275,13 @@ class TrainConfig:
     grad_accum: int = 1
     """Micro-batches per optimizer step."""
     max_iters: int = 2000
-    """Optimizer steps (the run stops earlier if time_budget runs out)."""
+    """Optimizer steps (the run stops earlier if time_budget or epochs runs out)."""
     time_budget: float | None = None
     """Seconds of training (evaluations not counted); the learning-rate schedule follows
-    whichever of steps or time ends first, so a time-budgeted run still decays fully."""
+    whichever of steps, time or epochs ends first, so a time-budgeted run still decays fully."""
+    epochs: float | None = None
+    """Stop after this many passes over the training split (tokens seen / its tokens), e.g.
+    2.5; like time_budget, the schedule follows whichever limit ends first. Unset: none."""
     lr: float = 1e-3
     """Peak learning rate."""
     min_lr_ratio: float = 0.1
@@ -326,7 +329,8 @@ class TrainConfig:
     """Evaluations over the whole run when eval_interval is unset (at least)."""
     eval_seconds: float = 30.0
     """With a time budget and no eval_interval: an evaluation at least every this many seconds
-    of training (so that a long run notices a plateau in time)."""
+    of training (so that a long run notices a plateau in time); not with epochs, whose runs
+    may end long before the budget: eval_points evaluations then."""
     eval_iters: int = 20
     """Batches per split in the loss estimate at each evaluation."""
     patience: int | None = None
@@ -376,6 +380,7 @@ class TrainConfig:
             self.time_budget is None or self.time_budget > 0,
             f"time_budget must be > 0 seconds, got {self.time_budget}",
         )
+        _check(self.epochs is None or self.epochs > 0, f"epochs must be > 0, got {self.epochs}")
         _in_unit(self, "min_lr_ratio", hi_open=False)
         _in_unit(self, "decay_frac", lo_open=True, hi_open=False)
         _at_least(self, 1, "decay_on_plateau")
@@ -575,12 +580,12 @@ PRESETS: dict[str, Preset] = {
         model={"n_layer": 2}, lr=3e-3,
     ),
     "word-900": _budget(
-        _CPU, 900.0, "word tokens, 900 s: the cpu recipe, decaying at the first plateau",
-        decay_on_plateau=3,
+        _CPU, 900.0, "word tokens, 900 s: the cpu recipe for at most 4.5 passes over the text "
+        "(more overfits a book), decaying at the first plateau", decay_on_plateau=3, epochs=4.5,
     ),
     "word-3600": _budget(
-        _CPU, 3600.0, "word tokens, 3600 s: the cpu recipe, decaying at the first plateau",
-        decay_on_plateau=3,
+        _CPU, 3600.0, "word tokens, 3600 s: the cpu recipe for at most 4.5 passes over the text "
+        "(more overfits a book), decaying at the first plateau", decay_on_plateau=3, epochs=4.5,
     ),
     "char-60": _budget(
         _CHAR, 60.0, "characters, 60 s: the char recipe with a 128-character context, batch 32",
@@ -591,8 +596,8 @@ PRESETS: dict[str, Preset] = {
         decay_on_plateau=3,
     ),
     "char-3600": _budget(
-        _CHAR, 3600.0, "characters, 3600 s: the char recipe, decaying at the first plateau",
-        decay_on_plateau=3,
+        _CHAR, 3600.0, "characters, 3600 s: the char recipe for at most 4 passes over the text "
+        "(as far as measured), decaying at the first plateau", decay_on_plateau=3, epochs=4.0,
     ),
     "finetune": _budget(
         _CPU, 300.0,  # the model is not used: a fine-tune's model is the run it starts from

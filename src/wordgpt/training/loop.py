@@ -46,7 +46,7 @@ class TrainResult:
     tokens_per_s: float
     params: int
     stopped: str
-    """Why the loop ended: max_iters, time_budget, patience or signal."""
+    """Why the loop ended: max_iters, time_budget, epochs, decayed, patience or signal."""
     mfu: float | None = None
 
 
@@ -85,8 +85,10 @@ class StopFlag:
 
 def eval_count(cfg) -> int:
     """How many evaluations a run spaced by its progress gets: eval_points, and one every
-    eval_seconds of a time budget."""
-    return max(cfg.eval_points, math.ceil((cfg.time_budget or 0) / cfg.eval_seconds))
+    eval_seconds of a time budget, unless epochs may end the run long before the budget (a
+    900 s budget capped at a few passes of a book would evaluate every few seconds)."""
+    budget = 0 if cfg.epochs else (cfg.time_budget or 0)
+    return max(cfg.eval_points, math.ceil(budget / cfg.eval_seconds))
 
 
 def progress_points(trainer: Trainer) -> tuple[int, int]:
@@ -114,6 +116,8 @@ def stop_reason(trainer: Trainer) -> str | None:
         return "max_iters"
     if cfg.time_budget is not None and st.elapsed >= cfg.time_budget:
         return "time_budget"
+    if cfg.epochs is not None and trainer.epochs_done() >= cfg.epochs:
+        return "epochs"
     if st.decay_start >= 0 and trainer.progress() >= st.decay_end:
         return "decayed"
     return None
@@ -176,7 +180,7 @@ def fit(trainer: Trainer, rec: Recorder, ticker=None, peak: float | None = None,
 
 
 class Ticker:
-    """Between evaluations: a progress bar towards the real end (the time budget, or
+    """Between evaluations: a progress bar towards the real end (the time budget, epochs or
     max_iters) on a terminal, and a cheap line (the mean training loss of the steps since
     the last line) halfway between two evaluation points."""
 
@@ -188,24 +192,36 @@ class Ticker:
         if bar:
             from tqdm.auto import tqdm
 
-            budget = trainer.cfg.time_budget
-            total = budget if budget else trainer.cfg.max_iters
+            total, unit = self.bar_total(trainer.cfg)
             self.bar = tqdm(
                 total=total,
-                initial=trainer.state.elapsed if budget else trainer.state.step,
-                unit="s" if budget else "step",
+                initial=min(self.bar_done(), total),
+                unit=unit,
                 dynamic_ncols=True,
                 disable=None,
                 leave=False,
             )
             self.say = self.bar.write
 
+    @staticmethod
+    def bar_total(cfg) -> tuple[float, str]:
+        """The bar's end and unit: percent of the run when epochs may end it before the
+        time budget or max_iters, else seconds of the budget, else steps."""
+        if cfg.epochs:
+            return 100.0, "%"
+        return (cfg.time_budget, "s") if cfg.time_budget else (cfg.max_iters, "step")
+
+    def bar_done(self) -> float:
+        t, st = self.trainer, self.trainer.state
+        if t.cfg.epochs:
+            return round(100 * t.progress(), 1)
+        return st.elapsed if t.cfg.time_budget else st.step
+
     def update(self, r: StepResult) -> None:
         t, st = self.trainer, self.trainer.state
         self.losses.append(r.loss)
         if self.bar is not None:
-            done = st.elapsed if t.cfg.time_budget else st.step
-            self.bar.update(min(done, self.bar.total) - self.bar.n)
+            self.bar.update(min(self.bar_done(), self.bar.total) - self.bar.n)
             self.bar.set_postfix(step=st.step, loss=f"{r.loss:.3f}", refresh=False)
         half = math.floor(t.progress() * 2 * eval_count(t.cfg))
         if half > self.half and half % 2 == 1 and t.cfg.eval_interval is None:

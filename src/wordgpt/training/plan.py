@@ -52,6 +52,10 @@ class Plan:
         m, t = self.model, self.train
         what = f"resume {self.run.path}/last.pt" if self.resume_from else f"new run {self.run.path}"
         budget = f"{t.time_budget:g} s or " if t.time_budget else ""
+        if t.epochs:
+            tokens = self.meta.get("splits", {}).get("train", {}).get("tokens")
+            of = f" of {tokens:,} tokens" if tokens else ""
+            budget += f"{t.epochs:g} passes over the training split{of} or "
         why = f"\nrecipe: {self.why}" if self.why else ""
         return (
             f"{what}: preset {self.preset}, {estimate_params(m):,} parameters "

@@ -123,12 +123,18 @@ class Trainer:
 
     # ------------------------------------------------------------ one step
 
+    def epochs_done(self) -> float:
+        """Passes over the training split so far: tokens seen (all ranks) / its tokens."""
+        return self.state.tokens / max(len(self.splits["train"]), 1)
+
     def progress(self) -> float:
-        """How far the run is, from 0 to 1: steps or time, whichever is further along."""
+        """How far the run is, from 0 to 1: steps, time or epochs, whichever is further."""
         st, cfg = self.state, self.cfg
         p = st.step / cfg.max_iters
         if cfg.time_budget:
             p = max(p, st.elapsed / cfg.time_budget)
+        if cfg.epochs:
+            p = max(p, self.epochs_done() / cfg.epochs)
         return min(p, 1.0)
 
     def lr(self) -> float:
