@@ -53,6 +53,7 @@ NANOGPT = {
     "min_lr_ratio": 0.1,
     "beta2": 0.99,
     "weight_decay": 0.1,
+    "epochs": 0,  # its own schedule over the budget, not the cpu preset's cap on passes
 }
 BASES = {
     "picked": (None, {}),  # no preset: train picks the recipe for the budget on this machine
@@ -124,7 +125,7 @@ LEVERS = {
     "mlr5": ({"muon_lr": 5e-3}, {"muon_lr": 1e-2}),
     "wd0": ({"weight_decay": 0.0}, {"weight_decay": 0.1}),
     "drop3": ({"dropout": 0.3, "attn_dropout": 0.1}, {"dropout": 0.1, "attn_dropout": 0.1}),
-    "ep45": ({"epochs": 4.5}, {"epochs": None}),
+    "ep45": ({"epochs": 4.5}, {"epochs": 0}),
 }
 GENSIM_VECTORS = Path(gensim.__file__).parent / "test" / "test_data" / "word2vec_pre_kv_c"
 

@@ -474,7 +474,9 @@ def test_epochs_end_the_run_and_the_schedule_after_that_many_passes(word_data):
     assert t.state.step == math.ceil(0.5 * n / per_step) and t.state.tokens >= 0.5 * n
     assert t.epochs_done() == pytest.approx(t.state.tokens / n)
     half = math.ceil(0.25 * n / per_step)  # progress 0.5: the decay begins
-    assert lrs[: half - 1] == [1.0] * (half - 1) and lrs[-1] < 0.1 + 0.9 * 2 * per_step / n
+    assert lrs[: half - 1] == [1.0] * (half - 1)
+    last = (t.state.step - 1) * per_step / (0.5 * n)  # the progress before the last step
+    assert lrs[-1] == pytest.approx(1.0 - 0.9 * (last - 0.5) / 0.5) and last > 0.95
     assert t.cfg.max_iters > 10 * t.state.step
 
 
@@ -501,3 +503,16 @@ def test_evaluations_follow_the_budget_unless_epochs_may_end_the_run_first(word_
 
     assert evals() == list(range(0, 201, 20))
     assert evals(epochs=10**6) == [0, 50, 100, 150, 200]
+
+
+def test_epochs_0_lifts_a_presets_cap_and_a_negative_one_is_refused(word_data, tmp_path):
+    from wordgpt.config import TrainConfig
+    from wordgpt.errors import WordGPTError
+    from wordgpt.training.plan import plan_run
+
+    assert plan_run(word_data, tmp_path / "r", preset="cpu").train.epochs == 4.5
+    assert plan_run(word_data, tmp_path / "r", preset="cpu", epochs=0).train.epochs == 0
+    t = make_trainer(word_data, epochs=0, max_iters=3, eval_interval=1000)
+    assert fit(t, Records()) == "max_iters" and t.progress() == 1.0
+    with pytest.raises(WordGPTError, match="epochs must be >= 0"):
+        TrainConfig(epochs=-1.0)

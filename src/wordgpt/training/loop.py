@@ -116,7 +116,7 @@ def stop_reason(trainer: Trainer) -> str | None:
         return "max_iters"
     if cfg.time_budget is not None and st.elapsed >= cfg.time_budget:
         return "time_budget"
-    if cfg.epochs is not None and trainer.epochs_done() >= cfg.epochs:
+    if cfg.epochs and trainer.epochs_done() >= cfg.epochs:
         return "epochs"
     if st.decay_start >= 0 and trainer.progress() >= st.decay_end:
         return "decayed"
