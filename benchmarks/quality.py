@@ -126,6 +126,7 @@ LEVERS = {
     "wd0": ({"weight_decay": 0.0}, {"weight_decay": 0.1}),
     "drop3": ({"dropout": 0.3, "attn_dropout": 0.1}, {"dropout": 0.1, "attn_dropout": 0.1}),
     "ep45": ({"epochs": 4.5}, {"epochs": 0}),
+    "ep4": ({"epochs": 4.0}, {"epochs": 0}),
 }
 GENSIM_VECTORS = Path(gensim.__file__).parent / "test" / "test_data" / "word2vec_pre_kv_c"
 

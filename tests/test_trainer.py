@@ -510,7 +510,7 @@ def test_epochs_0_lifts_a_presets_cap_and_a_negative_one_is_refused(word_data, t
     from wordgpt.errors import WordGPTError
     from wordgpt.training.plan import plan_run
 
-    assert plan_run(word_data, tmp_path / "r", preset="cpu").train.epochs == 4.5
+    assert plan_run(word_data, tmp_path / "r", preset="cpu").train.epochs == 4.0
     assert plan_run(word_data, tmp_path / "r", preset="cpu", epochs=0).train.epochs == 0
     t = make_trainer(word_data, epochs=0, max_iters=3, eval_interval=1000)
     assert fit(t, Records()) == "max_iters" and t.progress() == 1.0

@@ -529,10 +529,10 @@ _CPU = Preset(
         decay="wsd",
         decay_frac=0.4,
         eval_iters=5,
-        epochs=4.5,
+        epochs=4.0,
     ),
     about="the best CPU recipe (rotary, adaptive head, ReLU², QK-norm, zero-initialised "
-    "projections, value residual, WSD): 300 s on a 2-core laptop, at most 4.5 passes over "
+    "projections, value residual, WSD): 300 s on a 2-core laptop, at most 4 passes over "
     "the text (more overfits a book); use space-prefixed words",
 )
 
@@ -585,11 +585,11 @@ PRESETS: dict[str, Preset] = {
         model={"n_layer": 2}, lr=3e-3,
     ),
     "word-900": _budget(
-        _CPU, 900.0, "word tokens, 900 s: the cpu recipe (at most 4.5 passes over the text), "
+        _CPU, 900.0, "word tokens, 900 s: the cpu recipe (at most 4 passes over the text), "
         "decaying at the first plateau", decay_on_plateau=3,
     ),
     "word-3600": _budget(
-        _CPU, 3600.0, "word tokens, 3600 s: the cpu recipe (at most 4.5 passes over the text), "
+        _CPU, 3600.0, "word tokens, 3600 s: the cpu recipe (at most 4 passes over the text), "
         "decaying at the first plateau", decay_on_plateau=3,
     ),
     "char-60": _budget(
