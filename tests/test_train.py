@@ -283,3 +283,13 @@ def test_patience_stops_the_run_and_says_why(word_data, tmp_path, monkeypatch, c
     assert "done: step 20 (patience)" in out and "best val loss 4.0000" in out
     assert json.loads((tmp_path / "summary.json").read_text())["stopped"] == "patience"
     assert checkpoint.load(tmp_path / "best.pt")["step"] == 5
+
+
+def test_a_resume_past_its_epochs_says_so_and_a_larger_epochs_goes_on(word_data, tmp_path):
+    r = train(word_data, tmp_path, preset="tiny", max_iters=10**6, epochs=0.2, **FAST)
+    n = json.loads((word_data / "meta.json").read_text())["splits"]["train"]["tokens"]
+    assert r.stopped == "epochs" and r.step == math.ceil(0.2 * n / (8 * 32))
+    with pytest.raises(WordGPTError, match=r"already made 0\.2\d passes .* larger --epochs"):
+        train(word_data, tmp_path, resume=True, **FAST)
+    more = train(word_data, tmp_path, resume=True, epochs=0.4, **FAST)
+    assert more.stopped == "epochs" and more.step == math.ceil(0.4 * n / (8 * 32))

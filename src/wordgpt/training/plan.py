@@ -104,6 +104,8 @@ def plan_run(
         preset, mcfg, tcfg, src, why = _new(preset, meta, tok, m_over, t_over)
         ck = None
     check_data(meta, mcfg, data_dir)
+    if ck is not None:
+        check_passes_left(ck, tcfg, meta, run)
     check_memory(mcfg)
     pick_device(tcfg.device)  # a device that does not exist is refused now
     plan = Plan(data_dir, run, preset, mcfg, tcfg, meta, tok, ck, overwrite, trust_pickle, src)
@@ -182,6 +184,16 @@ def check_data(meta: dict, mcfg: ModelConfig, data_dir: Path) -> None:
                 f"block_size {mcfg.block_size:,} needs more tokens than the {split} split has "
                 f"({n:,}); use a smaller --block-size"
             )
+
+
+def check_passes_left(ck: dict, tcfg: TrainConfig, meta: dict, run: RunDir) -> None:
+    """A resumed run that has already made its ``epochs`` passes would stop at once: say so."""
+    tokens, n = ck.get("state", {}).get("tokens", 0), meta["splits"]["train"]["tokens"]
+    if tcfg.epochs and n and tokens / n >= tcfg.epochs:
+        raise WordGPTError(
+            f"{run.path} has already made {tokens / n:.2f} passes over the training split, its "
+            f"--epochs {tcfg.epochs:g}; give a larger --epochs (or --epochs 0: no cap) to go on"
+        )
 
 
 def check_memory(mcfg: ModelConfig, bytes_per_param: int = 16, doing: str = "train") -> None:
