@@ -301,6 +301,7 @@ def foreign(trained, tmp_path):
         (["train", "--data", "{data}", "--out", "{tmp}/x", "--grad-clip", "-1"], ">= 0"),
         (["train", "--data", "{data}", "--out", "{tmp}/x", "--time-budget", "0"], "> 0"),
         (["train", "--data", "{data}", "--out", "{tmp}/x", "--time-budget", "-1"], "> 0"),
+        (["train", "--data", "{data}", "--out", "{tmp}/x", "--epochs", "-1"], "epochs must be >="),
         (
             [
                 "train",
