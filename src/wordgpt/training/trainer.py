@@ -75,6 +75,21 @@ class TrainState:
                 setattr(self, k, type(getattr(self, k))(v))
 
 
+def passes(st: TrainState, train_tokens: int) -> float:
+    """Passes over the training split so far: tokens seen (all ranks) / its tokens."""
+    return st.tokens / max(train_tokens, 1)
+
+
+def run_progress(st: TrainState, cfg: TrainConfig, train_tokens: int) -> float:
+    """How far a run is, from 0 to 1: steps, time or epochs, whichever is further."""
+    p = st.step / cfg.max_iters
+    if cfg.time_budget:
+        p = max(p, st.elapsed / cfg.time_budget)
+    if cfg.epochs:
+        p = max(p, passes(st, train_tokens) / cfg.epochs)
+    return min(p, 1.0)
+
+
 @dataclass(frozen=True)
 class StepResult:
     loss: float
@@ -124,18 +139,10 @@ class Trainer:
     # ------------------------------------------------------------ one step
 
     def epochs_done(self) -> float:
-        """Passes over the training split so far: tokens seen (all ranks) / its tokens."""
-        return self.state.tokens / max(len(self.splits["train"]), 1)
+        return passes(self.state, len(self.splits["train"]))
 
     def progress(self) -> float:
-        """How far the run is, from 0 to 1: steps, time or epochs, whichever is further."""
-        st, cfg = self.state, self.cfg
-        p = st.step / cfg.max_iters
-        if cfg.time_budget:
-            p = max(p, st.elapsed / cfg.time_budget)
-        if cfg.epochs:
-            p = max(p, self.epochs_done() / cfg.epochs)
-        return min(p, 1.0)
+        return run_progress(self.state, self.cfg, len(self.splits["train"]))
 
     def lr(self) -> float:
         """The learning rate of the next step, following the run's progress."""
