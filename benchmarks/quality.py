@@ -27,7 +27,7 @@ import gensim
 from common import ROOT, emit, prepared
 
 import wordgpt
-from wordgpt.config import PRESETS, Word2VecConfig
+from wordgpt.config import PRESETS, DataConfig, Word2VecConfig
 from wordgpt.vectors.files import save_vectors
 from wordgpt.vectors.word2vec import train_word2vec
 
@@ -218,7 +218,12 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument(
         "--book", default="don-quixote", help="the text: a named data set or a file (a shelf novel)"
     )
-    ap.add_argument("--min-count", type=int, default=1, help="word/char: rarer tokens are <unk>")
+    ap.add_argument(
+        "--min-count",
+        type=int,
+        default=DataConfig.min_count,
+        help="word/char: rarer training tokens are <unk> (1: every token has an id)",
+    )
     ap.add_argument("--out", type=Path, default=None, help="keep the runs here")
     ap.add_argument("--json", action="store_true")
     return ap.parse_args()
@@ -290,7 +295,7 @@ def main() -> None:
     root = args.out or Path(tempfile.mkdtemp(prefix="wordgpt-quality-"))
     rows = []
     for tokname in args.tokenizers:
-        extra = {"min_count": args.min_count} if args.min_count > 1 else {}
+        extra = {"min_count": args.min_count} if args.min_count != DataConfig.min_count else {}
         data_dir = prepared(tokname, dataset=args.book, **extra)
         recipes = args.recipe or (["char"] if tokname == "char" else ["cpu"])
         if args.ablate:

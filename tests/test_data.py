@@ -272,24 +272,25 @@ def test_token_files_and_meta_agree_with_the_text(corpus_file, tmp_path, kind):
     text = clean(corpus_file.read_text(encoding="utf-8"), cfg)
     meta = json.loads((tmp_path / "meta.json").read_text())
     tok = tokenizers.load(tmp_path / "tokenizer.json")
-    parts = []
-    for split in ("train", "val"):
+    n_train = meta["splits"]["train"]["chars"]
+    texts = {"train": text[:n_train], "val": text[n_train:]}
+    assert len(texts["val"]) == meta["splits"]["val"]["chars"]
+    for split, part in texts.items():
         ids = load_split(tmp_path, split)
         assert ids.dtype == np.uint16 and meta["dtype"] == "uint16"
         assert len(ids) == meta["splits"][split]["tokens"]
-        parts.append(ids.tolist())
-    train_text = tok.decode(parts[0])
-    assert len(train_text) == meta["splits"]["train"]["chars"] and text.startswith(train_text)
-    val_text = text[len(train_text) :]
-    assert len(val_text) == meta["splits"]["val"]["chars"]
-    if kind == "bpe":  # bytes: nothing is unknown
-        assert tok.decode(parts[1]) == val_text and meta["splits"]["val"]["unk"] == 0
-    else:  # a val token the training split never had is <unk>; every other one is itself
-        pieces = tok.split(val_text)
-        assert [tok.itos[i] if i else None for i in parts[1]] == [
+        if kind == "bpe":  # bytes: nothing is unknown
+            assert tok.decode(ids.tolist()) == part and meta["splits"][split]["unk"] == 0
+            continue
+        # a token out of the vocabulary (in val: one train never had; in train: a singleton,
+        # by --min-count 2) is <unk>; every other one is itself
+        pieces = tok.split(part)
+        assert [tok.itos[i] if i else None for i in ids.tolist()] == [
             t if t in tok.stoi else None for t in pieces
         ]
-        assert meta["splits"]["val"]["unk"] == sum(t not in tok.stoi for t in pieces)
+        assert meta["splits"][split]["unk"] == sum(t not in tok.stoi for t in pieces)
+    if kind == "word":
+        assert meta["splits"]["train"]["unk"] > 0  # the default makes train's singletons <unk>
     assert meta["vocab_size"] == tok.vocab_size == p.tokenizer.vocab_size
     assert meta["source"]["sha256"] == sha256_file(corpus_file)
     assert meta["config"]["tokenizer"] == kind
@@ -383,3 +384,15 @@ def test_paths_resolve_by_kind_folders_and_globs(tmp_path):
     with pytest.raises(DataError, match="no file matches"):
         resolve(str(tmp_path / "*.nothing"))
     assert isinstance(resolve_one("wikipedia-sample").path, Path)
+
+
+def test_prepare_warns_when_the_vocabulary_fits_val_much_worse_than_train():
+    """With --min-count 2 train has its own <unk>s (its singletons): a val split with about
+    twice as many is what a book gives, no warning; far more, or any above 1 % when train has
+    none (--min-count 1, or a vocabulary from other text), is."""
+    from wordgpt.corpus.build import unk_warning
+
+    assert unk_warning({"unk_share": 0.016}, {"unk_share": 0.0335}) is None  # Don Quixote
+    assert unk_warning({"unk_share": 0.0}, {"unk_share": 0.009}) is None
+    assert "2.0% of the val tokens" in unk_warning({"unk_share": 0.0}, {"unk_share": 0.02})
+    assert "against 1.0% of the training" in unk_warning({"unk_share": 0.01}, {"unk_share": 0.05})

@@ -1,4 +1,5 @@
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -229,6 +230,50 @@ def test_sampling_with_a_seed_is_reproducible():
 
     assert torch.equal(run(1), run(1))
     assert not torch.equal(run(1), run(2))
+
+
+class _FavoursUnk:
+    """A stand-in model whose next-token logits put almost all the mass on id 0 (<unk>)."""
+
+    training = False
+
+    def eval(self):
+        return self
+
+    def train(self, mode=True):
+        return self
+
+    def generate(self, idx, n, sample, use_cache=True):
+        logits = torch.full((1, 50), -5.0)
+        logits[0, 0], logits[0, 7] = 5.0, 0.0
+        for _ in range(n):
+            yield sample(logits)
+
+
+@pytest.mark.parametrize("greedy_draws", [True, False])
+def test_a_banned_id_is_never_drawn_and_the_others_share_its_mass(greedy_draws):
+    from wordgpt.config import SampleConfig
+    from wordgpt.model.sampling import generate_ids
+
+    cfg = SampleConfig(max_new_tokens=200, temperature=0 if greedy_draws else 1.0, seed=0)
+    free = list(generate_ids(_FavoursUnk(), [1], cfg, "cpu"))
+    banned = list(generate_ids(_FavoursUnk(), [1], cfg, "cpu", banned=[0]))
+    assert free.count(0) > 150  # the model wants <unk>
+    assert 0 not in banned
+    assert banned.count(7) > 100  # the next most likely token takes the lead
+
+
+def test_generated_text_has_no_unk_unless_asked_for():
+    from wordgpt.config import SampleConfig
+    from wordgpt.corpus.tokenizer import UNK, WordTokenizer
+    from wordgpt.use.sample import stream_text
+
+    tok = WordTokenizer([UNK, *(f" w{i}" for i in range(49))], space_prefix=True)
+    cfg = SampleConfig(max_new_tokens=30, temperature=1.0, seed=0)
+    text = "".join(stream_text(_FavoursUnk(), tok, " w3", cfg, "cpu"))
+    asked = "".join(stream_text(_FavoursUnk(), tok, " w3", replace(cfg, allow_unk=True), "cpu"))
+    assert UNK not in text and text.count(" w6") > 15  # id 7 is " w6"
+    assert asked.count(UNK) > 20
 
 
 # ------------------------------------------------------------------ rotary positions

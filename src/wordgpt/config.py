@@ -156,8 +156,10 @@ class DataConfig:
     val_fraction))."""
     vocab_size: int = 4096
     """BPE only: the size of the trained vocabulary."""
-    min_count: int = 1
-    """Word/char only: tokens seen fewer times than this become <unk>."""
+    min_count: int = 2
+    """Word/char only: training tokens seen fewer times than this become <unk>, so that the
+    model learns how often a token outside its vocabulary comes (1 keeps every token, and
+    the training text then decodes back exactly)."""
     max_vocab: int | None = None
     """Word/char only: keep at most this many tokens (the most frequent), plus <unk>."""
 
@@ -422,6 +424,9 @@ class SampleConfig:
     """Seed of the draws (unset: a fresh one each time)."""
     use_cache: bool = True
     """Decode with the KV cache (one position per new token)."""
+    allow_unk: bool = False
+    """Let the model write <unk> (a word outside its vocabulary); by default it is never
+    drawn, and the others share its probability."""
 
     def __post_init__(self) -> None:
         _check_numbers(self)

@@ -208,16 +208,27 @@ def summary(p: Prepared, n_tokens: int = 20) -> str:
         f"first text    {first!r}",
         f"wrote         {p.out}/{{train.bin,val.bin,tokenizer.json,meta.json}}",
     ]
-    if va.get("unk_share", 0) > UNK_WARNING:
-        lines.append(
-            f"warning: {va['unk_share']:.1%} of the val tokens are <unk> (words the vocabulary "
-            "lacks): bits per character charge each its spelling, but a model sees them as one"
-        )
+    if warn := unk_warning(tr, va):
+        lines.append(warn)
     return "\n".join(lines)
 
 
 UNK_WARNING = 0.01
-"""A val split with more <unk> than this share gets a warning from ``prepare``."""
+"""A val split whose <unk> share exceeds twice the training split's by more than this gets a
+warning from ``prepare``: the vocabulary fits it worse than the text the model learns from
+(with ``--min-count 1`` the training split has no <unk>, and the limit is this share)."""
+
+
+def unk_warning(train: dict, val: dict) -> str | None:
+    """The warning for a val split with many more <unk> than the training split, if any."""
+    seen, new = train.get("unk_share", 0.0), val.get("unk_share", 0.0)
+    if new <= 2 * seen + UNK_WARNING:
+        return None
+    return (
+        f"warning: {new:.1%} of the val tokens are <unk> (words the vocabulary lacks), against "
+        f"{seen:.1%} of the training tokens: bits per character charge each its spelling, but "
+        "a model sees them as one"
+    )
 
 
 def unk_part(split: dict) -> str:

@@ -283,6 +283,13 @@ def _with_normalizer(d: dict, n: Normalizer) -> dict:
     return {**d, "normalize": n.to_dict()} if n != Normalizer() else d
 
 
+def unk_ids(tok: Tokenizer) -> list[int]:
+    """The id of ``<unk>`` in ``tok``'s vocabulary, or none: what generation leaves out
+    unless it is asked to write ``<unk>``."""
+    strings = tok.token_strings()
+    return [strings.index(UNK)] if UNK in strings else []
+
+
 def start_ids(tok: Tokenizer) -> list[int]:
     """Where generation starts with no prompt: just after a full stop, so that the model
     begins a sentence (not at id 0, which is ``<unk>``)."""

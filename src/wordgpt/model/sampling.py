@@ -7,7 +7,7 @@ likely token always stays).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import torch
 
@@ -43,15 +43,21 @@ def sample_next(
     return torch.multinomial(probs, 1, generator=generator)[:, 0]
 
 
-def generate_ids(gpt, ids: list[int], cfg: SampleConfig, device) -> Iterator[int]:
+def generate_ids(
+    gpt, ids: list[int], cfg: SampleConfig, device, banned: Sequence[int] = ()
+) -> Iterator[int]:
     """New token ids after the context ``ids``, one at a time, drawn as ``cfg`` says (an
-    unset seed draws a fresh one). The model is in eval mode while the iterator runs;
-    stopping the iteration stops the generation."""
+    unset seed draws a fresh one); a ``banned`` id is never drawn (its probability goes to
+    the others). The model is in eval mode while the iterator runs; stopping the iteration
+    stops the generation."""
     gen = torch.Generator(device=device)
     gen.manual_seed(cfg.seed if cfg.seed is not None else torch.seed())
     idx = torch.tensor([ids], dtype=torch.long, device=device)
+    banned = torch.tensor(list(banned), dtype=torch.long, device=device)
 
-    def sample(logits):
+    def sample(logits):  # (B, V)
+        if len(banned):
+            logits = logits.float().index_fill(-1, banned, float("-inf"))
         return sample_next(logits, cfg.temperature, cfg.top_k, cfg.top_p, gen)
 
     was_training = gpt.training

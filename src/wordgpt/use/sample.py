@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 
 from ..config import SampleConfig
-from ..corpus.tokenizer import Tokenizer, decode_stream, start_ids
+from ..corpus.tokenizer import Tokenizer, decode_stream, start_ids, unk_ids
 from ..model.sampling import generate_ids
 
 
@@ -23,11 +23,12 @@ def stream_text(
     gpt, tok: Tokenizer, prompt: str, cfg: SampleConfig, device, ids: list | None = None
 ) -> Iterator[str]:
     """Yield the text generated after ``prompt`` piece by piece (the prompt not repeated);
-    with no prompt generation starts a sentence and its first piece has no leading space.
+    with no prompt generation starts a sentence and its first piece has no leading space;
+    ``<unk>`` is never drawn unless ``cfg.allow_unk``.
     The new token ids are appended to ``ids`` when given. Stopping the iteration stops the
     generation."""
     context = (tok.encode(prompt) if prompt else []) or start_ids(tok)
-    new = generate_ids(gpt, context, cfg, device)
+    new = generate_ids(gpt, context, cfg, device, () if cfg.allow_unk else unk_ids(tok))
     if ids is not None:
         new = _kept(new, ids)
     return decode_stream(tok, new, strip_start=not prompt)
