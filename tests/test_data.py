@@ -310,7 +310,8 @@ def test_token_files_are_uint32_when_the_vocabulary_does_not_fit_uint16(tmp_path
     70,000 distinct words an id above 65,535 must survive (uint16 would wrap it)."""
     text = " ".join(f"w{i}" for i in range(words)) + " "
     (tmp_path / "t.txt").write_text(text * 2, encoding="utf-8")  # each word in train
-    p = prepare(DataConfig(dataset=str(tmp_path / "t.txt"), val_fraction=0.01), tmp_path / "d")
+    cfg = DataConfig(dataset=str(tmp_path / "t.txt"), val_fraction=0.01, min_count=1)
+    p = prepare(cfg, tmp_path / "d")
     assert p.meta["dtype"] == dtype == token_dtype(p.tokenizer.vocab_size).name
     train = np.asarray(load_split(tmp_path / "d", "train"))
     assert train.dtype == np.dtype(dtype) and int(train.max()) == p.tokenizer.vocab_size - 1
@@ -348,10 +349,13 @@ def test_don_quixote_prepares_with_each_tokenizer(tmp_path, kind):
     total = m["splits"]["train"]["chars"] + m["splits"]["val"]["chars"]
     assert 2_100_000 < total < 2_200_000
     if kind == "word":
-        # 13,988 words and marks of the training split + <unk> (the whole book has 14,626:
-        # 638 are only in its last tenth, which the vocabulary must not know)
-        assert m["vocab_size"] == 13_989
-        assert m["splits"]["train"]["unk"] == 0 and m["splits"]["val"]["unk"] > 0
+        # 13,988 words and marks in the training split (the whole book has 14,626: 638 are
+        # only in its last tenth, which the vocabulary must not know); those seen once are
+        # <unk> (--min-count 2), each once in train, and the spelling model knows them
+        rare = p.tokenizer.rare
+        assert m["vocab_size"] - 1 + len(rare) == 13_988
+        assert m["splits"]["train"]["unk"] == len(rare) > 1000
+        assert m["splits"]["val"]["unk"] > 0
         assert m["splits"]["val"]["unk_spell_bits"] > 10 * m["splits"]["val"]["unk"]
 
 

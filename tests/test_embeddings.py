@@ -70,7 +70,8 @@ def test_every_vocabulary_word_has_a_vector(word_data, vectors):
     tok = tokenizers.load(word_data / "tokenizer.json")
     words = [t for t in tok.itos[1:] if not t.isspace()]
     assert all(w in kv.key_to_index for w in words)
-    assert kv.index_to_key[0] in {"the", ",", "."}  # most frequent first
+    # most frequent first (on this short text train's singletons, all <unk>, outnumber "the")
+    assert [k for k in kv.index_to_key if k != "<unk>"][0] in {"the", ",", "."}
     assert kv.get_vecattr(kv.index_to_key[0], "count") > 100
 
 

@@ -11,6 +11,7 @@ The tokenizer travels in every checkpoint as one canonical JSON string
 
 from __future__ import annotations
 
+import contextlib
 import json
 import pickle
 from pathlib import Path
@@ -67,10 +68,14 @@ def save(payload: dict[str, Any], path: str | Path) -> None:
         out = _Writes(f)
         try:
             torch.save({"format": FORMAT, **payload}, out)
-        except RuntimeError:  # torch's writer turns a failed write into a RuntimeError
-            if out.error is None:
+            f.flush()
+        except (RuntimeError, OSError) as e:  # torch's writer turns a failed write into a
+            error = out.error or (e if isinstance(e, OSError) else None)  # RuntimeError
+            if error is None:
                 raise
-            raise disk_error(out.error, path, need=tensor_bytes(payload)) from None
+            with contextlib.suppress(OSError):  # the bytes left in its buffer fail again:
+                f.close()  # closed here, so that this error, with the size, is the one shown
+            raise disk_error(error, path, need=tensor_bytes(payload)) from None
 
 
 class _Writes:
