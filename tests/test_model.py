@@ -251,13 +251,13 @@ class _FavoursUnk:
 
 
 @pytest.mark.parametrize("greedy_draws", [True, False])
-def test_a_banned_id_is_never_drawn_and_the_others_share_its_mass(greedy_draws):
+def test_unk_is_never_drawn_and_the_others_share_its_mass(greedy_draws):
     from wordgpt.config import SampleConfig
     from wordgpt.model.sampling import generate_ids
 
     cfg = SampleConfig(max_new_tokens=200, temperature=0 if greedy_draws else 1.0, seed=0)
     free = list(generate_ids(_FavoursUnk(), [1], cfg, "cpu"))
-    banned = list(generate_ids(_FavoursUnk(), [1], cfg, "cpu", banned=[0]))
+    banned = list(generate_ids(_FavoursUnk(), [1], cfg, "cpu", unk=0))
     assert free.count(0) > 150  # the model wants <unk>
     assert 0 not in banned
     assert banned.count(7) > 100  # the next most likely token takes the lead

@@ -283,11 +283,11 @@ def _with_normalizer(d: dict, n: Normalizer) -> dict:
     return {**d, "normalize": n.to_dict()} if n != Normalizer() else d
 
 
-def unk_ids(tok: Tokenizer) -> list[int]:
-    """The id of ``<unk>`` in ``tok``'s vocabulary, or none: what generation leaves out
-    unless it is asked to write ``<unk>``."""
+def unk_id(tok: Tokenizer) -> int | None:
+    """The id of ``<unk>`` in ``tok``'s vocabulary, if it has one: what generation leaves
+    out unless it is asked to write ``<unk>``."""
     strings = tok.token_strings()
-    return [strings.index(UNK)] if UNK in strings else []
+    return strings.index(UNK) if UNK in strings else None
 
 
 def start_ids(tok: Tokenizer) -> list[int]:

@@ -7,7 +7,8 @@ likely token always stays).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import math
+from collections.abc import Iterator
 
 import torch
 
@@ -44,20 +45,20 @@ def sample_next(
 
 
 def generate_ids(
-    gpt, ids: list[int], cfg: SampleConfig, device, banned: Sequence[int] = ()
+    gpt, ids: list[int], cfg: SampleConfig, device, unk: int | None = None
 ) -> Iterator[int]:
     """New token ids after the context ``ids``, one at a time, drawn as ``cfg`` says (an
-    unset seed draws a fresh one); a ``banned`` id is never drawn (its probability goes to
-    the others). The model is in eval mode while the iterator runs; stopping the iteration
-    stops the generation."""
+    unset seed draws a fresh one); ``unk``, the id of ``<unk>``, is never drawn unless
+    ``cfg.allow_unk`` (its probability goes to the others). The model is in eval mode while
+    the iterator runs; stopping the iteration stops the generation."""
     gen = torch.Generator(device=device)
     gen.manual_seed(cfg.seed if cfg.seed is not None else torch.seed())
     idx = torch.tensor([ids], dtype=torch.long, device=device)
-    banned = torch.tensor(list(banned), dtype=torch.long, device=device)
+    ban = torch.tensor([unk], device=device) if unk is not None and not cfg.allow_unk else None
 
     def sample(logits):  # (B, V)
-        if len(banned):
-            logits = logits.float().index_fill(-1, banned, float("-inf"))
+        if ban is not None:
+            logits = logits.float().index_fill(-1, ban, -math.inf)
         return sample_next(logits, cfg.temperature, cfg.top_k, cfg.top_p, gen)
 
     was_training = gpt.training

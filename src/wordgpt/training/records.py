@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ..config import SampleConfig, to_dict
-from ..corpus.tokenizer import Tokenizer, decode_stream, start_ids, unk_ids
+from ..corpus.tokenizer import Tokenizer, decode_stream, start_ids, unk_id
 from ..errors import WordGPTError
 from ..model.sampling import generate_ids
 from ..runs import checkpoint
@@ -208,7 +208,7 @@ def run_extra(plan: Plan, emb_info: dict | None, world: int) -> dict:
 def text_sample(trainer: Trainer, tok: Tokenizer, n: int = 40) -> str:
     """A short seeded sample of the weights in use, for TensorBoard."""
     cfg = SampleConfig(max_new_tokens=n, temperature=0.8, top_k=50, seed=1)
-    ids = generate_ids(trainer.eval_model, start_ids(tok), cfg, trainer.device, unk_ids(tok))
+    ids = generate_ids(trainer.eval_model, start_ids(tok), cfg, trainer.device, unk_id(tok))
     return "".join(decode_stream(tok, ids, strip_start=True))
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 from ..config import ModelConfig, to_dict
-from ..corpus.tokenizer import UNK, to_hf, unk_ids
+from ..corpus.tokenizer import UNK, to_hf, unk_id
 from ..errors import WordGPTError
 from ..fileio import disk_error, read_json_object, temp_name
 from ..folders import expect
@@ -108,8 +108,8 @@ def write_export(m: Model, folder: Path, fmt: str, name: str) -> None:
     from transformers.utils import logging as hf_logging
 
     hf_model = to_gpt2(m) if fmt == "gpt2" else to_remote_code(m, folder)
-    if unk := unk_ids(m.tokenizer):  # generate() leaves <unk> out, as wordgpt's sampling does
-        hf_model.generation_config.suppress_tokens = unk
+    if (unk := unk_id(m.tokenizer)) is not None:  # generate() leaves <unk> out, as wordgpt's
+        hf_model.generation_config.suppress_tokens = [unk]  # sampling does
     bars = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()  # one small file: no bar of "model shards"
     try:

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 
 from ..config import SampleConfig
-from ..corpus.tokenizer import Tokenizer, decode_stream, start_ids, unk_ids
+from ..corpus.tokenizer import Tokenizer, decode_stream, start_ids, unk_id
 from ..model.sampling import generate_ids
 
 
@@ -28,7 +28,7 @@ def stream_text(
     The new token ids are appended to ``ids`` when given. Stopping the iteration stops the
     generation."""
     context = (tok.encode(prompt) if prompt else []) or start_ids(tok)
-    new = generate_ids(gpt, context, cfg, device, () if cfg.allow_unk else unk_ids(tok))
+    new = generate_ids(gpt, context, cfg, device, unk_id(tok))
     if ids is not None:
         new = _kept(new, ids)
     return decode_stream(tok, new, strip_start=not prompt)
