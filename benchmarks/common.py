@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from pathlib import Path
 
-import wordgpt
-from wordgpt.config import DataConfig, to_dict
-from wordgpt.corpus.tokenfiles import load_meta
-
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the plain references live with the tests: tests/reference_*.py
+
+import wordgpt  # noqa: E402
+from wordgpt.config import DataConfig, to_dict  # noqa: E402
+from wordgpt.corpus.tokenfiles import load_meta  # noqa: E402
+
 TOKENIZERS = {
-    "word": {"tokenizer": "word"},
+    "word": {"tokenizer": "word", "space_prefix": False},  # plain words (the default has spaces)
     "word-sp": {"tokenizer": "word", "space_prefix": True},
     "char": {"tokenizer": "char"},
     "bpe": {"tokenizer": "bpe"},
@@ -34,6 +37,13 @@ def prepared(name: str, dataset: str = "don-quixote", root: Path = ROOT / "data"
     if not fresh:
         wordgpt.prepare(out, cfg, overwrite=True)
     return out
+
+
+def quiet() -> None:
+    """Keep wordgpt's own lines (a run's evaluations, prepare's summary: the ``wordgpt``
+    logger, on stdout) out of a script's output, which is its table, or JSON alone with
+    --json; warnings still show, on stderr."""
+    logging.getLogger("wordgpt").setLevel(logging.WARNING)
 
 
 def chars_per_token(data_dir: Path) -> float:

@@ -29,12 +29,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import emit, prepared
+from common import emit, prepared, quiet
 
 import wordgpt
 from wordgpt.corpus.build import load_prepared
 from wordgpt.corpus.tokenfiles import load_split
-from wordgpt.use.copies import COPY_MIN, copy_figures, find_copies, split_share
+from wordgpt.use.copies import copy_figures, split_share
+from wordgpt.use.generate import COPY_MIN, find_copies
 
 NS = {"word-sp": range(3, 13), "word": range(4, 21, 2), "char": range(10, 61, 5),
       "bpe": range(4, 21, 2)}  # fmt: skip
@@ -51,7 +52,7 @@ def chance(tokname: str, data_dir: Path) -> list[dict]:
 def trained(tokname: str, data_dir: Path, budget: float, root: Path) -> dict:
     out = root / f"{tokname}-{budget:g}"
     wordgpt.train(data_dir, out, preset=PRESET.get(tokname, "cpu"), time_budget=budget,
-                  overwrite=True, progress=False, log=lambda *a, **k: None)  # fmt: skip
+                  overwrite=True, progress=False)  # fmt: skip
     return figures(out, tokname)
 
 
@@ -59,11 +60,12 @@ def figures(out: Path, tokname: str) -> dict:
     """``eval --copies``' figures of a run's best.pt, with its budget and steps."""
     m = wordgpt.load(out, "best")
     f = copy_figures(m)
+    train = m.config["train"]
     summary = json.loads((out / "summary.json").read_text())
     return {
         "tokenizer": tokname,
         "run": out.name,
-        "budget_s": m.config["train"]["time_budget"],
+        "budget_s": train.get("stop", train).get("time_budget"),  # older runs: a flat dict
         "steps": summary["step"],
         "val_bpc": m.evaluate("val").bits_per_char,
         "n": f["n"],
@@ -76,7 +78,7 @@ def figures(out: Path, tokname: str) -> dict:
 
 BUILD = """
 import resource, sys, time
-from wordgpt.corpus.copies import CopyIndex
+from wordgpt.corpus.copy_index import CopyIndex
 t = time.perf_counter()
 CopyIndex.open(sys.argv[1], int(sys.argv[2]))
 print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
@@ -138,6 +140,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
+    quiet()
     root = args.out or Path(tempfile.mkdtemp(prefix="wordgpt-copies-"))
     for tokname in args.tokenizers:
         data = prepared(tokname)

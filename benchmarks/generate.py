@@ -13,13 +13,15 @@ import statistics
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 import torch
 from common import emit
 
-from wordgpt.config import ModelConfig
+from wordgpt.config import ModelConfig, SampleConfig
 from wordgpt.model.gpt import GPT
-from wordgpt.model.sampling import sample_next
+from wordgpt.presets import NOTEBOOK_MODEL, preset_configs
+from wordgpt.use.generate import generate_ids
 
 PROMPT = "the knight"
 
@@ -61,23 +63,21 @@ def main() -> None:
     if args.first_word:
         return first_word_rows(args.first_word, 60, args.json)
     rows = []
-    shapes = {
-        "4 x 128 (the issue's dims)": dict(n_layer=4, n_head=4, n_embd=128),
-        "4 x 256 (cpu preset)": dict(n_layer=4, n_head=4, n_embd=256, pos="rope", head="adaptive"),
+    plain = ModelConfig(n_layer=4, n_head=4, n_embd=128, **NOTEBOOK_MODEL)
+    shapes = {  # the notebook's plain model at the dims, and the cpu preset's model
+        "4 x 128 (the issue's dims)": plain,
+        "4 x 256 (cpu preset)": preset_configs("cpu")[0],
     }
     for name, shape in shapes.items():
         torch.manual_seed(0)
-        model = GPT(ModelConfig(vocab_size=args.vocab, block_size=args.block, **shape)).eval()
-        idx = torch.zeros(1, 1, dtype=torch.long)
+        model = GPT(replace(shape, vocab_size=args.vocab, block_size=args.block)).eval()
         out = {}
         for cache in (False, True):
-            g = torch.Generator().manual_seed(0)
-
-            def sample(logits, g=g):
-                return sample_next(logits, 1.0, top_k=50, generator=g)
-
+            # wordgpt's generation loop from one start token (id 0): temperature 1, top-k 50
+            cfg = SampleConfig(max_new_tokens=args.new_tokens, temperature=1.0, top_k=50,
+                               seed=0, use_cache=cache)  # fmt: skip
             t = time.perf_counter()
-            n = sum(1 for _ in model.generate(idx, args.new_tokens, sample, use_cache=cache))
+            n = sum(1 for _ in generate_ids(model, [0], cfg))
             out[cache] = n / (time.perf_counter() - t)
         rows.append(
             {

@@ -40,22 +40,26 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
-from common import emit, prepared
+from common import emit, prepared, quiet
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 import wordgpt
-from wordgpt.config import PRESETS, DataConfig, ModelConfig, TrainConfig
+from tests.reference_model import ReferenceGPT
+from wordgpt.config import DataConfig, ModelConfig, SampleConfig, TrainConfig, with_settings
 from wordgpt.corpus.build import prepare
 from wordgpt.corpus.sources import resolve_one
 from wordgpt.corpus.tokenfiles import load_meta, load_split
 from wordgpt.errors import DataError, WordGPTError
+from wordgpt.model.device import autocast, autocast_dtype, dtype_name, peak_flops, pick_device
 from wordgpt.model.gpt import GPT, estimate_flops
-from wordgpt.model.reference import ReferenceGPT
-from wordgpt.model.sampling import sample_next
+from wordgpt.presets import NOTEBOOK_MODEL, PRESETS, preset_configs
 from wordgpt.runs import checkpoint
-from wordgpt.training.device import autocast, autocast_dtype, dtype_name, peak_flops, pick_device
 from wordgpt.training.trainer import Trainer
+from wordgpt.use.generate import generate_ids
 
+PLAIN = {**NOTEBOOK_MODEL, "dropout": 0.0}
+"""The checks' and the quick timings' model parts: the original notebook's plain model (learned
+positions, full softmax, ReLU), without dropout (the defaults are the cpu recipe's)."""
 CHECK_MODEL = {"n_layer": 4, "n_head": 4, "n_embd": 128, "block_size": 64}
 """The model of checks a-f."""
 QUICK_MODEL = {"n_layer": 2, "n_head": 2, "n_embd": 32, "block_size": 32}
@@ -64,7 +68,9 @@ STEPS = {False: 60, True: 24}
 """Training steps of a check (by --quick)."""
 TIMED_STEPS = {False: 10, True: 4}
 """Timed steps of a timing, after WARMUP_STEPS (by --quick)."""
-CHECK_TRAIN = {"batch_size": 16, "lr": 3e-3, "warmup_iters": 0, "eval_iters": 4, "compile": False}
+CHECK_TRAIN = {"batch_size": 16, "lr": 3e-3, "warmup": 0.0, "decay": "cosine", "eval_iters": 4,
+               "time_budget": None, "epochs": None, "compile": False}  # fmt: skip
+"""A check's training: by steps alone (no time budget, no cap on passes), cosine decay."""
 QUICK_CHARS = 60_000
 """--quick trains on this many characters of the book, from its first chapter."""
 LOWER = 0.1
@@ -81,7 +87,7 @@ WARMUP_STEPS = 3
 """Untimed steps before a timing (the first ones compile, and capture CUDA graphs)."""
 MAX_BATCH = 4096
 """The largest batch check i tries (doubling from the preset's 16)."""
-SEED = PRESETS["seed"]
+SEED_MODEL, SEED_TRAIN = preset_configs("seed")
 
 
 @dataclass(frozen=True)
@@ -113,8 +119,8 @@ class Setup:
 
 def make_setup(device: torch.device, data: Path, work: Path, quick: bool) -> Setup:
     V = load_meta(data)["vocab_size"]
-    small = ModelConfig(vocab_size=V, **(QUICK_MODEL if quick else CHECK_MODEL))
-    timed = small if quick else replace(SEED.model, vocab_size=V)
+    small = ModelConfig(vocab_size=V, **PLAIN, **(QUICK_MODEL if quick else CHECK_MODEL))
+    timed = small if quick else replace(SEED_MODEL, vocab_size=V)
     return Setup(
         device, Path(data), Path(work), small, timed, STEPS[quick], TIMED_STEPS[quick], quick
     )
@@ -128,10 +134,6 @@ def skipped(why: str) -> dict:
     return {"status": "skipped", "why": why, "figures": {}}
 
 
-def quiet(*args, **kwargs) -> None:
-    """A ``log`` for :func:`wordgpt.train` that prints nothing (the table says it all)."""
-
-
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -141,7 +143,7 @@ def trainer_for(s: Setup, cfg: ModelConfig, dtype, cls=GPT, **train_kw) -> Train
     """A seeded model of class ``cls`` on the device and its Trainer (uncompiled unless asked)."""
     torch.manual_seed(0)
     model = cls(cfg).to(s.device)
-    tcfg = TrainConfig(**{**CHECK_TRAIN, "max_iters": s.steps, **train_kw})
+    _, tcfg = with_settings(cfg, TrainConfig(), {**CHECK_TRAIN, "max_iters": s.steps, **train_kw})
     splits = load_split(s.data, "train"), load_split(s.data, "val")
     return Trainer(model, tcfg, *splits, s.device, dtype)
 
@@ -208,7 +210,8 @@ def check_fp16(s: Setup) -> dict:
 
 
 def run_settings(s: Setup) -> dict:
-    """:func:`wordgpt.train` settings for a check's run: the small model, quiet."""
+    """:func:`wordgpt.train` settings for a check's run: the small model on the tiny preset
+    (the notebook's plain model, by steps), quiet (``main`` quiets the ``wordgpt`` logger)."""
     m = s.small
     return dict(
         preset="tiny",
@@ -218,7 +221,7 @@ def run_settings(s: Setup) -> dict:
         block_size=m.block_size,
         batch_size=16,
         lr=3e-3,
-        warmup_iters=0,
+        warmup=0.0,
         eval_iters=4,
         eval_interval=s.steps,
         device=str(s.device),
@@ -226,14 +229,13 @@ def run_settings(s: Setup) -> dict:
         compile=False,
         progress=False,
         tensorboard=False,
-        log=quiet,
     )
 
 
 def check_compile(s: Setup) -> dict:
     run = s.work / "compiled"
     r = wordgpt.train(s.data, run, **{**run_settings(s), "max_iters": s.steps, "compile": True})
-    saved = checkpoint.load(run / "last.pt")["model"]
+    saved = checkpoint.read(run / "last.pt")["model"]
     prefixed = [k for k in saved if k.startswith(("_orig_mod.", "module."))]
     m = wordgpt.load(run, "last", device=str(s.device))
     loaded = m.gpt.state_dict()
@@ -273,9 +275,10 @@ def check_flash(s: Setup) -> dict:
     flash, plain = SDPBackend.FLASH_ATTENTION, SDPBackend.MATH
     # one block of each preset, with its attention's shape; projections not zero-initialised,
     # so that attention reaches the logits; no dropout, so that the two kernels can agree
-    for p in PRESETS.values():
+    for name in PRESETS:
+        model, _ = preset_configs(name)
         cfg = replace(
-            p.model,
+            model,
             vocab_size=FLASH_VOCAB,
             n_layer=1,
             zero_init_proj=False,
@@ -287,7 +290,7 @@ def check_flash(s: Setup) -> dict:
         worst = max(worst, relative(fa, ma), relative(ga, gm))
         if s.cuda:  # the preset's own dropout, which the CUDA flash kernel draws itself
             attention_figures(
-                replace(cfg, dropout=p.model.dropout, attn_dropout=p.model.attn_dropout), s, flash
+                replace(cfg, dropout=model.dropout, attn_dropout=model.attn_dropout), s, flash
             )
     tol = 5e-2 if s.dtype is not None else 1e-4
     where = (
@@ -318,14 +321,22 @@ def without_tf32():
 
 
 def greedy(gpt: GPT, idx: torch.Tensor, n: int, use_cache: bool):
-    """``n`` greedy ids (B, n) after ``idx``, and the logits each was picked from."""
-    logits: list[torch.Tensor] = []
-
-    def pick(last: torch.Tensor) -> torch.Tensor:
-        logits.append(last.float())
-        return sample_next(last, temperature=0)
-
-    return torch.stack(list(gpt.generate(idx, n, pick, use_cache)), 1), logits
+    """``n`` greedy ids (B, n) after each row of ``idx`` (B, P), drawn by wordgpt's generation
+    loop (:func:`~wordgpt.use.generate.generate_ids`, one prompt at a time), and the logits
+    each was picked from (B tensors of (n, V)): the last position of each forward pass, which
+    the loop makes once per new token, with the cache or without."""
+    cfg = SampleConfig(max_new_tokens=n, temperature=0, seed=0, use_cache=use_cache)
+    seen: list[torch.Tensor] = []
+    hook = gpt.register_forward_hook(lambda m, i, out: seen.append(out[:, -1].float()))
+    ids, logits = [], []
+    try:
+        for row in idx.tolist():
+            seen.clear()
+            ids.append(list(generate_ids(gpt, row, cfg)))
+            logits.append(torch.cat(seen))
+    finally:
+        hook.remove()
+    return torch.tensor(ids, device=idx.device), logits
 
 
 def check_cache(s: Setup) -> dict:
@@ -352,7 +363,7 @@ def check_cache(s: Setup) -> dict:
 
 
 def final_weights(r) -> dict[str, torch.Tensor]:
-    return checkpoint.load(Path(r.run_dir) / "last.pt")["model"]
+    return checkpoint.read(Path(r.run_dir) / "last.pt")["model"]
 
 
 def largest_difference(a: dict, b: dict) -> float:
@@ -366,7 +377,7 @@ def check_resume(s: Setup) -> dict:
     kw = {**run_settings(s), "dropout": 0.1, "min_lr_ratio": 1.0, "eval_interval": h}
     straight = final_weights(wordgpt.train(s.data, s.work / "straight", max_iters=2 * h, **kw))
     wordgpt.train(s.data, s.work / "cut", max_iters=h, **kw)
-    more = {"progress": False, "tensorboard": False, "log": quiet}
+    more = {"progress": False, "tensorboard": False}
     resumed = wordgpt.train(s.data, s.work / "cut", resume=True, max_iters=2 * h, **more)
     diff = largest_difference(straight, final_weights(resumed))
     noise = 0.0
@@ -406,7 +417,7 @@ def timed_steps(t: Trainer, n: int, graphs: bool) -> tuple[float, float]:
     return time.perf_counter() - t0, loss
 
 
-def speed(s: Setup, cls=GPT, batch: int = SEED.train.batch_size, mode: str | None = None):
+def speed(s: Setup, cls=GPT, batch: int = SEED_TRAIN.batch_size, mode: str | None = None):
     """Training speed of ``cls(s.timed)`` with the seed preset's recipe: eager, compiled by
     the trainer (``mode="default"``), or compiled with CUDA graphs (``"reduce-overhead"``)."""
     t = trainer_for(
@@ -415,7 +426,7 @@ def speed(s: Setup, cls=GPT, batch: int = SEED.train.batch_size, mode: str | Non
         s.dtype,
         cls,
         batch_size=batch,
-        lr=SEED.train.lr,
+        lr=SEED_TRAIN.optim.lr,
         max_iters=10**6,
         compile=mode == "default",
     )
@@ -467,7 +478,7 @@ def rate(r: dict) -> str:
 
 def check_seed_steps(s: Setup) -> dict:
     ours, ref = speed(s), speed(s, ReferenceGPT)
-    n = SEED.train.max_iters
+    n = SEED_TRAIN.stop.max_iters
     ratio = ours["tokens_per_s"] / ref["tokens_per_s"]
     return verdict(
         fine(ours, ref),
@@ -503,7 +514,7 @@ def faster(r: dict, eager: dict) -> str:
 def check_largest_batch(s: Setup) -> dict:
     if not s.cuda:
         return skipped("CUDA only: on a CPU time, not memory, bounds the batch")
-    best, batch = None, SEED.train.batch_size
+    best, batch = None, SEED_TRAIN.batch_size
     while batch <= MAX_BATCH:
         torch.cuda.reset_peak_memory_stats(s.device)
         try:
@@ -517,7 +528,7 @@ def check_largest_batch(s: Setup) -> dict:
         best = {**r, "memory_gb": torch.cuda.max_memory_allocated(s.device) / 1e9}
         batch *= 2
     if best is None:
-        return verdict(False, f"batch {SEED.train.batch_size} does not fit")
+        return verdict(False, f"batch {SEED_TRAIN.batch_size} does not fit")
     end = f"batch {batch} ran out of memory" if batch <= MAX_BATCH else f"{MAX_BATCH} is the cap"
     return verdict(
         fine(best),
@@ -580,7 +591,8 @@ def book_slice(work: Path) -> Path:
     start = text.index("CHAPTER I.")
     part = work / "don_quixote_start.txt"
     part.write_text(text[start : start + QUICK_CHARS], encoding="utf-8")
-    prepare(DataConfig(dataset=(str(part),), tokenizer="word"), work / "data", progress=False)
+    cfg = DataConfig(dataset=(str(part),), tokenizer="word", space_prefix=False)  # plain words
+    prepare(work / "data", cfg, progress=False)
     return work / "data"
 
 
@@ -613,6 +625,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> int:
     args = parse_args()
+    quiet()  # the table says it all
     device = pick_device(args.device)
     if device.type == "cuda":  # what wordgpt's training sets, whichever check comes first
         torch.backends.cuda.matmul.allow_tf32 = True

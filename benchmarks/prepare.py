@@ -103,6 +103,8 @@ def run(corpus: Path, tokenizer: str, workers: int, out: Path) -> dict:
     ]
     if tokenizer == "word-sp":
         cmd += ["--tokenizer", "word", "--space-prefix"]
+    elif tokenizer == "word":  # plain words and spaces (space-prefixed words are the default)
+        cmd += ["--tokenizer", "word", "--no-space-prefix"]
     else:
         cmd += ["--tokenizer", tokenizer]
     t = time.perf_counter()
@@ -131,12 +133,8 @@ def run(corpus: Path, tokenizer: str, workers: int, out: Path) -> dict:
 def extractors(pages: int = 30) -> list[dict]:
     """The regular-expression extractor against mwparserfromhell's full parse on the first
     ``pages`` articles of the sample, in CPU seconds of this process (one core)."""
-    from wordgpt.corpus.wikipedia import (
-        article_text,
-        article_text_parsed,
-        iter_page_xml,
-        parse_page,
-    )
+    from tests.reference_corpus import article_text_parsed
+    from wordgpt.corpus.wikipedia import article_text, iter_page_xml, parse_page
 
     with bz2.open(sample_dump_path()) as f:
         texts = [p[1] for p in map(parse_page, iter_page_xml(f)) if p][:pages]

@@ -15,22 +15,28 @@ import json
 import time
 
 import torch
-from common import chars_per_token, emit, prepared
+from common import chars_per_token, emit, prepared, quiet
 from torch.utils.flop_counter import FlopCounterMode
 
-from wordgpt.config import PRESETS, ModelConfig, to_dict
+from tests.reference_model import ReferenceGPT
+from wordgpt.config import ModelConfig, to_dict
 from wordgpt.corpus.tokenfiles import load_meta, load_split
-from wordgpt.model.gpt import GPT
-from wordgpt.model.reference import ReferenceGPT
-from wordgpt.training.batches import get_batch
-from wordgpt.training.device import (
+from wordgpt.model.device import (
     autocast,
     autocast_dtype,
     cpu_prefers_bf16,
     dtype_name,
     step_timer,
 )
+from wordgpt.model.gpt import GPT
+from wordgpt.presets import NOTEBOOK_MODEL, preset_configs
+from wordgpt.training.batches import get_batch
 from wordgpt.training.optim import param_groups
+
+PLAIN = {**NOTEBOOK_MODEL, "dropout": 0.0}
+"""The model measured, but for its dims and the options of a row: the notebook's plain model
+(learned positions, full softmax, ReLU) without dropout, as the reference is (the defaults are
+the cpu recipe's model)."""
 
 
 def matmul_peak(dtype: torch.dtype, n: int = 2048, reps: int = 8) -> float:
@@ -82,7 +88,7 @@ AUTO = object()
 
 
 def probe(model, cfg, x, y) -> bool:
-    """The trainer's probe (training.start.choose_dtype): bf16 if measured clearly faster here."""
+    """The trainer's probe (training.train.choose_dtype): bf16 if measured clearly faster here."""
     shape = json.dumps(to_dict(cfg), sort_keys=True)
     B = min(len(x), 4)
     return cpu_prefers_bf16(f"{shape} batch {B}", step_timer(model, x[:B], y[:B]))
@@ -112,7 +118,7 @@ def model_shape(args: argparse.Namespace) -> dict:
         return dict(
             n_layer=args.n_layer, n_head=args.n_head, n_embd=args.n_embd, block_size=args.block
         )
-    s = PRESETS["seed"].model
+    s, _ = preset_configs("seed")
     args.steps = min(args.steps, 3)
     return dict(
         n_layer=s.n_layer,
@@ -135,7 +141,7 @@ def configurations(args: argparse.Namespace) -> list[tuple]:
         ("wordgpt auto, adaptive, space-prefix words", "wordgpt", "word-sp", AUTO, ad),
     ]
     if args.seed_preset:
-        drop = PRESETS["seed"].model.dropout
+        drop = preset_configs("seed")[0].dropout
         attn = ("wordgpt auto, adaptive, attention dropout 0.2 too", "wordgpt", "word", AUTO,
                 {**ad, "attn_dropout": drop})  # fmt: skip
         shipped = ("wordgpt auto (--preset seed as shipped)", *configs[3][1:])
@@ -151,7 +157,7 @@ def measure(config: tuple, shape: dict, args, peaks: dict) -> dict:
     name, impl, tokname, dtype, opts = config
     d = prepared(tokname)
     data = load_split(d, "train")
-    cfg = ModelConfig(vocab_size=load_meta(d)["vocab_size"], **shape, **opts)
+    cfg = ModelConfig(vocab_size=load_meta(d)["vocab_size"], **{**PLAIN, **shape, **opts})
     model = ReferenceGPT(cfg) if impl == "reference" else GPT(cfg)
     x, y = get_batch(data, args.batch, args.block, torch.Generator())
     if dtype is AUTO:  # the trainer's own choice: a measured probe, cached per machine
@@ -197,6 +203,7 @@ COLUMNS = [
 
 def main() -> None:
     args = parse_args()
+    quiet()
     torch.manual_seed(0)
     peaks = {None: matmul_peak(torch.float32), torch.bfloat16: matmul_peak(torch.bfloat16)}
     shape = model_shape(args)

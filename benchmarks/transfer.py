@@ -26,7 +26,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from common import ROOT, emit, prepared
+from common import ROOT, emit, prepared, quiet
 
 import wordgpt
 
@@ -69,7 +69,7 @@ def score(run: Path, data: Path, **extra) -> dict:
 def train(data: Path, out: Path, **kw) -> None:
     if (out / "summary.json").is_file():  # kept from an earlier run of this benchmark
         return
-    wordgpt.train(data, out, overwrite=True, progress=False, log=lambda *a, **k: None, **kw)
+    wordgpt.train(data, out, overwrite=True, progress=False, **kw)
 
 
 def parse_args() -> argparse.Namespace:
@@ -87,6 +87,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
+    quiet()
     root = args.keep or Path(tempfile.mkdtemp(prefix="wordgpt-transfer-"))
     data = data_folders(ROOT / "data")
     own = prepared("word-sp")

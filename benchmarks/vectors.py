@@ -16,7 +16,7 @@ import argparse
 import dataclasses
 import time
 
-from common import emit, prepared
+from common import emit, prepared, quiet
 
 from wordgpt.config import NOTEBOOK_WORD2VEC, Word2VecConfig
 from wordgpt.vectors.quality import evaluate_vectors
@@ -46,6 +46,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
+    quiet()
     rows = []
     for dataset in args.datasets:
         data_dir = prepared("word", dataset)

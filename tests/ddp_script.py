@@ -19,17 +19,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from helpers import FakeClock, OnStep, Records, make_trainer  # noqa: E402
 
 from wordgpt.training import distributed  # noqa: E402
-from wordgpt.training.loop import fit  # noqa: E402
+from wordgpt.training.train import fit  # noqa: E402
 
 
 def main(data_dir: str, out: str) -> None:
     d = distributed.init()
     report: dict = {"rank": d.rank}
 
-    # 1. a time budget on clocks that disagree: rank 0's runs at 0.125 s a step, rank 1's ten
-    # times faster, and rank 0 is slow at every evaluation (it writes checkpoints there).
-    # Only rank 0's clock may count: 20 steps on every rank.
-    clock = FakeClock(0.125 if d.rank == 0 else 1.25)  # binary fractions: exact sums
+    # 1. a time budget on clocks that disagree: rank 0's runs at 0.125 s a step (two reads
+    # of 0.0625), rank 1's ten times slower, and rank 0 is slow at every evaluation (it
+    # writes checkpoints there). Only rank 0's clock may count: the same steps everywhere.
+    clock = FakeClock(0.0625 if d.rank == 0 else 0.625)  # binary fractions: exact sums
     t = make_trainer(
         data_dir, clock=clock, dist=d, time_budget=2.5, max_iters=10**6, eval_interval=5
     )
@@ -40,7 +40,7 @@ def main(data_dir: str, out: str) -> None:
             time.sleep(0.2)
 
     lrs: list[float] = []
-    report["stopped"] = fit(t, Records(on_eval), OnStep(lambda r: lrs.append(r.lr)))
+    report["stopped"] = fit(t, Records(on_eval), progress=OnStep(lambda r: lrs.append(r.lr)))
     report["budget_step"] = t.state.step
     report["budget_elapsed"] = t.state.elapsed
     report["lrs"] = torch.tensor(lrs, dtype=torch.float64)

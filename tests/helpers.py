@@ -11,7 +11,7 @@ import time
 import pytest
 import torch
 
-from wordgpt.config import ModelConfig, TrainConfig
+from wordgpt.config import ModelConfig, TrainConfig, with_settings
 from wordgpt.corpus.tokenfiles import load_meta, load_split
 from wordgpt.model.gpt import GPT
 from wordgpt.training.distributed import Dist
@@ -35,15 +35,44 @@ def skip_unless(ok: bool, reason: str):
     return pytest.mark.skipif(not ok and not STRICT, reason=reason)
 
 
+TINY_MODEL = {
+    "block_size": 16,
+    "n_layer": 2,
+    "n_head": 2,
+    "n_embd": 32,
+    "pos": "learned",
+    "head": "softmax",
+    "mlp": "relu",
+    "qk_norm": False,
+    "zero_init_proj": False,
+    "value_residual": False,
+    "dropout": 0.0,
+    "attn_dropout": 0.0,
+}
+"""The model of the trainer tests: 2 layers x 32, block 16, the original notebook's parts."""
+TINY_TRAIN = {
+    "batch_size": 8,
+    "lr": 3e-3,
+    "warmup": 0.0,
+    "decay": "cosine",
+    "max_iters": 50,
+    "time_budget": None,
+    "epochs": None,
+    "eval_iters": 4,
+}
+
+
+def tiny_configs(vocab_size: int, model_kw=None, **train_kw) -> tuple[ModelConfig, TrainConfig]:
+    """TINY_MODEL and TINY_TRAIN with changes (any field, TrainConfig's parts included)."""
+    model = ModelConfig(vocab_size=vocab_size, **{**TINY_MODEL, **(model_kw or {})})
+    return with_settings(model, TrainConfig(), {**TINY_TRAIN, **train_kw})
+
+
 def make_trainer(data_dir, clock=None, model_kw=None, dist=None, **train_kw) -> Trainer:
     """A tiny model (2 x 32, block 16) and its Trainer on the CPU, fp32, seeded."""
     V = load_meta(data_dir)["vocab_size"]
     torch.manual_seed(0)
-    cfg = ModelConfig(
-        vocab_size=V, block_size=16, n_layer=2, n_head=2, n_embd=32, **(model_kw or {})
-    )
-    defaults = {"batch_size": 8, "lr": 3e-3, "warmup_iters": 0, "max_iters": 50, "eval_iters": 4}
-    tcfg = TrainConfig(**{**defaults, **train_kw})
+    cfg, tcfg = tiny_configs(V, model_kw, **train_kw)
     kw = {"clock": clock} if clock else {}
     return Trainer(
         GPT(cfg),
@@ -58,8 +87,11 @@ def make_trainer(data_dir, clock=None, model_kw=None, dist=None, **train_kw) -> 
 
 
 class Records:
-    """A stand-in for a run's sinks in :func:`wordgpt.training.loop.fit`: it keeps every
+    """A stand-in for a run's writer in :func:`wordgpt.training.train.fit`: it keeps every
     evaluation, and calls ``fn`` with each."""
+
+    final_tokens = 0
+    slack = 0.0
 
     def __init__(self, fn=None):
         self.evals: list = []
@@ -76,10 +108,13 @@ class Records:
 
 
 class OnStep:
-    """A stand-in for the loop's ticker: ``fn`` gets every step's result."""
+    """A stand-in for the loop's progress bar: ``fn`` gets every step's result."""
 
     def __init__(self, fn):
         self.update = fn
+
+    def close(self) -> None:
+        pass
 
 
 class FakeClock:
@@ -131,5 +166,6 @@ def one_line_error(r: subprocess.CompletedProcess, code: int = 2) -> str:
     """The one ``error:`` line a failed command must print (exit ``code``, no traceback)."""
     assert r.returncode == code, (r.returncode, r.stdout[-500:], r.stderr[-2000:])
     assert r.stderr.startswith("error: ") and r.stderr.count("\n") == 1, r.stderr
+    assert r.stderr.endswith("\n"), r.stderr  # the line is whole: the prompt starts below it
     assert "Traceback" not in r.stderr
     return r.stderr

@@ -19,11 +19,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from helpers import Records  # noqa: E402
 
-from wordgpt.config import PRESETS  # noqa: E402
+from wordgpt.config import with_settings  # noqa: E402
 from wordgpt.corpus.tokenfiles import load_meta, load_split  # noqa: E402
 from wordgpt.model.gpt import GPT  # noqa: E402
+from wordgpt.presets import preset_configs  # noqa: E402
 from wordgpt.training import distributed  # noqa: E402
-from wordgpt.training.loop import fit  # noqa: E402
+from wordgpt.training.train import fit  # noqa: E402
 from wordgpt.training.trainer import Trainer  # noqa: E402
 
 STEPS = 30
@@ -31,10 +32,11 @@ STEPS = 30
 
 def main(data_dir: str, out: str) -> None:
     d = distributed.init()
-    tiny = PRESETS["tiny"]
-    torch.manual_seed(tiny.train.seed)
-    model = GPT(replace(tiny.model, vocab_size=load_meta(data_dir)["vocab_size"]))
-    cfg = replace(tiny.train, max_iters=STEPS, eval_interval=10, dtype="fp32", compile=False)
+    mcfg, tcfg = preset_configs("tiny")
+    torch.manual_seed(tcfg.seed)
+    model = GPT(replace(mcfg, vocab_size=load_meta(data_dir)["vocab_size"]))
+    settings = {"max_iters": STEPS, "eval_interval": 10, "dtype": "fp32", "compile": False}
+    cfg = with_settings(mcfg, tcfg, settings)[1]
     splits = load_split(data_dir, "train"), load_split(data_dir, "val")
     t = Trainer(model, cfg, *splits, d.device or torch.device("cpu"), None, d)
     report = {

@@ -9,7 +9,7 @@ import torch
 
 from wordgpt.config import SampleConfig
 from wordgpt.corpus.tokenfiles import load_split
-from wordgpt.model.sampling import generate_ids
+from wordgpt.use.generate import generate_ids
 
 from .helpers import make_trainer
 
@@ -32,5 +32,5 @@ def test_compiled_training_follows_eager_training_and_samples_the_same_text(word
         torch.testing.assert_close(v, trained[k], rtol=0, atol=1e-4, msg=k)
     prompt = [int(i) for i in load_split(word_data, "val")[:5]]
     cfg = SampleConfig(max_new_tokens=10, temperature=0, seed=0)
-    ours = list(generate_ids(compiled.run_model, prompt, cfg, "cpu"))  # handed the wrapper
-    assert ours == list(generate_ids(eager.model, prompt, cfg, "cpu")) and len(ours) == 10
+    ours = list(generate_ids(compiled.run_model, prompt, cfg))  # handed the wrapper
+    assert ours == list(generate_ids(eager.model, prompt, cfg)) and len(ours) == 10

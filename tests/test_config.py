@@ -13,17 +13,23 @@ import pytest
 from wordgpt.cli import commands as cli_mod
 from wordgpt.cli.embed import embed_train
 from wordgpt.config import (
-    PRESETS,
     DataConfig,
+    EvalConfig,
     ModelConfig,
+    OptimConfig,
     SampleConfig,
+    StopConfig,
     TrainConfig,
     Word2VecConfig,
     choices,
     field_docs,
-    split_overrides,
+    flat_fields,
+    from_dict,
+    to_dict,
+    with_settings,
 )
 from wordgpt.errors import WordGPTError
+from wordgpt.presets import PRESETS, preset_configs
 
 
 def params(command) -> dict[str, click.Parameter]:
@@ -31,8 +37,10 @@ def params(command) -> dict[str, click.Parameter]:
 
 
 @pytest.mark.parametrize(
-    "cls", [DataConfig, ModelConfig, TrainConfig, SampleConfig, Word2VecConfig]
-)
+    "cls",
+    [DataConfig, ModelConfig, TrainConfig, OptimConfig, StopConfig, EvalConfig, SampleConfig,
+     Word2VecConfig],
+)  # fmt: skip
 def test_every_field_has_a_docstring(cls):
     docs = field_docs(cls)
     missing = [f.name for f in dataclasses.fields(cls) if not docs.get(f.name)]
@@ -51,14 +59,14 @@ def test_every_field_has_a_docstring(cls):
 )
 def test_flags_are_generated_from_the_fields(command, cls, skip, from_preset):
     ps = params(command)
-    docs = field_docs(cls)
-    for f in dataclasses.fields(cls):
+    for owner, name in flat_fields(cls):
+        f = next(f for f in dataclasses.fields(owner) if f.name == name)
         if f.name in skip:
             assert f.name not in ps
             continue
         p = ps[f.name]
         assert p.opts[0] == "--" + f.name.replace("_", "-")
-        assert p.help.startswith(docs[f.name])
+        assert p.help.startswith(field_docs(owner)[f.name])
         if isinstance(f.default, tuple) and p.multiple:  # several values: a repeated flag
             default = f.default
         elif isinstance(f.default, tuple):  # numbers as one comma-separated value
@@ -66,7 +74,7 @@ def test_flags_are_generated_from_the_fields(command, cls, skip, from_preset):
         else:
             default = f.default
         assert p.default == (None if from_preset else default), f.name
-        if (allowed := choices(cls, f.name)) is not None:
+        if (allowed := choices(owner, f.name)) is not None:
             assert isinstance(p.type, click.Choice)
             assert list(p.type.choices) == [str(a) for a in allowed]
 
@@ -75,11 +83,25 @@ def test_sampling_defaults_are_written_once():
     assert params(cli_mod.sample)["temperature"].default == SampleConfig().temperature == 0.8
 
 
-def test_split_overrides_sorts_fields_and_refuses_unknown_ones():
-    m, t = split_overrides({"n_layer": 2, "lr": 0.1, "dropout": None})
-    assert m == {"n_layer": 2} and t == {"lr": 0.1}
+def test_settings_find_their_dataclass_and_unknown_ones_are_refused():
+    given = {"n_layer": 2, "lr": 0.1, "patience": 3, "eval_iters": 7, "batch_size": 4}
+    m, t = with_settings(ModelConfig(), TrainConfig(), given)
+    assert (m.n_layer, t.optim.lr, t.stop.patience, t.eval.eval_iters, t.batch_size) == (
+        2, 0.1, 3, 7, 4)  # fmt: skip
+    assert m.n_head == ModelConfig().n_head and t.optim.beta2 == OptimConfig().beta2
+    m, t = with_settings(m, t, {"ema": None, "time_budget": None})  # None is a value: unset
+    assert t.optim.ema is None and t.stop.time_budget is None
     with pytest.raises(WordGPTError, match="unknown setting 'n_layers'"):
-        split_overrides({"n_layers": 3})
+        with_settings(m, t, {"n_layers": 3})
+
+
+def test_a_train_config_round_trips_and_old_flat_ones_are_read():
+    t = with_settings(ModelConfig(), TrainConfig(), {"lr": 0.5, "patience": 2})[1]
+    assert from_dict(TrainConfig, to_dict(t)) == t
+    flat = {"batch_size": 4, "lr": 0.25, "max_iters": 9, "eval_iters": 3, "warmup_iters": 50}
+    old = from_dict(TrainConfig, flat)  # a run written before TrainConfig had parts
+    assert (old.batch_size, old.optim.lr, old.stop.max_iters, old.eval.eval_iters) == (
+        4, 0.25, 9, 3)  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -95,20 +117,23 @@ def test_split_overrides_sorts_fields_and_refuses_unknown_ones():
         (ModelConfig, {"pos": "rope", "n_embd": 12, "n_head": 4}, "even head size"),
         (ModelConfig, {"norm": "middle"}, "norm must be one of pre, post"),
         (ModelConfig, {"dropout": float("nan")}, "finite"),
-        (TrainConfig, {"lr": -0.01}, "lr must be > 0"),
-        (TrainConfig, {"warmup_iters": -5}, "warmup_iters must be >= 0"),
-        (TrainConfig, {"grad_clip": -1.0}, "grad_clip must be >= 0"),
-        (TrainConfig, {"time_budget": 0.0}, "time_budget must be > 0"),
-        (TrainConfig, {"time_budget": -1.0}, "time_budget must be > 0"),
+        (OptimConfig, {"lr": -0.01}, "lr must be > 0"),
+        (OptimConfig, {"warmup": -0.5}, "warmup must be in [0, 1)"),
+        (OptimConfig, {"warmup": 1.0}, "warmup must be in [0, 1)"),
+        (OptimConfig, {"grad_clip": -1.0}, "grad_clip must be >= 0"),
+        (OptimConfig, {"decay": "cosine", "decay_on_plateau": 3}, "use it with --decay wsd"),
+        (StopConfig, {"time_budget": 0.0}, "time_budget must be > 0"),
+        (StopConfig, {"time_budget": -1.0}, "time_budget must be > 0"),
         (TrainConfig, {"seed": 2**70}, "too large"),
         (TrainConfig, {"dtype": "float8"}, "dtype must be one of"),
-        (TrainConfig, {"beta2": 1.0}, "beta2 must be in [0, 1)"),
+        (OptimConfig, {"beta2": 1.0}, "beta2 must be in [0, 1)"),
+        (EvalConfig, {"eval_iters": 0}, "eval_iters must be >= 1"),
         (DataConfig, {"max_vocab": 0}, "max_vocab must be >= 2"),
         (DataConfig, {"max_vocab": 1}, "max_vocab must be >= 2"),
         (DataConfig, {"max_vocab": -5}, "max_vocab must be >= 2"),
         (DataConfig, {"encoding": "klingon"}, "unknown encoding"),
         (SampleConfig, {"temperature": math.nan}, "finite"),
-        (SampleConfig, {"temperature": 1e-40}, "at least 0.001"),
+        (SampleConfig, {"temperature": 1e-40}, "between 0.001 and 100"),
         (SampleConfig, {"top_p": 1.5}, "top_p"),
     ],
 )
@@ -117,7 +142,23 @@ def test_values_that_cannot_work_are_refused(cls, kw, message):
         cls(**kw)
 
 
-def test_presets_are_valid_and_demo_derives_from_cpu():
-    assert PRESETS["demo"].model == PRESETS["cpu"].model
-    assert PRESETS["demo"].train.time_budget == 90.0
-    assert dataclasses.replace(PRESETS["demo"].train, time_budget=300.0) == (PRESETS["cpu"].train)
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_every_preset_builds_valid_configs_and_says_what_it_is_for(name):
+    model, train = preset_configs(name)
+    assert isinstance(model, ModelConfig) and isinstance(train, TrainConfig)
+    assert PRESETS[name].about
+
+
+def test_the_defaults_are_the_recommended_recipe_and_demo_derives_from_it():
+    assert preset_configs("cpu") == (ModelConfig(), TrainConfig())
+    assert DataConfig().space_prefix  # every recipe was measured on space-prefixed words
+    model, train = preset_configs("demo")
+    assert model == ModelConfig() and train.stop.time_budget == 90.0
+    assert dataclasses.replace(train.stop, time_budget=300.0) == TrainConfig().stop
+
+
+def test_the_seed_preset_is_the_original_notebooks_model():
+    model, train = preset_configs("seed")
+    assert (model.n_layer, model.n_head, model.n_embd, model.block_size) == (32, 32, 512, 128)
+    assert (model.pos, model.head, model.mlp, model.dropout) == ("learned", "softmax", "relu", 0.2)
+    assert (train.optim.lr, train.optim.min_lr_ratio, train.stop.max_iters) == (3e-4, 1.0, 5000)

@@ -11,13 +11,14 @@ import pytest
 
 import wordgpt
 from wordgpt.config import DataConfig
-from wordgpt.corpus import copies as copy_index
+from wordgpt.corpus import copy_index
 from wordgpt.corpus.build import prepare
-from wordgpt.corpus.copies import CopyIndex, Span
-from wordgpt.training.loop import train
-from wordgpt.use.copies import COPY_MIN, split_share
+from wordgpt.corpus.copy_index import CopyIndex, Span
+from wordgpt.training.train import train
+from wordgpt.use.copies import split_share
+from wordgpt.use.generate import COPY_MIN
 
-QUIET = {"progress": False, "tensorboard": False, "dtype": "fp32", "log": lambda *a, **k: None}
+QUIET = {"progress": False, "tensorboard": False, "dtype": "fp32", "report": False}
 
 
 def token_folder(root, train_ids: np.ndarray, val_ids: np.ndarray, vocab: int = 5000):
@@ -105,10 +106,11 @@ def test_a_run_that_recites_its_book_shows_it(tmp_path, capsys):
         f"sentence number {i} of a book that the model learns by heart. " for i in range(60)
     )
     (tmp_path / "book.txt").write_text(text)
-    prepare(DataConfig(dataset=str(tmp_path / "book.txt")), tmp_path / "d", progress=False)
+    cfg = DataConfig(dataset=str(tmp_path / "book.txt"), space_prefix=False, min_count=1)
+    prepare(tmp_path / "d", cfg, progress=False)
     train(tmp_path / "d", tmp_path / "r", preset="tiny", max_iters=300, lr=1e-2, **QUIET)
     m = wordgpt.load(tmp_path / "r")
-    w = m.sample("sentence number", max_new_tokens=60, temperature=0, seed=1)
+    w = m.generate("sentence number", max_new_tokens=60, temperature=0, seed=1)
     assert w.copies.spans and w.copies.share > 0.5
     top = w.copies.longest
     assert w.text[top.start : top.end].strip() in text and "book.txt" in top.where
@@ -122,6 +124,7 @@ def test_eval_copies_reports_the_samples_and_the_val_baseline(tmp_path, capsys, 
     from wordgpt.cli import main
 
     train(word_data, tmp_path / "r", preset="tiny", max_iters=20, **QUIET)
+    capsys.readouterr()  # what training said
     main(["eval", str(tmp_path / "r"), "--copies", "--json"])
     c = json.loads(capsys.readouterr().out)["copies"]
     assert c["samples"] == 10 and c["n"] == COPY_MIN["word"]  # plain word tokens: 16

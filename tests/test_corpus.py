@@ -16,16 +16,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import wordgpt
+from tests.reference_corpus import reference_ids
 from wordgpt.config import DataConfig
 from wordgpt.corpus import cleaning, sources
 from wordgpt.corpus import tokenizer as tokenizers
 from wordgpt.corpus.build import prepare
 from wordgpt.corpus.cleaning import clean
-from wordgpt.corpus.reference import reference_ids
 from wordgpt.corpus.sources import BOOKS, Progress
 from wordgpt.errors import DataError
 from wordgpt.runs import checkpoint
-from wordgpt.training.loop import train
+from wordgpt.training.train import train
 
 from .conftest import book_path, needs_book
 
@@ -127,7 +127,7 @@ def test_chunks_cut_only_where_every_tokenizer_cuts_too(text, size):
 
 def streamed(cfg, tmp_path, name, **kw):
     out = tmp_path / name
-    p = prepare(cfg, out, progress=False, **kw)
+    p = prepare(out, cfg, progress=False, **kw)
     ids = {s: np.fromfile(out / f"{s}.bin", dtype=p.meta["dtype"]) for s in ("train", "val")}
     return p, ids
 
@@ -179,8 +179,8 @@ def test_streamed_token_files_are_byte_identical_to_the_in_memory_path(
 @pytest.mark.parametrize("kind", ["word", "char", "bpe"])
 def test_one_and_two_workers_write_the_same_files(corpus_file, tmp_path, kind):
     cfg = DataConfig(dataset=str(corpus_file), tokenizer=kind, vocab_size=400)
-    a = prepare(cfg, tmp_path / "one", workers=1, progress=False, chunk_size=4096)
-    b = prepare(cfg, tmp_path / "two", workers=2, progress=False, chunk_size=4096)
+    a = prepare(tmp_path / "one", cfg, workers=1, progress=False, chunk_size=4096)
+    b = prepare(tmp_path / "two", cfg, workers=2, progress=False, chunk_size=4096)
     for name in ("train.bin", "val.bin", "tokenizer.json"):
         assert (a.out / name).read_bytes() == (b.out / name).read_bytes(), name
     ref = reference(cfg, [corpus_file.read_text(encoding="utf-8")])
@@ -223,8 +223,8 @@ def test_several_files_a_folder_and_a_glob(corpus_file, tmp_path):
 
 def test_the_article_split_is_deterministic_and_recorded(wiki_articles, tmp_path):
     cfg = DataConfig(dataset="wikipedia-sample")
-    a = prepare(cfg, tmp_path / "a", workers=2, progress=False)
-    b = prepare(cfg, tmp_path / "b", workers=1, progress=False)
+    a = prepare(tmp_path / "a", cfg, workers=2, progress=False)
+    b = prepare(tmp_path / "b", cfg, workers=1, progress=False)
     for name in ("train.bin", "val.bin", "tokenizer.json"):
         assert (a.out / name).read_bytes() == (b.out / name).read_bytes(), name
     split = a.meta["split"]
@@ -246,14 +246,14 @@ def test_parallel_parsing_of_a_dump_gives_the_same_articles(wiki_articles):
 def test_tokenizer_from_gives_the_original_ids(word_data, corpus_file, tmp_path):
     meta = json.loads((word_data / "meta.json").read_text())
     cfg = DataConfig(**{**meta["config"], "dataset": str(corpus_file)})
-    p = prepare(cfg, tmp_path / "again", tokenizer_from=word_data, progress=False)
+    p = prepare(tmp_path / "again", cfg, tokenizer_from=word_data, progress=False)
     for s in ("train", "val"):
         assert (p.out / f"{s}.bin").read_bytes() == (word_data / f"{s}.bin").read_bytes()
     assert p.meta["tokenizer_from"] == str(word_data.resolve())
     other = tmp_path / "other.txt"
     other.write_text("The zyzzyva and the knight. " * 40)
     q = prepare(
-        DataConfig(dataset=str(other)), tmp_path / "o", tokenizer_from=word_data, progress=False
+        tmp_path / "o", DataConfig(dataset=str(other)), tokenizer_from=word_data, progress=False
     )
     assert q.meta["vocab_size"] == meta["vocab_size"]
     assert q.meta["splits"]["train"]["unk"] > 0 and 0 < q.meta["splits"]["train"]["unk_share"] < 1
@@ -269,7 +269,7 @@ def test_eval_on_any_text_file_reports_bits_per_char(word_data, corpus_file, tmp
         progress=False,
         tensorboard=False,
         dtype="fp32",
-        log=lambda *a, **k: None,
+        report=False,
     )
     m = wordgpt.load(run)
     r = m.evaluate_text(corpus_file)
@@ -318,7 +318,7 @@ def test_an_interrupted_prepare_changes_nothing(corpus_file, tmp_path, existing)
     out = tmp_path / "out"
     before = {}
     if existing:
-        prepare(DataConfig(dataset=str(corpus_file)), out, progress=False)
+        prepare(out, DataConfig(dataset=str(corpus_file)), progress=False)
         before = {f.name: f.read_bytes() for f in out.iterdir()}
     args = ["--dataset", str(big), "--out", str(out), "--workers", "1", "--no-progress"]
     p = subprocess.Popen(
@@ -348,5 +348,5 @@ def test_progress_is_counted_in_input_bytes(corpus_file, tmp_path):
     seen = []
     real = Progress.update
     with mock.patch.object(Progress, "update", lambda self, n: seen.append(n) or real(self, n)):
-        prepare(DataConfig(dataset=str(packed)), tmp_path / "o", progress=False)
+        prepare(tmp_path / "o", DataConfig(dataset=str(packed)), progress=False)
     assert sum(seen) == packed.stat().st_size  # compressed bytes: the total is known up front

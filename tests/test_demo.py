@@ -23,6 +23,6 @@ def test_demo_falls_back_to_the_wikipedia_sample_offline(tmp_path, monkeypatch, 
     book = replace(BOOKS["don-quixote"], url="http://127.0.0.1:9/996.txt")
     monkeypatch.setitem(BOOKS, "don-quixote", book)
     demo.main(["--workdir", str(tmp_path), "--max-iters", "4"])
-    out = capsys.readouterr().out
-    assert "training on the bundled Wikipedia sample instead" in out
-    assert "sample (prompt 'the history of'" in out
+    said = capsys.readouterr()
+    assert "training on the bundled Wikipedia sample instead\n" in said.err  # a note
+    assert "sample (prompt 'the history of'" in said.out

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from wordgpt.errors import WordGPTError
-from wordgpt.training import device
+from wordgpt.model import device
 
 
 class FakeTimer:

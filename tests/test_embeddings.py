@@ -16,7 +16,7 @@ from wordgpt.corpus.tokenizer import WordTokenizer
 from wordgpt.errors import WordGPTError
 from wordgpt.runs import checkpoint
 from wordgpt.training.embedding_init import embedding_matrix
-from wordgpt.training.loop import train
+from wordgpt.training.train import train
 from wordgpt.vectors.align import align
 from wordgpt.vectors.files import load_vectors, save_vectors
 from wordgpt.vectors.quality import evaluate_vectors, mean_cosine, word_view
@@ -50,7 +50,7 @@ def test_word2vec_recovers_an_obvious_neighbour(tmp_path):
     from wordgpt.config import DataConfig
     from wordgpt.corpus.build import prepare
 
-    prepare(DataConfig(dataset=str(tmp_path / "pets.txt")), tmp_path / "d")
+    prepare(tmp_path / "d", DataConfig(dataset=str(tmp_path / "pets.txt"), space_prefix=False))
     kv = train_word2vec(
         tmp_path / "d",
         Word2VecConfig(vector_size=16, epochs=20, workers=1, split="all", sample=1e-3),
@@ -188,7 +188,7 @@ def test_matrix_keeps_found_rows_and_scales_missing_ones(tmp_path):
     kv_path = tmp_path / "v.txt"
     kv_path.write_text("3 4\nthe 1 0 0 0\nknight 0 2 0 0\nsancho 0 0 3 0\n")
     tok = WordTokenizer(["<unk>", "the", "knight", "squire", "sancho"])
-    m, info = embedding_matrix(kv_path, tok, 4, log=lambda *a: None)
+    m, info = embedding_matrix(kv_path, tok, 4)
     scale = m[1, 0]  # "the" was (1, 0, 0, 0)
     np.testing.assert_allclose(m[2], [0, 2 * scale, 0, 0], rtol=1e-6)
     np.testing.assert_allclose(m[4], [0, 0, 3 * scale, 0], rtol=1e-6)
@@ -196,9 +196,9 @@ def test_matrix_keeps_found_rows_and_scales_missing_ones(tmp_path):
     np.testing.assert_allclose(np.linalg.norm(m[[0, 3]], axis=1), mean_norm, rtol=1e-5)
     assert m.std() == pytest.approx(0.02, rel=1e-5)
     assert info["coverage_tokens"] == pytest.approx(3 / 5)
-    m2, info2 = embedding_matrix(kv_path, tok, 2, fit="pca", log=lambda *a: None)
+    m2, info2 = embedding_matrix(kv_path, tok, 2, fit="pca")
     assert m2.shape == (5, 2) and info2["width"] == 2
-    m3, _ = embedding_matrix(kv_path, tok, 8, fit="model", log=lambda *a: None)
+    m3, _ = embedding_matrix(kv_path, tok, 8, fit="model")
     assert m3.shape == (5, 4)
 
 
@@ -209,10 +209,8 @@ def test_an_embedding_initialised_gpt_starts_with_those_rows_frozen_then_moving(
     from wordgpt.corpus.tokenfiles import load_split
 
     counts = np.bincount(np.asarray(load_split(word_data, "train")), minlength=tok.vocab_size)
-    expected, _ = embedding_matrix(
-        vectors, tok, 24, fit="model", seed=1337, counts=counts, log=lambda *a: None
-    )
-    common = {"preset": "tiny", "dtype": "fp32", "progress": False, "n_head": 2}
+    expected, _ = embedding_matrix(vectors, tok, 24, fit="model", seed=1337, counts=counts)
+    common = {"preset": "tiny", "dtype": "fp32", "progress": False, "n_head": 2, "report": False}
     train(
         word_data,
         tmp_path,
@@ -223,13 +221,13 @@ def test_an_embedding_initialised_gpt_starts_with_those_rows_frozen_then_moving(
         eval_interval=5,
         **common,
     )
-    ck = checkpoint.load(tmp_path / "last.pt")
+    ck = checkpoint.read(tmp_path / "last.pt")
     assert ck["model_config"]["n_embd"] == 24  # the width followed the vectors
     assert torch.equal(ck["model"]["wte.weight"], torch.from_numpy(expected))
     assert ck["provenance"]["embeddings"]["path"] == str(vectors.resolve())
     assert ck["model"]["h.0.attn.qkv.weight"].abs().sum() > 0
-    train(word_data, tmp_path, resume=True, max_iters=8, progress=False)
-    moved = checkpoint.load(tmp_path / "last.pt")
+    train(word_data, tmp_path, resume=True, max_iters=8, progress=False, report=False)
+    moved = checkpoint.read(tmp_path / "last.pt")
     assert not torch.equal(moved["model"]["wte.weight"], torch.from_numpy(expected))
     assert moved["provenance"]["embeddings"]["dim"] == 24
 
@@ -243,8 +241,9 @@ def test_pca_maps_wider_vectors_onto_the_model(word_data, vectors, tmp_path):
         init_embeddings=str(vectors),
         dtype="fp32",
         progress=False,
+        report=False,
     )
-    ck = checkpoint.load(tmp_path / "last.pt")
+    ck = checkpoint.read(tmp_path / "last.pt")
     assert ck["model_config"]["n_embd"] == 32 and r.step == 2
     assert ck["provenance"]["embeddings"]["fit"] == "pca"
 
@@ -254,7 +253,7 @@ def test_tied_head_shares_the_initialised_embedding(word_data, vectors, tmp_path
     from wordgpt.corpus.tokenfiles import load_split
 
     counts = np.bincount(np.asarray(load_split(word_data, "train")), minlength=tok.vocab_size)
-    expected, _ = embedding_matrix(vectors, tok, 32, seed=1337, counts=counts, log=lambda *a: None)
+    expected, _ = embedding_matrix(vectors, tok, 32, seed=1337, counts=counts)
     train(
         word_data,
         tmp_path,
@@ -265,6 +264,7 @@ def test_tied_head_shares_the_initialised_embedding(word_data, vectors, tmp_path
         freeze_embeddings=1,
         dtype="fp32",
         progress=False,
+        report=False,
     )
     m = wordgpt.load(tmp_path, "last")
     assert m.gpt.lm_head.weight is m.gpt.wte.weight  # one tensor after loading too

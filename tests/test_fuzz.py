@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from wordgpt.cli import main
 from wordgpt.runs import checkpoint
-from wordgpt.training.loop import train
+from wordgpt.training.train import train
 from wordgpt.vectors.files import keyed_vectors, save_vectors
 
 from .helpers import need
@@ -38,7 +38,7 @@ def things(word_data, tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("things")
     run = root / "run"
     train(word_data, run, preset="tiny", max_iters=4, eval_interval=2, progress=False,
-          tensorboard=False, dtype="fp32", log=lambda *a, **k: None)  # fmt: skip
+          tensorboard=False, dtype="fp32", report=False)  # fmt: skip
     shutil.copytree(word_data, root / "data")
     (root / "empty").mkdir()
     (root / "junk").mkdir()
@@ -197,7 +197,7 @@ def test_a_mutated_data_folder_is_handled(things, tmp_path, capsys, file, value,
 def test_a_mutated_checkpoint_is_handled(things, tmp_path, capsys, field, value, data):
     run = tmp_path / f"r-{time.monotonic_ns()}"
     shutil.copytree(things["run"], run)
-    ck = checkpoint.load(run / "best.pt")
+    ck = checkpoint.read(run / "best.pt")
     if field == "model_config" and isinstance(ck[field], dict) and value != "<drop>":
         key = data.draw(st.sampled_from(sorted(ck[field])))
         ck[field] = {**ck[field], key: value}

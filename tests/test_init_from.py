@@ -14,11 +14,9 @@ from wordgpt.config import DataConfig
 from wordgpt.corpus.build import prepare
 from wordgpt.errors import WordGPTError
 from wordgpt.runs import checkpoint
-from wordgpt.training.loop import train
-from wordgpt.training.plan import plan_run
-from wordgpt.training.start import build_model
+from wordgpt.training.train import build_model, train
 
-QUIET = {"progress": False, "tensorboard": False, "dtype": "fp32", "log": lambda *a, **k: None}
+QUIET = {"progress": False, "tensorboard": False, "dtype": "fp32", "report": False}
 OTHER = "the squire rode to the inn where the knight slept and the horse ate hay. " * 60
 
 
@@ -34,10 +32,10 @@ def test_a_fine_tune_with_the_same_vocabulary_starts_from_exactly_its_weights(
 ):
     """Before any update, the new run's model is the source's, tensor for tensor, and
     scores exactly what the source scores on the same text."""
-    plan = plan_run(word_data, tmp_path / "ft", init_from=str(source), max_iters=5)
+    plan = train(word_data, tmp_path / "ft", init_from=str(source), max_iters=5, dry_run=True)
     assert plan.preset == "finetune" and plan.init.same_vocabulary
-    model, _ = build_model(plan, lambda *a: None)
-    best = checkpoint.load(source / "best.pt")["model"]
+    model, _ = build_model(plan)
+    best = checkpoint.read(source / "best.pt")["model"]
     for k, v in model.state_dict().items():
         assert torch.equal(v, best[k]), k
     src = wordgpt.load(source)
@@ -51,12 +49,12 @@ def test_the_new_run_records_where_its_weights_came_from(word_data, source, tmp_
     r = train(word_data, out, init_from=str(source), max_iters=4, eval_interval=2, time_budget=None,
               **QUIET)  # fmt: skip
     assert r.step == 4  # its own step count, from 0
-    src = checkpoint.load(source / "best.pt")
+    src = checkpoint.read(source / "best.pt")
     for name in ("config.json", "summary.json"):
         got = json.loads((out / name).read_text())["init_from"]
         assert got["run"] == str(source.resolve()) and got["step"] == src["step"]
         assert got["val_loss"] == src["best_val"] and got["same_vocabulary"] is True
-    ck = checkpoint.load(out / "last.pt", resume=True)
+    ck = checkpoint.read(out / "last.pt", resume=True)
     assert ck["state"]["step"] == 4 and ck["provenance"]["init_from"]["step"] == src["step"]
 
 
@@ -90,11 +88,11 @@ def test_rows_are_mapped_by_token_string_across_vocabularies(source, tmp_path):
     starts from the mean of the source's rows; nothing else moves."""
     (tmp_path / "other.txt").write_text(OTHER)
     data = tmp_path / "other"
-    prepare(DataConfig(dataset=str(tmp_path / "other.txt")), data, progress=False)
-    plan = plan_run(data, tmp_path / "ft", init_from=str(source), max_iters=2)
+    prepare(data, DataConfig(dataset=str(tmp_path / "other.txt")), progress=False)
+    plan = train(data, tmp_path / "ft", init_from=str(source), max_iters=2, dry_run=True)
     assert not plan.init.same_vocabulary
-    model, _ = build_model(plan, lambda *a: None)
-    src = checkpoint.load(source / "best.pt")["model"]
+    model, _ = build_model(plan)
+    src = checkpoint.read(source / "best.pt")["model"]
     old = {t: i for i, t in enumerate(plan.init.tokenizer.token_strings())}
     shared = 0
     for i, t in enumerate(plan.tokenizer.token_strings()):
@@ -118,14 +116,14 @@ def test_an_adaptive_head_over_another_vocabulary_is_refused_naming_tokenizer_fr
     train(word_data, pre, preset="tiny", max_iters=2, head="adaptive", cutoffs=(20,), **QUIET)
     (tmp_path / "other.txt").write_text(OTHER)
     data = tmp_path / "other"
-    prepare(DataConfig(dataset=str(tmp_path / "other.txt")), data, progress=False)
+    prepare(data, DataConfig(dataset=str(tmp_path / "other.txt")), progress=False)
     with pytest.raises(WordGPTError, match="--tokenizer-from"):
-        plan_run(data, tmp_path / "ft", init_from=str(pre))
+        train(data, tmp_path / "ft", init_from=str(pre), dry_run=True)
     same = tmp_path / "same"
     prepare(
-        DataConfig(dataset=str(tmp_path / "other.txt")), same, tokenizer_from=pre, progress=False
+        same, DataConfig(dataset=str(tmp_path / "other.txt")), tokenizer_from=pre, progress=False
     )
-    assert plan_run(same, tmp_path / "ft", init_from=str(pre)).init.same_vocabulary
+    assert train(same, tmp_path / "ft", init_from=str(pre), dry_run=True).init.same_vocabulary
 
 
 def test_a_split_made_with_another_vocabulary_shows_its_unk_share_and_warns(

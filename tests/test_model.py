@@ -1,18 +1,30 @@
 import math
-from dataclasses import replace
+from dataclasses import fields, replace
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+from tests.reference_model import ReferenceGPT, load_from_gpt
 from wordgpt.config import ModelConfig
 from wordgpt.errors import WordGPTError
 from wordgpt.model.gpt import GPT, estimate_flops
-from wordgpt.model.reference import ReferenceGPT, load_from_gpt
-from wordgpt.model.sampling import sample_next
+from wordgpt.presets import NOTEBOOK_MODEL
 
 VARIANTS = {
     "plain": {},
+    "recommended": {
+        **{f.name: f.default for f in fields(ModelConfig)},
+        "cutoffs": (8, 24),
+        "vocab_size": 50,
+        "dropout": 0.0,
+        "attn_dropout": 0.0,
+        "zero_init_proj": False,
+        "n_layer": 2,
+        "n_head": 2,
+        "n_embd": 16,
+        "block_size": 16,
+    },  # fmt: skip
     "post-norm": {"norm": "post"},
     "rope": {"pos": "rope"},
     "tied": {"tie_weights": True},
@@ -22,7 +34,10 @@ VARIANTS = {
 
 
 def tiny(**kw) -> ModelConfig:
-    base = {"vocab_size": 50, "block_size": 16, "n_layer": 2, "n_head": 2, "n_embd": 16}
+    """A tiny model of the original notebook's kind (learned positions, ReLU, full softmax);
+    ``kw`` changes it (the ``recommended`` variant: the defaults' parts at this size)."""
+    base = {**NOTEBOOK_MODEL, "vocab_size": 50, "block_size": 16, "n_layer": 2, "n_head": 2,
+            "n_embd": 16, "dropout": 0.0}  # fmt: skip
     return ModelConfig(**{**base, **kw})
 
 
@@ -96,10 +111,10 @@ def test_weight_tying_shares_one_tensor_counted_once():
 
 
 def test_parameter_count_of_the_seed_preset():
-    from wordgpt.config import PRESETS
+    from wordgpt.presets import preset_configs
 
-    cfg = PRESETS["seed"].model
-    n = GPT(ModelConfig(**{**cfg.__dict__, "vocab_size": 14_627})).num_params()
+    cfg = preset_configs("seed")[0]
+    n = GPT(replace(cfg, vocab_size=14_627)).num_params()
     # 32 blocks of 12*C^2 + 13*C, embeddings and a biased head: the notebook's ~116 M
     C, V, T = 512, 14_627, 128
     assert n == 32 * (12 * C * C + 13 * C) + V * C + T * C + 2 * C + C * V + V
@@ -172,110 +187,6 @@ def test_a_tiny_model_overfits_a_short_text():
     assert loss.item() < 0.05
 
 
-# ------------------------------------------------------------------ generation
-
-
-def greedy(logits):
-    return sample_next(logits, temperature=0)
-
-
-@pytest.mark.parametrize("variant", ["plain", "rope", "adaptive"])
-def test_cached_and_uncached_generation_agree_within_the_block(variant):
-    m = model(**VARIANTS[variant])
-    idx = torch.randint(50, (2, 4))
-    a = torch.stack(list(m.generate(idx, 12, greedy, use_cache=True)), 1)
-    b = torch.stack(list(m.generate(idx, 12, greedy, use_cache=False)), 1)
-    assert torch.equal(a, b)
-
-
-def test_generation_runs_past_the_block_size():
-    m = model()
-    out = list(m.generate(torch.zeros(1, 10, dtype=torch.long), 50, greedy, use_cache=True))
-    assert len(out) == 50 and all(o.shape == (1,) for o in out)
-
-
-def test_top_k_1_equals_greedy_and_temperature_0_is_argmax():
-    logits = torch.randn(4, 50)
-    g = torch.Generator().manual_seed(0)
-    assert torch.equal(sample_next(logits, 1.0, top_k=1, generator=g), logits.argmax(-1))
-    assert torch.equal(sample_next(logits, 0.0, generator=g), logits.argmax(-1))
-
-
-def test_top_k_keeps_exactly_k_even_with_ties():
-    logits = torch.zeros(1, 10)  # ten-way tie
-    seen = set()
-    g = torch.Generator().manual_seed(0)
-    for _ in range(300):
-        seen.add(int(sample_next(logits, 1.0, top_k=3, generator=g)))
-    assert len(seen) == 3
-
-
-def test_top_p_keeps_the_nucleus():
-    probs = torch.tensor([[0.5, 0.3, 0.15, 0.05]])
-    g = torch.Generator().manual_seed(0)
-    draws = {int(sample_next(probs.log(), 1.0, top_p=0.75, generator=g)) for _ in range(300)}
-    assert draws == {0, 1}  # 0.5 + 0.3 reaches 0.75
-    draws = {int(sample_next(probs.log(), 1.0, top_p=0.1, generator=g)) for _ in range(50)}
-    assert draws == {0}
-
-
-def test_sampling_with_a_seed_is_reproducible():
-    m = model()
-    idx = torch.zeros(1, 1, dtype=torch.long)
-
-    def run(seed):
-        g = torch.Generator().manual_seed(seed)
-        s = lambda lg: sample_next(lg, 1.0, top_k=20, top_p=0.9, generator=g)  # noqa: E731
-        return torch.cat(list(m.generate(idx, 30, s)))
-
-    assert torch.equal(run(1), run(1))
-    assert not torch.equal(run(1), run(2))
-
-
-class _FavoursUnk:
-    """A stand-in model whose next-token logits put almost all the mass on id 0 (<unk>)."""
-
-    training = False
-
-    def eval(self):
-        return self
-
-    def train(self, mode=True):
-        return self
-
-    def generate(self, idx, n, sample, use_cache=True):
-        logits = torch.full((1, 50), -5.0)
-        logits[0, 0], logits[0, 7] = 5.0, 0.0
-        for _ in range(n):
-            yield sample(logits)
-
-
-@pytest.mark.parametrize("greedy_draws", [True, False])
-def test_unk_is_never_drawn_and_the_others_share_its_mass(greedy_draws):
-    from wordgpt.config import SampleConfig
-    from wordgpt.model.sampling import generate_ids
-
-    cfg = SampleConfig(max_new_tokens=200, temperature=0 if greedy_draws else 1.0, seed=0)
-    free = list(generate_ids(_FavoursUnk(), [1], cfg, "cpu"))
-    banned = list(generate_ids(_FavoursUnk(), [1], cfg, "cpu", unk=0))
-    assert free.count(0) > 150  # the model wants <unk>
-    assert 0 not in banned
-    assert banned.count(7) > 100  # the next most likely token takes the lead
-
-
-def test_generated_text_has_no_unk_unless_asked_for():
-    from wordgpt.config import SampleConfig
-    from wordgpt.corpus.tokenizer import UNK, WordTokenizer
-    from wordgpt.use.sample import stream_text
-
-    tok = WordTokenizer([UNK, *(f" w{i}" for i in range(49))], space_prefix=True)
-    cfg = SampleConfig(max_new_tokens=30, temperature=1.0, seed=0)
-    text = "".join(stream_text(_FavoursUnk(), tok, " w3", cfg, "cpu"))
-    asked = "".join(stream_text(_FavoursUnk(), tok, " w3", replace(cfg, allow_unk=True), "cpu"))
-    assert UNK not in text and text.count(" w6") > 15  # id 7 is " w6"
-    assert asked.count(UNK) > 20
-
-
 # ------------------------------------------------------------------ rotary positions
 
 
@@ -305,27 +216,6 @@ def test_a_rope_model_gives_the_same_logits_for_a_shifted_sequence():
     torch.testing.assert_close(rope(idx, pos=0), rope(idx, pos=6), atol=1e-5, rtol=1e-5)
     learned = model()
     assert not torch.allclose(learned(idx, pos=0), learned(idx, pos=6), atol=1e-3)
-
-
-# ------------------------------------------------------------------ past the block size
-
-
-@pytest.mark.parametrize("variant", ["plain", "rope"])
-def test_after_the_cache_refills_it_equals_the_uncached_model_on_the_same_window(variant):
-    """Greedy generation far past the block size: whenever the context fills the block,
-    the cache restarts from the last block // 2 tokens. Every token must be the argmax of
-    a plain, uncached forward pass over exactly that window."""
-    m = model(**VARIANTS[variant])
-    block = m.cfg.block_size
-    idx = torch.randint(50, (1, 5))
-    out = torch.stack(list(m.generate(idx, 40, greedy, use_cache=True)), 1)
-    seq = torch.cat([idx, out], 1)[0]
-    start = 0
-    for t in range(5, seq.numel()):  # the token at t was predicted from seq[start:t]
-        if t - start > block:
-            start = t - block // 2  # the refill: the last block // 2 tokens
-        expect = m(seq[None, start:t])[0, -1].argmax()
-        assert seq[t] == expect, (t, start)
 
 
 def test_estimated_parameter_count_is_exact():

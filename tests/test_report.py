@@ -10,9 +10,9 @@ import pytest
 
 import wordgpt
 from wordgpt.cli import main
-from wordgpt.use.copies import COPY_MIN
+from wordgpt.use.generate import COPY_MIN
 
-QUIET = {"progress": False, "tensorboard": False, "dtype": "fp32", "log": lambda *a, **k: None}
+QUIET = {"progress": False, "tensorboard": False, "dtype": "fp32"}
 
 
 @pytest.fixture(scope="module")

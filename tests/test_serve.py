@@ -22,12 +22,12 @@ httpx = need("httpx")
 
 import wordgpt  # noqa: E402
 from wordgpt.runs import checkpoint  # noqa: E402
-from wordgpt.training.loop import train  # noqa: E402
+from wordgpt.training.train import train  # noqa: E402
 from wordgpt.use.report import write_report  # noqa: E402
 from wordgpt.use.serve.app import ModelCache, ServeConfig, create_app, find_runs  # noqa: E402
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "build" / "artifacts"
-QUIET = {"progress": False, "tensorboard": False, "dtype": "fp32", "log": lambda *a, **k: None}
+QUIET = {"progress": False, "tensorboard": False, "dtype": "fp32", "report": False}
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +67,7 @@ def test_runs_are_listed_with_their_figures_and_links_out_are_not(runs_dir):
     r = runs[0]
     assert r["has_report"] is True and runs[1]["has_report"] is False
     assert c.get("/api/runs/demo/report.html").text.startswith("<!doctype html>")
-    ck = checkpoint.load(runs_dir / "demo" / "best.pt")
+    ck = checkpoint.read(runs_dir / "demo" / "best.pt")
     assert r["steps"] == 60 and r["tokenizer"] == "word" and r["preset"] == "tiny"
     assert r["best_val_loss"] == pytest.approx(ck["best_val"])
     assert r["params"] == wordgpt.load(runs_dir / "demo").gpt.num_params()
@@ -162,7 +162,7 @@ def test_unknown_prompt_words_are_named(runs_dir):
         ({"temperature": 99}, "temperature"),
         ({"top_p": 0}, "top_p"),
         ({"top_p": 1.5}, "top_p"),
-        ({"top_k": 0}, "top_k"),
+        ({"top_k": -1}, "top_k"),
         ({"top_k": 10**9}, "top_k"),
         ({"seed": -1}, "seed"),
         ({"prompt": "x" * 2001}, "prompt"),

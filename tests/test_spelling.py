@@ -17,9 +17,9 @@ from wordgpt.corpus.build import prepare
 from wordgpt.corpus.cleaning import clean
 from wordgpt.corpus.spelling import Spelling
 from wordgpt.corpus.tokenfiles import load_meta, load_split
-from wordgpt.training.loop import train
+from wordgpt.training.train import train
 
-QUIET = {"progress": False, "tensorboard": False, "dtype": "fp32", "log": lambda *a, **k: None}
+QUIET = {"progress": False, "tensorboard": False, "dtype": "fp32", "report": False}
 WORDS = st.text(alphabet="abcdefghijklmnopqrstuvwxyz ", min_size=1, max_size=12)
 
 
@@ -49,7 +49,8 @@ def crafted(tmp_path_factory):
     text = TRAIN + VAL * 4
     (root / "t.txt").write_text(text)
     share = len(VAL * 4) / len(text)
-    prepare(DataConfig(dataset=str(root / "t.txt"), val_fraction=share - 0.001), root / "d")
+    cfg = DataConfig(dataset=str(root / "t.txt"), val_fraction=share - 0.001, space_prefix=False)
+    prepare(root / "d", cfg)
     train(
         root / "d",
         root / "r",

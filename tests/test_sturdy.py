@@ -24,12 +24,12 @@ from wordgpt.config import DataConfig
 from wordgpt.corpus.build import prepare
 from wordgpt.errors import WordGPTError
 from wordgpt.runs import checkpoint
-from wordgpt.training.loop import train
+from wordgpt.training.train import train
 from wordgpt.vectors.files import keyed_vectors, save_vectors
 
 from .helpers import cli, need, one_line_error, wait_for
 
-QUIET = {"progress": False, "tensorboard": False, "dtype": "fp32", "log": lambda *a, **k: None}
+QUIET = {"progress": False, "tensorboard": False, "dtype": "fp32", "report": False}
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
@@ -241,7 +241,7 @@ def test_3_a_send_that_fails_releases_the_slot_at_once(srv):
 
 def test_4_a_prepare_that_fails_leaves_the_data_folder_it_would_replace(corpus_file, tmp_path):
     victim = tmp_path / "victim"
-    prepare(DataConfig(dataset=str(corpus_file)), victim, progress=False)
+    prepare(victim, DataConfig(dataset=str(corpus_file)), progress=False)
     before = snapshot(victim)
     (tmp_path / "gd" / "x.txt").mkdir(parents=True)  # a glob that matches only a folder
     err = one_line_error(
@@ -365,7 +365,7 @@ def test_6_a_run_moved_away_while_training_keeps_its_own_files(word_data, tmp_pa
     run.rename(moved)
     _, err = p.communicate(timeout=300)
     assert p.returncode == 0, err
-    assert checkpoint.load(moved / "last.pt")["step"] == 300 and not run.exists()
+    assert checkpoint.read(moved / "last.pt")["step"] == 300 and not run.exists()
 
 
 # ------------------------------------------------------------------ 7. one line, not a traceback
@@ -468,7 +468,7 @@ def test_7_a_damaged_data_folder_is_one_line(word_data, tmp_path, damage, messag
 def test_7_a_checkpoint_whose_config_cannot_work_is_one_line_and_fast(
     run, tmp_path, change, message
 ):
-    ck = checkpoint.load(run / "best.pt")
+    ck = checkpoint.read(run / "best.pt")
     ck["model_config"] = change if isinstance(change, str) else {**ck["model_config"], **change}
     (tmp_path / "x").mkdir()
     torch.save(ck, tmp_path / "x" / "best.pt")
@@ -561,4 +561,4 @@ def test_8_export_says_when_it_takes_last_pt(run, tmp_path):
     shutil.copytree(run, r2)
     (r2 / "best.pt").unlink()
     r = cli("export", r2, "--out", tmp_path / "hf")
-    assert r.returncode == 0 and "no best.pt yet; exporting last.pt (step 20)" in r.stderr
+    assert r.returncode == 0 and "no best.pt yet; reading last.pt (step 20)" in r.stderr

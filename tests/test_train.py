@@ -9,16 +9,16 @@ import pytest
 import torch
 
 import wordgpt
-from wordgpt.config import DataConfig, ModelConfig, TrainConfig
+from wordgpt.config import DataConfig, ModelConfig, OptimConfig
 from wordgpt.errors import CheckpointError, WordGPTError
 from wordgpt.model.gpt import estimate_flops
 from wordgpt.runs import checkpoint
-from wordgpt.training.loop import train
 from wordgpt.training.optim import lr_at
+from wordgpt.training.train import train
 
 from .helpers import need, wait_for
 
-FAST = {"dtype": "fp32", "progress": False, "tensorboard": False}
+FAST = {"dtype": "fp32", "progress": False, "tensorboard": False, "report": False}
 
 
 def metrics(run_dir):
@@ -36,7 +36,7 @@ def test_a_run_folder_has_everything(word_data, tmp_path):
     assert set(rows[0]) == {"step", "train_loss", "val_loss", "lr", "tokens", "elapsed_s"}
     assert float(rows[-1]["val_loss"]) < float(rows[0]["val_loss"])
     cfg = json.loads((tmp_path / "config.json").read_text())
-    assert cfg["model"]["n_layer"] == 2 and cfg["train"]["max_iters"] == 30
+    assert cfg["model"]["n_layer"] == 2 and cfg["train"]["stop"]["max_iters"] == 30
     ck = torch.load(tmp_path / "last.pt", weights_only=True)  # no unpickling of code
     assert ck["step"] == 30 and ck["provenance"]["data"]["sha256"]
     assert (tmp_path / "loss.png").read_bytes()[:4] == b"\x89PNG"
@@ -52,14 +52,14 @@ def test_a_run_folder_has_everything(word_data, tmp_path):
 
 
 def test_the_schedule_warms_up_then_decays_to_the_floor():
-    cfg = TrainConfig(lr=1.0, warmup_iters=10, max_iters=110, min_lr_ratio=0.1)
-    assert lr_at(0, 0.0, cfg) == pytest.approx(0.1)
-    assert lr_at(9, 9 / 110, cfg) == pytest.approx(1.0)
-    assert lr_at(10, 10 / 110, cfg) == pytest.approx(1.0)
-    assert lr_at(60, 60 / 110, cfg) == pytest.approx(0.55)
-    assert lr_at(110, 1.0, cfg) == pytest.approx(0.1)
-    wsd = TrainConfig(lr=1.0, warmup_iters=0, decay="wsd", decay_frac=0.2, min_lr_ratio=0.0)
-    assert lr_at(50, 0.5, wsd) == 1.0 and lr_at(90, 0.9, wsd) == pytest.approx(0.5)
+    cfg = OptimConfig(lr=1.0, warmup=0.1, decay="cosine", min_lr_ratio=0.1)
+    assert lr_at(0.01, cfg) == pytest.approx(0.1)
+    assert lr_at(0.1, cfg) == pytest.approx(1.0)
+    assert lr_at(0.55, cfg) == pytest.approx(0.55)  # half-way down the cosine
+    assert lr_at(1.0, cfg) == pytest.approx(0.1)
+    wsd = OptimConfig(lr=1.0, warmup=0.0, decay="wsd", decay_frac=0.2, min_lr_ratio=0.0)
+    assert lr_at(0.5, wsd) == 1.0 and lr_at(0.9, wsd) == pytest.approx(0.5)
+    assert lr_at(0.5, wsd, branch=(0.4, 0.6)) == pytest.approx(0.5)  # decay from a plateau
 
 
 def test_golden_losses_of_a_seeded_tiny_run(word_data, tmp_path):
@@ -115,15 +115,15 @@ def test_resume_after_sigterm_is_bit_exact(word_data, tmp_path):
     p.send_signal(signal.SIGTERM)
     out, err = p.communicate(timeout=120)
     assert p.returncode == 130, err
-    stopped_at = checkpoint.load(interrupted / "last.pt")["step"]
+    stopped_at = checkpoint.read(interrupted / "last.pt")["step"]
     assert 0 < stopped_at < n, out
     assert "stopping after this step" in out and f"stopped at step {stopped_at}" in err
     train(word_data, interrupted, resume=True, progress=False)
 
     straight = tmp_path / "straight"
     train(word_data, straight, preset="tiny", max_iters=n, eval_interval=500, **FAST)
-    a = checkpoint.load(interrupted / "last.pt")
-    b = checkpoint.load(straight / "last.pt")
+    a = checkpoint.read(interrupted / "last.pt")
+    b = checkpoint.read(straight / "last.pt")
     assert a["step"] == b["step"] == n
     for k in b["model"]:
         assert torch.equal(a["model"][k], b["model"][k]), k
@@ -136,8 +136,8 @@ def test_a_torn_checkpoint_is_refused_and_the_previous_one_still_loads(word_data
     good = (tmp_path / "last.pt").read_bytes()
     (tmp_path / "last.pt").write_bytes(good[: len(good) // 2])
     with pytest.raises(CheckpointError, match="corrupt or incomplete"):
-        checkpoint.load(tmp_path / "last.pt")
-    assert checkpoint.load(tmp_path / "best.pt")["step"] > 0
+        checkpoint.read(tmp_path / "last.pt")
+    assert checkpoint.read(tmp_path / "best.pt")["step"] > 0
     with pytest.raises(CheckpointError):
         train(word_data, tmp_path, resume=True, **FAST)
 
@@ -155,16 +155,16 @@ def test_a_failed_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     with pytest.raises(WordGPTError, match="disk full"):
         checkpoint.save({**payload, "step": 2}, path)
     monkeypatch.undo()
-    assert checkpoint.load(path)["step"] == 1
+    assert checkpoint.read(path)["step"] == 1
     assert list(tmp_path.iterdir()) == [path]  # no temporary file left behind
 
 
 def test_a_foreign_file_is_not_a_checkpoint(tmp_path):
     torch.save({"weights": torch.zeros(2)}, tmp_path / "x.pt")
     with pytest.raises(CheckpointError, match="not a wordgpt checkpoint"):
-        checkpoint.load(tmp_path / "x.pt")
+        checkpoint.read(tmp_path / "x.pt")
     with pytest.raises(CheckpointError, match="no checkpoint"):
-        checkpoint.load(tmp_path / "none.pt")
+        checkpoint.read(tmp_path / "none.pt")
 
 
 def test_resume_on_another_vocabulary_is_refused(word_data, corpus_file, tmp_path):
@@ -188,7 +188,7 @@ def test_the_time_budget_stops_the_run(word_data, tmp_path):
         eval_interval=10**5,
         **FAST,
     )
-    assert r.stopped == "time_budget" and 1.5 <= r.elapsed_s < 5
+    assert r.stopped == "time_budget" and 0.75 <= r.elapsed_s <= 1.5 + 1.0
 
 
 def test_unknown_settings_and_shape_changes_on_resume_are_errors(word_data, tmp_path):
@@ -219,14 +219,14 @@ def test_compiled_training_saves_plain_weight_names_that_load_uncompiled(word_da
         word_data, tmp_path, preset="tiny", max_iters=2, eval_interval=2, compile=True, **FAST
     )
     assert r.step == 2
-    ck = checkpoint.load(tmp_path / "last.pt")
+    ck = checkpoint.read(tmp_path / "last.pt")
     assert not any(k.startswith(("_orig_mod.", "module.")) for k in ck["model"])
     m = wordgpt.load(tmp_path)  # an uncompiled GPT, with the compiled run's weights
     assert type(m.gpt).__name__ == "GPT"
     for k, v in m.gpt.state_dict().items():
         assert torch.equal(v, ck["model"][k]), k
-    text = m.generate("the", max_new_tokens=3, temperature=0, seed=0)
-    assert text and text == m.generate("the", max_new_tokens=3, temperature=0, seed=1)
+    text = m.generate("the", max_new_tokens=3, temperature=0, seed=0).text
+    assert text and text == m.generate("the", max_new_tokens=3, temperature=0, seed=1).text
 
 
 def test_tensorboard_gets_losses_lr_speed_and_a_sample(word_data, tmp_path):
@@ -282,7 +282,7 @@ def test_patience_stops_the_run_and_says_why(word_data, tmp_path, monkeypatch, c
     assert "stopped at step 20: no better val loss in 3 evaluations" in out
     assert "done: step 20 (patience)" in out and "best val loss 4.0000" in out
     assert json.loads((tmp_path / "summary.json").read_text())["stopped"] == "patience"
-    assert checkpoint.load(tmp_path / "best.pt")["step"] == 5
+    assert checkpoint.read(tmp_path / "best.pt")["step"] == 5
 
 
 def test_a_resume_past_its_epochs_says_so_and_a_larger_epochs_goes_on(word_data, tmp_path):

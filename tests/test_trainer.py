@@ -13,11 +13,11 @@ from wordgpt.corpus.tokenfiles import load_split
 from wordgpt.model.gpt import GPT
 from wordgpt.training.batches import Batches
 from wordgpt.training.distributed import Dist
-from wordgpt.training.loop import fit
 from wordgpt.training.optim import param_groups
+from wordgpt.training.train import fit
 from wordgpt.training.trainer import DivergedError, TrainState
 
-from .helpers import FakeClock, OnStep, Records, make_trainer
+from .helpers import TINY_MODEL, FakeClock, OnStep, Records, make_trainer
 
 CPU = torch.device("cpu")
 
@@ -113,14 +113,17 @@ def test_frozen_embeddings_do_not_move(word_data):
 # ------------------------------------------------------------------ schedule and time
 
 
-def test_the_schedule_under_a_time_budget_follows_the_clock(word_data):
-    """50 s budget, 0.5 s per step, 10 warm-up steps, WSD decaying over the last 40 %."""
+def test_the_schedule_under_a_time_budget_follows_the_wall_clock(word_data):
+    """50 s budget; the fake clock moves 0.25 s at every read, so a step (two reads) lasts
+    0.5 s of wall time and the step-0 evaluation 0.25 s, which the budget keeps back for the
+    last one (49.75 s to train). Warm-up over the first 20 % of that, WSD decaying over the
+    last 40 %: fractions of the run, whatever the number of steps."""
     t = make_trainer(
         word_data,
-        clock=FakeClock(0.5),
+        clock=FakeClock(0.25),
         lr=1.0,
         min_lr_ratio=0.1,
-        warmup_iters=10,
+        warmup=0.2,
         decay="wsd",
         decay_frac=0.4,
         time_budget=50.0,
@@ -128,21 +131,39 @@ def test_the_schedule_under_a_time_budget_follows_the_clock(word_data):
         eval_interval=10_000,
     )
     lrs = []
-    reason = fit(t, Records(), OnStep(lambda r: lrs.append(r.lr)))
-    assert reason == "time_budget" and t.state.step == 100 and t.state.elapsed == 50.0
-    assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)  # warm-up
-    assert lrs[10] == lrs[59] == 1.0  # stable until 60 % of the budget (30 s, step 60)
-    assert lrs[80] == pytest.approx(1.0 - 0.9 * 0.5)  # half-way down at 40 s
-    assert lrs[99] == pytest.approx(1.0 - 0.9 * 0.975)  # 49.5 s: one step before the floor
+    reason = fit(t, Records(), progress=OnStep(lambda r: lrs.append(r.lr)))
+    assert reason == "time_budget" and t.train_until() == 49.75
+    assert t.state.step == 99 and t.state.elapsed == 50.0  # 0.5 s + 99 steps of 0.5 s
+    assert t.state.train_seconds == 99 * 0.25  # the steps alone: one tick each
+    # before step i the run is at (0.5 + 0.5 i) / 49.75 of the budget
+    assert lrs[18] < 1.0 and lrs[19] == 1.0  # warm-up ends at 9.95 s (20 %)
+    assert lrs[10] == pytest.approx(5.5 / 49.75 / 0.2)
+    assert lrs[58] == 1.0 and lrs[59] < 1.0  # stable until 29.85 s (60 %)
+    assert lrs[79] == pytest.approx(1.0 - 0.9 * (40.0 / 49.75 - 0.6) / 0.4)
+    assert lrs[98] == pytest.approx(1.0 - 0.9 * (49.5 / 49.75 - 0.6) / 0.4)  # near the floor
+
+
+def test_on_a_slow_machine_the_warm_up_ends_and_the_decay_reaches_the_floor(word_data):
+    """A machine so slow that a 45 s budget holds 9 steps (5 s each): the warm-up (12 % of
+    the run) is over by the second step and the rate is near its floor at the last one."""
+    t = make_trainer(word_data, clock=FakeClock(2.5), lr=1.0, min_lr_ratio=0.1, warmup=0.12,
+                     decay="wsd", decay_frac=0.4, time_budget=45.0, max_iters=10_000,
+                     eval_interval=10_000)  # fmt: skip
+    lrs = []
+    fit(t, Records(), progress=OnStep(lambda r: lrs.append(r.lr)))
+    assert 6 <= len(lrs) <= 9
+    assert max(lrs[:3]) == 1.0 and lrs[-1] < 0.3
 
 
 def test_the_cosine_schedule_reaches_its_floor_at_max_iters(word_data):
-    t = make_trainer(word_data, lr=1.0, min_lr_ratio=0.1, warmup_iters=5, max_iters=25)
+    """By steps, the fraction warm-up is nanoGPT's: 5 warm-up steps of 25 at warmup 0.2."""
+    t = make_trainer(word_data, lr=1.0, min_lr_ratio=0.1, warmup=0.2, max_iters=25)
     lrs = []
-    fit(t, Records(), OnStep(lambda r: lrs.append(r.lr)))
-    assert len(lrs) == 25 and lrs[4] == pytest.approx(1.0)
-    assert lrs[15] == pytest.approx(0.1 + 0.45 * (1 + math.cos(math.pi * 0.5)))
-    assert t.lr() == pytest.approx(0.1)
+    fit(t, Records(), progress=OnStep(lambda r: lrs.append(r.lr)))
+    assert len(lrs) == 25 and lrs[0] == pytest.approx(0.2) and lrs[4] == pytest.approx(1.0)
+    # step i runs at the progress its end reaches, (i + 1) / 25: step 15 is 55 % down
+    assert lrs[15] == pytest.approx(0.1 + 0.45 * (1 + math.cos(math.pi * 0.55)))
+    assert lrs[24] == pytest.approx(0.1) and t.lr() == pytest.approx(0.1)
 
 
 # ------------------------------------------------------------------ evaluation and state
@@ -223,8 +244,14 @@ def test_train_state_dict_is_plain_values():
 # ------------------------------------------------------------------ optimizer groups
 
 
+def small(**kw) -> ModelConfig:
+    """A one-layer model of the original notebook's kind (learned positions, full softmax)."""
+    return ModelConfig(**{**TINY_MODEL, "vocab_size": 50, "block_size": 8, "n_layer": 1,
+                          "n_embd": 8, **kw})  # fmt: skip
+
+
 def test_weight_decay_falls_on_linear_matrices_only():
-    m = GPT(ModelConfig(vocab_size=50, block_size=8, n_layer=1, n_head=2, n_embd=8))
+    m = GPT(small())
     decay, rest = param_groups(m, 0.1)
     names = {id(p): n for n, p in m.named_parameters()}
     assert sorted(names[id(p)] for p in decay["params"]) == [
@@ -238,26 +265,14 @@ def test_weight_decay_falls_on_linear_matrices_only():
         names[id(p)] for p in rest["params"]
     }
     assert decay["weight_decay"] == 0.1 and rest["weight_decay"] == 0.0
-    tied = GPT(
-        ModelConfig(vocab_size=50, block_size=8, n_layer=1, n_head=2, n_embd=8, tie_weights=True)
-    )
+    tied = GPT(small(tie_weights=True))
     decay, rest = param_groups(tied, 0.1)
     assert all(p is not tied.wte.weight for p in decay["params"])  # the embedding: no decay
     assert len(decay["params"]) + len(rest["params"]) == len(list(tied.parameters()))
 
 
 def test_the_adaptive_heads_matrices_are_decayed_too():
-    m = GPT(
-        ModelConfig(
-            vocab_size=50,
-            block_size=8,
-            n_layer=1,
-            n_head=2,
-            n_embd=32,
-            head="adaptive",
-            cutoffs=(10, 30),
-        )
-    )
+    m = GPT(small(n_embd=32, head="adaptive", cutoffs=(10, 30)))
     decay, _ = param_groups(m, 0.1)
     head = {id(p) for p in m.lm_head.parameters()}
     assert head and head <= {id(p) for p in decay["params"]}
@@ -309,7 +324,7 @@ def test_muon_orthogonalises_the_update_of_the_blocks_matrices(word_data):
         lr=1e-2,
         weight_decay=0.0,
         muon_momentum=0.95,
-        muon_warmup_iters=0,
+        muon_warmup=0.0,
     )
     assert set(t.opt.opts) == {"muon", "adamw"}
     w = t.model.h[0].mlp.fc.weight
@@ -338,18 +353,19 @@ def test_muon_orthogonalises_the_update_of_the_blocks_matrices(word_data):
 
 
 def test_muons_momentum_warms_up(word_data):
-    t = make_trainer(word_data, optimizer="muon", muon_momentum=0.95, muon_warmup_iters=10)
+    """Over the first 20 % of a 50-step run: 10 steps."""
+    t = make_trainer(word_data, optimizer="muon", muon_momentum=0.95, muon_warmup=0.2)
     seen = []
     for _ in range(12):
         t.train_step()
         seen.append(t.opt.opts["muon"].param_groups[0]["momentum"])
-    assert seen[0] == pytest.approx(0.85) and seen[5] == pytest.approx(0.90)
-    assert seen[10] == seen[11] == pytest.approx(0.95)
+    assert seen[0] == pytest.approx(0.86) and seen[4] == pytest.approx(0.90)
+    assert seen[9] == seen[11] == pytest.approx(0.95)
 
 
 def test_learning_rate_scales_reach_their_groups(word_data):
     t = make_trainer(
-        word_data, lr=1.0, embed_lr_scale=0.5, head_lr_scale=2.0, warmup_iters=0, min_lr_ratio=1.0
+        word_data, lr=1.0, embed_lr_scale=0.5, head_lr_scale=2.0, warmup=0.0, min_lr_ratio=1.0
     )
     t.train_step()
     by_param = {id(p): g["lr"] for g in t.opt.param_groups for p in g["params"]}
@@ -433,7 +449,7 @@ def test_the_decay_branches_off_when_the_val_loss_stops_improving(word_data):
         word_data,
         lr=1.0,
         min_lr_ratio=0.1,
-        warmup_iters=0,
+        warmup=0.0,
         decay="wsd",
         decay_frac=0.5,
         decay_on_plateau=2,
@@ -443,21 +459,22 @@ def test_the_decay_branches_off_when_the_val_loss_stops_improving(word_data):
     vals = iter([5.0, 4.0, 3.0, 3.1, 3.2, 2.9, 2.8, 2.7, 2.6, 2.5])
     t.estimate_loss = lambda: {"train": 1.0, "val": next(vals)}
     lrs = []
-    assert fit(t, Records(), OnStep(lambda r: lrs.append(r.lr))) == "decayed"
+    assert fit(t, Records(), progress=OnStep(lambda r: lrs.append(r.lr))) == "decayed"
     assert t.state.step == 80 and (t.state.decay_start, t.state.decay_end) == (0.04, 0.08)
     assert lrs[:40] == [1.0] * 40  # stable until the plateau is seen at step 40
-    assert lrs[40] == pytest.approx(1.0) and lrs[60] == pytest.approx(0.55)
-    assert lrs[79] == pytest.approx(1.0 - 0.9 * 39 / 40)
+    # step i runs at the progress its end reaches, (i + 1) / 1000
+    assert lrs[40] == pytest.approx(1.0 - 0.9 / 40) and lrs[60] == pytest.approx(0.5275)
+    assert lrs[79] == pytest.approx(0.1)
 
 
 def test_a_plateau_after_the_planned_decay_has_begun_changes_nothing(word_data):
     t = make_trainer(word_data, decay="wsd", decay_frac=0.5, decay_on_plateau=1, max_iters=20,
-                     eval_interval=2, lr=1.0, warmup_iters=0)  # fmt: skip
+                     eval_interval=2, lr=1.0, warmup=0.0)  # fmt: skip
     t.estimate_loss = lambda: {"train": 1.0, "val": 3.0}  # never better after the first
     assert fit(t, Records()) == "decayed" and t.state.step == 4  # plateau at 10 %: 10 % more
     assert (t.state.decay_start, t.state.decay_end) == (0.1, 0.2)
     late = make_trainer(word_data, decay="wsd", decay_frac=0.5, decay_on_plateau=1,
-                        max_iters=20, eval_interval=12, lr=1.0, warmup_iters=0)  # fmt: skip
+                        max_iters=20, eval_interval=12, lr=1.0, warmup=0.0)  # fmt: skip
     late.estimate_loss = lambda: {"train": 1.0, "val": 3.0}
     assert fit(late, Records()) == "max_iters" and late.state.decay_start == -1.0
 
@@ -470,49 +487,74 @@ def test_epochs_end_the_run_and_the_schedule_after_that_many_passes(word_data):
                      lr=1.0, min_lr_ratio=0.1, eval_interval=1000)  # fmt: skip
     n, per_step = len(t.splits["train"]), 8 * 16
     lrs = []
-    assert fit(t, Records(), OnStep(lambda r: lrs.append(r.lr))) == "epochs"
+    assert fit(t, Records(), progress=OnStep(lambda r: lrs.append(r.lr))) == "epochs"
     assert t.state.step == math.ceil(0.5 * n / per_step) and t.state.tokens >= 0.5 * n
     assert t.epochs_done() == pytest.approx(t.state.tokens / n)
     half = math.ceil(0.25 * n / per_step)  # progress 0.5: the decay begins
     assert lrs[: half - 1] == [1.0] * (half - 1)
     last = (t.state.step - 1) * per_step / (0.5 * n)  # the progress before the last step
     assert lrs[-1] == pytest.approx(1.0 - 0.9 * (last - 0.5) / 0.5) and last > 0.95
-    assert t.cfg.max_iters > 10 * t.state.step
-
-
-def test_a_progress_bar_counts_percent_of_the_run_when_epochs_may_end_it():
-    from wordgpt.config import TrainConfig
-    from wordgpt.training.loop import Ticker
-
-    assert Ticker.bar_total(TrainConfig(epochs=2, time_budget=60)) == (100.0, "%")
-    assert Ticker.bar_total(TrainConfig(time_budget=60)) == (60, "s")
-    assert Ticker.bar_total(TrainConfig(max_iters=7)) == (7, "step")
+    assert t.cfg.stop.max_iters > 10 * t.state.step
 
 
 def test_evaluations_follow_the_budget_unless_epochs_may_end_the_run_first(word_data):
-    """100 s at 0.5 s a step: one evaluation every eval_seconds (10 s, 20 steps) of the
-    budget, 10 points and step 0; with epochs (not reached here) only eval_points (4)."""
+    """100 s at 0.5 s a step: one evaluation every eval_seconds (10 s, about 20 steps, less
+    the evaluations' own time) of the budget, 10 points and step 0; with epochs (not reached
+    here) only eval_points (4)."""
 
     def evals(**kw):
-        t = make_trainer(word_data, clock=FakeClock(0.5), time_budget=100.0, max_iters=10**6,
+        t = make_trainer(word_data, clock=FakeClock(0.25), time_budget=100.0, max_iters=10**6,
                          eval_seconds=10.0, eval_points=4, **kw)  # fmt: skip
         t.estimate_loss = lambda: {"train": 1.0, "val": 1.0}
         rec = Records()
         fit(t, rec)
         return [e.step for e in rec.evals]
 
-    assert evals() == list(range(0, 201, 20))
-    assert evals(epochs=10**6) == [0, 50, 100, 150, 200]
+    steps = evals()
+    gaps = [b - a for a, b in zip(steps, steps[1:], strict=False)]
+    assert len(steps) == 11 and all(18 <= g <= 21 for g in gaps)
+    steps = evals(epochs=10**6)
+    gaps = [b - a for a, b in zip(steps, steps[1:], strict=False)]
+    assert len(steps) == 5 and all(45 <= g <= 52 for g in gaps)
+
+
+def test_evaluations_take_a_bounded_share_of_a_budget(word_data):
+    """Evaluations that cost as much as 10 steps each: a 100 s budget gets only as many as
+    fit in a tenth of it, not the 20 that eval_points asks for."""
+
+    class SlowEvalClock(FakeClock):
+        slow = False
+
+        def __call__(self):
+            self.t += 2.5 if self.slow else self.tick
+            return self.t
+
+    clock = SlowEvalClock(0.25)
+    t = make_trainer(word_data, clock=clock, time_budget=100.0, max_iters=10**6,
+                     eval_points=20)  # fmt: skip
+
+    def estimate():
+        clock.slow = True
+        clock()  # 2.5 s
+        clock.slow = False
+        return {"train": 1.0, "val": 1.0}
+
+    t.estimate_loss = estimate
+    rec = Records()
+    fit(t, rec)
+    spent = sum(1 for _ in rec.evals) * 3.0  # each evaluation: 2.5 s and two reads
+    assert len(rec.evals) <= 5 and spent <= 0.15 * 100
 
 
 def test_epochs_0_lifts_a_presets_cap_and_a_negative_one_is_refused(word_data, tmp_path):
-    from wordgpt.config import TrainConfig
+    from wordgpt.config import StopConfig
     from wordgpt.errors import WordGPTError
-    from wordgpt.training.plan import plan_run
+    from wordgpt.training.train import train
 
-    assert plan_run(word_data, tmp_path / "r", preset="cpu").train.epochs == 4.0
-    assert plan_run(word_data, tmp_path / "r", preset="cpu", epochs=0).train.epochs == 0
+    assert train(word_data, tmp_path / "r", "cpu", dry_run=True).train.stop.epochs == 4.0
+    plan = train(word_data, tmp_path / "r", "cpu", dry_run=True, epochs=0)
+    assert plan.train.stop.epochs == 0
     t = make_trainer(word_data, epochs=0, max_iters=3, eval_interval=1000)
     assert fit(t, Records()) == "max_iters" and t.progress() == 1.0
     with pytest.raises(WordGPTError, match="epochs must be >= 0"):
-        TrainConfig(epochs=-1.0)
+        StopConfig(epochs=-1.0)

@@ -1,98 +1,103 @@
-"""wordgpt: train small GPT language models from scratch on a book or a Wikipedia sample.
+"""wordgpt: train small GPT language models from scratch on a book or any text.
 
-The Python API a notebook uses::
+The Python API, as a notebook or a script uses it::
 
     import wordgpt
-    prep = wordgpt.prepare("data/dq", dataset="don-quixote", tokenizer="word")
-    wordgpt.train("data/dq", "runs/dq", preset="tiny", max_iters=300)
-    m = wordgpt.load("runs/dq")
-    print(m.generate("the knight", max_new_tokens=50, temperature=0.8, seed=1))
+    wordgpt.prepare("data/dq", dataset="don-quixote")            # text -> token files
+    wordgpt.train("data/dq", "runs/dq", time_budget=60)          # token files -> a run
+    m = wordgpt.load("runs/dq")                                   # a run -> a model
+    print(m.generate("the knight", max_new_tokens=50, seed=1))   # text, with copied spans
     print(m.evaluate("val").bits_per_char)
 
-Names are imported on first use, so ``import wordgpt`` (and the ``wordgpt`` command's
-start-up) does not pay for torch until something needs it.
+``prepare``, ``train`` and ``load`` are the package's three verbs; the configs
+(``DataConfig``, ``ModelConfig``, ``TrainConfig``, ``SampleConfig``) hold every setting, and
+each function takes their fields as keyword arguments. Names are imported on first use, so
+``import wordgpt`` (and the ``wordgpt`` command's start-up) does not pay for torch until
+something needs it.
 """
 
 from __future__ import annotations
 
-import importlib
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+import importlib as _importlib
+import typing as _typing
 
 _LAZY = {
-    "PRESETS": "config",
+    "prepare": "corpus.build",
+    "train": "training.train",
+    "load": "use.loaded",
+    "Model": "use.loaded",
+    "Generation": "use.generate",
+    "EvalResult": "use.evaluate",
+    "TrainResult": "training.train",
+    "Prepared": "corpus.build",
     "DataConfig": "config",
     "ModelConfig": "config",
     "TrainConfig": "config",
+    "OptimConfig": "config",
+    "StopConfig": "config",
+    "EvalConfig": "config",
     "SampleConfig": "config",
+    "PRESETS": "presets",
     "WordGPTError": "errors",
     "DataError": "errors",
     "CheckpointError": "errors",
-    "EvalResult": "use.evaluate",
-    "TrainResult": "training.loop",
-    "train": "api",
-    "Model": "use.loaded",
-    "load": "use.loaded",
     "DivergedError": "training.trainer",
 }
 
-if TYPE_CHECKING:  # for readers and type checkers: what the lazy names are
-    from .api import train
-    from .config import PRESETS, DataConfig, ModelConfig, SampleConfig, TrainConfig
+if _typing.TYPE_CHECKING:  # for readers and type checkers: what the lazy names are
+    from .config import (
+        DataConfig,
+        EvalConfig,
+        ModelConfig,
+        OptimConfig,
+        SampleConfig,
+        StopConfig,
+        TrainConfig,
+    )
+    from .corpus.build import Prepared, prepare
     from .errors import CheckpointError, DataError, WordGPTError
-    from .training.loop import TrainResult
+    from .presets import PRESETS
+    from .training.train import TrainResult, train
     from .training.trainer import DivergedError
     from .use.evaluate import EvalResult
+    from .use.generate import Generation
     from .use.loaded import Model, load
 
+__all__ = [
+    "prepare",
+    "train",
+    "load",
+    "Model",
+    "Generation",
+    "EvalResult",
+    "TrainResult",
+    "Prepared",
+    "DataConfig",
+    "ModelConfig",
+    "TrainConfig",
+    "OptimConfig",
+    "StopConfig",
+    "EvalConfig",
+    "SampleConfig",
+    "PRESETS",
+    "WordGPTError",
+    "DataError",
+    "CheckpointError",
+    "DivergedError",
+]
 
-def __getattr__(name: str) -> Any:
+
+def __getattr__(name: str):
     if name == "__version__":
         from .version import package_version
 
         return package_version()
     if name in _LAZY:
-        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        value = getattr(_importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value  # once found, an ordinary attribute
+        return value
     raise AttributeError(f"module 'wordgpt' has no attribute {name!r}")
 
 
-def prepare(
-    out: str | Path,
-    cfg=None,
-    overwrite: bool = False,
-    tokenizer_from=None,
-    workers: int = 0,
-    progress: bool = True,
-    **fields,
-):
-    """Write token files for a data set into ``out``; ``fields`` are DataConfig fields. An
-    existing data folder is replaced only with ``overwrite`` (and only once the new one is
-    complete). ``tokenizer_from`` (a data or run folder, or a tokenizer) encodes the text
-    with that vocabulary instead of making one: what a fine-tune needs. ``workers``
-    processes tokenize (0: every core)."""
-    from dataclasses import replace
-
-    from .config import DataConfig
-    from .corpus.build import prepare as _prepare
-
-    cfg = replace(cfg or DataConfig(), **fields)
-    return _prepare(cfg, out, workers, tokenizer_from, progress, overwrite=overwrite)
-
-
-__all__ = [
-    "PRESETS",
-    "DataConfig",
-    "ModelConfig",
-    "TrainConfig",
-    "SampleConfig",
-    "WordGPTError",
-    "DataError",
-    "CheckpointError",
-    "DivergedError",
-    "EvalResult",
-    "Model",
-    "TrainResult",
-    "prepare",
-    "train",
-    "load",
-]
+def __dir__() -> list[str]:
+    return sorted([*__all__, "__version__"])

@@ -16,13 +16,16 @@ import math
 import textwrap
 import types
 import typing
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal
 
 from .errors import WordGPTError
 
 TOKENIZERS = ("word", "char", "bpe")
 MAX_SEED = 2**63 - 1
+MAX_TEMPERATURE = 100.0
+"""The highest sampling temperature: above it every choice is as good as uniform, and a
+temperature past float32's range would turn banned logits into NaN."""
 MODEL_BOUNDS = {"n_layer": 1024, "n_head": 1024, "n_embd": 1 << 16, "block_size": 1 << 20}
 """The largest shapes accepted, from a flag or from a checkpoint's config alike (a config
 asking for 10^7 layers would never finish building)."""
@@ -136,12 +139,13 @@ class DataConfig:
     MediaWiki dumps), folders of them, or glob patterns; several are read one after another."""
     tokenizer: Literal["word", "char", "bpe"] = "word"
     """word (words, punctuation and whitespace), char, or bpe (byte-level)."""
-    space_prefix: bool = False
-    """Word tokens carry the space before them (' the'): half as many tokens."""
+    space_prefix: bool = True
+    """Word tokens carry the space before them (' the'): half as many tokens, and the
+    model sees twice the text in its context (every recipe was measured with it)."""
     lowercase: bool = True
-    """Lowercase the text, as the mission's notebook does."""
+    """Lowercase the text, as the original notebook does."""
     newlines_to_spaces: bool = True
-    """Replace line breaks by spaces, as the mission's notebook does."""
+    """Replace line breaks by spaces, as the original notebook does."""
     collapse_spaces: bool = True
     """Collapse runs of spaces into one."""
     strip_gutenberg: bool = True
@@ -185,7 +189,9 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """The GPT's shape. Defaults are the mission's plain architecture."""
+    """The GPT's shape. The defaults are the recommended recipe (the ``cpu`` preset); the
+    ``seed`` preset is the original notebook's model (learned positions, ReLU, full softmax,
+    32 layers)."""
 
     vocab_size: int = 0
     """Number of token ids; set from the tokenizer."""
@@ -195,38 +201,38 @@ class ModelConfig:
     """Number of transformer blocks."""
     n_head: int = 4
     """Attention heads per block; must divide n_embd."""
-    n_embd: int = 128
+    n_embd: int = 256
     """Width of the residual stream."""
-    dropout: float = 0.0
+    dropout: float = 0.1
     """Dropout on the embedding sum and on each residual branch's output."""
-    attn_dropout: float = 0.0
+    attn_dropout: float = 0.1
     """Dropout on the attention weights (on a CPU any value above 0 leaves the fused attention
     kernel for a slower one; the notebook used 0.2)."""
     norm: Literal["pre", "post"] = "pre"
-    """pre: x + f(LN(x)) (the mission's code); post: LN(x + f(x)) (the original paper)."""
+    """pre: x + f(LN(x)) (the original notebook's); post: LN(x + f(x)) (the transformer paper)."""
     bias: bool = True
     """Biases in the blocks' Linear layers and LayerNorms."""
     head_bias: bool = True
     """A bias on the softmax output layer (the notebook's nn.Linear has one; GPT-2 has none)."""
     tie_weights: bool = False
     """Share the token embedding with the output layer (softmax head only)."""
-    pos: Literal["learned", "rope"] = "learned"
+    pos: Literal["learned", "rope"] = "rope"
     """Position information: learned absolute embeddings, or rope (rotary)."""
-    head: Literal["softmax", "adaptive"] = "softmax"
+    head: Literal["softmax", "adaptive"] = "adaptive"
     """Output layer: softmax (full) or adaptive (Grave et al. 2017; exact, cheaper)."""
     cutoffs: tuple[int, ...] = (2000, 8000)
     """Adaptive head only: cluster boundaries in frequency-ordered ids; with none below the
     vocabulary size there are no clusters and the head is the full softmax."""
-    mlp: Literal["relu", "relu2"] = "relu"
+    mlp: Literal["relu", "relu2"] = "relu2"
     """Feed-forward activation: relu (the notebook's) or relu2, ReLU squared (Primer)."""
-    qk_norm: bool = False
+    qk_norm: bool = True
     """Normalise each head's queries and keys (RMS norm) before attention."""
-    zero_init_proj: bool = False
+    zero_init_proj: bool = True
     """Start the residual projections (attn.proj, mlp.proj) at zero: each block starts as the
     identity."""
     logit_softcap: float | None = None
     """Softmax head only: squash the logits into (-cap, cap) with cap * tanh(logits / cap)."""
-    value_residual: bool = False
+    value_residual: bool = True
     """Mix each layer's attention values with the first layer's, by a learned weight."""
 
     def __post_init__(self) -> None:
@@ -269,32 +275,23 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """The optimisation recipe and the loop's bookkeeping."""
+class OptimConfig:
+    """The optimisers and the learning-rate schedule. Warm-up and decay are fractions of the
+    run (of its steps, seconds or passes, whichever ends it first), so that a recipe means
+    the same on a machine twice as slow."""
 
-    batch_size: int = 16
-    """Sequences per micro-batch on each process."""
-    grad_accum: int = 1
-    """Micro-batches per optimizer step."""
-    max_iters: int = 2000
-    """Optimizer steps (the run stops earlier if time_budget or epochs runs out)."""
-    time_budget: float | None = None
-    """Seconds of training (evaluations not counted); the learning-rate schedule follows
-    whichever of steps, time or epochs ends first, so a time-budgeted run still decays fully."""
-    epochs: float | None = None
-    """Stop after this many passes over the training split (tokens seen / its tokens), e.g.
-    2.5; like time_budget, the schedule follows whichever limit ends first. Unset or 0: no
-    limit (--epochs 0 lifts a preset's)."""
-    lr: float = 1e-3
+    optimizer: Literal["adamw", "muon"] = "adamw"
+    """adamw for everything, or muon for the blocks' matrices (AdamW for the rest)."""
+    lr: float = 2e-3
     """Peak learning rate."""
     min_lr_ratio: float = 0.1
     """The floor of the decay, as a fraction of lr (1.0 gives a constant rate)."""
-    warmup_iters: int = 100
-    """Linear warm-up steps."""
-    decay: Literal["cosine", "wsd"] = "cosine"
+    warmup: float = 0.12
+    """The linear warm-up, as a fraction of the run."""
+    decay: Literal["cosine", "wsd"] = "wsd"
     """cosine from the end of warm-up, or wsd: stable, then linear decay over the last
     decay_frac of the run."""
-    decay_frac: float = 0.3
+    decay_frac: float = 0.4
     """wsd only: fraction of the run spent decaying."""
     decay_on_plateau: int | None = None
     """wsd only: branch the decay off as soon as the val loss has not improved for this many
@@ -304,14 +301,13 @@ class TrainConfig:
     weight_decay: float = 0.1
     """Weight decay on the Linear layers' matrices (blocks and output layer); none on
     embeddings, biases or norms."""
-    optimizer: Literal["adamw", "muon"] = "adamw"
-    """adamw for everything, or muon for the blocks' matrices (AdamW for the rest)."""
     muon_lr: float | None = None
     """Muon's peak learning rate (its updates are scaled to AdamW's size); unset: lr."""
     muon_momentum: float = 0.95
     """Muon's momentum after its warm-up."""
-    muon_warmup_iters: int = 100
-    """Steps over which Muon's momentum rises linearly from 0.85 to muon_momentum."""
+    muon_warmup: float = 0.1
+    """The fraction of the run over which Muon's momentum rises linearly from 0.85 to
+    muon_momentum."""
     embed_lr_scale: float = 1.0
     """The embeddings' learning rate as a multiple of lr."""
     head_lr_scale: float = 1.0
@@ -325,6 +321,66 @@ class TrainConfig:
     """AdamW's second-moment decay."""
     grad_clip: float = 1.0
     """Clip the global gradient norm to this (0 disables)."""
+
+    def __post_init__(self) -> None:
+        _check_choices(self)
+        _check_numbers(self)
+        _check(self.lr > 0, f"lr must be > 0, got {self.lr}")
+        _at_least(self, 0, "weight_decay", "grad_clip")
+        _in_unit(self, "warmup")
+        _in_unit(self, "muon_warmup")
+        _in_unit(self, "min_lr_ratio", hi_open=False)
+        _in_unit(self, "decay_frac", lo_open=True, hi_open=False)
+        _at_least(self, 1, "decay_on_plateau")
+        _check(
+            self.decay_on_plateau is None or self.decay == "wsd",
+            "decay_on_plateau branches a WSD decay; use it with --decay wsd",
+        )
+        _in_unit(self, "beta1")
+        _in_unit(self, "beta2")
+        _in_unit(self, "muon_momentum", lo_open=True)
+        _check(self.muon_lr is None or self.muon_lr > 0, f"muon_lr must be > 0, got {self.muon_lr}")
+        _check(
+            self.embed_lr_scale > 0 and self.head_lr_scale > 0,
+            "embed_lr_scale and head_lr_scale must be > 0",
+        )
+        _check(self.ema is None or 0 < self.ema < 1, f"ema must be in (0, 1), got {self.ema}")
+
+
+@dataclass(frozen=True)
+class StopConfig:
+    """When a run ends: the first of its step, time and pass limits, or earlier."""
+
+    max_iters: int = 100_000
+    """Optimizer steps (the run stops earlier if time_budget or epochs runs out)."""
+    time_budget: float | None = 300.0
+    """Seconds of training (evaluations not counted); the learning-rate schedule follows
+    whichever of steps, time or epochs ends first, so a time-budgeted run still decays fully.
+    Without --preset, train picks the recipe measured best for this budget."""
+    epochs: float | None = 4.0
+    """Stop after this many passes over the training split (tokens seen / its tokens), e.g.
+    2.5; like time_budget, the schedule follows whichever limit ends first. Unset or 0: no
+    limit (--epochs 0 lifts a preset's)."""
+    patience: int | None = None
+    """Stop when the val loss has not improved for this many evaluations (best.pt is kept)."""
+    max_bad_steps: int = 5
+    """Stop (exit code 3) after this many optimizer steps in a row with a non-finite loss or
+    gradient; such steps are skipped, never applied."""
+
+    def __post_init__(self) -> None:
+        _check_numbers(self)
+        _at_least(self, 1, "max_iters", "patience", "max_bad_steps")
+        _check(
+            self.time_budget is None or self.time_budget > 0,
+            f"time_budget must be > 0 seconds, got {self.time_budget}",
+        )
+        _check(self.epochs is None or self.epochs >= 0, f"epochs must be >= 0, got {self.epochs}")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """When and how much the training loop evaluates."""
+
     eval_interval: int | None = None
     """Steps between evaluations and checkpoints; unset: eval_points evaluations spread over
     the run by its progress (steps or time budget, whichever ends first)."""
@@ -334,13 +390,24 @@ class TrainConfig:
     """With a time budget and no eval_interval: an evaluation at least every this many seconds
     of training (so that a long run notices a plateau in time); not with epochs, whose runs
     may end long before the budget: eval_points evaluations then."""
-    eval_iters: int = 20
+    eval_iters: int = 5
     """Batches per split in the loss estimate at each evaluation."""
-    patience: int | None = None
-    """Stop when the val loss has not improved for this many evaluations (best.pt is kept)."""
-    max_bad_steps: int = 5
-    """Stop (exit code 3) after this many optimizer steps in a row with a non-finite loss or
-    gradient; such steps are skipped, never applied."""
+
+    def __post_init__(self) -> None:
+        _check_numbers(self)
+        _at_least(self, 1, "eval_interval", "eval_points", "eval_iters")
+        _check(self.eval_seconds > 0, f"eval_seconds must be > 0, got {self.eval_seconds}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """A training run: its batches, seed and device, what it starts from, and (one
+    dataclass per concern) its optimiser, when it stops and when it evaluates."""
+
+    batch_size: int = 32
+    """Sequences per micro-batch on each process."""
+    grad_accum: int = 1
+    """Micro-batches per optimizer step."""
     seed: int = 1337
     """Seed of the initial weights and of every batch and dropout mask (a function of seed,
     step and rank, so a resumed run draws what an uninterrupted one would)."""
@@ -369,38 +436,18 @@ class TrainConfig:
     """Write TensorBoard logs into RUN/tensorboard; unset means when the package is installed."""
     progress: bool = True
     """Show a progress bar."""
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    """The optimisers and the learning-rate schedule."""
+    stop: StopConfig = field(default_factory=StopConfig)
+    """When the run ends."""
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    """When the loop evaluates."""
 
     def __post_init__(self) -> None:
         _check_choices(self)
         _check_numbers(self)
-        _at_least(self, 1, "batch_size", "grad_accum", "max_iters", "eval_interval", "eval_iters")
-        _at_least(self, 1, "eval_points")
-        _check(self.eval_seconds > 0, f"eval_seconds must be > 0, got {self.eval_seconds}")
-        _at_least(self, 1, "patience", "max_bad_steps", "embeddings_limit")
-        _at_least(self, 0, "warmup_iters", "weight_decay", "grad_clip", "freeze_embeddings", "seed")
-        _check(self.lr > 0, f"lr must be > 0, got {self.lr}")
-        _check(
-            self.time_budget is None or self.time_budget > 0,
-            f"time_budget must be > 0 seconds, got {self.time_budget}",
-        )
-        _check(self.epochs is None or self.epochs >= 0, f"epochs must be >= 0, got {self.epochs}")
-        _in_unit(self, "min_lr_ratio", hi_open=False)
-        _in_unit(self, "decay_frac", lo_open=True, hi_open=False)
-        _at_least(self, 1, "decay_on_plateau")
-        _check(
-            self.decay_on_plateau is None or self.decay == "wsd",
-            "decay_on_plateau branches a WSD decay; use it with --decay wsd",
-        )
-        _in_unit(self, "beta1")
-        _in_unit(self, "beta2")
-        _in_unit(self, "muon_momentum", lo_open=True)
-        _at_least(self, 0, "muon_warmup_iters")
-        _check(self.muon_lr is None or self.muon_lr > 0, f"muon_lr must be > 0, got {self.muon_lr}")
-        _check(
-            self.embed_lr_scale > 0 and self.head_lr_scale > 0,
-            "embed_lr_scale and head_lr_scale must be > 0",
-        )
-        _check(self.ema is None or 0 < self.ema < 1, f"ema must be in (0, 1), got {self.ema}")
+        _at_least(self, 1, "batch_size", "grad_accum", "embeddings_limit")
+        _at_least(self, 0, "freeze_embeddings", "seed")
         _check(self.device.strip() != "", "device must not be empty")
         _check(
             not (self.init_from and self.init_embeddings),
@@ -415,9 +462,9 @@ class SampleConfig:
     max_new_tokens: int = 200
     """How many tokens to generate."""
     temperature: float = 0.8
-    """Divide the logits by this; 0 means greedy (argmax)."""
-    top_k: int | None = None
-    """Keep exactly the k most likely tokens."""
+    """Divide the logits by this; 0 means greedy (argmax); at most 100."""
+    top_k: int | None = 50
+    """Keep exactly the k most likely tokens; 0 keeps them all."""
     top_p: float | None = None
     """Keep the smallest set of tokens whose probability reaches p (nucleus sampling)."""
     seed: int | None = None
@@ -431,11 +478,11 @@ class SampleConfig:
     def __post_init__(self) -> None:
         _check_numbers(self)
         _check(
-            self.temperature == 0 or self.temperature >= 1e-3,
-            f"temperature must be 0 (greedy) or at least 0.001, got {self.temperature}",
+            self.temperature == 0 or 1e-3 <= self.temperature <= MAX_TEMPERATURE,
+            f"temperature must be 0 (greedy) or between 0.001 and {MAX_TEMPERATURE:g}, got "
+            f"{self.temperature}",
         )
-        _at_least(self, 1, "top_k")
-        _at_least(self, 0, "max_new_tokens", "seed")
+        _at_least(self, 0, "top_k", "max_new_tokens", "seed")
         _check(
             self.top_p is None or 0.0 < self.top_p <= 1.0,
             f"top_p must be in (0, 1], got {self.top_p}",
@@ -445,7 +492,7 @@ class SampleConfig:
 @dataclass(frozen=True)
 class Word2VecConfig:
     """gensim Word2Vec settings. Defaults chosen by measurement (benchmarks/vectors.py) on Don
-    Quixote and the Wikipedia sample; NOTEBOOK_WORD2VEC holds the mission notebook's."""
+    Quixote and the Wikipedia sample; NOTEBOOK_WORD2VEC holds the original notebook's."""
 
     vector_size: int = 100
     """Dimensions of each word vector."""
@@ -494,190 +541,64 @@ def word2vec_epochs(cfg: Word2VecConfig, words: int) -> int:
 NOTEBOOK_WORD2VEC = Word2VecConfig(
     vector_size=500, window=5, min_count=1, sg=1, epochs=5, negative=5, sample=1e-3, alpha=0.025
 )
-"""The mission notebook's Word2Vec: ``Word2Vec(sentences, min_count=1, sg=1, vector_size=500)``
+"""The original notebook's Word2Vec: ``Word2Vec(sentences, min_count=1, sg=1, vector_size=500)``
 with gensim's defaults for the rest (5 epochs, window 5, 5 negative samples)."""
-
-
-# ------------------------------------------------------------------------ presets
-
-
-@dataclass(frozen=True)
-class Preset:
-    """A named model shape and training recipe."""
-
-    model: ModelConfig
-    train: TrainConfig
-    about: str = ""
-
-
-_CPU = Preset(
-    ModelConfig(
-        n_layer=4,
-        n_head=4,
-        n_embd=256,
-        block_size=128,
-        dropout=0.1,
-        attn_dropout=0.1,
-        head="adaptive",
-        pos="rope",
-        mlp="relu2",
-        qk_norm=True,
-        zero_init_proj=True,
-        value_residual=True,
-    ),
-    TrainConfig(
-        batch_size=32,
-        lr=2e-3,
-        max_iters=100_000,
-        time_budget=300.0,
-        warmup_iters=50,
-        decay="wsd",
-        decay_frac=0.4,
-        eval_iters=5,
-        epochs=4.0,
-    ),
-    about="the best CPU recipe (rotary, adaptive head, ReLU², QK-norm, zero-initialised "
-    "projections, value residual, WSD): 300 s on a 2-core laptop, at most 4 passes over "
-    "the text (more overfits a book); use space-prefixed words",
-)
-
-_CHAR = Preset(
-    replace(_CPU.model, block_size=256, head="softmax", dropout=0.0, attn_dropout=0.0),
-    replace(
-        _CPU.train, batch_size=16, optimizer="muon", muon_lr=1e-2, muon_warmup_iters=30, epochs=None
-    ),
-    about="the cpu recipe for character tokens: a 256-character context, full softmax, no "
-    "dropout, Muon for the blocks' matrices (300 s: 1.79 bits/char; with dropout 0.1, 1.87)",
-)
-
-
-def _budget(base: Preset, seconds: float, about: str, model=None, **train) -> Preset:
-    """``base`` for a budget of ``seconds``, with changes to its model and training."""
-    return Preset(
-        replace(base.model, **(model or {})),
-        replace(base.train, time_budget=seconds, **train),
-        about=about,
-    )
-
-
-PRESETS: dict[str, Preset] = {
-    "seed": Preset(
-        ModelConfig(n_layer=32, n_head=32, n_embd=512, block_size=128, dropout=0.2),
-        TrainConfig(
-            batch_size=16,
-            lr=3e-4,
-            max_iters=5000,
-            eval_interval=100,
-            eval_iters=20,
-            warmup_iters=0,
-            min_lr_ratio=1.0,
-            weight_decay=0.01,
-            beta2=0.999,
-        ),
-        about="the mission's notebook: 32 layers x 512 wide, 32 heads, constant lr 3e-4 "
-        "(add --attn-dropout 0.2 for its dropout on attention weights too)",
-    ),
-    "tiny": Preset(
-        ModelConfig(n_layer=2, n_head=2, n_embd=32, block_size=32),
-        TrainConfig(batch_size=8, lr=3e-3, max_iters=200, eval_iters=5, warmup_iters=10),
-        about="for tests: seconds on a CPU",
-    ),
-    "cpu": _CPU,
-    "char": _CHAR,
-    "demo": _budget(_CPU, 90.0, "the cpu recipe on a 90 s budget: what `make demo` trains"),
-    "word-60": _budget(
-        _CPU, 60.0, "word tokens, 60 s: the cpu recipe with 2 layers and lr 3e-3 (more steps)",
-        model={"n_layer": 2}, lr=3e-3,
-    ),
-    "word-900": _budget(
-        _CPU, 900.0, "word tokens, 900 s: the cpu recipe (at most 4 passes over the text), "
-        "decaying at the first plateau", decay_on_plateau=3,
-    ),
-    "word-3600": _budget(
-        _CPU, 3600.0, "word tokens, 3600 s: the cpu recipe (at most 4 passes over the text), "
-        "decaying at the first plateau", decay_on_plateau=3,
-    ),
-    "char-60": _budget(
-        _CHAR, 60.0, "characters, 60 s: the char recipe with a 128-character context, batch 32",
-        model={"block_size": 128}, batch_size=32,
-    ),
-    "char-900": _budget(
-        _CHAR, 900.0, "characters, 900 s: the char recipe, decaying at the first plateau",
-        decay_on_plateau=3,
-    ),
-    "char-3600": _budget(
-        _CHAR, 3600.0, "characters, 3600 s: the char recipe for at most 4 passes over the text "
-        "(as far as measured), decaying at the first plateau", decay_on_plateau=3, epochs=4.0,
-    ),
-    "finetune": _budget(
-        _CPU, 300.0,  # the model is not used: a fine-tune's model is the run it starts from
-        "for --init-from: a pretrained model fine-tuned on a book (lr 5e-4, 20 warm-up "
-        "steps, WSD decaying at the first plateau of the val loss, 300 s)",
-        lr=5e-4, warmup_iters=20, decay_frac=0.4, decay_on_plateau=3,
-    ),
-}  # fmt: skip
-DEFAULT_PRESET = "cpu"
-"""A resumed run trained before runs recorded their preset was the cpu recipe's."""
-DEFAULT_BUDGET = 300.0
-"""Seconds of training ``train`` plans for when neither a preset nor a budget is given."""
-
-RECIPES: dict[tuple[str, int], str] = {
-    ("word", 60): "word-60",
-    ("word", 300): "cpu",
-    ("word", 900): "word-900",
-    ("word", 3600): "word-3600",
-    ("char", 60): "char-60",
-    ("char", 300): "char",
-    ("char", 900): "char-900",
-    ("char", 3600): "char-3600",
-}
-"""The preset measured best at each budget (seconds on the machine of PROBE), by tokens:
-``benchmarks/quality.py --budgets 60 300 900 3600`` (the README has the table)."""
-PROBE = {
-    "model": {"n_layer": 4, "n_head": 4, "n_embd": 256, "block_size": 128, "head": "adaptive"},
-    "vocab_size": 16_384,
-    "batch_size": 8,
-    "tokens_per_s": 5_400.0,  # median of 5 probes on a quiet machine (4,877-5,514)
-}
-"""The speed probe: a forward and backward pass of this model (whatever the data: it
-measures the machine), and the tokens per second it ran at on the machine the recipes were
-measured on (2 cores, AMD EPYC, torch 2.13)."""
-
-
-def get_preset(name: str) -> Preset:
-    try:
-        return PRESETS[name]
-    except KeyError:
-        raise WordGPTError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}") from None
 
 
 # ------------------------------------------------------------------------ dict helpers
 
+SECTIONS = {"optim": OptimConfig, "stop": StopConfig, "eval": EvalConfig}
+"""TrainConfig's parts, by field name."""
+
+
+def _json_ready(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {k: _json_ready(x) for k, x in v.items()}
+    return list(v) if isinstance(v, tuple) else v
+
 
 def to_dict(cfg: Any) -> dict[str, Any]:
-    """A JSON-ready dict of a config dataclass."""
-    d = asdict(cfg)
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+    """A JSON-ready dict of a config dataclass (TrainConfig's parts as nested dicts)."""
+    return _json_ready(asdict(cfg))
 
 
 def from_dict(cls: type, d: dict[str, Any]) -> Any:
-    """Rebuild a config dataclass, ignoring keys it does not know (older or newer runs)."""
+    """Rebuild a config dataclass, ignoring keys it does not know (older or newer runs). A
+    TrainConfig's parts are read from their nested dicts, or from the flat dict that runs
+    wrote before TrainConfig had parts."""
     names = {f.name for f in fields(cls)}
-    return cls(**{k: v for k, v in d.items() if k in names})
+    kw = {k: v for k, v in d.items() if k in names and k not in SECTIONS}
+    if cls is TrainConfig:
+        for name, part in SECTIONS.items():
+            kw[name] = from_dict(part, d[name] if isinstance(d.get(name), dict) else d)
+    return cls(**kw)
 
 
-def split_overrides(overrides: dict[str, Any]) -> tuple[dict, dict]:
-    """Sort keyword overrides into ModelConfig and TrainConfig fields (None values dropped)."""
-    model_f = {f.name for f in fields(ModelConfig)}
-    train_f = {f.name for f in fields(TrainConfig)}
-    m, t = {}, {}
-    for k, v in overrides.items():
-        if v is None:
-            continue
-        if k in model_f:
-            m[k] = v
-        elif k in train_f:
-            t[k] = v
+def flat_fields(cls: type) -> list[tuple[type, str]]:
+    """(dataclass, field name) of every setting of ``cls``, TrainConfig's parts included: the
+    CLI's flags and the keyword arguments of ``wordgpt.train``."""
+    out = []
+    for f in fields(cls):
+        if cls is TrainConfig and f.name in SECTIONS:
+            out += flat_fields(SECTIONS[f.name])
         else:
+            out.append((cls, f.name))
+    return out
+
+
+def with_settings(model: ModelConfig, train: TrainConfig, settings: dict[str, Any]):
+    """``model`` and ``train`` with settings given by field name (``n_layer=2``, ``lr=1e-3``,
+    ``time_budget=60``), wherever the field lives; an unknown name is one clear error."""
+    where = {name: cls for cls, name in flat_fields(ModelConfig) + flat_fields(TrainConfig)}
+    groups: dict[type, dict] = {}
+    for k, v in settings.items():
+        if k not in where:
             raise WordGPTError(f"unknown setting {k!r}")
-    return m, t
+        groups.setdefault(where[k], {})[k] = v
+    model = replace(model, **groups.get(ModelConfig, {}))
+    parts = {
+        name: replace(getattr(train, name), **groups[part])
+        for name, part in SECTIONS.items()
+        if part in groups
+    }
+    return model, replace(train, **groups.get(TrainConfig, {}), **parts)

@@ -1,23 +1,26 @@
-"""The README's main job: prepare a book, train the `demo` preset, evaluate, print a sample.
+"""The main job (``make demo``): prepare a book, train the ``demo`` recipe (90 s), evaluate
+it, and print a sample with its copied spans.
 
 Don Quixote where it can be found or downloaded; otherwise (offline, no copy) the Wikipedia
-sample that ships inside gensim. Space-prefixed word tokens and the `demo` preset: the
-project's best CPU recipe on a 90 s budget.
+sample that ships inside gensim. The defaults everywhere else (space-prefixed word tokens,
+the recommended model); a data folder made by an earlier demo with the same settings is
+reused.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 from . import load, prepare, train
 from .config import DataConfig, to_dict
-from .corpus.build import load_prepared, summary
+from .corpus.build import load_prepared
 from .corpus.tokenfiles import load_meta
 from .errors import DataError, WordGPTError
 from .folders import kind
+from .logs import console, log
+from .use.generate import SHOWCASE
 
 PROMPTS = {"don-quixote": "the knight", "wikipedia-sample": "the history of"}
 
@@ -30,50 +33,48 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--max-iters", type=int, default=None)
     ap.add_argument("--workdir", type=Path, default=Path("."))
     args = ap.parse_args(argv)
+    console()
     try:
         run(args)
     except WordGPTError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
         sys.exit(getattr(e, "exit_code", 2))
+
+
+def prepared(workdir: Path, name: str):
+    """The book's data folder: the one made by an earlier demo, or a new one."""
+    out, cfg = workdir / "data" / f"{name}-word-sp", DataConfig(dataset=(name,))
+    if kind(out) == "data" and load_meta(out).get("config") == to_dict(cfg):
+        p = load_prepared(out)
+        log.info(f"{p}\n")
+        return p
+    return prepare(out, cfg, overwrite=True)
 
 
 def run(args: argparse.Namespace) -> None:
     dataset = args.dataset
-
-    def prep(name: str):
-        """The book's data folder: the one made by an earlier demo, or a new one."""
-        out, cfg = args.workdir / "data" / f"{name}-word-sp", DataConfig(dataset=(name,))
-        cfg = replace(cfg, space_prefix=True)
-        if kind(out) == "data" and load_meta(out).get("config") == to_dict(cfg):
-            return load_prepared(out)
-        return prepare(out, cfg, overwrite=True)
-
     try:
-        p = prep(dataset)
+        p = prepared(args.workdir, dataset)
     except DataError as e:
         if dataset != "don-quixote":
             raise
-        print(f"note: {e}\nnote: training on the bundled Wikipedia sample instead")
+        log.warning(f"note: {e}\nnote: training on the bundled Wikipedia sample instead")
         dataset = "wikipedia-sample"
-        p = prep(dataset)
-    print(summary(p), "\n")
+        p = prepared(args.workdir, dataset)
     out = args.workdir / "runs" / f"{dataset}-demo"
-    train(
-        p.out,
-        out,
-        preset=args.preset,
-        overwrite=True,
-        time_budget=args.time_budget,
-        max_iters=args.max_iters,
-    )
+    limits = {"time_budget": args.time_budget, "max_iters": args.max_iters}
+    train(p.out, out, args.preset, overwrite=True,
+          **{k: v for k, v in limits.items() if v is not None})  # fmt: skip
     m = load(out)
     print(f"\n{m.evaluate('val')}\n")
     prompt = PROMPTS.get(dataset, "the")
-    print(f"sample (prompt {prompt!r}, temperature 0.8, top-k 50, seed 1):\n")
-    w = m.sample(prompt, max_new_tokens=120, temperature=0.8, top_k=50, seed=1)
-    print(prompt + w.text)
-    if w.copies is not None:
-        print(f"\n{w.copies.summary()}")
+    s = SHOWCASE
+    print(f"sample (prompt {prompt!r}, temperature {s.temperature}, top-k {s.top_k}, "
+          f"seed {s.seed}):\n")  # fmt: skip
+    g = m.generate(prompt, SHOWCASE)
+    print(prompt + g.text)
+    if g.copies is not None:
+        print(f"\n{g.copies.summary()}")
     print(f"\nreport: {out / 'report.html'}")
     print(f"more: wordgpt sample {out} --prompt '...'   |   wordgpt serve {out.parent}")
 

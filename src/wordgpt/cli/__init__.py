@@ -15,6 +15,7 @@ import threading
 import click
 
 from ..errors import InterruptError, WordGPTError
+from ..logs import console
 from .commands import register
 from .embed import embed
 
@@ -28,7 +29,7 @@ from .embed import embed
 )
 @click.version_option(package_name="wordgpt")
 def cli() -> None:
-    """Train small word-level GPTs on a book or a Wikipedia sample, and sample from them."""
+    """Train small GPT language models on a book or any text, and write with them."""
 
 
 register(cli)
@@ -46,6 +47,7 @@ def main(argv: list[str] | None = None) -> None:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, _interrupt)
         signal.signal(signal.SIGTERM, _interrupt)
+    console()
     try:
         cli.main(args=argv, prog_name="wordgpt", standalone_mode=False)
     except InterruptError as e:

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import click
 
-from ..config import PRESETS, DataConfig, ModelConfig, SampleConfig, TrainConfig
+from ..config import DataConfig, ModelConfig, SampleConfig, TrainConfig
 from ..errors import WordGPTError
+from ..presets import PRESETS
 from .flags import (
     DATA,
     NEW_DATA,
@@ -22,12 +23,14 @@ from .flags import (
     RUNS,
     TEXT_FILE,
     TOKENIZER_FROM,
+    SectionedCommand,
     checkpoint_option,
     config_options,
     device_option,
     json_line,
     json_option,
     needs_extra,
+    settings_given,
     trust_pickle_option,
 )
 
@@ -66,18 +69,19 @@ def register(cli: click.Group) -> None:
 def prepare(out, overwrite, workers, tokenizer_from, progress, **kw) -> None:
     """Clean, split and tokenize text into train.bin, val.bin, tokenizer.json, meta.json."""
     from ..corpus.build import prepare as run
-    from ..corpus.build import summary
 
     cfg = DataConfig(**kw)
     if out is None:
         first = cfg.dataset[0]
         name = Path(first).name.split(".")[0] if "/" in first else first
         out = Path("data") / f"{name}-{cfg.tokenizer}{'-sp' if cfg.space_prefix else ''}"
-    p = run(cfg, out, workers, tokenizer_from, progress, overwrite=overwrite)
-    click.echo(summary(p))
+    p = run(out, cfg, overwrite=overwrite, tokenizer_from=tokenizer_from, workers=workers,
+            progress=progress)  # fmt: skip
+    if not progress:  # with progress, prepare has said it
+        click.echo(str(p))
 
 
-@click.command()
+@click.command(cls=SectionedCommand)
 @click.option("--data", "data_dir", type=DATA, required=True, help="a folder written by prepare")
 @click.option(
     "--preset",
@@ -103,20 +107,16 @@ def prepare(out, overwrite, workers, tokenizer_from, progress, **kw) -> None:
 )
 @config_options(ModelConfig, exclude=("vocab_size",), from_preset=True)
 @config_options(TrainConfig, from_preset=True)
-def train(data_dir, preset, out, resume, overwrite, dry_run, trust_pickle, report, **overrides):
-    """Train a GPT on prepared token files; checkpoints, metrics.csv and loss.png go to OUT.
+def train(data_dir, preset, out, resume, overwrite, dry_run, trust_pickle, report, **settings):
+    """Train a GPT on prepared token files; checkpoints, metrics.csv, loss.png and a report
+    go to OUT. Every model and training setting below defaults to the preset's value."""
+    from ..training.train import train as run
 
-    Every model and training setting below defaults to the preset's value."""
-    from ..api import train as run
-    from ..training.plan import plan_run
-
-    out = out or Path("runs") / f"{data_dir.name}-{preset or 'auto'}"
+    r = run(data_dir, out, preset, resume=resume, overwrite=overwrite, trust_pickle=trust_pickle,
+            report=report, dry_run=dry_run, **settings_given(settings))  # fmt: skip
     if dry_run:
-        plan = plan_run(data_dir, out, preset, resume, overwrite, trust_pickle, **overrides)
-        click.echo(plan.describe())
+        click.echo(str(r))
         return
-    r = run(data_dir, out, preset, resume, overwrite, trust_pickle=trust_pickle, report=report,
-            **overrides)  # fmt: skip
     if int(os.environ.get("RANK", "0")) != 0:  # one closing line, from rank 0
         return
     best = f"{r.best_val:.4f}" if math.isfinite(r.best_val) else "none"
@@ -144,8 +144,8 @@ def train(data_dir, preset, out, resume, overwrite, dry_run, trust_pickle, repor
 def sample(run, prompt, which, device, copy_min, copies, **kw) -> None:
     """Generate text from a trained run, streamed as it comes; then which of it stands
     verbatim in the training text (on stderr)."""
+    from ..use.generate import print_stream, with_seed
     from ..use.loaded import load
-    from ..use.sample import print_stream, with_seed
 
     cfg = with_seed(SampleConfig(**kw))
     m = load(run, which, device)
@@ -157,12 +157,12 @@ def sample(run, prompt, which, device, copy_min, copies, **kw) -> None:
             f"read as <unk>: {words}",
             err=True,
         )
-    if kw["seed"] is None:
-        click.echo(f"seed {cfg.seed} (--seed {cfg.seed} gives this text again)", err=True)
     if prompt:
         click.echo(prompt, nl=False)
     ids: list[int] = []
     print_stream(m.stream(prompt, cfg, ids))
+    if kw["seed"] is None:
+        click.echo(f"seed {cfg.seed} (--seed {cfg.seed} gives this text again)", err=True)
     found = m.copies(ids, copy_min) if copies else None
     if found is not None:
         click.echo(found.summary(), err=True)
@@ -201,7 +201,7 @@ def eval_(run, split, data_dir, text, which, device, copies, as_json) -> None:
 
     m = load(run, which, device)
     r = m.evaluate_text(text) if text is not None else m.evaluate(split, data_dir, progress=True)
-    record = {"checkpoint": which, "step": m.step, **r.to_dict()}
+    record = {"checkpoint": m.path.name, "step": m.step, **r.to_dict()}
     if copies:
         from ..use.copies import copy_figures, describe_figures
 
@@ -264,7 +264,7 @@ def export_(run, out, which, fmt) -> None:
         from ..use.export import export
     except ImportError as e:
         raise needs_extra(e, "export", "export") from None
-    r = export(run, out, which, fmt, log=lambda line: click.echo(line, err=True))
+    r = export(run, out, which, fmt)
     click.echo(f"exported {run} as {r.format} -> {r.out}: {', '.join(r.files)}")
     remote = ", trust_remote_code=True" if r.format == "wordgpt" else ""
     click.echo(f"load with AutoModelForCausalLM.from_pretrained({str(r.out)!r}{remote})")
@@ -323,4 +323,4 @@ def serve(runs_dir, host, port, allowed, max_new_tokens, max_active, time_limit)
         host=host,
         allowed_hosts=tuple(allowed),
     )
-    serve_forever(cfg, port, say=lambda line: click.echo(line, err=line.startswith("note")))
+    serve_forever(cfg, port)

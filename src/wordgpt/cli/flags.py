@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 
-from ..config import choices, field_docs, field_types
+from ..config import choices, field_docs, field_types, flat_fields
 from ..errors import WordGPTError
 from ..folders import PREPARE_FIRST, expect
 
@@ -56,34 +56,69 @@ class _IntList(click.ParamType):
 _INT_LIST = _IntList()
 
 
+SECTIONS = {
+    "ModelConfig": "Model",
+    "TrainConfig": "Training",
+    "OptimConfig": "Optimiser and schedule",
+    "StopConfig": "Stopping",
+    "EvalConfig": "Evaluation",
+}
+"""The headings of a command's help, one per config dataclass its flags come from."""
+
+
 def config_options(cls: type, *, exclude: tuple[str, ...] = (), from_preset: bool = False):
-    """Decorate a command with one flag per field of ``cls``: ``--field-name``; booleans as
-    ``--x/--no-x``; Literal fields as choices. Defaults are the dataclass's (shown in the
-    help), or unset with ``from_preset`` (the preset's value then applies)."""
-    defaults = {f.name: f.default for f in dataclasses.fields(cls)}
-    docs = field_docs(cls)
+    """Decorate a command with one flag per setting of ``cls`` (TrainConfig's parts
+    included): ``--field-name``; booleans as ``--x/--no-x``; Literal fields as choices.
+    Defaults are the dataclass's (shown in the help), or unset with ``from_preset`` (the
+    preset's value then applies). Each flag remembers its dataclass, for the help's
+    sections (:class:`SectionedCommand`)."""
 
     def decorate(fn):
-        for f in reversed(dataclasses.fields(cls)):
-            if f.name in exclude:
+        for owner, name in reversed(flat_fields(cls)):
+            if name in exclude:
                 continue
-            typ, is_bool = _click_type(cls, f.name)
-            default = None if from_preset else defaults[f.name]
-            multiple = typ is click.STRING and isinstance(defaults[f.name], tuple)
-            if isinstance(default, tuple) and not multiple:
-                default = ",".join(map(str, default))
-            help_ = docs.get(f.name, "") + (" Repeat the flag for several." if multiple else "")
+            f = next(f for f in dataclasses.fields(owner) if f.name == name)
+            default = f.default if f.default is not dataclasses.MISSING else None
+            typ, is_bool = _click_type(owner, name)
+            multiple = typ is click.STRING and isinstance(default, tuple)
+            shown = None if from_preset else default
+            if isinstance(shown, tuple) and not multiple:
+                shown = ",".join(map(str, shown))
+            help_ = field_docs(owner).get(name, "") + (
+                " Repeat the flag for several." if multiple else ""
+            )
             if from_preset:
                 help_ += " [default: the preset's]"
-            name = flag_name(f.name)
-            decl = [f"{name}/--no-{name[2:]}"] if is_bool else [name]
+            flag = flag_name(name)
+            decl = [f"{flag}/--no-{flag[2:]}"] if is_bool else [flag]
             kw = {} if is_bool else {"type": typ, "multiple": multiple}
             fn = click.option(
-                *decl, f.name, default=default, help=help_, show_default=not from_preset, **kw
+                *decl, name, default=shown, help=help_, show_default=not from_preset, **kw
             )(fn)
+            fn.__click_params__[-1].section = SECTIONS.get(owner.__name__)
         return fn
 
     return decorate
+
+
+class SectionedCommand(click.Command):
+    """A command whose help lists its flags under headings: its own options first, then one
+    section per config dataclass (Model, Training, Optimiser and schedule, ...)."""
+
+    def format_options(self, ctx, formatter) -> None:
+        groups: dict[str, list] = {}
+        for p in self.get_params(ctx):
+            rec = p.get_help_record(ctx)
+            if rec is not None:
+                groups.setdefault(getattr(p, "section", None) or "Options", []).append(rec)
+        for title, rows in groups.items():
+            with formatter.section(title):
+                formatter.write_dl(rows)
+
+
+def settings_given(kw: dict) -> dict:
+    """The settings a command line gave: flags left unset (None) are not settings."""
+    return {k: v for k, v in kw.items() if v is not None}
 
 
 class PathOf(click.ParamType):

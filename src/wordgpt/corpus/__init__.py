@@ -4,6 +4,7 @@
 notebook's cleaning as a stream) and :mod:`.wikipedia` (dumps) -> :mod:`.clean_pass` (pass 1:
 clean text and the split) -> :mod:`.token_pass` (pass 2: tokens in worker processes, through
 :mod:`.parallel`) with :mod:`.tokenizer` -> :mod:`.tokenfiles` (the data folder, read back).
-:mod:`.build` ties the passes together; :mod:`.reference` is the plain in-memory path the
-tests compare the stream with.
+:mod:`.build` ties the passes together; :mod:`.copy_index` finds spans of token ids in the
+training text. The tests compare the stream with a plain in-memory path
+(``tests/reference_corpus.py``).
 """

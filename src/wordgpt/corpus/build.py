@@ -8,13 +8,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..config import DataConfig, to_dict
 from ..errors import DataError
 from ..fileio import atomic_write, disk_error, remove_stale_temps, temp_name
 from ..folders import expect
+from ..logs import console, log
 from .clean_pass import CHUNK, clean_sources
 from .sources import resolve
 from .token_pass import encode_bpe, encode_known, encode_new_vocab
@@ -24,26 +25,41 @@ from .tokenizer import Tokenizer
 
 @dataclass(frozen=True)
 class Prepared:
-    """What ``prepare()`` wrote, with the counts it printed."""
+    """What ``prepare()`` wrote: the folder, its meta.json and its tokenizer; ``str()`` of it
+    is the summary ``prepare`` prints."""
 
     out: Path
     meta: dict
     tokenizer: Tokenizer
 
+    def __str__(self) -> str:
+        return summary(self)
+
+    def __repr__(self) -> str:
+        m = self.meta
+        return (
+            f"<wordgpt Prepared {self.out}: {m['tokenizer']} tokens, vocabulary "
+            f"{m['vocab_size']:,}, train {m['splits']['train']['tokens']:,} tokens, "
+            f"val {m['splits']['val']['tokens']:,}>"
+        )
+
 
 def prepare(
-    cfg: DataConfig,
     out: str | Path,
-    workers: int = 0,
-    tokenizer_from: str | Path | Tokenizer | None = None,
-    progress: bool = True,
-    chunk_size: int | None = None,
-    holdout: bool = True,
+    cfg: DataConfig | None = None,
+    *,
     overwrite: bool = False,
+    tokenizer_from: str | Path | Tokenizer | None = None,
+    workers: int = 0,
+    progress: bool = True,
+    holdout: bool = True,
+    chunk_size: int | None = None,
+    **settings,
 ) -> Prepared:
-    """Read, clean, split and tokenize a data set into ``out``, streamed (see
-    :mod:`.clean_pass` and :mod:`.token_pass`): train.bin, val.bin, tokenizer.json, then
-    meta.json.
+    """Read, clean, split and tokenize a data set into the data folder ``out``, streamed
+    (see :mod:`.clean_pass` and :mod:`.token_pass`): train.bin, val.bin, tokenizer.json,
+    then meta.json. ``settings`` are DataConfig fields (``dataset="don-quixote"``,
+    ``tokenizer="char"``), over ``cfg`` (default: DataConfig's defaults).
 
     ``workers`` processes tokenize (0: every available core); ``tokenizer_from`` encodes
     with the tokenizer of an existing data folder or run (its vocabulary; unknown words
@@ -51,6 +67,8 @@ def prepare(
     (``.NAME.PID.tmp``) and swapped in at the end: a command that fails or is interrupted
     changes nothing, and an existing data folder is replaced only by a complete one, and
     only with ``overwrite``. A run folder, a file or a folder of other things is refused."""
+    console()
+    cfg = replace(cfg or DataConfig(), **settings)
     out = Path(out)
     check_out(out, overwrite)
     srcs = resolve(cfg.dataset)
@@ -75,7 +93,10 @@ def prepare(
         raise disk_error(e, out) from None
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return Prepared(out, job["meta"], job["tokenizer"])
+    p = Prepared(out, job["meta"], job["tokenizer"])
+    if progress:
+        log.info(summary(p))
+    return p
 
 
 def load_prepared(out: str | Path) -> Prepared:

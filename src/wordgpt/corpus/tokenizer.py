@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol
@@ -295,28 +295,6 @@ def start_ids(tok: Tokenizer) -> list[int]:
     begins a sentence (not at id 0, which is ``<unk>``)."""
     ids = tok.encode(".")
     return ids if ids and 0 not in ids else [1]
-
-
-def decode_stream(tok: Tokenizer, ids: Iterable[int], strip_start: bool = False) -> Iterator[str]:
-    """The text of ``ids`` piece by piece as they come: a piece as soon as it decodes to
-    whole characters (a byte-level token may end in the middle of one); ``strip_start``
-    drops the text's leading whitespace. Closing it closes ``ids`` too (a generation)."""
-    new: list[int] = []
-    shown = 0
-    try:
-        for i in ids:
-            new.append(i)
-            text = tok.decode(new)
-            if text.endswith("\ufffd"):
-                continue
-            if strip_start:
-                text = text.lstrip()
-            if len(text) > shown:
-                yield text[shown:]
-                shown = len(text)
-    finally:
-        if close := getattr(ids, "close", None):
-            close()
 
 
 def train_tokenizer(

@@ -1,16 +1,16 @@
-"""The GPT: a decoder-only transformer, with generation through a KV cache.
+"""The GPT: a decoder-only transformer, and the KV cache its attention can read and write.
 
 Shape letters used throughout:
     B batch size, T new positions, S positions attended to (cached + new),
     C channels (n_embd), nh heads, hs head size (C // nh), V vocabulary size.
 
-The model knows nothing about files, tokenizers or devices beyond its parameters.
+The model knows nothing about files, tokenizers or devices beyond its parameters. The
+generation loop that drives the cache is :mod:`wordgpt.use.generate`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn as nn
@@ -260,43 +260,6 @@ class GPT(nn.Module):
         return F.cross_entropy(
             logits.view(-1, logits.size(-1)), targets.reshape(-1), reduction=reduction
         )
-
-    @torch.no_grad()
-    def generate(
-        self,
-        idx: torch.Tensor,
-        max_new_tokens: int,
-        sample: Callable[[torch.Tensor], torch.Tensor],
-        use_cache: bool = True,
-    ) -> Iterator[torch.Tensor]:
-        """Yield ``max_new_tokens`` new ids (B,) one step at a time after the context ``idx``
-        (B, T). ``sample`` turns last-position logits (B, V) into ids (B,).
-
-        With the cache each new token costs one position. When the cache reaches block
-        size it is refilled from the last ``block_size // 2`` tokens (learned absolute
-        positions cannot slide); without it, every step re-runs the last ``block_size``.
-        """
-        block = self.cfg.block_size
-        if use_cache:
-            ctx = idx[:, -block:]
-            cache = self.new_cache(idx.size(0))
-            logits = self(ctx, cache=cache)[:, -1]  # (B, V)
-            pos = ctx.size(1)
-        for _ in range(max_new_tokens):
-            if not use_cache:
-                logits = self(idx[:, -block:])[:, -1]  # (B, V)
-            nxt = sample(logits)  # (B,)
-            yield nxt
-            idx = torch.cat([idx, nxt[:, None]], dim=1)
-            if use_cache:
-                if pos == block:
-                    cache = self.new_cache(idx.size(0))
-                    ctx = idx[:, -(block // 2) :]
-                    logits = self(ctx, cache=cache)[:, -1]
-                    pos = ctx.size(1)
-                else:
-                    logits = self(nxt[:, None], cache=cache, pos=pos)[:, -1]
-                    pos += 1
 
 
 def _fp32(x: torch.Tensor):

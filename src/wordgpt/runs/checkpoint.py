@@ -108,7 +108,7 @@ def checkpoint_path(run_dir: str | Path, which: str = "best") -> Path:
     return path
 
 
-def load(path: str | Path, resume: bool = False) -> dict[str, Any]:
+def read(path: str | Path, resume: bool = False) -> dict[str, Any]:
     """Read a checkpoint on the CPU. A missing, torn, foreign or unsafe file is one clear
     :class:`CheckpointError`; nothing in it is executed."""
     path = Path(path)

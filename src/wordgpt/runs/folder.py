@@ -167,9 +167,9 @@ class RunDir:
     def write_tokenizer(self, tok: Tokenizer) -> None:
         atomic_write(self / "tokenizer.json", json.dumps(tok.to_dict(), ensure_ascii=False))
 
-    def read_metrics(self, upto: int | None = None, warn=print) -> list[dict]:
+    def read_metrics(self, upto: int | None = None) -> list[dict]:
         """The rows of ``metrics.csv`` with step <= ``upto`` (a damaged file is repaired)."""
-        return read_metrics(self / "metrics.csv", upto, warn)
+        return read_metrics(self / "metrics.csv", upto)
 
     def write_metrics(self, rows: list[dict]) -> None:
         write_metrics(self / "metrics.csv", rows)

@@ -7,7 +7,8 @@ import csv
 import io
 from pathlib import Path
 
-from ..fileio import atomic_write
+from ..fileio import atomic_write, shown
+from ..logs import log
 
 METRICS = ["step", "train_loss", "val_loss", "lr", "tokens", "elapsed_s"]
 
@@ -29,15 +30,15 @@ def parse_metrics(text: str) -> tuple[list[dict], int]:
     return rows, bad
 
 
-def read_metrics(path: Path, upto: int | None = None, warn=print) -> list[dict]:
+def read_metrics(path: Path, upto: int | None = None, quiet: bool = False) -> list[dict]:
     """The rows of ``path`` (those with step <= ``upto``). A damaged file (a torn or garbled
-    row) is repaired: bad rows are dropped, with a warning."""
+    row) is repaired: bad rows are dropped, with a warning (unless ``quiet``)."""
     if not path.exists():
         return []
     text = path.read_text(encoding="utf-8", errors="replace")
     rows, bad = parse_metrics(text)
-    if bad:
-        warn(f"warning: {path}: dropped {bad} damaged row(s)")
+    if bad and not quiet:
+        log.warning(f"warning: {shown(path)}: dropped {bad} damaged row(s)")
     return [r for r in rows if upto is None or int(r["step"]) <= upto]
 
 

@@ -1,9 +1,9 @@
 """Token files to a run folder: the ``train`` stage.
 
-:mod:`.plan` (every check before anything is written) -> :mod:`.start` (the lock, the model,
-the dtype, the trainer) -> :mod:`.loop` (``train()``: the loop, evaluations, progress,
-signals) with :mod:`.trainer` (one step, the loss estimate, state), :mod:`.batches`,
-:mod:`.optim` (AdamW/Muon, schedules, EMA), :mod:`.records` (what each evaluation keeps),
-:mod:`.device` (device, dtype probe, peak FLOP/s), :mod:`.distributed` (DDP collectives)
-and :mod:`.embedding_init` (word vectors for the token embedding).
+:mod:`.train` is the procedure, top to bottom (set-up, the loop, finish); :mod:`.trainer`
+makes one optimizer step and holds the state a resume needs. Beside them: :mod:`.batches`
+(batches as a function of seed, step and rank), :mod:`.optim` (AdamW/Muon, the schedule,
+EMA), :mod:`.distributed` (DDP collectives), :mod:`.speed` (the recipe for a budget on this
+machine), :mod:`.init_from` (another run's weights) and :mod:`.embedding_init` (word vectors
+for the token embedding).
 """

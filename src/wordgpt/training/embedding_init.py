@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError, WordGPTError
+from ..logs import log
 from ..vectors.align import align
 from ..vectors.files import load_vectors
 
@@ -23,7 +24,6 @@ def embedding_matrix(
     limit: int | None = None,
     seed: int = 0,
     counts: np.ndarray | None = None,
-    log=print,
     trust_pickle: bool = False,
 ):
     """A (V, n_embd) float32 matrix for a GPT's token embedding from the vectors at ``path``.
@@ -38,7 +38,7 @@ def embedding_matrix(
     kv = load_vectors(path, limit, trust_pickle=trust_pickle)
     vocab = tok.token_strings()
     rows, cov = align(kv, vocab, counts)
-    log(f"vectors: {len(kv):,} x {kv.vector_size} from {path}; {cov}")
+    log.info(f"vectors: {len(kv):,} x {kv.vector_size} from {path}; {cov}")
     found = rows >= 0
     if not found.any():
         raise WordGPTError(f"none of the vocabulary's tokens has a vector in {path}")

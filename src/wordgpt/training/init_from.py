@@ -56,7 +56,7 @@ def load_source(spec: str | Path, overrides: dict, tok: Tokenizer) -> tuple[Sour
     """RUN's checkpoint (its best.pt, or the file given) and the new run's model config: RUN's
     shape, this data's vocabulary, and only the settings in FREE from ``overrides``."""
     path = checkpoint.checkpoint_path(spec, "best")
-    ck = checkpoint.load(path)
+    ck = checkpoint.read(path)
     cfg = checkpoint.model_config(ck, path)
     fixed = {k: v for k, v in overrides.items() if k not in FREE and getattr(cfg, k) != v}
     if fixed:

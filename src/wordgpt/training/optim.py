@@ -11,7 +11,8 @@ Parameters fall in four kinds, each its own group with its own learning rate:
 - biases, norms and scalars: AdamW without weight decay.
 
 The schedule is a linear warm-up, then cosine (or warm-up, stable, then linear decay:
-``wsd``) down to ``lr * min_lr_ratio``; every group follows it in proportion.
+``wsd``) down to ``lr * min_lr_ratio``, as fractions of the run's progress (steps, seconds or
+passes, whichever ends it first); every group follows it in proportion.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import math
 import torch
 import torch.nn as nn
 
-from ..config import TrainConfig
+from ..config import OptimConfig
 
 
 def parameter_kinds(model: nn.Module) -> dict[str, list[nn.Parameter]]:
@@ -89,7 +90,7 @@ class Optimizers:
             o.load_state_dict(d[name])
 
 
-def build_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device) -> Optimizers:
+def build_optimizer(model: nn.Module, cfg: OptimConfig, device: torch.device) -> Optimizers:
     k = parameter_kinds(model)
     fused = device.type in ("cuda", "cpu")
     adamw_groups = [
@@ -121,32 +122,30 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device) ->
     return Optimizers(opts)
 
 
-def lr_at(
-    step: int, progress: float, cfg: TrainConfig, branch: tuple[float, float] | None = None
-) -> float:
-    """Learning rate: linear warm-up over ``warmup_iters`` steps, then cosine (or stable then
-    linear: ``wsd``) decay to ``lr * min_lr_ratio`` as ``progress`` goes from 0 to 1. A WSD
-    decay branched off at a plateau runs over ``branch`` = (start, end) progress instead."""
-    if step < cfg.warmup_iters:
-        return cfg.lr * (step + 1) / cfg.warmup_iters
+def lr_at(progress: float, cfg: OptimConfig, branch: tuple[float, float] | None = None) -> float:
+    """The learning rate at ``progress`` (0 to 1) of the run: a linear warm-up over the
+    first ``warmup`` of it, then cosine (or stable then linear: ``wsd``) decay to ``lr *
+    min_lr_ratio`` at its end. A WSD decay branched off at a plateau runs over ``branch`` =
+    (start, end) progress instead."""
+    if progress < cfg.warmup:
+        return cfg.lr * progress / cfg.warmup
     lo = cfg.lr * cfg.min_lr_ratio
     if cfg.decay == "wsd":
         start, end = branch or (1.0 - cfg.decay_frac, 1.0)
         t = min(max((progress - start) / max(end - start, 1e-9), 0.0), 1.0)
         return cfg.lr - (cfg.lr - lo) * t
-    w = min(cfg.warmup_iters / cfg.max_iters, 1.0)
-    t = min(max((progress - w) / max(1.0 - w, 1e-9), 0.0), 1.0)
+    t = min(max((progress - cfg.warmup) / max(1.0 - cfg.warmup, 1e-9), 0.0), 1.0)
     return lo + 0.5 * (1.0 + math.cos(math.pi * t)) * (cfg.lr - lo)
 
 
-def set_lr(opt: Optimizers, lr: float, cfg: TrainConfig, step: int) -> None:
-    """Every group at its base rate times the schedule's fraction; Muon's momentum warms up
-    linearly from 0.85 over ``muon_warmup_iters`` steps."""
+def set_lr(opt: Optimizers, lr: float, cfg: OptimConfig, progress: float) -> None:
+    """Every group at its base rate times the schedule's fraction; Muon's momentum rises
+    linearly from 0.85 over the first ``muon_warmup`` of the run."""
     factor = lr / cfg.lr
     for g in opt.param_groups:
         g["lr"] = g["base_lr"] * factor
     if "muon" in opt.opts:
-        t = min(step / cfg.muon_warmup_iters, 1.0) if cfg.muon_warmup_iters else 1.0
+        t = min(progress / cfg.muon_warmup, 1.0) if cfg.muon_warmup else 1.0
         for g in opt.opts["muon"].param_groups:
             g["momentum"] = 0.85 + t * (cfg.muon_momentum - 0.85)
 
@@ -175,7 +174,7 @@ class EMA:
         self.updates += 1
 
 
-def plateau_branch(cfg: TrainConfig, evals_since_best: int, progress: float):
+def plateau_branch(cfg: OptimConfig, evals_since_best: int, progress: float):
     """Where a WSD decay branches off when the val loss stopped improving: (start, end) in
     progress, the decay lasting decay_frac of the run so far; None when it is not time (no
     plateau yet, or the planned decay has begun anyway)."""

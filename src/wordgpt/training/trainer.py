@@ -21,11 +21,10 @@ import torch.nn as nn
 
 from ..config import TrainConfig
 from ..errors import WordGPTError
+from ..model.device import autocast
 from ..runs.checkpoint import non_finite
-from .batches import Batches, derive_seed
-from .device import autocast
+from .batches import Batches, derive_seed, get_rows
 from .distributed import Dist
-from .estimate import estimate_loss
 from .optim import EMA, build_optimizer, lr_at, set_lr
 
 
@@ -42,7 +41,15 @@ class TrainState:
     step: int = 0
     tokens: int = 0
     elapsed: float = 0.0
-    """Seconds of training (rank 0's clock; evaluations and checkpoints not counted)."""
+    """Wall seconds of the run so far (rank 0's clock): set-up, steps, evaluations and
+    checkpoints, across resumes; what a time budget counts."""
+    train_seconds: float = 0.0
+    """Seconds of optimizer steps alone (for tokens/s and MFU)."""
+    eval_cost: float = 0.0
+    """Seconds the latest evaluation took, with its checkpoints (rank 0's clock)."""
+    reserve: float = 0.0
+    """Seconds a time budget keeps back for the end of the run: a last evaluation and the
+    report's whole-split evaluation, at the measured evaluation speed."""
     best_val: float = math.inf
     last_val: float = math.nan
     evals_since_best: int = 0
@@ -80,13 +87,21 @@ def passes(st: TrainState, train_tokens: int) -> float:
     return st.tokens / max(train_tokens, 1)
 
 
+def train_until(st: TrainState, cfg: TrainConfig) -> float:
+    """The seconds of a time budget that training may use: the budget less what the end of
+    the run will take (at most half of it)."""
+    budget = cfg.stop.time_budget or math.inf
+    return max(budget - st.reserve, 0.5 * budget)
+
+
 def run_progress(st: TrainState, cfg: TrainConfig, train_tokens: int) -> float:
     """How far a run is, from 0 to 1: steps, time or epochs, whichever is further."""
-    p = st.step / cfg.max_iters
-    if cfg.time_budget:
-        p = max(p, st.elapsed / cfg.time_budget)
-    if cfg.epochs:
-        p = max(p, passes(st, train_tokens) / cfg.epochs)
+    stop = cfg.stop
+    p = st.step / stop.max_iters
+    if stop.time_budget:
+        p = max(p, st.elapsed / train_until(st, cfg))
+    if stop.epochs:
+        p = max(p, passes(st, train_tokens) / stop.epochs)
     return min(p, 1.0)
 
 
@@ -126,10 +141,12 @@ class Trainer:
         self.batches = Batches(
             train_data, cfg.batch_size, self.block, cfg.grad_accum, cfg.seed, self.dist
         )
-        self.opt = build_optimizer(model, cfg, device)
-        self.ema = EMA(model, cfg.ema) if cfg.ema else None
+        self.opt = build_optimizer(model, cfg.optim, device)
+        self.ema = EMA(model, cfg.optim.ema) if cfg.optim.ema else None
         self.scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
         self.state = TrainState()
+        self._t_ref = clock()
+        """The clock's reading at elapsed 0 (see :meth:`start_clock`)."""
         self.last_lr: float | None = None
         """The learning rate of the latest step."""
         self.run_model: nn.Module = wrap(model, cfg, device, self.dist)
@@ -138,17 +155,39 @@ class Trainer:
 
     # ------------------------------------------------------------ one step
 
+    def start_clock(self, started: float) -> None:
+        """Count the run's wall time from ``started`` (a reading of the clock when the run's
+        set-up began), on top of what a resumed run had already used."""
+        self._t_ref = started - self.state.elapsed
+
+    def train_until(self) -> float:
+        return train_until(self.state, self.cfg)
+
+    def measure_eval(self, seconds: float, final_tokens: int, slack: float) -> None:
+        """Keep what an evaluation took (``seconds``, with its checkpoints), and from it what
+        the end of the run will take: one more, ``final_tokens`` more tokens evaluated at the
+        speed of its loss estimate, and ``slack`` seconds (agreed: rank 0's measure)."""
+        st, c = self.state, self.cfg
+        estimated = 2 * c.eval.eval_iters * c.batch_size * self.block  # train and val
+        reserve = seconds + final_tokens * seconds / max(estimated, 1) + slack
+        st.eval_cost, st.reserve = self.dist.sync([seconds, reserve], ["rank0", "rank0"])
+
     def epochs_done(self) -> float:
         return passes(self.state, len(self.splits["train"]))
 
     def progress(self) -> float:
         return run_progress(self.state, self.cfg, len(self.splits["train"]))
 
+    def schedule_progress(self) -> float:
+        """The run's progress as the schedule sees it at the next step: where the run is, and
+        at least that step's share of max_iters (so a run of N steps warms up as nanoGPT's)."""
+        return max(self.progress(), min((self.state.step + 1) / self.cfg.stop.max_iters, 1.0))
+
     def lr(self) -> float:
         """The learning rate of the next step, following the run's progress."""
         st = self.state
         branch = (st.decay_start, st.decay_end) if st.decay_start >= 0 else None
-        return lr_at(st.step, self.progress(), self.cfg, branch)
+        return lr_at(self.schedule_progress(), self.cfg.optim, branch)
 
     def accumulate(self) -> float:
         """Forward and backward over this rank's micro-batches of the current step (gradients
@@ -174,18 +213,19 @@ class Trainer:
         st, cfg = self.state, self.cfg
         t0 = self.clock()
         lr = self.last_lr = self.lr()
-        set_lr(self.opt, lr, cfg, st.step)
+        set_lr(self.opt, lr, cfg.optim, self.schedule_progress())
         loss = self.accumulate()
         if st.step < cfg.freeze_embeddings:
             self.model.wte.weight.grad = None  # the optimizer skips a parameter without one
         self.opt.unscale_(self.scaler)
         params = [p for p in self.model.parameters() if p.grad is not None]
-        clip = cfg.grad_clip if cfg.grad_clip > 0 else float("inf")
+        clip = cfg.optim.grad_clip if cfg.optim.grad_clip > 0 else float("inf")
         norm = float(nn.utils.clip_grad_norm_(params, clip)) if params else 0.0
         bad = not math.isfinite(loss) or (not self.scaler.is_enabled() and not math.isfinite(norm))
-        elapsed, stop, any_bad = self.dist.sync(
-            [st.elapsed + self.clock() - t0, float(stop_requested), float(bad)],
-            ["rank0", "max", "max"],
+        t1 = self.clock()
+        elapsed, seconds, stop, any_bad = self.dist.sync(
+            [t1 - self._t_ref, t1 - t0, float(stop_requested), float(bad)],
+            ["rank0", "rank0", "max", "max"],
         )
         outcome = "bad" if any_bad else apply_step(self.opt, self.scaler, self.ema, self.model)
         self.opt.zero_grad()
@@ -193,21 +233,36 @@ class Trainer:
         st.step += 1
         st.tokens += cfg.batch_size * self.block * cfg.grad_accum * self.dist.world
         st.elapsed = elapsed  # rank 0's clock, the same on every rank
-        if st.bad_steps >= cfg.max_bad_steps:
+        st.train_seconds += seconds
+        if st.bad_steps >= cfg.stop.max_bad_steps:
             raise DivergedError(diverged_message(st.step, st.bad_steps, lr))
         return StepResult(loss, norm, lr, outcome == "applied", stop > 0)
 
     # ------------------------------------------------------------ the loss estimate
 
+    @torch.no_grad()
     def estimate_loss(self) -> dict[str, float]:
-        """The losses on fixed batches (:func:`~.estimate.estimate_loss`) of the weights in
-        use (the EMA's, if any). Raises :class:`DivergedError` when a loss or a weight is
-        not finite: the one place that decides a run has diverged."""
-        c = self.cfg
-        out = estimate_loss(
-            self.eval_model, self.splits, c.batch_size, self.block, c.eval_iters, c.seed,
-            self.device, self.dtype, self.dist,
-        )  # fmt: skip
+        """The mean loss per split of the weights in use (the EMA's, if any) over
+        ``eval_iters`` fixed batches: the same batches at every estimate, so that two
+        estimates of one run differ only by what the model learnt (nanoGPT's
+        ``estimate_loss``). Under DDP each rank computes every world-th batch and the sums
+        are combined. Raises :class:`DivergedError` when a loss or a weight is not finite:
+        the one place that decides a run has diverged."""
+        model, d, iters = self.eval_model, self.dist, self.cfg.eval.eval_iters
+        model.eval()
+        out = {}
+        for name, data in self.splits.items():
+            g = torch.Generator().manual_seed(derive_seed(self.cfg.seed, 2**32))
+            n = len(data) - self.block - 1
+            total = 0.0
+            for i in range(iters):
+                offsets = torch.randint(n, (self.cfg.batch_size,), generator=g).numpy()
+                if i % d.world != d.rank:
+                    continue
+                x, y = get_rows(data, offsets, self.block)
+                with autocast(self.device, self.dtype):
+                    total += model(x.to(self.device), y.to(self.device)).item()
+            out[name] = d.sync([total], ["sum"])[0] / iters
         self.model.train()
         check_finite(self.model, out, self.state.step)
         return out
@@ -244,6 +299,7 @@ class Trainer:
         if "scaler" in d and self.scaler.is_enabled():
             self.scaler.load_state_dict(d["scaler"])
         self.state.load_state_dict(d["state"])
+        self._t_ref = self.clock() - self.state.elapsed
 
     def close(self) -> None:
         """Drop the DDP and compile wrappers (DDP's reducer must go before its process group)."""

@@ -33,7 +33,6 @@ from ..errors import WordGPTError
 from ..fileio import disk_error, read_json_object, temp_name
 from ..folders import expect
 from ..model import gpt as model_module
-from ..runs.checkpoint import checkpoint_path
 from .loaded import Model, load
 
 
@@ -64,7 +63,7 @@ def gpt2_misfits(cfg: ModelConfig) -> list[str]:
 
 
 def export(
-    run_dir: str | Path, out: str | Path, which: str = "best", fmt: str = "auto", log=print
+    run_dir: str | Path, out: str | Path, which: str = "best", fmt: str = "auto"
 ) -> Exported:
     """Write ``run_dir``'s checkpoint to ``out`` as a Hugging Face model, tokenizer and model
     card. Everything is written into a hidden folder beside ``out`` and renamed into place
@@ -73,10 +72,7 @@ def export(
         raise WordGPTError(f"format must be auto, gpt2 or wordgpt, got {fmt!r}")
     out = Path(out)
     expect(out, ("missing", "empty"), "--out", "export into a new or empty folder")
-    path = checkpoint_path(run_dir, which)
-    m = load(path, which, device="cpu")
-    if which == "best" and path.name == "last.pt":
-        log(f"note: {run_dir} has no best.pt yet; exporting last.pt (step {m.step})")
+    m = load(run_dir, which, device="cpu")  # says so when it reads last.pt for want of best.pt
     misfits = gpt2_misfits(m.gpt.cfg)
     if fmt == "gpt2" and misfits:
         raise WordGPTError(

@@ -1,8 +1,6 @@
-"""A trained run loaded for use: generate text, evaluate, export.
-
-``load(run_dir)`` reads the run folder's ``best.pt`` (or ``last.pt``) on its own: the
-checkpoint carries the model config, the weights and the tokenizer.
-"""
+"""A trained run loaded for use: :func:`load` reads a run folder's ``best.pt`` (or
+``last.pt``) on its own (the checkpoint carries the model config, the weights and the
+tokenizer) and gives a :class:`Model` that generates text and is evaluated."""
 
 from __future__ import annotations
 
@@ -17,15 +15,15 @@ from ..corpus.build import prepare
 from ..corpus.tokenfiles import load_meta, load_split, load_tokenizer
 from ..corpus.tokenizer import Tokenizer
 from ..errors import CheckpointError
+from ..logs import log
+from ..model.device import check_memory, pick_device
 from ..model.gpt import GPT
 from ..runs import checkpoint
-from ..training.device import pick_device
-from ..training.plan import check_memory
 from .evaluate import EvalResult, evaluate
-from .sample import stream_text
+from .generate import Copies, Generation, find_copies, generate, stream_text
 
 
-@dataclass
+@dataclass(repr=False)
 class Model:
     """A trained run, ready to generate text and to be evaluated (what :func:`load` returns)."""
 
@@ -35,42 +33,52 @@ class Model:
     config: dict
     step: int
     device: torch.device
-    path: Path | None = None
+    path: Path
     """The checkpoint file the weights came from."""
 
+    def __repr__(self) -> str:
+        m = self.gpt.cfg
+        return (
+            f"<wordgpt Model {self.run_dir} ({self.path.name}, step {self.step}): "
+            f"{self.gpt.num_params():,} parameters, {m.n_layer} layers x {m.n_embd}, "
+            f"{self.tokenizer.kind} tokens, vocabulary {self.tokenizer.vocab_size:,}>"
+        )
+
+    @property
+    def data_dir(self) -> Path | None:
+        """The data folder the run was trained on, when it is still there."""
+        d = Path(self.config.get("data_dir") or "")
+        return d if (d / "train.bin").is_file() else None
+
+    def generate(
+        self, prompt: str = "", cfg: SampleConfig | None = None, copy_min: int | None = None,
+        **settings,
+    ) -> Generation:  # fmt: skip
+        """The text the model writes after ``prompt``, with its token ids, its seed and the
+        spans of it found verbatim in the training text. ``settings`` are SampleConfig
+        fields (``max_new_tokens=50``, ``temperature=0``, ``seed=1``); ``str()`` of the
+        result is the text."""
+        cfg = replace(cfg or SampleConfig(), **settings)
+        return generate(self.gpt, self.tokenizer, prompt, cfg, self.data_dir, copy_min)
+
     def stream(
-        self, prompt: str = "", cfg: SampleConfig | None = None, ids: list | None = None, **kw
-    ) -> Iterator[str]:
-        """Yield the generated text piece by piece (the prompt is not repeated); the new
+        self, prompt: str = "", cfg: SampleConfig | None = None, ids: list | None = None,
+        **settings,
+    ) -> Iterator[str]:  # fmt: skip
+        """The generated text piece by piece as it comes (the prompt not repeated); the new
         token ids go into ``ids`` when given."""
-        cfg = replace(cfg or SampleConfig(), **kw)
-        return stream_text(self.gpt, self.tokenizer, prompt, cfg, self.device, ids)
+        cfg = replace(cfg or SampleConfig(), **settings)
+        return stream_text(self.gpt, self.tokenizer, prompt, cfg, ids)
 
-    def sample(
-        self, prompt: str = "", cfg: SampleConfig | None = None, copy_min: int | None = None, **kw
-    ):
-        """The generated continuation of ``prompt`` with its copied spans: a
-        :class:`~wordgpt.use.copies.Written` (text, ids, copies; copies is None when the
-        run's data folder is not there to look in)."""
-        from .copies import Written
-
-        ids: list[int] = []
-        text = "".join(self.stream(prompt, cfg, ids, **kw))
-        return Written(text, ids, self.copies(ids, copy_min, lstrip=not prompt))
-
-    def copies(self, ids: list[int], copy_min: int | None = None, lstrip: bool = False):
+    def copies(
+        self, ids: list[int], copy_min: int | None = None, lstrip: bool = False
+    ) -> Copies | None:
         """The copied spans of generated ``ids`` in this run's training text (None without
         its data folder); ``lstrip``: offsets into the text shown without leading spaces."""
-        from .copies import find_copies
-
-        data = Path(self.config.get("data_dir") or "")
-        if not (data / "train.bin").is_file():
+        data = self.data_dir
+        if data is None:
             return None
         return find_copies(self.tokenizer, data, ids, copy_min, lstrip)
-
-    def generate(self, prompt: str = "", cfg: SampleConfig | None = None, **kw) -> str:
-        """The generated continuation of ``prompt`` as one string."""
-        return "".join(self.stream(prompt, cfg, **kw))
 
     def evaluate(
         self,
@@ -109,17 +117,20 @@ class Model:
         if encoding:
             cfg = replace(cfg, encoding=encoding)
         with tempfile.TemporaryDirectory(prefix="wordgpt-eval-") as tmp:
-            prepare(cfg, tmp, tokenizer_from=self.tokenizer, progress=False, holdout=False)
+            prepare(tmp, cfg, tokenizer_from=self.tokenizer, progress=False, holdout=False)
             return replace(self.evaluate("val", tmp), split=Path(path).name)
 
 
 def load(run_dir: str | Path, which: str = "best", device: str = "auto") -> Model:
-    """Load a run folder's ``best.pt`` (or ``last.pt``, or a checkpoint path) for use."""
+    """Load a run folder's ``best.pt`` (``last.pt`` when it has no best yet, which is
+    said), or ``last.pt``, or a checkpoint file, for use."""
     path = checkpoint.checkpoint_path(run_dir, which)
-    ck = checkpoint.load(path)
+    ck = checkpoint.read(path)
+    if which == "best" and path.name == "last.pt" and Path(run_dir).is_dir():
+        log.warning(f"note: {run_dir} has no best.pt yet; reading last.pt (step {ck.get('step')})")
     dev = pick_device(device)
     cfg = checkpoint.model_config(ck, path)
-    check_memory(cfg, bytes_per_param=4, doing="load")
+    check_memory(cfg, device=str(dev), doing="load")
     tok = checkpoint.tokenizer(ck, path)
     if tok.vocab_size != cfg.vocab_size:
         raise CheckpointError(f"{path}: tokenizer and model disagree on the vocabulary size")

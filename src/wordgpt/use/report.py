@@ -12,13 +12,14 @@ import html
 import os
 import platform
 import sys
+from dataclasses import replace
 from pathlib import Path
 
-from ..config import SampleConfig
 from ..fileio import atomic_write, read_json_object
 from ..runs.metrics import read_metrics
 from ..version import package_version
-from .copies import copy_figures, find_copies
+from .copies import copy_figures
+from .generate import SHOWCASE
 from .loaded import Model, load
 
 SAMPLES = 3
@@ -58,15 +59,13 @@ def gather(m: Model) -> dict:
     cfg, summary = read_json_object(run / "config.json"), read_json_object(run / "summary.json")
     data_dir = Path(m.config.get("data_dir") or "")
     meta = read_json_object(data_dir / "meta.json")
-    ev = m.evaluate("val").to_dict() if meta else None
+    ev = m.evaluate("val", progress=True).to_dict() if meta else None
     samples = []
     for seed in range(1, SAMPLES + 1):
-        ids: list[int] = []
-        sc = SampleConfig(max_new_tokens=120, temperature=0.8, top_k=50, seed=seed)
-        text = "".join(m.stream("", sc, ids))
-        found = find_copies(m.tokenizer, data_dir, ids, lstrip=True) if meta else None
-        samples.append({"seed": seed, "text": text, "copies": found.to_dict() if found else None})
-    copies = copy_figures(m, samples={"n": SAMPLES, "tokens": 120}) if meta else None
+        g = m.generate("", replace(SHOWCASE, seed=seed))
+        found = g.copies.to_dict() if g.copies is not None else None
+        samples.append({"seed": seed, "text": g.text, "copies": found})
+    copies = copy_figures(m, samples=SAMPLES, tokens=SHOWCASE.max_new_tokens) if meta else None
     return {
         "run": str(run),
         "data": {
@@ -84,7 +83,7 @@ def gather(m: Model) -> dict:
             "flops_per_token": summary.get("flops_per_token"),
         },  # fmt: skip
         "training": {**summary, "preset": cfg.get("preset"), "train_config": cfg.get("train")},
-        "metrics": read_metrics(run / "metrics.csv", warn=lambda *a: None),
+        "metrics": read_metrics(run / "metrics.csv", quiet=True),
         "evaluation": ev,
         "samples": samples,
         "copies": copies,

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -23,7 +24,7 @@ from pydantic import BaseModel, Field, field_validator
 from ...config import SampleConfig
 from ...errors import WordGPTError
 from ...version import package_version
-from ..sample import stream_text, with_seed
+from ..generate import SHOWCASE, stream_text, with_seed
 from .state import ServeState, read_json, run_curves, run_file, run_summary
 
 STATIC = Path(__file__).parent / "static"
@@ -57,7 +58,7 @@ class GenerateRequest(BaseModel):
     prompt: str = ""
     max_new_tokens: int = Field(default=_DEFAULTS.max_new_tokens, ge=1)
     temperature: float = Field(default=_DEFAULTS.temperature, ge=0.0, le=5.0, allow_inf_nan=False)
-    top_k: int | None = Field(default=_DEFAULTS.top_k, ge=1)
+    top_k: int | None = Field(default=_DEFAULTS.top_k, ge=0)
     top_p: float | None = Field(default=_DEFAULTS.top_p, gt=0.0, le=1.0, allow_inf_nan=False)
     seed: int | None = Field(default=_DEFAULTS.seed, ge=0, le=2**63 - 1)
 
@@ -155,8 +156,8 @@ async def samples(req: SamplesRequest, s: State):
         m = await asyncio.to_thread(s.cache.get, req.run, path)
         texts = []
         for seed in range(1, req.n + 1):
-            kw = {"max_new_tokens": req.tokens, "temperature": 0.8, "top_k": 50, "seed": seed}
-            texts.append(await asyncio.to_thread(m.generate, "", **kw))
+            cfg = replace(SHOWCASE, max_new_tokens=req.tokens, seed=seed)
+            texts.append((await asyncio.to_thread(m.generate, "", cfg)).text)
     return {"samples": texts}
 
 
@@ -245,7 +246,7 @@ async def _events(m, req: GenerateRequest, request: Request, s: ServeState):
     )
     seed, pieces, ids = sample_cfg.seed, None, []
     try:
-        pieces = stream_text(m.gpt, m.tokenizer, req.prompt, sample_cfg, m.device, ids)
+        pieces = stream_text(m.gpt, m.tokenizer, req.prompt, sample_cfg, ids)
         meta = {
             "run": req.run,
             "prompt_tokens": len(m.tokenizer.encode(req.prompt)),

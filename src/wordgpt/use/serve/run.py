@@ -7,6 +7,7 @@ import errno
 import socket
 
 from ...errors import InterruptError, WordGPTError
+from ...logs import log
 from .app import create_app
 from .state import ServeConfig
 
@@ -30,14 +31,14 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve_forever(cfg: ServeConfig, port: int, say=print) -> None:
+def serve_forever(cfg: ServeConfig, port: int) -> None:
     """Serve ``cfg.runs_dir`` until Ctrl-C (exit code 130, with its own message)."""
     import uvicorn
 
     sock = bind(cfg.host, port)
     if cfg.host not in ("127.0.0.1", "localhost", "::1"):
-        say(f"note: listening on {cfg.host}: other machines can reach this page")
-    say(f"wordgpt serve: {cfg.runs_dir} on http://{cfg.host}:{port}  (Ctrl-C stops)")
+        log.warning(f"note: listening on {cfg.host}: other machines can reach this page")
+    log.info(f"wordgpt serve: {cfg.runs_dir} on http://{cfg.host}:{port}  (Ctrl-C stops)")
     server = uvicorn.Server(uvicorn.Config(create_app(cfg), log_level="warning"))
     try:  # uvicorn shuts down on the signal, then raises it again once done
         server.run(sockets=[sock])

@@ -95,6 +95,66 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
     return torch.autocast(device.type, dtype=dtype)
 
 
+# ------------------------------------------------------------------------ memory
+
+
+def memory_needed(cfg, batch_size: int = 0) -> tuple[float, float]:
+    """Bytes to train ``GPT(cfg)`` on batches of ``batch_size`` sequences, about: (the
+    weights, gradients and two AdamW moments in fp32, 16 bytes a parameter; the activations
+    and the batch, per sequence). Activations follow Korthikanti et al. (2022): per layer and
+    token 34 C + 5 nh T values, counted at 4 bytes, and the output layer's logits and their
+    gradient."""
+    from .gpt import estimate_params
+
+    C, T, L, nh = cfg.n_embd, cfg.block_size, cfg.n_layer, cfg.n_head
+    adaptive = cfg.head == "adaptive" and cfg.adaptive_cutoffs()
+    head = cfg.adaptive_cutoffs()[0] + len(cfg.adaptive_cutoffs()) if adaptive else cfg.vocab_size
+    per_sequence = T * (L * (34 * C + 5 * nh * T) * 4 + head * 8 + 16)
+    return estimate_params(cfg) * 16.0, float(per_sequence)
+
+
+def machine_memory(device: str = "auto") -> tuple[float, str]:
+    """Bytes of memory the model will live in, and its name: the GPU's when training goes
+    to CUDA, else this machine's RAM."""
+    if device != "cpu" and torch.cuda.is_available() and device.startswith(("cuda", "auto")):
+        index = int(device.split(":")[1]) if ":" in device else 0
+        return float(torch.cuda.get_device_properties(index).total_memory), "GPU"
+    return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")), "machine"
+
+
+def check_memory(cfg, batch_size: int = 0, device: str = "auto", doing: str = "train") -> None:
+    """Refuse, before anything is built, a model (and, to train, a batch) that cannot fit in
+    memory: to train, what :func:`memory_needed` counts; to use a model, its weights. The
+    message says what would fit."""
+    from .gpt import estimate_params
+
+    total, where = machine_memory(device)
+    if doing != "train":
+        need = estimate_params(cfg) * 4.0
+        if need > total:
+            raise WordGPTError(
+                f"a model of {estimate_params(cfg):,} parameters needs about "
+                f"{need / 1e9:,.1f} GB to {doing}, more than this {where}'s {total / 1e9:,.0f} GB"
+            )
+        return
+    fixed, per_sequence = memory_needed(cfg, batch_size)
+    if fixed + batch_size * per_sequence <= total:
+        return
+    fits = int((total - fixed) // per_sequence) if total > fixed else 0
+    hint = (
+        f"at most --batch-size {fits:,} fits (with --grad-accum for a larger batch)"
+        if fits >= 1
+        else "not even one sequence fits: use a smaller model"
+    )
+    raise WordGPTError(
+        f"training {estimate_params(cfg):,} parameters on batches of {batch_size:,} x "
+        f"{cfg.block_size:,} tokens needs about {(fixed + batch_size * per_sequence) / 1e9:,.1f}"
+        f" GB ({fixed / 1e9:,.1f} GB of weights and optimiser state, "
+        f"{batch_size * per_sequence / 1e9:,.1f} GB of activations), more than this {where}'s "
+        f"{total / 1e9:,.0f} GB; {hint}"
+    )
+
+
 # ------------------------------------------------------------------------ the CPU probe
 
 

@@ -1,4 +1,4 @@
-"""The mission notebook's architecture, written the way the notebook writes it.
+"""The original notebook's architecture, written the way the notebook writes it.
 
 A baseline, not for training runs: a list of single-head modules, each with its own
 key/query/value Linear without bias, a triangular mask and ``masked_fill``, outputs
@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..config import ModelConfig
+from wordgpt.config import ModelConfig
 
 
 class Head(nn.Module):

@@ -1,12 +1,23 @@
-"""The whole corpus in memory, the plain way: the reference that the streamed, parallel
-``prepare`` is tested against (its token files must equal these ids)."""
+"""Plain references for the text stage, kept with the tests: the whole corpus in memory
+(:func:`reference_ids`, which the streamed, parallel ``prepare`` must equal token for token),
+and mwparserfromhell's full parse of wiki markup (:func:`article_text_parsed`, which the
+fast regular-expression extractor is compared with)."""
 
 from __future__ import annotations
 
-from ..config import DataConfig
-from .clean_pass import CHUNK, every_k
-from .cleaning import chunks, clean, split_text
-from .tokenizer import BPETokenizer, Normalizer, train_tokenizer
+import contextlib
+
+from wordgpt.config import DataConfig
+from wordgpt.corpus.clean_pass import CHUNK, every_k
+from wordgpt.corpus.cleaning import chunks, clean, split_text
+from wordgpt.corpus.tokenizer import BPETokenizer, Normalizer, train_tokenizer
+from wordgpt.corpus.wikipedia import (
+    _DROP_LINK_PREFIXES,
+    _DROP_TAGS,
+    _TABLE,
+    _finish,
+    _subn_all,
+)
 
 
 def reference_ids(
@@ -49,3 +60,27 @@ def reference_ids(
     ids = {s: [i for p in pieces[s] for i in tok.encode(p)] for s in pieces}
     chars = {s: sum(map(len, pieces[s])) for s in pieces}
     return tok, ids["train"], ids["val"], chars
+
+
+def article_text_parsed(wikitext: str) -> str:
+    """Plain prose of one article's wiki markup through mwparserfromhell (the reference)."""
+    import mwparserfromhell as mw
+
+    wikitext = _subn_all(_TABLE, "", wikitext)
+    code = mw.parse(wikitext)
+    for node in list(code.filter_tags(recursive=True)):
+        if str(node.tag).strip().lower() in _DROP_TAGS:
+            _remove(code, node)
+    for node in list(code.filter_templates(recursive=False)):
+        _remove(code, node)
+    for node in list(code.filter_wikilinks(recursive=True)):
+        if str(node.title).strip().lower().startswith(_DROP_LINK_PREFIXES):
+            _remove(code, node)
+    for node in list(code.filter_headings(recursive=False)):
+        code.replace(node, "\n" + node.title.strip_code().strip() + "\n")
+    return _finish(code.strip_code(normalize=True, collapse=True))
+
+
+def _remove(code, node) -> None:
+    with contextlib.suppress(ValueError):  # already gone with its parent
+        code.remove(node)
