@@ -16,6 +16,8 @@ from wordgpt.corpus.tokenfiles import load_meta, load_split
 from wordgpt.model.gpt import GPT
 from wordgpt.use.evaluate import evaluate
 
+from .conftest import SHORT_TEXT
+
 
 @pytest.fixture(scope="module")
 def run_dir(word_data, tmp_path_factory):
@@ -195,3 +197,41 @@ def test_wikipedia_sample_end_to_end(tmp_path):
     uniform = ((val["tokens"] - 1) * math.log2(V) + val["unk_spell_bits"]) / val["chars"]
     assert m.evaluate().bits_per_char < 0.75 * uniform
     assert m.generate("the", max_new_tokens=10, seed=0).text
+
+
+def test_a_script_without_a_main_guard_prepares_with_workers_and_ends(tmp_path):
+    """Worker processes re-run the main module of the process that starts them; wordgpt's
+    must not run a user's unguarded script again (it would prepare again in each worker)."""
+    (tmp_path / "book.txt").write_text(SHORT_TEXT * 50)
+    script = tmp_path / "api.py"
+    script.write_text(
+        "import wordgpt\n"
+        f"p = wordgpt.prepare('d', dataset={str(tmp_path / 'book.txt')!r}, workers=2,\n"
+        "                    progress=False)\n"
+        "print('prepared', p.meta['vocab_size'])\n"
+    )
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                       timeout=120, cwd=tmp_path)  # fmt: skip
+    assert r.returncode == 0 and r.stdout.count("prepared") == 1, r.stderr[-2000:]
+    assert "Traceback" not in r.stderr
+
+
+def test_the_readmes_python_example_runs_as_a_script(tmp_path):
+    """The README's Python API block, saved as a file and run with ``python`` (its budget
+    cut to 20 s), ends by itself with exit code 0."""
+    import re
+    from pathlib import Path
+
+    from .conftest import book_path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"## Python API\n.*?```python\n(.*?)```", readme, re.S)
+    assert block, "the README has a Python API section with a python block"
+    code = re.sub(r"time_budget=\d+", "time_budget=20", block.group(1))
+    if book_path() is None:
+        pytest.skip("the example prepares Don Quixote: set WORDGPT_DATA_DIR")
+    (tmp_path / "example.py").write_text(code)
+    r = subprocess.run([sys.executable, "example.py"], capture_output=True, text=True,
+                       timeout=300, cwd=tmp_path)  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "bits" in r.stdout or re.search(r"\d\.\d{3}", r.stdout), r.stdout[-2000:]

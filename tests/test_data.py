@@ -60,6 +60,28 @@ def test_gutenberg_header_and_footer_are_cut_at_their_markers():
     assert "Licence" in clean(raw, replace(cfg, strip_gutenberg=False))
 
 
+@pytest.mark.parametrize("piece", [7, 64, 10**6])
+def test_any_gutenberg_book_loses_the_credits_after_its_start_line(piece):
+    """ "Produced by ..." after the start line is the file's, not the book's: cut, in the
+    reference and in the stream alike (fed in pieces of any size), unless front matter is
+    kept; a book's own first paragraph stays."""
+    from wordgpt.corpus.cleaning import TextCleaner
+
+    raw = (
+        "*** START OF THE PROJECT GUTENBERG EBOOK DRACULA ***\r\n\r\n\r\nProduced by Chuck "
+        "Greif and the Online Distributed\r\nProofreading Team (This file was\r\nproduced "
+        "from images)\r\n\r\n\r\nDRACULA\r\n\r\nby Bram Stoker.\r\n"
+    )
+    cfg = DataConfig(newlines_to_spaces=False, lowercase=False)
+    assert clean(raw, cfg) == "DRACULA\n\nby Bram Stoker.\n"
+    stream = TextCleaner(cfg)
+    out = "".join(stream.feed(raw[i : i + piece]) for i in range(0, len(raw), piece))
+    assert out + stream.finish() == clean(raw, cfg)
+    assert clean(raw, replace(cfg, skip_front_matter=False)).startswith("Produced by")
+    plain = "*** START OF THE PROJECT GUTENBERG EBOOK X ***\n\nProducers met.\nThe end.\n"
+    assert clean(plain, cfg) == "Producers met.\nThe end.\n"  # a word like it is no credit
+
+
 def test_notebook_cleaning_is_the_default_and_each_step_switches():
     raw = "The  Knight\r\nRode   on.\n"
     assert clean(raw, DataConfig()) == "the knight rode on. "
@@ -353,6 +375,45 @@ def test_don_quixote_prepares_with_each_tokenizer(tmp_path, kind):
         assert m["splits"]["train"]["unk"] == len(rare) > 1000
         assert m["splits"]["val"]["unk"] > 0
         assert m["splits"]["val"]["unk_spell_bits"] > 10 * m["splits"]["val"]["unk"]
+
+
+def test_the_shelf_is_nineteen_novels_read_from_the_data_dir_when_there():
+    if book_path() is None or not (book_path().parent / "shelf").is_dir():
+        pytest.skip("set WORDGPT_DATA_DIR to a folder with shelf/")
+    srcs = resolve("shelf")
+    assert [s.name for s in srcs][:3] == ["84-frankenstein", "76-adventures-of-huckleberry-finn",
+                                          "98-a-tale-of-two-cities"]  # fmt: skip
+    assert len(srcs) == 19 and all(s.path.parent == book_path().parent / "shelf" for s in srcs)
+
+
+def test_the_shelf_is_downloaded_once_cached_and_checked(tmp_path, monkeypatch):
+    """Without the data dir each book is downloaded from Project Gutenberg by its id, once;
+    a cached copy that changed since is refused; offline it is one line that says where the
+    files may be put instead."""
+    from wordgpt.corpus import sources
+
+    monkeypatch.setenv("WORDGPT_DATA_DIR", str(tmp_path / "nothing"))
+    urls = []
+
+    def fake_download(url, dest, sha256=None):
+        urls.append(url)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_text(f"*** START OF THE PROJECT GUTENBERG EBOOK ***\n{url}\n")
+        return dest
+
+    monkeypatch.setattr(sources, "download", fake_download)
+    first = resolve("shelf")
+    assert urls[0] == "https://www.gutenberg.org/cache/epub/84/pg84.txt" and len(urls) == 19
+    assert [s.path for s in resolve("shelf")] == [s.path for s in first] and len(urls) == 19
+    first[1].path.write_text("changed")
+    with pytest.raises(DataError, match="does not match the checksum taken when it was"):
+        resolve("shelf")
+    monkeypatch.undo()
+    monkeypatch.setenv("WORDGPT_DATA_DIR", str(tmp_path / "nothing"))
+    monkeypatch.setenv("WORDGPT_CACHE_DIR", str(tmp_path / "empty-cache"))
+    monkeypatch.setattr(sources, "GUTENBERG_TEXT", "http://127.0.0.1:9/{id}.txt")
+    with pytest.raises(DataError, match=r"84-frankenstein.txt is neither in \$WORDGPT_DATA_DIR"):
+        resolve("shelf")
 
 
 def test_wikipedia_sample_prepares(tmp_path):

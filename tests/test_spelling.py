@@ -31,6 +31,51 @@ def test_the_spelling_model_is_a_distribution_after_any_history(types, history):
     assert total == pytest.approx(1.0, abs=1e-9)
 
 
+def test_with_its_lexicon_the_spelling_model_is_a_distribution_over_strings():
+    """Every string over a two-letter alphabet and a letter it never saw, up to 12
+    characters: the mixture puts exactly its weight on the lexicon and the rest on the
+    character model, whose sum over these strings approaches 1 (it is 1 over all strings:
+    each step sums to 1, the test above)."""
+    from itertools import product
+
+    model = Spelling(["ab", "ba", "aab", "b"], lexicon=["aab", "b"], lexicon_weight=0.4)
+    words = ["".join(w) for n in range(13) for w in product("abz", repeat=n)]
+    mixture = float(np.exp2(-model.bits_many(words)).sum())
+    char = float(np.exp2(-model.char_bits(words)).sum())
+    assert 0.98 < char <= 1.0 + 1e-9
+    assert mixture == pytest.approx(0.4 * 1.0 + 0.6 * char, abs=1e-9)
+    assert model.bits("aab") < model.bits("aba")  # a lexicon word: cheaper than its anagram
+
+
+def test_the_lexicon_weight_is_good_turings_share_of_rare_words():
+    """Types seen once (N1 = 3) and twice (N2 = 2) in N = 10 tokens, the singletons out of the
+    vocabulary: new text's unknown words are rare ones with mass 3 x 2 N2 / N1 / N (each
+    singleton's r* = 2 N2 / N1) against N1 / N for words never seen: 4 / 7."""
+    from wordgpt.corpus.spelling import lexicon_weights
+
+    counts = {"a": 1, "b": 1, "c": 1, "d": 2, "e": 2, "f": 3}
+    lam, probs = lexicon_weights(counts, ["a", "b", "c"])
+    assert lam == pytest.approx((3 * 2 * 2 / 3 / 10) / (3 * 2 * 2 / 3 / 10 + 3 / 10))
+    assert lam == pytest.approx(4 / 7) and probs == pytest.approx([1 / 3] * 3)
+
+
+def test_a_rare_training_word_costs_less_than_a_new_word_of_its_length(tmp_path):
+    """Prepared text: a word seen once in train is <unk> (--min-count 2) but its spelling is
+    known; in val it is charged far less than a word of the same length never seen."""
+    train_part = "the knight rode on and the squire rode on. " * 40 + "the zarquon came. "
+    val_part = "the knight met zarquon. the knight met quozrna. "
+    (tmp_path / "t.txt").write_text(train_part + val_part * 2)
+    share = len(val_part * 2) / len(train_part + val_part * 2)
+    p = prepare(tmp_path / "d", DataConfig(dataset=str(tmp_path / "t.txt"),
+                                            val_fraction=share - 0.001), progress=False)  # fmt: skip
+    tok = p.tokenizer
+    assert " zarquon" in tok.rare and " zarquon" not in tok.stoi and tok.lexicon_weight > 0
+    spelling = tok.spelling()
+    assert spelling.bits(" zarquon") < 0.5 * spelling.bits(" quozrna")
+    assert wordgpt.corpus.tokenizer.from_dict(tok.to_dict()).spelling().bits(" zarquon") == (
+        spelling.bits(" zarquon"))  # it travels in tokenizer.json  # fmt: skip
+
+
 def test_spelling_costs_more_for_stranger_and_longer_words():
     model = Spelling([" the", " then", " there", " them", " they", " knight", " night"])
     assert model.bits(" the") < model.bits(" thx") < model.bits(" qzxj")

@@ -8,7 +8,8 @@ Steps, in order, each switchable (see ``DataConfig``):
    the first ``HEAD`` characters), everything from the ``*** END OF`` line on, and the older
    ``End of the Project Gutenberg ...`` line that may stand just before it;
 3. front matter cut: a named book starts where its first chapter's words are (looked for in
-   the first ``HEAD`` characters);
+   the first ``HEAD`` characters); any other Gutenberg book loses the credits that follow its
+   start line ("Produced by ...", "Transcribed from ... by ...");
 4. leading and trailing line breaks dropped, one added at the end;
 5. line breaks to spaces, runs of spaces collapsed;
 6. lowercase: applied per chunk by :func:`chunks`, whose cuts fall before a space that
@@ -39,15 +40,22 @@ GUTENBERG_END_LINE = re.compile(r"^End of (the )?Project Gutenberg.*\s*\Z", re.M
 _END_LINE_START = re.compile(r"End of (the )?Project Gutenberg", re.I)
 _CANDIDATE = re.compile(r"^(\*\*\*|end of)", re.M | re.I)
 _PREFIX = 48  # longer than any marker's fixed start
+CREDITS = re.compile(
+    r"\A(?:\s*(?:produced|transcribed|prepared|scanned|proofread|e-?text|this (?:e-?book|"
+    r"e-?text|file) was)\b[^\n]*(?:\n[ \t]*\S[^\n]*)*)+\n?",
+    re.I,
+)
+"""A Gutenberg book's credits: the paragraphs right after its start line that name who
+produced or transcribed the file (``Produced by ...``; a paragraph ends at a blank line)."""
 
 
 # ------------------------------------------------------------------------ the reference
 
 
-def strip_gutenberg(text: str) -> str:
-    """The text between a Gutenberg ``*** START OF`` line and its ``*** END OF`` line."""
-    if m := GUTENBERG_START.search(text, 0, HEAD):
-        text = text[m.end() :]
+def strip_gutenberg(text: str, credits: bool = False) -> str:
+    """The text between a Gutenberg ``*** START OF`` line and its ``*** END OF`` line;
+    without the credits after the start line when asked."""
+    text = after_start(text, credits)
     if m := GUTENBERG_END.search(text):
         text = text[: m.start()]
         if m := GUTENBERG_END_LINE.search(text):
@@ -59,7 +67,7 @@ def clean(text: str, cfg: DataConfig, start: str | None = None) -> str:
     """The whole text cleaned at once: the plain reference the stream is tested against."""
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     if cfg.strip_gutenberg:
-        text = strip_gutenberg(text)
+        text = strip_gutenberg(text, credits=cfg.skip_front_matter and not start)
     if cfg.skip_front_matter and start and (m := re.compile(start).search(text, 0, HEAD)):
         text = text[m.start() :]
     text = text.strip("\n") + "\n"
@@ -269,7 +277,8 @@ class TextCleaner:
     def __init__(self, cfg: DataConfig, start: str | None = None):
         stages: list = [_LineEnds()]
         if cfg.strip_gutenberg:
-            stages += [_Head(_cut_gutenberg_start), _GutenbergEnd()]
+            credits = cfg.skip_front_matter and not start
+            stages += [_Head(lambda t: after_start(t, credits)), _GutenbergEnd()]
         if cfg.skip_front_matter and start:
             pattern = re.compile(start)
             stages.append(
@@ -296,9 +305,15 @@ class TextCleaner:
         return out
 
 
-def _cut_gutenberg_start(head: str) -> str:
+def after_start(head: str, credits: bool) -> str:
+    """What follows a Gutenberg start line in ``head`` (all of it when there is none); with
+    ``credits``, without the credits right after that line."""
     m = GUTENBERG_START.search(head, 0, HEAD)
-    return head[m.end() :] if m else head
+    if m is None:
+        return head
+    head = head[m.end() :]
+    c = CREDITS.match(head) if credits else None
+    return head[c.end() :] if c else head
 
 
 # ------------------------------------------------------------------------ chunks

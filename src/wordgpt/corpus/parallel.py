@@ -1,8 +1,18 @@
-"""An ordered, bounded parallel map over worker processes (the ``prepare`` passes use it)."""
+"""An ordered, bounded parallel map over worker processes (the ``prepare`` passes use it).
+
+Workers are started fresh (``spawn``: no copy of a parent's threads or locks). A spawned
+process first runs the parent's main module again, as ``__mp_main__``: a script that calls
+wordgpt without an ``if __name__ == "__main__":`` guard would prepare again in every worker,
+and each of those would start workers of its own. The workers need nothing from that module,
+so while they start the parent's main module is presented to them as this one.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import multiprocessing as mp
+import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 
@@ -16,7 +26,7 @@ def ordered_map(fn: Callable, items: Iterable, workers: int, init=None, initargs
         yield from map(fn, items)
         return
     ctx = mp.get_context("spawn")
-    with ctx.Pool(workers, initializer=init, initargs=initargs) as pool:
+    with _main_not_rerun(), ctx.Pool(workers, initializer=init, initargs=initargs) as pool:
         pending: deque = deque()
         for item in items:
             pending.append(pool.apply_async(fn, (item,)))
@@ -24,3 +34,22 @@ def ordered_map(fn: Callable, items: Iterable, workers: int, init=None, initargs
                 yield pending.popleft().get()
         while pending:
             yield pending.popleft().get()
+
+
+@contextlib.contextmanager
+def _main_not_rerun():
+    """While the pool's workers start (and while it lives, should it start more), its
+    workers import this module as their main instead of the parent's script."""
+    main = sys.modules.get("__main__")
+    if main is None or getattr(main, "__file__", None) is None:  # a notebook, the REPL
+        yield
+        return
+    had, spec = hasattr(main, "__spec__"), getattr(main, "__spec__", None)
+    main.__spec__ = importlib.util.find_spec(__name__)
+    try:
+        yield
+    finally:
+        if had:
+            main.__spec__ = spec
+        else:
+            del main.__spec__

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import DataError
-from ..fileio import cache_dir
+from ..fileio import atomic_write, cache_dir
 
 READ = 1 << 20
 """Bytes read from a source at a time."""
@@ -44,7 +44,33 @@ BOOKS = {
         start=r"VOLUME I\.\s+CHAPTER I\.",
     ),
 }
-DATASETS = (*BOOKS, "wikipedia-sample")
+SHELF = {
+    84: "frankenstein",
+    76: "adventures-of-huckleberry-finn",
+    98: "a-tale-of-two-cities",
+    120: "treasure-island",
+    145: "middlemarch",
+    158: "emma",
+    161: "sense-and-sensibility",
+    174: "the-picture-of-dorian-gray",
+    345: "dracula",
+    514: "little-women",
+    730: "oliver-twist",
+    766: "david-copperfield",
+    768: "wuthering-heights",
+    829: "gulliver-s-travels",
+    1260: "jane-eyre",
+    1400: "great-expectations",
+    1661: "the-adventures-of-sherlock-holmes",
+    2600: "war-and-peace",
+    2701: "moby-dick--or-the-whale",
+}
+"""The ``shelf`` data set: nineteen public-domain English novels by their Project Gutenberg
+ids (about 19 MB, 3.5 million words; Don Quixote is not among them), for pretraining a model
+that is then fine-tuned on one book. Each is read from ``$WORDGPT_DATA_DIR/shelf/ID-NAME.txt``
+when it is there, else from the cache, else downloaded from Project Gutenberg by its id."""
+GUTENBERG_TEXT = "https://www.gutenberg.org/cache/epub/{id}/pg{id}.txt"
+DATASETS = (*BOOKS, "shelf", "wikipedia-sample")
 
 
 @dataclass(frozen=True)
@@ -82,7 +108,7 @@ def sample_dump_path() -> Path:
 
 def resolve_one(dataset: str) -> Source:
     """Find one data set's file: a named book (data dir, cache, download), the bundled
-    Wikipedia sample, or a path."""
+    Wikipedia sample, or a path (the shelf is many files: :func:`resolve`)."""
     if dataset in BOOKS:
         return Source(dataset, _fetch_book(BOOKS[dataset]), "text", BOOKS[dataset].start)
     if dataset == "wikipedia-sample":
@@ -107,7 +133,9 @@ def resolve(datasets: str | tuple[str, ...] | list[str]) -> list[Source]:
     found: list[Source] = []
     for d in [datasets] if isinstance(datasets, str) else datasets:
         path = Path(d).expanduser()
-        if d not in DATASETS and any(c in d for c in "*?[") and not path.exists():
+        if d == "shelf":
+            found += [Source(f"{i}-{n}", shelf_book(i, n), "text") for i, n in SHELF.items()]
+        elif d not in DATASETS and any(c in d for c in "*?[") and not path.exists():
             matches = [m for m in sorted(glob.glob(str(path))) if Path(m).is_file()]
             if not matches:
                 raise DataError(f"no file matches {d!r} (folders are not read through a glob)")
@@ -138,8 +166,35 @@ def _fetch_book(book: Book) -> Path:
     return download(book.url, cache_dir() / book.filename, book.sha256)
 
 
-def download(url: str, dest: Path, sha256: str) -> Path:
-    """Download ``url`` to ``dest`` with a progress bar; keep it only if the checksum matches."""
+def shelf_book(gutenberg_id: int, name: str) -> Path:
+    """One book of the shelf: ``$WORDGPT_DATA_DIR/shelf/ID-NAME.txt``, or the cached copy
+    (checked against the checksum taken when it was downloaded), or a download."""
+    filename = f"{gutenberg_id}-{name}.txt"
+    if (env := os.environ.get("WORDGPT_DATA_DIR")) and (Path(env) / "shelf" / filename).is_file():
+        return Path(env) / "shelf" / filename
+    cached = cache_dir() / "shelf" / filename
+    stamp = cached.with_name(filename + ".sha256")
+    if cached.is_file() and stamp.is_file():
+        if sha256_file(cached) != stamp.read_text().strip():
+            raise DataError(
+                f"{cached} does not match the checksum taken when it was downloaded; delete it "
+                "to download a fresh copy"
+            )
+        return cached
+    url = GUTENBERG_TEXT.format(id=gutenberg_id)
+    try:
+        download(url, cached)
+    except DataError as e:
+        raise DataError(
+            f"the shelf's {filename} is neither in $WORDGPT_DATA_DIR/shelf nor cached, and {e}"
+        ) from None
+    atomic_write(stamp, sha256_file(cached) + "\n")
+    return cached
+
+
+def download(url: str, dest: Path, sha256: str | None = None) -> Path:
+    """Download ``url`` to ``dest`` with a progress bar; with ``sha256``, keep it only if the
+    checksum matches."""
     from tqdm import tqdm
 
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -158,7 +213,7 @@ def download(url: str, dest: Path, sha256: str) -> Path:
             "--dataset wikipedia-sample (bundled) or --dataset PATH to a local text file"
         ) from None
     got = sha256_file(tmp)
-    if got != sha256:
+    if sha256 is not None and got != sha256:
         tmp.unlink(missing_ok=True)
         raise DataError(f"downloaded {url} has sha256 {got[:12]}..., expected {sha256[:12]}...")
     tmp.replace(dest)

@@ -21,6 +21,7 @@ from ..config import DataConfig
 from ..fileio import disk_error, temp_name
 from .clean_pass import CleanText, read_segment
 from .parallel import ordered_map
+from .spelling import lexicon_weights
 from .tokenfiles import token_dtype
 from .tokenizer import (
     SPACE_PREFIX_PATTERN,
@@ -177,8 +178,8 @@ def spell_bits(tok, tokens: list[str], counts: np.ndarray, is_unk: np.ndarray) -
     where = np.flatnonzero(is_unk & (counts > 0))
     if not len(where):
         return 0.0
-    model = tok.spelling()
-    return float(sum(int(counts[i]) * model.bits(tokens[i]) for i in where))
+    bits = tok.spelling().bits_many([tokens[i] for i in where])
+    return float(np.dot(counts[where].astype(np.float64), bits))
 
 
 def vocabulary(tokens: list[str], counts: np.ndarray, cfg: DataConfig):
@@ -196,10 +197,12 @@ def vocabulary(tokens: list[str], counts: np.ndarray, cfg: DataConfig):
     table[keep] = np.arange(1, len(keep) + 1)
     itos = [UNK, *(tokens[i] for i in keep)]
     rare = [tokens[i] for i in ranked if i not in kept]
+    lam, probs = lexicon_weights({tokens[i]: int(counts[i]) for i in ranked}, rare)
+    lexicon = {"lexicon_weight": lam, "rare_probs": probs if len(set(probs)) > 1 else None}
     norm = Normalizer.of(cfg)
     if cfg.tokenizer == "word":
-        return WordTokenizer(itos, cfg.space_prefix, norm, rare), table
-    return CharTokenizer(itos, norm, rare), table
+        return WordTokenizer(itos, cfg.space_prefix, norm, rare, **lexicon), table
+    return CharTokenizer(itos, norm, rare, **lexicon), table
 
 
 def remap(src: Path, dst: Path, table: np.ndarray, dtype: np.dtype) -> tuple[int, int]:
@@ -252,8 +255,9 @@ def spelled(tok, unknown: Counter) -> float:
     """The bits to spell every occurrence of ``unknown`` tokens with ``tok``'s model."""
     if not unknown:
         return 0.0
-    model = tok.spelling()
-    return float(sum(n * model.bits(t) for t, n in unknown.items()))
+    words = list(unknown)
+    bits = tok.spelling().bits_many(words)
+    return float(np.dot([unknown[w] for w in words], bits)) if words else 0.0
 
 
 def encode_bpe(ct: CleanText, cfg: DataConfig, out: Path, workers: int, size: int) -> Encoded:

@@ -18,7 +18,7 @@ from typing import Protocol
 
 from ..errors import WordGPTError
 from .cleaning import chunks
-from .spelling import Spelling
+from .spelling import Spelling, lexicon_weights
 
 UNK = "<unk>"
 
@@ -101,13 +101,27 @@ class VocabTokenizer:
 
     kind = "vocab"
 
-    def __init__(self, itos: list[str], normalizer: Normalizer | None = None, rare: list[str] = ()):
+    def __init__(
+        self,
+        itos: list[str],
+        normalizer: Normalizer | None = None,
+        rare: list[str] = (),
+        *,
+        lexicon_weight: float = 0.0,
+        rare_probs: list[float] | None = None,
+    ):
         if not itos or itos[0] != UNK:
             raise WordGPTError("a vocabulary must start with <unk>")
         self.normalizer = normalizer or Normalizer()
         self.rare = list(rare)
         """Training tokens left out of the vocabulary (by min_count, max_vocab): with the
-        vocabulary's own, they are what the spelling model of <unk> is fitted on."""
+        vocabulary's own, they are what the spelling model of <unk> is fitted on, and they
+        are its lexicon."""
+        self.lexicon_weight = float(lexicon_weight)
+        """How often an unknown word of new text is one of ``rare`` (Good-Turing's estimate,
+        made when the vocabulary was: :func:`.spelling.lexicon_weights`); 0: never."""
+        self.rare_probs = rare_probs
+        """Each rare word's share of them (None: all alike)."""
         self._spelling: Spelling | None = None
         self.itos = list(itos)
         self.stoi = {t: i for i, t in enumerate(self.itos)}
@@ -141,7 +155,9 @@ class VocabTokenizer:
             tokens = tokens[:max_vocab]
         kept = set(tokens)
         rare = [t for t in ranked if t not in kept]
-        return cls([UNK, *tokens], normalizer=normalizer, rare=rare, **kw)
+        lam, probs = lexicon_weights(counts, rare)
+        return cls([UNK, *tokens], normalizer=normalizer, rare=rare, lexicon_weight=lam,
+                   rare_probs=probs if len(set(probs)) > 1 else None, **kw)  # fmt: skip
 
     @staticmethod
     def split_text(text: str, **kw) -> list[str]:
@@ -165,12 +181,20 @@ class VocabTokenizer:
     def spelling(self) -> Spelling:
         """The character model that an <unk> is spelled with (fitted on first use)."""
         if self._spelling is None:
-            self._spelling = Spelling(self.itos[1:] + self.rare)
+            self._spelling = Spelling(
+                self.itos[1:] + self.rare,
+                lexicon=self.rare,
+                lexicon_probs=self.rare_probs or (),
+                lexicon_weight=self.lexicon_weight,
+            )
         return self._spelling
 
     def _dict(self, d: dict) -> dict:
         d = _with_normalizer(d, self.normalizer)
-        return {**d, "rare": self.rare} if self.rare else d
+        if not self.rare:
+            return d
+        d = {**d, "rare": self.rare, "lexicon_weight": self.lexicon_weight}
+        return {**d, "rare_probs": self.rare_probs} if self.rare_probs else d
 
 
 class WordTokenizer(VocabTokenizer):
@@ -188,8 +212,9 @@ class WordTokenizer(VocabTokenizer):
         space_prefix: bool = False,
         normalizer: Normalizer | None = None,
         rare: list[str] = (),
+        **lexicon,
     ):
-        super().__init__(itos, normalizer, rare)
+        super().__init__(itos, normalizer, rare, **lexicon)
         self.space_prefix = space_prefix
         self._pattern = SPACE_PREFIX_PATTERN if space_prefix else WORD_PATTERN
 
@@ -325,12 +350,13 @@ def from_dict(d: dict) -> Tokenizer:
     norm = Normalizer.from_dict(d.get("normalize")) if kind else None
     if kind in ("word", "char"):
         itos, rare = d.get("itos"), d.get("rare", [])
+        lexicon = _lexicon(d, rare)
         for what in (itos, rare):
             if not isinstance(what, list) or not all(isinstance(t, str) and t for t in what):
                 raise WordGPTError("the tokenizer's vocabulary (itos) is not a list of tokens")
         if kind == "char":
-            return CharTokenizer(itos, norm, rare)
-        return WordTokenizer(itos, d.get("space_prefix", False) is True, norm, rare)
+            return CharTokenizer(itos, norm, rare, **lexicon)
+        return WordTokenizer(itos, d.get("space_prefix", False) is True, norm, rare, **lexicon)
     if kind == "bpe":
         from tokenizers import Tokenizer as HFTokenizer
 
@@ -339,6 +365,21 @@ def from_dict(d: dict) -> Tokenizer:
         except Exception as e:  # the Rust library raises its own exception types
             raise WordGPTError(f"the BPE tokenizer cannot be read: {e}") from None
     raise WordGPTError(f"unknown tokenizer kind {kind!r} in tokenizer file")
+
+
+def _lexicon(d: dict, rare: list) -> dict:
+    """The spelling lexicon's settings in a tokenizer's dict, checked (a tokenizer written
+    before the lexicon had none: weight 0)."""
+    lam, probs = d.get("lexicon_weight", 0.0), d.get("rare_probs")
+    if not isinstance(lam, int | float) or isinstance(lam, bool) or not 0 <= lam < 1:
+        raise WordGPTError("the tokenizer's lexicon_weight is not a number in [0, 1)")
+    if probs is not None and (
+        not isinstance(probs, list)
+        or len(probs) != len(rare)
+        or not all(isinstance(p, int | float) and p >= 0 for p in probs)
+    ):
+        raise WordGPTError("the tokenizer's rare_probs do not match its rare words")
+    return {"lexicon_weight": float(lam), "rare_probs": probs}
 
 
 def load(path: str | Path) -> Tokenizer:
