@@ -66,8 +66,8 @@ def test_a_rare_training_word_costs_less_than_a_new_word_of_its_length(tmp_path)
     val_part = "the knight met zarquon. the knight met quozrna. "
     (tmp_path / "t.txt").write_text(train_part + val_part * 2)
     share = len(val_part * 2) / len(train_part + val_part * 2)
-    p = prepare(tmp_path / "d", DataConfig(dataset=str(tmp_path / "t.txt"),
-                                            val_fraction=share - 0.001), progress=False)  # fmt: skip
+    cfg = DataConfig(dataset=str(tmp_path / "t.txt"), val_fraction=share - 0.001)
+    p = prepare(tmp_path / "d", cfg, progress=False)
     tok = p.tokenizer
     assert " zarquon" in tok.rare and " zarquon" not in tok.stoi and tok.lexicon_weight > 0
     spelling = tok.spelling()
