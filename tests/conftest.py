@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 
 import pytest
@@ -83,3 +84,41 @@ def wiki_articles() -> list[tuple[str, str]]:
     from wordgpt.corpus.wikipedia import iter_articles
 
     return list(iter_articles(sample_dump_path()))
+
+
+@pytest.fixture(scope="session")
+def run(word_data, tmp_path_factory) -> Path:
+    """A tiny run (20 steps) on word_data, trained once: tests that change it copy it."""
+    from wordgpt.training.train import train
+
+    out = tmp_path_factory.mktemp("tiny-run") / "s1"
+    train(
+        word_data,
+        out,
+        preset="tiny",
+        max_iters=20,
+        eval_interval=10,
+        progress=False,
+        tensorboard=False,
+        dtype="fp32",
+        report=False,
+    )
+    return out
+
+
+class Evil:
+    """A pickle that, when loaded, creates a file: proof that loading ran code."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+@pytest.fixture
+def evil_kv(tmp_path) -> tuple[Path, Path]:
+    marker = tmp_path / "code-ran"
+    path = tmp_path / "evil.kv"
+    path.write_bytes(pickle.dumps(Evil(marker)))
+    return path, marker

@@ -154,6 +154,17 @@ def cli(*args, timeout=300, **kw) -> subprocess.CompletedProcess:
     )
 
 
+def start_training(data, out, *flags, output: bool = False) -> subprocess.Popen:
+    """``wordgpt train --data DATA --out OUT FLAGS...`` in the background: its output
+    captured as text with ``output`` (read it with ``communicate``), else dropped."""
+    pipe = subprocess.PIPE if output else subprocess.DEVNULL
+    return subprocess.Popen(
+        [sys.executable, "-m", "wordgpt.cli", "train", "--data", str(data), "--out", str(out),
+         *map(str, flags)],
+        stdout=pipe, stderr=pipe, text=True,
+    )  # fmt: skip
+
+
 def wait_for(condition, timeout: float = 120.0) -> None:
     """Poll ``condition`` until it holds: tests wait for an observable event, not a time."""
     deadline = time.time() + timeout
@@ -169,3 +180,8 @@ def one_line_error(r: subprocess.CompletedProcess, code: int = 2) -> str:
     assert r.stderr.endswith("\n"), r.stderr  # the line is whole: the prompt starts below it
     assert "Traceback" not in r.stderr
     return r.stderr
+
+
+def snapshot(folder) -> dict[str, bytes]:
+    """Every file under ``folder`` and its bytes (to compare a folder before and after)."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}

@@ -4,6 +4,7 @@ import hashlib
 import http.server
 import json
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -26,6 +27,7 @@ from wordgpt.fileio import cache_dir
 from wordgpt.training.batches import get_batch
 
 from .conftest import SHORT_TEXT, book_path, needs_book
+from .helpers import cli, one_line_error, snapshot
 
 MARKUP = [
     r"'''",
@@ -457,3 +459,82 @@ def test_prepare_warns_when_the_vocabulary_fits_val_much_worse_than_train():
     assert unk_warning({"unk_share": 0.0}, {"unk_share": 0.009}) is None
     assert "2.0% of the val tokens" in unk_warning({"unk_share": 0.0}, {"unk_share": 0.02})
     assert "against 1.0% of the training" in unk_warning({"unk_share": 0.01}, {"unk_share": 0.05})
+
+
+# ---------------------------------------------------------------- a failed prepare changes nothing
+
+
+def test_a_prepare_that_fails_leaves_the_data_folder_it_would_replace(corpus_file, tmp_path):
+    victim = tmp_path / "victim"
+    prepare(victim, DataConfig(dataset=str(corpus_file)), progress=False)
+    before = snapshot(victim)
+    (tmp_path / "gd" / "x.txt").mkdir(parents=True)  # a glob that matches only a folder
+    err = one_line_error(
+        cli("prepare", "--dataset", f"{tmp_path}/gd/*.txt", "--out", victim, "--overwrite")
+    )
+    assert "no file matches" in err and snapshot(victim) == before
+    empty = tmp_path / "empty.txt"
+    empty.write_text("   \n")
+    one_line_error(cli("prepare", "--dataset", empty, "--out", victim, "--overwrite"))
+    assert snapshot(victim) == before
+    err = one_line_error(cli("prepare", "--dataset", corpus_file, "--out", victim))
+    assert "--overwrite" in err and snapshot(victim) == before  # replaced only when asked
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no private folder left
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda d: (d / "meta.json").write_text("garbage{"), "cannot be read"),
+        (lambda d: (d / "meta.json").write_text("{}"), "not what `wordgpt prepare` writes"),
+        (lambda d: (d / "meta.json").write_text("[1, 2]"), "not a JSON object"),
+        (
+            lambda d: (d / "train.bin").write_bytes((d / "train.bin").read_bytes()[:-1]),
+            "bytes, not the",
+        ),
+        (
+            lambda d: (d / "train.bin").write_bytes(
+                np.full(100_000, 65_000, np.uint16).tobytes()[: (d / "train.bin").stat().st_size]
+            ),
+            "outside the vocabulary",
+        ),
+        (
+            lambda d: (d / "tokenizer.json").write_text('{"kind": "word", "itos": [1, 2]}'),
+            "not a list of tokens",
+        ),
+    ],
+)
+def test_a_damaged_data_folder_is_one_line(word_data, tmp_path, damage, message):
+    data = tmp_path / "d"
+    shutil.copytree(word_data, data)
+    damage(data)
+    err = one_line_error(
+        cli("train", "--data", data, "--out", tmp_path / "r", "--preset", "tiny", "--no-progress")
+    )
+    assert message in err, err
+
+
+# ------------------------------------------------------------------ texts of any shape
+
+
+def test_utf16_text_is_read_by_its_byte_order_mark(tmp_path):
+    text = "En un lugar de la Mancha, de cuyo nombre no quiero acordarme. " * 40
+    (tmp_path / "bom.txt").write_bytes(text.encode("utf-16"))
+    r = cli(
+        "prepare", "--dataset", tmp_path / "bom.txt", "--tokenizer", "char", "--out", tmp_path / "d"
+    )
+    assert r.returncode == 0, r.stderr
+    (tmp_path / "nobom.txt").write_bytes(text.encode("utf-16-le"))
+    err = one_line_error(
+        cli("prepare", "--dataset", tmp_path / "nobom.txt", "--out", tmp_path / "e")
+    )
+    assert "utf-16" in err.lower() and "binary" not in err
+
+
+def test_a_text_without_whitespace_splits(tmp_path):
+    (tmp_path / "a.txt").write_text("abcdefghij" * 30_000)  # 300 KB, not one space
+    r = cli(
+        "prepare", "--dataset", tmp_path / "a.txt", "--tokenizer", "char", "--out", tmp_path / "d"
+    )
+    assert r.returncode == 0, r.stderr
+    assert "too short" not in r.stderr

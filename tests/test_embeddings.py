@@ -1,5 +1,6 @@
 import bz2
 import gzip
+import json
 from pathlib import Path
 
 import gensim
@@ -18,10 +19,14 @@ from wordgpt.runs import checkpoint
 from wordgpt.training.embedding_init import embedding_matrix
 from wordgpt.training.train import train
 from wordgpt.vectors.align import align
-from wordgpt.vectors.files import load_vectors, save_vectors
+from wordgpt.vectors.files import keyed_vectors, load_vectors, save_vectors
 from wordgpt.vectors.quality import evaluate_vectors, mean_cosine, word_view
 from wordgpt.vectors.queries import neighbors
 from wordgpt.vectors.word2vec import corpus_sentences, train_word2vec
+
+from .helpers import cli, one_line_error
+
+QUIET = {"progress": False, "tensorboard": False, "dtype": "fp32", "report": False}
 
 GENSIM_DATA = Path(gensim.__file__).parent / "test" / "test_data"
 W2V_TEXT = GENSIM_DATA / "word2vec_pre_kv_c"  # word2vec C text format, 1750 x 10
@@ -456,3 +461,81 @@ def test_embed_evaluate_prints_json(vectors, capsys):
     main(["embed", "evaluate", str(vectors), "--json"])
     d = json.loads(capsys.readouterr().out)
     assert d["vectors"] == str(vectors) and 0 <= d["wordsim353_coverage"] <= 1
+
+
+# --------------------------------------------------------------- vector files are data, never code
+
+
+def test_a_kv_file_runs_no_code_from_the_cli(evil_kv, word_data, tmp_path):
+    path, marker = evil_kv
+    err = one_line_error(cli("embed", "neighbors", path, "knight"))
+    assert "pickle" in err and "--trust-pickle" in err
+    args = ["--preset", "tiny", "--no-progress", "--init-embeddings", path]
+    err = one_line_error(cli("train", "--data", word_data, "--out", tmp_path / "r", *args))
+    assert "--trust-pickle" in err and not marker.exists()
+    with pytest.raises(WordGPTError, match="trust_pickle"):
+        train(word_data, tmp_path / "r2", preset="tiny", init_embeddings=str(path), **QUIET)
+    assert not marker.exists()
+
+
+def test_a_trusted_kv_loads_and_a_foreign_one_is_one_line(word_data, tmp_path):
+    kv = keyed_vectors(["knight", "sancho", "horse"], np.eye(3, dtype=np.float32))
+    save_vectors(kv, tmp_path / "ok.kv")
+    r = cli("embed", "neighbors", tmp_path / "ok.kv", "knight", "-n", "1", "--trust-pickle")
+    assert r.returncode == 0, r.stderr
+    (tmp_path / "junk.kv").write_bytes(b"not a pickle at all" * 10)
+    assert "not a gensim .kv" in one_line_error(
+        cli("embed", "neighbors", tmp_path / "junk.kv", "x", "--trust-pickle")
+    )
+
+
+def test_a_few_vectors_narrower_model_than_their_width_still_initialise(word_data, tmp_path):
+    words = [
+        w for w in json.loads((word_data / "tokenizer.json").read_text())["itos"] if w.isalpha()
+    ][:20]
+    rng = np.random.default_rng(0)
+    path = tmp_path / "twenty.txt"
+    path.write_text(
+        "".join(
+            f"{w} " + " ".join(f"{v:.4f}" for v in rng.standard_normal(50)) + "\n" for w in words
+        )
+    )
+    r = train(
+        word_data, tmp_path / "r", preset="tiny", max_iters=2, init_embeddings=str(path), **QUIET
+    )
+    assert r.step == 2  # 20 vectors of 50 dims onto 32: PCA to 19, then padded
+
+
+@pytest.mark.parametrize("values", ["nan", "0.0"])
+def test_non_finite_or_zero_vectors_are_bad_input_and_block_no_rerun(word_data, tmp_path, values):
+    path = tmp_path / "v.txt"
+    path.write_text("".join(f"{w} {values} {values}\n" for w in ("the", "of", "and", "to")))
+    out = tmp_path / "r"
+    err = one_line_error(
+        cli(
+            "train",
+            "--data",
+            word_data,
+            "--out",
+            out,
+            "--preset",
+            "tiny",
+            "--init-embeddings",
+            path,
+            "--no-progress",
+        )
+    )
+    assert "not finite" in err or "zero" in err
+    r = cli(
+        "train",
+        "--data",
+        word_data,
+        "--out",
+        out,
+        "--preset",
+        "tiny",
+        "--max-iters",
+        "2",
+        "--no-progress",
+    )
+    assert r.returncode == 0, r.stderr  # nothing left behind blocks the rerun

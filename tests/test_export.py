@@ -3,6 +3,8 @@ same token ids and the same text."""
 
 from __future__ import annotations
 
+import resource
+import shutil
 import subprocess
 import sys
 
@@ -15,7 +17,7 @@ import wordgpt
 from wordgpt.corpus import tokenizer as tokenizers
 from wordgpt.training.train import train
 
-from .helpers import need
+from .helpers import cli, need, one_line_error
 
 transformers = need("transformers")
 
@@ -118,3 +120,40 @@ def test_the_hugging_face_word_split_is_pythons_on_any_text(text, space_prefix):
     hf = tokenizers.to_hf(tok)
     assert hf.encode(text).ids == tok.encode(text)
     assert hf.decode(hf.encode(text).ids) == text
+
+
+# ---------------------------------------------------- errors are one line and leave nothing behind
+
+
+def test_export_to_a_file_or_an_unwritable_place_is_one_line(run, tmp_path):
+    need("transformers")
+    (tmp_path / "afile").write_text("x")
+    assert "is a file" in one_line_error(cli("export", run, "--out", tmp_path / "afile"))
+    err = one_line_error(cli("export", run, "--out", "/proc/wordgpt-export-test"))
+    assert "cannot write" in err or "permission" in err.lower()
+
+
+def test_a_full_disk_during_export_leaves_nothing_and_a_retry_works(run, tmp_path):
+    need("transformers")
+    out = tmp_path / "hf"
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
+
+    err = one_line_error(cli("export", run, "--out", out, preexec_fn=limit))
+    assert "disk full" in err and not out.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    r = cli("export", run, "--out", out)
+    assert r.returncode == 0, r.stderr
+    assert (out / "README.md").is_file() and (out / "model.safetensors").stat().st_mode & 0o044
+    card = (out / "README.md").read_text()
+    assert f'from_pretrained("{out}"' in card and ".tmp" not in card  # where it is, not was
+
+
+def test_export_says_when_it_takes_last_pt(run, tmp_path):
+    need("transformers")
+    r2 = tmp_path / "r"
+    shutil.copytree(run, r2)
+    (r2 / "best.pt").unlink()
+    r = cli("export", r2, "--out", tmp_path / "hf")
+    assert r.returncode == 0 and "no best.pt yet; reading last.pt (step 20)" in r.stderr

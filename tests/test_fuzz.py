@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from wordgpt.cli import main
@@ -22,6 +22,8 @@ from wordgpt.training.train import train
 from wordgpt.vectors.files import keyed_vectors, save_vectors
 
 from .helpers import need
+
+FAST = {"dtype": "fp32", "progress": False, "tensorboard": False, "report": False}
 
 CASE_SECONDS = 60
 FUZZ = settings(
@@ -255,3 +257,90 @@ def test_a_mutated_config_json_never_breaks_the_runs_list(things, tmp_path):
         (run / "config.json").write_text(text)
         s = run_summary("r", run)
         assert s["name"] == "r"
+
+
+# ------------------------------------------------------------------ every numeric option
+
+
+NUMBERS = st.one_of(
+    st.integers(min_value=-(2**80), max_value=2**80),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from(["0", "-1", "1e309", "nan", "inf", "-0.0", "1e-40", "x", ""]),
+)
+TRAIN_NUMERIC = [
+    "--block-size",
+    "--n-layer",
+    "--n-head",
+    "--n-embd",
+    "--dropout",
+    "--attn-dropout",
+    "--batch-size",
+    "--grad-accum",
+    "--max-iters",
+    "--time-budget",
+    "--lr",
+    "--min-lr-ratio",
+    "--warmup",
+    "--muon-warmup",
+    "--decay-frac",
+    "--weight-decay",
+    "--beta1",
+    "--beta2",
+    "--grad-clip",
+    "--eval-interval",
+    "--eval-iters",
+    "--patience",
+    "--max-bad-steps",
+    "--seed",
+    "--embeddings-limit",
+    "--freeze-embeddings",
+]
+SAMPLE_NUMERIC = ["--temperature", "--top-k", "--top-p", "--seed"]
+
+
+def _run_main(argv, capsys) -> tuple[int, str]:
+    try:
+        main(argv)
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    return code, capsys.readouterr().err
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(flag=st.sampled_from(TRAIN_NUMERIC), value=NUMBERS)
+@example(flag="--time-budget", value=-1)  # checked before the recipe for a budget is picked
+def test_any_value_of_any_numeric_train_option_is_accepted_or_one_line(
+    word_data, tmp_path_factory, capsys, flag, value
+):
+    out = tmp_path_factory.mktemp("prop")
+    code, err = _run_main(
+        ["train", "--data", str(word_data), "--out", str(out / "r"), "--dry-run", flag, str(value)],
+        capsys,
+    )
+    assert code in (0, 2), (flag, value, code, err)
+    if code == 2:
+        assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert not (out / "r").exists()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(flag=st.sampled_from(SAMPLE_NUMERIC), value=NUMBERS, n=st.integers(0, 3))
+@example(flag="--temperature", value=3.4028235677973366e38, n=1)  # past float32: NaN probs
+@example(flag="--top-p", value="x", n=1)  # a bad value: the error line, and nothing before it
+def test_any_value_of_any_numeric_sample_option_is_accepted_or_one_line(
+    sample_run, capsys, flag, value, n
+):
+    code, err = _run_main(
+        ["sample", str(sample_run), "--max-new-tokens", str(n), flag, str(value)], capsys
+    )
+    assert code in (0, 2), (flag, value, code, err)
+    if code == 2:
+        assert err.startswith("error: ") and err.count("\n") == 1, err
+
+
+@pytest.fixture(scope="module")
+def sample_run(word_data, tmp_path_factory):
+    run = tmp_path_factory.mktemp("sample_run") / "run"
+    train(word_data, run, preset="tiny", max_iters=5, **FAST)
+    return run

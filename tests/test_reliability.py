@@ -1,5 +1,6 @@
-"""Never lose a run: one test per finding of the reliability issue, a kill -9 fault
-injection, a full disk, and a property test of the CLI's option parsing."""
+"""Never lose a run, and bad input is one line: existing run folders, best.pt across resumes,
+two trainings at once, divergence, atomic files and repairs, locks, a kill -9 at random
+moments, a full disk, and the one error line of every kind of bad option."""
 
 from __future__ import annotations
 
@@ -20,17 +21,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from hypothesis import HealthCheck, example, given, settings
-from hypothesis import strategies as st
 
-from wordgpt.cli import main
 from wordgpt.cli.flags import json_line
-from wordgpt.errors import CheckpointError
+from wordgpt.errors import CheckpointError, WordGPTError
 from wordgpt.runs import checkpoint
 from wordgpt.runs.folder import RunDir
 from wordgpt.training.train import train
 
-from .helpers import cli, one_line_error, wait_for
+from .helpers import cli, one_line_error, snapshot, start_training, wait_for
 
 FAST = {"dtype": "fp32", "progress": False, "tensorboard": False, "report": False}
 TEMP = re.compile(r"\..+\.\d+\.tmp")
@@ -63,10 +61,10 @@ def trained(word_data, tmp_path):
     return run
 
 
-# ------------------------------------------------------------------ 1. existing run folders
+# ------------------------------------------------------------------ existing run folders
 
 
-def test_1_train_into_an_existing_run_is_refused_and_overwrite_moves_it_aside(word_data, trained):
+def test_train_into_an_existing_run_is_refused_and_overwrite_moves_it_aside(word_data, trained):
     before = {p.name: p.read_bytes() for p in trained.iterdir() if p.is_file()}
     err = one_line_error(train_cli(word_data, trained, "--max-iters", "5"))
     assert "already holds a run" in err and "--resume" in err and "--overwrite" in err
@@ -81,14 +79,14 @@ def test_1_train_into_an_existing_run_is_refused_and_overwrite_moves_it_aside(wo
     assert checkpoint.read(trained / "last.pt")["step"] == 5
 
 
-def test_1_resume_and_overwrite_together_are_refused(word_data, trained):
+def test_resume_and_overwrite_together_are_refused(word_data, trained):
     one_line_error(train_cli(word_data, trained, "--resume", "--overwrite"))
 
 
-# ------------------------------------------------------------------ 2. best.pt across resumes
+# ------------------------------------------------------------------ best.pt across resumes
 
 
-def test_2_best_pt_changes_only_on_a_strictly_better_val_loss_across_resumes(word_data, trained):
+def test_best_pt_changes_only_on_a_strictly_better_val_loss_across_resumes(word_data, trained):
     """A resumed run whose next evaluation is worse must not replace best.pt: last.pt is made
     worse on purpose (noise on every weight), then resumed for one step."""
     best = checkpoint.read(trained / "best.pt")
@@ -104,32 +102,22 @@ def test_2_best_pt_changes_only_on_a_strictly_better_val_loss_across_resumes(wor
     assert r.best_val == best["best_val"] == last["best_val"]  # the true best is reported
 
 
-# ------------------------------------------------------------------ 3. two trainings at once
+# ------------------------------------------------------------------ two trainings at once
 
 
-def test_3_a_second_training_on_the_same_folder_is_refused_naming_the_pid(word_data, tmp_path):
+def test_a_second_training_on_the_same_folder_is_refused_naming_the_pid(word_data, tmp_path):
     run = tmp_path / "run"
-    first = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "wordgpt.cli",
-            "train",
-            "--data",
-            str(word_data),
-            "--out",
-            str(run),
-            "--preset",
-            "tiny",
-            "--max-iters",
-            "100000",
-            "--dtype",
-            "fp32",
-            "--no-progress",
-            "--no-tensorboard",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    first = start_training(
+        word_data,
+        run,
+        "--preset",
+        "tiny",
+        "--max-iters",
+        "100000",
+        "--dtype",
+        "fp32",
+        "--no-progress",
+        "--no-tensorboard",
     )
     try:
         wait_for(lambda: (run / "last.pt").exists())
@@ -141,19 +129,17 @@ def test_3_a_second_training_on_the_same_folder_is_refused_naming_the_pid(word_d
     finally:
         first.send_signal(signal.SIGTERM)
         first.wait(60)
-    assert first.returncode == 130  # stopped by the signal, last.pt saved
+    assert first.returncode == 143  # stopped by SIGTERM (128 + 15), last.pt saved
     r = train_cli(
         word_data, run, "--resume", "--max-iters", str(checkpoint.read(run / "last.pt")["step"] + 2)
     )
     assert r.returncode == 0, r.stderr  # the lock went with its process
 
 
-# ------------------------------------------------------------------ 4. divergence
+# ------------------------------------------------------------------ divergence
 
 
-def test_4_divergence_stops_with_exit_code_3_and_never_saves_non_finite_weights(
-    word_data, tmp_path
-):
+def test_divergence_stops_with_exit_code_3_and_never_saves_non_finite_weights(word_data, tmp_path):
     run = tmp_path / "run"
     r = train_cli(
         word_data,
@@ -183,21 +169,21 @@ def test_4_divergence_stops_with_exit_code_3_and_never_saves_non_finite_weights(
     assert e.returncode == 0 and json.loads(e.stdout)["step"] >= 0
 
 
-def test_4_eval_json_is_valid_json_even_for_non_finite_numbers():
+def test_eval_json_is_valid_json_even_for_non_finite_numbers():
     line = json_line({"loss": math.nan, "perplexity": math.inf, "step": 3})
     assert json.loads(line) == {"loss": None, "perplexity": None, "step": 3}
 
 
-def test_4_a_checkpoint_with_non_finite_weights_is_never_written(tmp_path):
+def test_a_checkpoint_with_non_finite_weights_is_never_written(tmp_path):
     with pytest.raises(CheckpointError, match="not finite"):
         checkpoint.save({"model": {"w": torch.tensor([1.0, math.nan])}}, tmp_path / "x.pt")
     assert list(tmp_path.iterdir()) == []
 
 
-# ------------------------------------------------------------------ 5. atomic files, repairs
+# ------------------------------------------------------------------ atomic files, repairs
 
 
-def test_5_a_torn_metrics_csv_is_repaired_on_resume(word_data, trained):
+def test_a_torn_metrics_csv_is_repaired_on_resume(word_data, trained):
     path = trained / "metrics.csv"
     text = path.read_text()
     path.write_text(text[: len(text) - 9])  # the last row torn in the middle
@@ -209,7 +195,7 @@ def test_5_a_torn_metrics_csv_is_repaired_on_resume(word_data, trained):
     assert (trained / "loss.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_5_stale_temporary_files_are_removed_at_the_next_start(word_data, trained):
+def test_stale_temporary_files_are_removed_at_the_next_start(word_data, trained):
     junk = [trained / ".last.pt.12345.tmp", trained / ".metrics.csv.999.tmp"]
     for j in junk:
         j.write_bytes(b"x" * 1000)
@@ -217,7 +203,7 @@ def test_5_stale_temporary_files_are_removed_at_the_next_start(word_data, traine
     assert not any(j.exists() for j in junk)
 
 
-def test_5_every_file_is_written_through_a_temporary_name(monkeypatch, word_data, tmp_path):
+def test_every_file_is_written_through_a_temporary_name(monkeypatch, word_data, tmp_path):
     """Spy on every open for writing while a run trains: inside the run folder only
     temporary names (.NAME.PID.tmp), the lock and TensorBoard's own folder are ever opened
     for writing, and each temporary name is then renamed onto a run file."""
@@ -263,7 +249,7 @@ def test_5_every_file_is_written_through_a_temporary_name(monkeypatch, word_data
     }
 
 
-# ------------------------------------------------------------------ 6. one line, never a traceback
+# ------------------------------------------------------------------ one line, never a traceback
 
 
 @pytest.fixture
@@ -328,9 +314,7 @@ def foreign(trained, tmp_path):
         (["train", "--data", "{data}", "--out", "{tmp}/x", "--no-such-flag"], "no such option"),
     ],
 )
-def test_6_and_7_bad_options_are_one_line_and_exit_2(
-    word_data, trained, foreign, tmp_path, args, message
-):
+def test_bad_options_are_one_line_and_exit_2(word_data, trained, foreign, tmp_path, args, message):
     fmt = {"data": word_data, "run": trained, "tmp": tmp_path, **foreign}
     t = time.perf_counter()
     err = one_line_error(cli(*[a.format(**fmt) for a in args]))
@@ -339,7 +323,7 @@ def test_6_and_7_bad_options_are_one_line_and_exit_2(
     assert not (tmp_path / "x").exists()  # nothing written
 
 
-def test_7_a_block_longer_than_the_val_split_is_refused_before_anything_is_written(
+def test_a_block_longer_than_the_val_split_is_refused_before_anything_is_written(
     word_data, tmp_path
 ):
     val = json.loads((word_data / "meta.json").read_text())["splits"]["val"]["tokens"]
@@ -347,7 +331,7 @@ def test_7_a_block_longer_than_the_val_split_is_refused_before_anything_is_writt
     assert "val split" in err and not (tmp_path / "x").exists()
 
 
-def test_6_a_one_token_vocabulary_is_refused(word_data, tmp_path):
+def test_a_one_token_vocabulary_is_refused(word_data, tmp_path):
     data = tmp_path / "d"
     shutil.copytree(word_data, data)
     meta = json.loads((data / "meta.json").read_text())
@@ -359,7 +343,7 @@ def test_6_a_one_token_vocabulary_is_refused(word_data, tmp_path):
     assert "at least 2" in one_line_error(train_cli(data, tmp_path / "x"))
 
 
-def test_6_an_unwritable_output_folder_is_one_line(word_data, tmp_path):
+def test_an_unwritable_output_folder_is_one_line(word_data, tmp_path):
     """A folder without write permission; as root (who ignores permissions) a place no one
     may create folders in: /sys."""
     if os.geteuid() == 0:
@@ -371,28 +355,11 @@ def test_6_an_unwritable_output_folder_is_one_line(word_data, tmp_path):
     assert "cannot write" in err and not out.exists()
 
 
-def test_6_ctrl_c_during_start_up_is_one_line(word_data, tmp_path):
+def test_ctrl_c_during_start_up_is_one_line(word_data, tmp_path):
     """SIGINT as soon as the run folder's lock exists (start-up has begun): one line, exit
     code 130, no traceback, whether it lands in start-up or in the loop."""
     run = tmp_path / "x"
-    p = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "wordgpt.cli",
-            "train",
-            "--data",
-            str(word_data),
-            "--out",
-            str(run),
-            "--preset",
-            "tiny",
-            "--no-progress",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    p = start_training(word_data, run, "--preset", "tiny", "--no-progress", output=True)
     wait_for(lambda: (run / ".lock").exists() or p.poll() is not None)
     p.send_signal(signal.SIGINT)
     out, err = p.communicate(timeout=60)
@@ -400,10 +367,10 @@ def test_6_ctrl_c_during_start_up_is_one_line(word_data, tmp_path):
     assert err.count("\n") == 1 and "Traceback" not in err, err
 
 
-# ------------------------------------------------------------------ 8. clear messages
+# ------------------------------------------------------------------ clear messages
 
 
-def test_8_a_malicious_checkpoint_is_named_as_such_and_never_run(tmp_path):
+def test_a_malicious_checkpoint_is_named_as_such_and_never_run(tmp_path):
     class Evil:
         def __reduce__(self):
             return (os.system, (f"touch {tmp_path / 'pwned'}",))
@@ -412,29 +379,6 @@ def test_8_a_malicious_checkpoint_is_named_as_such_and_never_run(tmp_path):
     err = one_line_error(cli("sample", tmp_path))
     assert "holds code or objects that are not allowed" in err
     assert not (tmp_path / "pwned").exists()
-
-
-def test_8_utf16_text_is_read_by_its_byte_order_mark(tmp_path):
-    text = "En un lugar de la Mancha, de cuyo nombre no quiero acordarme. " * 40
-    (tmp_path / "bom.txt").write_bytes(text.encode("utf-16"))
-    r = cli(
-        "prepare", "--dataset", tmp_path / "bom.txt", "--tokenizer", "char", "--out", tmp_path / "d"
-    )
-    assert r.returncode == 0, r.stderr
-    (tmp_path / "nobom.txt").write_bytes(text.encode("utf-16-le"))
-    err = one_line_error(
-        cli("prepare", "--dataset", tmp_path / "nobom.txt", "--out", tmp_path / "e")
-    )
-    assert "utf-16" in err.lower() and "binary" not in err
-
-
-def test_8_a_text_without_whitespace_splits(tmp_path):
-    (tmp_path / "a.txt").write_text("abcdefghij" * 30_000)  # 300 KB, not one space
-    r = cli(
-        "prepare", "--dataset", tmp_path / "a.txt", "--tokenizer", "char", "--out", tmp_path / "d"
-    )
-    assert r.returncode == 0, r.stderr
-    assert "too short" not in r.stderr
 
 
 # ------------------------------------------------------------------ faults
@@ -525,90 +469,6 @@ def _step(run: Path) -> int:
 # ------------------------------------------------------------------ the CLI's options
 
 
-NUMBERS = st.one_of(
-    st.integers(min_value=-(2**80), max_value=2**80),
-    st.floats(allow_nan=True, allow_infinity=True),
-    st.sampled_from(["0", "-1", "1e309", "nan", "inf", "-0.0", "1e-40", "x", ""]),
-)
-TRAIN_NUMERIC = [
-    "--block-size",
-    "--n-layer",
-    "--n-head",
-    "--n-embd",
-    "--dropout",
-    "--attn-dropout",
-    "--batch-size",
-    "--grad-accum",
-    "--max-iters",
-    "--time-budget",
-    "--lr",
-    "--min-lr-ratio",
-    "--warmup",
-    "--muon-warmup",
-    "--decay-frac",
-    "--weight-decay",
-    "--beta1",
-    "--beta2",
-    "--grad-clip",
-    "--eval-interval",
-    "--eval-iters",
-    "--patience",
-    "--max-bad-steps",
-    "--seed",
-    "--embeddings-limit",
-    "--freeze-embeddings",
-]
-SAMPLE_NUMERIC = ["--temperature", "--top-k", "--top-p", "--seed"]
-
-
-def _run_main(argv, capsys) -> tuple[int, str]:
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as e:
-        code = e.code
-    return code, capsys.readouterr().err
-
-
-@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
-@given(flag=st.sampled_from(TRAIN_NUMERIC), value=NUMBERS)
-@example(flag="--time-budget", value=-1)  # checked before the recipe for a budget is picked
-def test_any_value_of_any_numeric_train_option_is_accepted_or_one_line(
-    word_data, tmp_path_factory, capsys, flag, value
-):
-    out = tmp_path_factory.mktemp("prop")
-    code, err = _run_main(
-        ["train", "--data", str(word_data), "--out", str(out / "r"), "--dry-run", flag, str(value)],
-        capsys,
-    )
-    assert code in (0, 2), (flag, value, code, err)
-    if code == 2:
-        assert err.startswith("error: ") and err.count("\n") == 1, err
-    assert not (out / "r").exists()
-
-
-@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
-@given(flag=st.sampled_from(SAMPLE_NUMERIC), value=NUMBERS, n=st.integers(0, 3))
-@example(flag="--temperature", value=3.4028235677973366e38, n=1)  # past float32: NaN probs
-@example(flag="--top-p", value="x", n=1)  # a bad value: the error line, and nothing before it
-def test_any_value_of_any_numeric_sample_option_is_accepted_or_one_line(
-    sample_run, capsys, flag, value, n
-):
-    code, err = _run_main(
-        ["sample", str(sample_run), "--max-new-tokens", str(n), flag, str(value)], capsys
-    )
-    assert code in (0, 2), (flag, value, code, err)
-    if code == 2:
-        assert err.startswith("error: ") and err.count("\n") == 1, err
-
-
-@pytest.fixture(scope="module")
-def sample_run(word_data, tmp_path_factory):
-    run = tmp_path_factory.mktemp("sample_run") / "run"
-    train(word_data, run, preset="tiny", max_iters=5, **FAST, **QUIET)
-    return run
-
-
 def test_rundir_guard_without_the_cli(tmp_path):
     r = RunDir(tmp_path / "run")
     r.check_new(overwrite=False)  # nothing there yet
@@ -618,3 +478,116 @@ def test_rundir_guard_without_the_cli(tmp_path):
     (tmp_path / "run" / "metrics.csv").write_text("step\n")
     assert r.holds_run()
     r.unlock()
+
+
+# -------------------------------------------------------------- folders, locks and temporary files
+
+
+def test_a_run_folder_and_a_data_folder_never_overwrite_each_other(word_data, run, tmp_path):
+    data, r = tmp_path / "data", tmp_path / "run"
+    shutil.copytree(word_data, data)
+    shutil.copytree(run, r)
+    d0, r0 = snapshot(data), snapshot(r)
+    err = one_line_error(
+        cli("train", "--data", word_data, "--out", data, "--preset", "tiny", "--no-progress")
+    )
+    assert "data folder" in err
+    err = one_line_error(cli("prepare", "--dataset", "don-quixote", "--out", r, "--overwrite"))
+    assert "run folder" in err
+    with pytest.raises(WordGPTError, match="data folder"):
+        train(word_data, data, preset="tiny", **QUIET)
+    assert snapshot(data) == d0 and snapshot(r) == r0
+
+
+def test_a_failed_start_releases_the_lock_in_the_same_process(word_data, tmp_path):
+    bad = tmp_path / "bad.txt"
+    bad.write_text("knight nan nan nan\nsancho nan nan nan\n")  # vectors that are not finite
+    out = tmp_path / "r"
+    with pytest.raises(WordGPTError, match="not finite"):
+        train(word_data, out, preset="tiny", init_embeddings=str(bad), **QUIET)
+    r = train(word_data, out, preset="tiny", max_iters=2, **QUIET)  # not "in use"
+    assert r.step == 2
+
+
+def test_a_deleted_lock_file_lets_no_second_trainer_in(word_data, tmp_path):
+    run = tmp_path / "live"
+    args = [
+        "--preset",
+        "tiny",
+        "--max-iters",
+        "100000",
+        "--eval-interval",
+        "20",
+        "--no-progress",
+        "--dtype",
+        "fp32",
+    ]
+    first = start_training(word_data, run, *args)
+    try:
+        wait_for(lambda: (run / "last.pt").exists())
+        (run / ".lock").unlink()
+        err = one_line_error(
+            cli("train", "--data", word_data, "--out", run, "--overwrite", *args[:2])
+        )
+        assert "in use by another training" in err
+        assert not list(tmp_path.glob("live.old-*"))  # the live run was not moved aside
+    finally:
+        first.terminate()
+        first.wait(60)
+
+
+def test_a_run_moved_away_while_training_keeps_its_own_files(word_data, tmp_path):
+    """The run writes through its open folder: moving the folder (by hand) while it trains
+    neither breaks the run nor lets its files land in a new folder at the old name."""
+    run, moved = tmp_path / "r", tmp_path / "moved"
+    args = [
+        "--preset",
+        "tiny",
+        "--max-iters",
+        "300",
+        "--eval-interval",
+        "10",
+        "--no-progress",
+        "--dtype",
+        "fp32",
+    ]
+    p = start_training(word_data, run, *args, output=True)
+    wait_for(lambda: (run / "last.pt").exists())
+    run.rename(moved)
+    _, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err
+    assert checkpoint.read(moved / "last.pt")["step"] == 300 and not run.exists()
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"n_embd": 2**20, "n_head": 1}, "n_embd must be at most"),
+        ({"n_layer": 10**7}, "n_layer must be at most"),
+        ("a string", "model_config is not a dict"),
+        ({"n_layer": 2.5}, "whole number"),
+        ({"vocab_size": 3}, "do not fit its config"),
+    ],
+)
+def test_a_checkpoint_whose_config_cannot_work_is_one_line_and_fast(run, tmp_path, change, message):
+    ck = checkpoint.read(run / "best.pt")
+    ck["model_config"] = change if isinstance(change, str) else {**ck["model_config"], **change}
+    (tmp_path / "x").mkdir()
+    torch.save(ck, tmp_path / "x" / "best.pt")
+    t = time.time()
+    err = one_line_error(cli("sample", tmp_path / "x", "--max-new-tokens", "2", timeout=120))
+    assert message in err and time.time() - t < 60
+
+
+def test_only_a_dead_processs_temporary_files_are_removed(word_data, tmp_path):
+    out = tmp_path / "r"
+    out.mkdir()
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    theirs = out / f".other.json.{dead.stdout.strip()}.tmp"
+    live = out / f".other.json.{os.getppid()}.tmp"  # pytest's parent: alive
+    for p in (theirs, live):
+        p.write_text("x")
+    train(word_data, out, preset="tiny", max_iters=2, **QUIET)
+    assert not theirs.exists() and live.exists()

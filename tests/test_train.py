@@ -2,8 +2,6 @@ import csv
 import json
 import math
 import signal
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -16,7 +14,7 @@ from wordgpt.runs import checkpoint
 from wordgpt.training.optim import lr_at
 from wordgpt.training.train import train
 
-from .helpers import need, wait_for
+from .helpers import need, start_training, wait_for
 
 FAST = {"dtype": "fp32", "progress": False, "tensorboard": False, "report": False}
 
@@ -94,27 +92,12 @@ def test_resume_after_sigterm_is_bit_exact(word_data, tmp_path):
         "--no-progress",
     ]
     interrupted = tmp_path / "interrupted"
-    p = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "wordgpt.cli",
-            "train",
-            "--data",
-            str(word_data),
-            "--out",
-            str(interrupted),
-            *args,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    p = start_training(word_data, interrupted, *args, output=True)
     # the step-0 evaluation is written: the loop is about to start
     wait_for(lambda: (interrupted / "metrics.csv").exists())
     p.send_signal(signal.SIGTERM)
     out, err = p.communicate(timeout=120)
-    assert p.returncode == 130, err
+    assert p.returncode == 143, err  # SIGTERM: 128 + 15, as shells report it
     stopped_at = checkpoint.read(interrupted / "last.pt")["step"]
     assert 0 < stopped_at < n, out
     assert "stopping after this step" in out and f"stopped at step {stopped_at}" in err

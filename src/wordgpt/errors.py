@@ -14,6 +14,9 @@ class CheckpointError(WordGPTError):
 
 
 class InterruptError(WordGPTError):
-    """Ctrl-C or SIGTERM: the command stopped; what it wrote is whole (exit code 130)."""
+    """Ctrl-C or SIGTERM: the command stopped; what it wrote is whole. The exit code is the
+    shell's for the signal: 130 for Ctrl-C (SIGINT), 143 for SIGTERM."""
 
-    exit_code = 130
+    def __init__(self, message: str, signum: int = 2):
+        super().__init__(message)
+        self.exit_code = 128 + signum

@@ -37,7 +37,7 @@ cli.add_command(embed)
 
 
 def _interrupt(signum, frame):
-    raise InterruptError("interrupted; every file written so far is whole")
+    raise InterruptError("interrupted; every file written so far is whole", signum)
 
 
 def main(argv: list[str] | None = None) -> None:

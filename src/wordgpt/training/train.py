@@ -77,7 +77,8 @@ class TrainResult:
     """Training tokens per second of the optimizer steps alone."""
     params: int
     stopped: str
-    """Why the loop ended: max_iters, time_budget, epochs, decayed, patience or signal."""
+    """Why the loop ended: max_iters, time_budget, epochs, decayed, patience, or "signal N"
+    (2: Ctrl-C, 15: SIGTERM)."""
     mfu: float | None = None
 
 
@@ -152,10 +153,11 @@ def train(
             if report and d.master:
                 write_run_report(p.run.path)
             d.barrier()  # every rank done before the process group goes
-            if result.stopped == "signal":
+            if result.stopped.startswith("signal"):
                 raise InterruptError(
                     f"stopped at step {result.step} by a signal; saved {result.run_dir}/last.pt "
-                    "(continue with --resume)"
+                    "(continue with --resume)",
+                    int(result.stopped.removeprefix("signal ")),
                 )
             return replace(result, elapsed_s=clock() - started)
     finally:
@@ -453,7 +455,7 @@ def fit(trainer: Trainer, writer, peak: float | None = None, progress=None) -> s
                 r = trainer.train_step(flag.signum is not None)
                 if r.stop:
                     writer.save_last()
-                    return "signal"
+                    return f"signal {flag.signum or signal.SIGINT}"
                 bar.update(r)
                 if eval_due(trainer):
                     evaluate_and_save(trainer, writer, peak)

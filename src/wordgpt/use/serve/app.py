@@ -36,6 +36,21 @@ def host_name(host: str) -> str:
     return (urlsplit(f"//{host}").hostname or "").lower()
 
 
+def same_origin(origin: str, host: str) -> bool:
+    """Whether ``origin`` is this server's own page: plain http, the host name and the port
+    that the request was sent to (its Host header). Another local server (another port) or
+    https is another origin."""
+    try:
+        o, h = urlsplit(origin), urlsplit(f"//{host}")
+        return (
+            o.scheme == "http"
+            and (o.hostname or "") == (h.hostname or "")
+            and (o.port or 80) == (h.port or 80)
+        )
+    except ValueError:  # a port that is not a number
+        return False
+
+
 class LocalOnly:
     """ASGI middleware: answer only requests that name this server and come from its page."""
 
@@ -56,7 +71,7 @@ class LocalOnly:
         if host_name(headers.get("host", "")) not in self.hosts:
             return 421, "this server answers only to its own address (see --allow-host)"
         origin = headers.get("origin")
-        if origin is not None and host_name(urlsplit(origin).netloc) not in self.hosts:
+        if origin is not None and not same_origin(origin, headers.get("host", "")):
             return 403, "requests from pages of other sites are refused"
         if method == "POST" and not headers.get("content-type", "").startswith("application/json"):
             return 415, "send JSON (content-type: application/json)"

@@ -178,10 +178,15 @@ class ModelCache:
     """Guards ``locks`` only."""
 
     def get(self, name: str, path: Path):
-        from ...runs.checkpoint import checkpoint_path
+        """The run's model, from its best.pt (or last.pt): plain files of its folder only,
+        never a link (which could point at a model anywhere)."""
         from ..loaded import load
 
-        ck = checkpoint_path(path, "best")
+        ck = run_file(path, "best.pt") or run_file(path, "last.pt")
+        if ck is None:
+            raise HTTPException(
+                404, "this run has no checkpoint that may be read (a link is never followed)"
+            )
         st = ck.stat()
         stamp = (st.st_mtime_ns, st.st_size)
         with self.lock:
@@ -189,7 +194,7 @@ class ModelCache:
         with run_lock:
             hit = self.entries.get(name)
             if hit is None or hit.stamp != stamp:
-                hit = _Loaded(load(path, "best", device="cpu"), stamp)
+                hit = _Loaded(load(ck, device="cpu"), stamp)
                 self.entries[name] = hit
             return hit.model
 
