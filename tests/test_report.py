@@ -53,3 +53,42 @@ def test_the_report_command_writes_it_again(reported, capsys):
     (reported / "report.html").unlink()
     main(["report", str(reported)])
     assert "report.html" in capsys.readouterr().out and (reported / "report.html").is_file()
+
+
+def test_a_report_made_during_training_says_so_and_the_end_of_any_training_rewrites_it(
+    word_data, tmp_path
+):
+    """The report of a run in training says it is training (its latest step), never the
+    figures of an earlier training's summary.json; a training stopped by Ctrl-C writes the
+    report again, and it agrees with the new summary.json."""
+    import json
+    import signal
+
+    from .helpers import cli, start_training, wait_for
+
+    run = tmp_path / "run"
+    flags = ("--preset", "tiny", "--dtype", "fp32", "--no-progress", "--no-tensorboard")
+    assert (
+        cli("train", "--data", word_data, "--out", run, *flags, "--max-iters", 10).returncode == 0
+    )
+    p = start_training(word_data, run, *flags, "--resume", "--max-iters", 100_000,
+                       "--eval-interval", 20, output=True)  # fmt: skip
+    try:
+        wait_for(
+            lambda: (
+                "step,train" in (run / "metrics.csv").read_text()
+                and int((run / "metrics.csv").read_text().split()[-1].split(",")[0]) >= 40
+            )
+        )
+        r = cli("report", run)
+        assert r.returncode == 0, r.stderr
+        md = (run / "report.md").read_text()
+        assert "still training (pid" in md and "max_iters (best val loss" not in md
+    finally:
+        p.send_signal(signal.SIGINT)
+        p.communicate(timeout=120)
+    assert p.returncode == 130
+    summary = json.loads((run / "summary.json").read_text())
+    md = (run / "report.md").read_text()
+    assert summary["stopped"] == "signal 2" and "still training" not in md
+    assert f"{summary['step']:,} steps" in md

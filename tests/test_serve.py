@@ -165,6 +165,9 @@ def test_unknown_prompt_words_are_named(runs_dir):
         ({"top_k": -1}, "top_k"),
         ({"top_k": 10**9}, "top_k"),
         ({"seed": -1}, "seed"),
+        ({"max_new_tokens": True}, "max_new_tokens"),  # a boolean is no number
+        ({"max_new_tokens": "3"}, "max_new_tokens"),  # nor is text
+        ({"top_k": 2.5}, "top_k"),
         ({"prompt": "x" * 2001}, "prompt"),
         ({"run": ""}, "run"),
     ],
@@ -480,6 +483,36 @@ def test_another_host_or_another_sites_page_gets_no_answer(srv):
     assert len(c.app.state.wordgpt.finished) == done  # a GET made nothing run
     allowed = make(allowed_hosts=("mybox",))
     assert allowed.get("/api/runs", headers={"Host": "mybox:8000"}).status_code == 200
+
+
+def test_another_port_or_scheme_is_another_origin(srv):
+    """A page of another local server (another port) or of https is another site."""
+    root, make = srv
+    c, gen = make(), {"run": "s1", "max_new_tokens": 2}
+    for origin in ("http://127.0.0.1:9999", "http://localhost:3000", "https://127.0.0.1:8000",
+                   "http://localhost:8000", "http://127.0.0.1:x"):  # fmt: skip
+        for method, path, body in [("POST", "/api/generate", gen), ("GET", "/api/runs", None)]:
+            r = c.request(method, path, json=body, headers={"Origin": origin})
+            assert r.status_code == 403, (origin, path)
+    r = c.post("/api/generate", json=gen, headers={"Origin": "http://127.0.0.1:8000"})
+    assert r.status_code == 200  # its own page
+
+
+def test_a_linked_checkpoint_is_never_loaded(srv, tmp_path, monkeypatch):
+    """A best.pt that is a link to another run's model: that model is never loaded."""
+    from wordgpt.use import loaded
+
+    root, make = srv
+    elsewhere = tmp_path / "elsewhere"
+    shutil.copytree(root / "s1", elsewhere)
+    shutil.copytree(root / "s1", root / "lnk")
+    for name in ("best.pt", "last.pt"):
+        (root / "lnk" / name).unlink()
+    (root / "lnk" / "best.pt").symlink_to(elsewhere / "best.pt")
+    calls = []
+    monkeypatch.setattr(loaded, "load", lambda *a, **k: calls.append(a))
+    r = make().post("/api/generate", json={"run": "lnk", "max_new_tokens": 3})
+    assert r.status_code == 404 and "never followed" in r.json()["detail"] and not calls
 
 
 def test_a_link_in_a_run_folder_is_never_followed(srv, tmp_path):

@@ -141,6 +141,23 @@ class RunDir:
         self._lock_fd = fd
         remove_stale_temps(self.base)
 
+    def training_pid(self) -> int | None:
+        """The PID of the training that holds this folder now, None when none does (the
+        lock is tried, never taken)."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return None
+        except BlockingIOError:
+            pid = self._holder()
+            return int(pid) if pid.isdigit() else -1
+        finally:
+            os.close(fd)
+
     def _holder(self) -> str:
         try:
             return (self.path / ".lock").read_text(errors="replace").strip() or "unknown"

@@ -16,6 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..fileio import atomic_write, read_json_object
+from ..runs.folder import RunDir
 from ..runs.metrics import read_metrics
 from ..version import package_version
 from .copies import copy_figures
@@ -57,6 +58,9 @@ def gather(m: Model) -> dict:
     the whole val split and three seeded samples."""
     run = m.run_dir
     cfg, summary = read_json_object(run / "config.json"), read_json_object(run / "summary.json")
+    if state := training_state(run, summary):  # summary.json tells of an earlier training
+        kept = ("params", "flops_per_token", "device", "dtype", "preset", "recipe", "init_from")
+        summary = {**{k: summary.get(k) for k in kept}, **state}
     data_dir = Path(m.config.get("data_dir") or "")
     meta = read_json_object(data_dir / "meta.json")
     ev = m.evaluate("val", progress=True).to_dict() if meta else None
@@ -89,6 +93,25 @@ def gather(m: Model) -> dict:
         "copies": copies,
         "machine": machine(),
     }
+
+
+def training_state(run: Path, summary: dict) -> dict:
+    """What summary.json cannot say: that the run is training now (its latest step and time,
+    from metrics.csv), or that its latest training ended without writing a summary (killed):
+    summary.json then tells of an earlier one."""
+    rows = read_metrics(run / "metrics.csv", quiet=True)
+    last = rows[-1] if rows else {}
+    now = {
+        "step": int(last.get("step", 0)),
+        "elapsed_s": float(last.get("elapsed_s", 0)),
+        "tokens": int(last.get("tokens", 0)),
+        "best_val": min((float(r["val_loss"]) for r in rows), default=None),
+    }
+    if (pid := RunDir(run).training_pid()) is not None:
+        return {**now, "stopped": None, "running": pid}
+    if rows and summary and int(summary.get("step", -1)) < now["step"]:
+        return {**now, "stopped": "interrupted (its latest training wrote no summary)"}
+    return {}
 
 
 def write_report(run_dir: str | Path, which: str = "best") -> tuple[Path, Path]:

@@ -81,9 +81,19 @@ def training_rows(r: dict) -> list[tuple[str, str]]:
         ("time, speed", speed),
         ("MFU", f"{_num(t.get('mfu'), '.1%')} of {peak} GFLOP/s"),
         ("device, dtype", f"{t.get('device')}, {t.get('dtype')}"),
-        ("stopped", f"{t.get('stopped')} (best val loss {_num(t.get('best_val'), '.4f')})"),
+        ("stopped", stopped_text(t)),
         ("started from", _e(f"{init['run']} (step {init['step']})") if init else "random weights"),
     ]
+
+
+def stopped_text(t: dict) -> str:
+    """Why the run stopped, or that it is still training (a report made during training)."""
+    if t.get("running") is not None:
+        return (
+            f"still training (pid {t['running']}): step {_num(t.get('step'))} after "
+            f"{_num(t.get('elapsed_s'), ',.0f')} s when this report was made"
+        )
+    return f"{t.get('stopped')} (best val loss {_num(t.get('best_val'), '.4f')})"
 
 
 def machine_rows(r: dict) -> list[tuple[str, str]]:

@@ -19,7 +19,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, StreamingResponse
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ...config import SampleConfig
 from ...errors import WordGPTError
@@ -52,7 +52,10 @@ def _text(v: str) -> str:
 
 class GenerateRequest(BaseModel):
     """POST /api/generate: what to generate; left out means the CLI's default. An unset
-    seed is drawn by the server and reported, so a good generation can be had again."""
+    seed is drawn by the server and reported, so a good generation can be had again.
+    Every field is of its own type: true or "3" is no number (strict)."""
+
+    model_config = ConfigDict(strict=True)
 
     run: RunName
     prompt: str = ""
@@ -73,6 +76,8 @@ class GenerateRequest(BaseModel):
 
 
 class SamplesRequest(BaseModel):
+    model_config = ConfigDict(strict=True)
+
     run: RunName
     n: int = Field(default=3, ge=1, le=5)
     tokens: int = Field(default=40, ge=1, le=200)
@@ -81,6 +86,8 @@ class SamplesRequest(BaseModel):
 class WordsRequest(BaseModel):
     """Nearest words, or a map, from a run's own token embeddings (``model``) or the word
     vectors kept in its folder (``vectors``)."""
+
+    model_config = ConfigDict(strict=True)
 
     run: RunName
     source: Literal["model", "vectors"] = "model"
