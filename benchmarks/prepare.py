@@ -10,6 +10,11 @@ from /proc every 50 ms.
     python benchmarks/prepare.py --sizes 10 100 1000 --tokenizers word char bpe
     python benchmarks/prepare.py --wikipedia --sizes 10  # dump parsing, 1 and 2 workers
     python benchmarks/prepare.py --extractors            # the markup extractors, one core
+    python benchmarks/prepare.py --rare --sizes 4        # rare words: every <unk> spelled
+
+``--rare`` prepares two corpora where spelling dominates: one line of random letters with no
+space (a single token of ``mb`` MB) and random made-up words (almost every one new, so
+almost every token is an ``<unk>`` charged its spelling).
 """
 
 from __future__ import annotations
@@ -61,6 +66,24 @@ def wiki_corpus(mb: int, folder: Path) -> Path:
             f.write(pages)
         f.write(tail)
     return path
+
+
+def rare_corpora(mb: int, folder: Path) -> list[Path]:
+    """A single token of ``mb`` MB, and ``mb`` MB of made-up words (seeded, lower case)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    letters = np.frombuffer(b"abcdefghijklmnopqrstuvwxyz", dtype=np.uint8)
+    one = folder / f"one-token-{mb}mb.txt"
+    one.write_bytes(letters[rng.integers(0, 26, int(mb * 1e6))].tobytes() + b"\n")
+    words = folder / f"rare-words-{mb}mb.txt"
+    n = int(mb * 1e6 / 8)
+    lengths = rng.integers(3, 12, n)
+    chars = letters[rng.integers(0, 26, int(lengths.sum()))].tobytes().decode()
+    cuts = np.cumsum(lengths)[:-1]
+    text = " ".join(chars[a:b] for a, b in zip([0, *cuts], [*cuts, len(chars)], strict=True))
+    words.write_text("\n".join(text[i : i + 70] for i in range(0, len(text), 70)) + "\n")
+    return [one, words]
 
 
 def _tree_rss_kb(pid: int) -> int:
@@ -171,6 +194,10 @@ EXTRACTOR_COLUMNS = [
 ]
 
 
+def tokenizers(args) -> list[str]:
+    return ["word"] if args.wikipedia else ["word-sp"] if args.rare else args.tokenizers
+
+
 def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="+", default=[10, 100], help="MB of text")
@@ -178,6 +205,7 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--wikipedia", action="store_true", help="a dump instead of plain text")
     ap.add_argument("--extractors", action="store_true", help="time the two markup extractors")
+    ap.add_argument("--rare", action="store_true", help="one huge token; made-up words")
     ap.add_argument("--json", action="store_true")
     return ap.parse_args()
 
@@ -191,8 +219,11 @@ def main() -> None:
     rows = []
     try:
         for mb in args.sizes:
-            corpus = wiki_corpus(mb, root) if args.wikipedia else book_corpus(mb, root)
-            for tok in ["word"] if args.wikipedia else args.tokenizers:
+            if args.rare:
+                corpora = rare_corpora(mb, root)
+            else:
+                corpora = [wiki_corpus(mb, root) if args.wikipedia else book_corpus(mb, root)]
+            for corpus, tok in [(c, t) for c in corpora for t in tokenizers(args)]:
                 for w in args.workers:
                     out = root / f"out-{mb}-{tok}-{w}"
                     r = run(corpus, tok, w, out)

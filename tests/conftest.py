@@ -7,11 +7,18 @@ import pickle
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from wordgpt.config import DataConfig
 from wordgpt.corpus.build import prepare
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+
+# Hypothesis: `make test` (what CI runs) draws the same examples every time, so whether a
+# change lands never depends on chance; `make fuzz` explores at random, ten times as many.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+settings.register_profile("fuzz", derandomize=False, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 SHORT_TEXT = (
     "In a village of La Mancha, the name of which I have no desire to call to mind, "

@@ -35,6 +35,11 @@ def skip_unless(ok: bool, reason: str):
     return pytest.mark.skipif(not ok and not STRICT, reason=reason)
 
 
+def examples(n: int) -> int:
+    """``n`` hypothesis examples, ten times as many under ``make fuzz`` (the random profile)."""
+    return n * 10 if os.environ.get("HYPOTHESIS_PROFILE") == "fuzz" else n
+
+
 TINY_MODEL = {
     "block_size": 16,
     "n_layer": 2,

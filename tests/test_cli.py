@@ -235,3 +235,96 @@ def test_the_readmes_python_example_runs_as_a_script(tmp_path):
                        timeout=300, cwd=tmp_path)  # fmt: skip
     assert r.returncode == 0, r.stderr[-3000:]
     assert "bits" in r.stdout or re.search(r"\d\.\d{3}", r.stdout), r.stdout[-2000:]
+
+
+def test_every_option_shows_at_most_one_default():
+    """A flag's help names its default once: either click's or the text's own `[default: ...]`."""
+    import click
+
+    from wordgpt.cli import cli
+
+    def walk(command, ctx):
+        for p in command.params:
+            record = p.get_help_record(ctx)
+            if record:
+                yield ctx.command_path, record
+        for name, sub in getattr(command, "commands", {}).items():
+            yield from walk(sub, click.Context(sub, info_name=name, parent=ctx))
+
+    seen = list(walk(cli, click.Context(cli, info_name="wordgpt", **cli.context_settings)))
+    assert any("[default: a new sentence]" in r[1] for _, r in seen)
+    for where, record in seen:
+        assert record[1].count("[default:") <= 1, f"{where}: {record}"
+
+
+def test_the_python_api_explains_itself(run_dir, tmp_path, capsys):
+    """What a user exploring the package sees: the verbs in dir(), train's own parameters,
+    and one readable line for a model and for prepared data (never a torch module dump)."""
+    import inspect
+
+    import wordgpt
+
+    names = dir(wordgpt)
+    assert {"prepare", "train", "load", "Model", "TrainConfig"} <= set(names)
+    assert not {"Any", "Path", "annotations", "importlib", "TYPE_CHECKING"} & set(names)
+    params = inspect.signature(wordgpt.train).parameters
+    assert {"data_dir", "out", "preset", "resume", "overwrite"} <= set(params)
+    assert not any(p.kind is p.VAR_POSITIONAL for p in params.values())
+    m = wordgpt.load(run_dir)
+    line = repr(m)
+    assert "\n" not in line and "parameters" in line and str(run_dir) in line, line
+    assert f"step {m.step}" in line and "Linear" not in line
+    (tmp_path / "book.txt").write_text(SHORT_TEXT * 20)
+    p = wordgpt.prepare(tmp_path / "data", dataset=str(tmp_path / "book.txt"))
+    said = capsys.readouterr()
+    assert "vocabulary" in said.out + said.err  # prepare says what it wrote
+    assert "vocabulary" in repr(p) and str(p.out) in repr(p)
+
+
+def documented_commands() -> list[tuple[str, list[str]]]:
+    """Every ``wordgpt ...`` command in a code block of the README and the docs (also as
+    ``.venv/bin/wordgpt`` or ``python -m wordgpt.cli``), as (file, arguments)."""
+    import re
+    import shlex
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    found = []
+    for md in [root / "README.md", *sorted((root / "docs").glob("*.md"))]:
+        text = md.read_text(encoding="utf-8")
+        for block in re.findall(r"```[a-z]*\n(.*?)```", text, re.S):
+            for line in block.replace("\\\n", " ").splitlines():
+                line = line.strip().removeprefix("$ ")
+                m = re.match(r"(?:\S*/)?wordgpt\s+(.*)|.*-m wordgpt\.cli\s+(.*)", line)
+                if m:
+                    command = re.split(r"\s(?:\||&&|;|>|2>)\s", m.group(1) or m.group(2))[0]
+                    found.append((md.name, shlex.split(command, comments=True)))
+    return found
+
+
+def test_every_documented_command_parses(monkeypatch):
+    """The docs cannot drift from the CLI: each documented command's options and values are
+    accepted by the command it names (paths are not checked: they are the reader's)."""
+    import click
+
+    from wordgpt.cli import cli
+
+    def commands(group):
+        for sub in getattr(group, "commands", {}).values():
+            yield sub
+            yield from commands(sub)
+
+    for command in [cli, *commands(cli)]:
+        for p in command.params:
+            if type(p.type).__module__.startswith("wordgpt"):
+                monkeypatch.setattr(p, "type", click.STRING)
+    found = documented_commands()
+    assert len(found) >= 20 and {a[0] for _, a in found} >= {"prepare", "train", "sample"}
+    for where, args in found:
+        ctx = cli.make_context("wordgpt", list(args), resilient_parsing=False)
+        while isinstance(ctx.command, click.Group) and (ctx.protected_args or ctx.args):
+            name, sub, rest = ctx.command.resolve_command(ctx, [*ctx.protected_args, *ctx.args])
+            try:
+                ctx = sub.make_context(name, rest, parent=ctx)
+            except click.UsageError as e:
+                raise AssertionError(f"{where}: wordgpt {' '.join(args)}: {e}") from None

@@ -324,6 +324,16 @@ def test_prepare_prints_a_summary(corpus_file, tmp_path, capsys):
         assert word in out
 
 
+def test_the_preview_keeps_the_space_before_each_unk(tmp_path, capsys):
+    """With space-prefixed words an <unk> stands for a word and its space: the preview of the
+    first text shows "said <unk> <unk>," and never glues them ("said<unk><unk>,")."""
+    (tmp_path / "t.txt").write_text("it said quixotic hidalgo, it said. " * 2 + "the end, " * 40)
+    main(["prepare", "--dataset", str(tmp_path / "t.txt"), "--out", str(tmp_path / "d"),
+          "--tokenizer", "word", "--space-prefix", "--min-count", "3"])  # fmt: skip
+    first = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("first text"))
+    assert "said <unk> <unk>, it said" in first, first
+
+
 @pytest.mark.parametrize("words, dtype", [(65_000, "uint16"), (70_000, "uint32")])
 def test_token_files_are_uint32_when_the_vocabulary_does_not_fit_uint16(tmp_path, words, dtype):
     """prepare writes the ids with the dtype its vocabulary needs, and they read back: with

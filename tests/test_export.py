@@ -157,3 +157,22 @@ def test_export_says_when_it_takes_last_pt(run, tmp_path):
     (r2 / "best.pt").unlink()
     r = cli("export", r2, "--out", tmp_path / "hf")
     assert r.returncode == 0 and "no best.pt yet; reading last.pt (step 20)" in r.stderr
+
+
+def test_the_model_cards_example_runs_without_a_prompt_and_speaks_the_runs_language(exported):
+    """The card's Python block, run as a script with no terminal to answer a question: it ends
+    with exit 0, never asks to run custom code, and prompts with words of the run's own text;
+    a native GPT-2 needs no trust_remote_code at all."""
+    import re
+
+    name, _, out = exported
+    card = (out / "README.md").read_text(encoding="utf-8")
+    code = re.search(r"```python\n(.*?)```", card, re.S).group(1)
+    prompt = re.search(r'generate\("([^"]+)"', code).group(1)
+    assert prompt != "the knight" or "knight" in (out / "tokenizer.json").read_text()
+    assert ("trust_remote_code" in code) == (FORMAT.get(name) != "gpt2")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       stdin=subprocess.DEVNULL, timeout=300, cwd=out)  # fmt: skip
+    said = r.stdout + r.stderr
+    assert r.returncode == 0 and "Do you wish" not in said and "model of type" not in said, said
+    assert r.stdout.count(prompt) >= 2, r.stdout

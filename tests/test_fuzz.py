@@ -6,6 +6,7 @@ with exit code 0, or one ``error:`` line and exit code 2: never a traceback, nev
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -21,16 +22,15 @@ from wordgpt.runs import checkpoint
 from wordgpt.training.train import train
 from wordgpt.vectors.files import keyed_vectors, save_vectors
 
-from .helpers import need
+from .helpers import examples, need
 
 FAST = {"dtype": "fp32", "progress": False, "tensorboard": False, "report": False}
 
 CASE_SECONDS = 60
 FUZZ = settings(
-    max_examples=25,
+    max_examples=examples(25),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-    derandomize=True,
 )
 
 
@@ -126,7 +126,7 @@ COMMANDS = {
 }
 
 
-@settings(FUZZ, max_examples=80)
+@settings(FUZZ, max_examples=examples(80))
 @given(
     command=st.sampled_from(sorted(COMMANDS)),
     a=st.sampled_from(KINDS),
@@ -307,7 +307,7 @@ def _run_main(argv, capsys) -> tuple[int, str]:
     return code, capsys.readouterr().err
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=list(HealthCheck))
 @given(flag=st.sampled_from(TRAIN_NUMERIC), value=NUMBERS)
 @example(flag="--time-budget", value=-1)  # checked before the recipe for a budget is picked
 def test_any_value_of_any_numeric_train_option_is_accepted_or_one_line(
@@ -324,7 +324,7 @@ def test_any_value_of_any_numeric_train_option_is_accepted_or_one_line(
     assert not (out / "r").exists()
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=examples(40), deadline=None, suppress_health_check=list(HealthCheck))
 @given(flag=st.sampled_from(SAMPLE_NUMERIC), value=NUMBERS, n=st.integers(0, 3))
 @example(flag="--temperature", value=3.4028235677973366e38, n=1)  # past float32: NaN probs
 @example(flag="--top-p", value="x", n=1)  # a bad value: the error line, and nothing before it
@@ -344,3 +344,78 @@ def sample_run(word_data, tmp_path_factory):
     run = tmp_path_factory.mktemp("sample_run") / "run"
     train(word_data, run, preset="tiny", max_iters=5, **FAST)
     return run
+
+
+# ------------------------------------------------------------------ the server's JSON bodies
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=30),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+VALID = {
+    "/api/generate": {"run": "r", "max_new_tokens": 3},
+    "/api/samples": {"run": "r", "n": 1, "tokens": 3},
+    "/api/words/neighbors": {"run": "r", "query": "the", "n": 3},
+}
+FIELDS = {
+    "/api/generate": ["seed", "top_k", "top_p", "temperature", "max_new_tokens", "prompt"],
+    "/api/samples": ["n", "tokens"],
+    "/api/words/neighbors": ["n", "query", "source"],
+}
+EDGES = st.sampled_from([0, 1, -1, 2, 2**63, 1e-40, 0.5, "", "the", "model", None, True, []])
+
+
+def _body(route):
+    """A valid body for ``route`` with one to three fields changed to any value (edges first),
+    a stray field added or the run's name changed; now and then not an object at all."""
+    fields = st.sampled_from(FIELDS[route] + ["stray", "run"])
+    change = st.dictionaries(fields, EDGES | JSON, min_size=1, max_size=3)
+    changed = change.map(lambda c: {**VALID[route], **c})
+    return st.one_of(changed, changed, changed, JSON)
+
+
+@settings(FUZZ, max_examples=examples(60))
+@given(data=st.data(), route=st.sampled_from(sorted(FIELDS)))
+@example(data={"run": "r", "max_new_tokens": 3}, route="/api/generate")
+@example(data={"run": "r", "temperature": float("nan")}, route="/api/generate")
+@example(data={"run": "r", "max_new_tokens": 2**70}, route="/api/generate")
+@example(data=[{"run": "r"}], route="/api/samples")
+def test_any_json_body_is_answered_200_or_a_4xx_naming_the_field(
+    run, tmp_path_factory, data, route
+):
+    """Whatever JSON arrives (wrong types, huge numbers, NaN, strays, not an object), the
+    server answers 200 or a 4xx with a JSON detail: never a 500, never a hung request."""
+    need("fastapi")
+    from fastapi.testclient import TestClient
+
+    from wordgpt.use.serve.app import ServeConfig, create_app
+
+    root = tmp_path_factory.getbasetemp() / "fuzz-runs"
+    if not root.exists():
+        root.mkdir()
+        shutil.copytree(run, root / "r")
+    cfg = ServeConfig(root, max_new_tokens=8, time_limit_s=5)
+    c = TestClient(create_app(cfg), base_url="http://localhost", raise_server_exceptions=False)
+    body = data if isinstance(data, dict | list) else data.draw(_body(route))  # pinned or drawn
+    t = time.perf_counter()
+    r = c.post(
+        route,
+        content=json.dumps(body, allow_nan=True),
+        headers={"content-type": "application/json"},
+    )
+    assert r.status_code == 200 or 400 <= r.status_code < 500, (body, r.status_code, r.text)
+    if r.status_code != 200:
+        assert "detail" in r.json(), r.text
+    assert time.perf_counter() - t < CASE_SECONDS
+
+
+def test_ci_draws_the_same_examples_every_time():
+    """`make test` (what CI runs) loads the derandomized profile: whether a change lands never
+    depends on chance; `make fuzz` (HYPOTHESIS_PROFILE=fuzz) explores at random."""
+    if os.environ.get("HYPOTHESIS_PROFILE", "ci") == "ci":
+        assert settings.default.derandomize
+    else:
+        assert not settings.default.derandomize

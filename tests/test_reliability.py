@@ -195,6 +195,29 @@ def test_a_torn_metrics_csv_is_repaired_on_resume(word_data, trained):
     assert (trained / "loss.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_a_deleted_metrics_csv_before_resume_is_said(word_data, trained):
+    (trained / "metrics.csv").unlink()
+    r = train_cli(word_data, trained, "--resume", "--max-iters", "50")
+    assert r.returncode == 0, r.stderr
+    assert f"{trained}/metrics.csv is missing or empty" in r.stderr
+    steps = [
+        int(line.split(",")[0]) for line in (trained / "metrics.csv").read_text().splitlines()[1:]
+    ]
+    assert steps == [50]  # the curve starts again at the resume, and says so
+
+
+def test_eval_names_the_checkpoint_it_read_when_best_pt_is_missing(trained):
+    last = checkpoint.read(trained / "last.pt")["step"]
+    best = checkpoint.read(trained / "best.pt")["step"]
+    (trained / "best.pt").unlink()
+    r = cli("eval", trained, "--json")
+    assert r.returncode == 0, r.stderr
+    assert f"no best.pt yet; reading last.pt (step {last})" in r.stderr
+    record = json.loads(r.stdout)
+    assert record["checkpoint"] == "last.pt" and record["step"] == last
+    assert best <= last
+
+
 def test_stale_temporary_files_are_removed_at_the_next_start(word_data, trained):
     junk = [trained / ".last.pt.12345.tmp", trained / ".metrics.csv.999.tmp"]
     for j in junk:
@@ -312,6 +335,23 @@ def foreign(trained, tmp_path):
             "block_size must be at most",
         ),
         (["train", "--data", "{data}", "--out", "{tmp}/x", "--no-such-flag"], "no such option"),
+        (
+            ["train", "--data", "{data}", "--out", "{tmp}/x", "--batch-size", "100000000"],
+            "at most --batch-size",
+        ),
+        (
+            [
+                "train",
+                "--data",
+                "{data}",
+                "--out",
+                "{tmp}/x",
+                "--batch-size",
+                "100000000",
+                "--dry-run",
+            ],
+            "of activations",
+        ),
     ],
 )
 def test_bad_options_are_one_line_and_exit_2(word_data, trained, foreign, tmp_path, args, message):

@@ -128,7 +128,9 @@ def train(data_dir, preset, out, resume, overwrite, dry_run, trust_pickle, repor
 
 @click.command()
 @click.argument("run", type=RUN)
-@click.option("--prompt", default="", help="text to continue [default: a new sentence]")
+@click.option(
+    "--prompt", default="", show_default=False, help="text to continue [default: a new sentence]"
+)
 @checkpoint_option
 @device_option
 @click.option(

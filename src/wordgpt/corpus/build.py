@@ -20,7 +20,7 @@ from .clean_pass import CHUNK, clean_sources
 from .sources import resolve
 from .token_pass import encode_bpe, encode_known, encode_new_vocab
 from .tokenfiles import load_meta, load_split, load_tokenizer
-from .tokenizer import Tokenizer
+from .tokenizer import UNK, Tokenizer
 
 
 @dataclass(frozen=True)
@@ -201,8 +201,10 @@ def summary(p: Prepared, n_tokens: int = 20) -> str:
     m = p.meta
     tr, va = m["splits"]["train"], m["splits"]["val"]
     head = load_split(p.out, "train")[:n_tokens].tolist()
-    first = p.tokenizer.decode(head)
     pieces = [p.tokenizer.decode([i]) for i in head]
+    if getattr(p.tokenizer, "space_prefix", False):  # an <unk> stood for " word": show its space
+        pieces = [" " + t if t == UNK and n else t for n, t in enumerate(pieces)]
+    first = "".join(pieces)
     srcs = m.get("sources") or [m["source"]]
     where = (
         f"{srcs[0]['dataset']} ({srcs[0]['path']})"

@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 
 from ..config import ModelConfig, to_dict
+from ..corpus.tokenfiles import load_split
 from ..corpus.tokenizer import UNK, to_hf, unk_id
 from ..errors import WordGPTError
 from ..fileio import disk_error, read_json_object, temp_name
@@ -132,6 +133,7 @@ def model_card(m: Model, fmt: str, name: str) -> str:
     bpc = ev.get("bits_per_char") or summary.get("best_val_bits_per_char_estimate")
     measured = "measured by `wordgpt eval` over the whole val split" if ev else "estimated"
     remote = ", trust_remote_code=True" if fmt == "wordgpt" else ""
+    prompt = example_prompt(m)
     lines = [
         f"# {run.name}: a small GPT trained with wordgpt",
         "",
@@ -145,15 +147,35 @@ def model_card(m: Model, fmt: str, name: str) -> str:
         f"- val bits per character: {bpc:.4f} ({measured})" if bpc else "- val bits/char: -",
         "",
         "```python",
-        "from transformers import AutoModelForCausalLM, AutoTokenizer",
-        f'tok = AutoTokenizer.from_pretrained("{name}")',
+        "from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline",
+        "",
+        f'generate = pipeline("text-generation", model="{name}"{remote})',
+        f'print(generate("{prompt}", max_new_tokens=30, do_sample=True)[0]["generated_text"])',
+        "",
+        f'tok = AutoTokenizer.from_pretrained("{name}"{remote})',
         f'model = AutoModelForCausalLM.from_pretrained("{name}"{remote})',
-        'ids = tok("the knight", return_tensors="pt").input_ids',
+        f'ids = tok("{prompt}", return_tensors="pt").input_ids',
         "print(tok.decode(model.generate(ids, max_new_tokens=30, do_sample=True)[0]))",
         "```",
         "",
+        "A native GPT-2 loads with no code of its own; any other form carries its model code "
+        "(`modeling_wordgpt.py`), hence `trust_remote_code=True`."
+        if fmt == "wordgpt"
+        else "A native `GPT2LMHeadModel`: it loads with no code of its own.",
+        "",
     ]
     return "\n".join(lines)
+
+
+def example_prompt(m: Model) -> str:
+    """A prompt in the run's own language: the first two words that start a sentence of its
+    val text (its tokenizer's decoding), or "the" when the data folder is gone."""
+    try:
+        ids = load_split(m.data_dir, "val", check_ids=False)[:5000].tolist()
+    except (OSError, WordGPTError, TypeError):
+        return "the"
+    found = re.search(r"[.!?]\s+([^\W\d_]+ [^\W\d_]+)", m.tokenizer.decode(ids))
+    return found.group(1) if found else "the"
 
 
 # ------------------------------------------------------------------------ tokenizer
