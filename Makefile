@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 DATA    ?= don-quixote
 export MPLBACKEND := Agg
 
-.PHONY: setup demo test lint format bench clean
+.PHONY: setup demo test test-fast fuzz format bench clean
 
 setup: $(STAMP)
 
@@ -26,6 +26,21 @@ test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks docs
 	$(BIN)/ruff format --check src tests benchmarks docs
 	$(BIN)/python -m pytest
+
+# The unit tests on tiny configs, a few minutes on 2 cores: what to run while changing code.
+# `make test` runs everything (what CI runs); the CLI, DDP, serve, export, the notebook, the
+# demo and the fuzz are in it only.
+FAST := config tokenizers corpus spelling data model trainer generate copies recipes device \
+        layout init_from embeddings
+test-fast: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks docs
+	$(BIN)/python -m pytest $(FAST:%=tests/test_%.py)
+
+# Random exploration: hypothesis draws new examples each time, ten times as many as CI's
+# fixed ones. A failure prints the example (and a @reproduce_failure blob) to pin in the test.
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest tests/test_fuzz.py tests/test_tokenizers.py \
+		tests/test_corpus.py tests/test_spelling.py tests/test_export.py
 
 format: $(STAMP)
 	$(BIN)/ruff format src tests benchmarks docs

@@ -28,6 +28,7 @@ from wordgpt.runs import checkpoint
 from wordgpt.training.train import train
 
 from .conftest import book_path, needs_book
+from .helpers import examples
 
 PIECES = [
     "*** START OF THE PROJECT GUTENBERG EBOOK X ***",
@@ -63,7 +64,7 @@ CONFIGS = [
     DataConfig(strip_gutenberg=False, skip_front_matter=False),
 ]
 START = BOOKS["don-quixote"].start
-FAST = settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
+FAST = settings(max_examples=examples(80), deadline=None, suppress_health_check=list(HealthCheck))
 
 
 def pieces_of(text: str, sizes: list[int]) -> list[str]:
@@ -153,7 +154,7 @@ WORDS = st.lists(
 ).map(" ".join)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=examples(25), deadline=None, suppress_health_check=list(HealthCheck))
 @given(
     text=WORDS,
     chunk=st.integers(2, 40),

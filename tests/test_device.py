@@ -47,10 +47,12 @@ def test_the_probe_takes_the_best_of_interleaved_rounds(quiet_machine):
     assert (r["fp32_s"], r["bf16_s"], r["bf16"], r["quiet"]) == (1.0, 0.6, True, True)
 
 
-def test_a_quiet_answer_is_cached_and_not_measured_again(quiet_machine):
+def test_a_quiet_answer_is_cached_and_not_measured_again(quiet_machine, capsys):
     assert device.cpu_prefers_bf16("w", FakeTimer([1.0] * 3, [0.5] * 3))
+    assert "timing fp32 against bf16" in capsys.readouterr().out  # a wait is announced
     again = FakeTimer([], [])
     assert device.cpu_prefers_bf16("w", again) and again.calls == 0
+    assert "timing" not in capsys.readouterr().out  # and a cached answer is silent
     (entry,) = json.loads(quiet_machine.read_text()).values()
     assert entry["bf16"] is True
     other = FakeTimer([0.5] * 3, [1.0] * 3)  # another workload is measured on its own

@@ -17,7 +17,7 @@ import wordgpt
 from wordgpt.corpus import tokenizer as tokenizers
 from wordgpt.training.train import train
 
-from .helpers import cli, need, one_line_error
+from .helpers import cli, examples, need, one_line_error
 
 transformers = need("transformers")
 
@@ -110,7 +110,7 @@ def test_char_and_bpe_tokenizers_export_with_the_same_ids(kind, corpus_file):
     assert hf.decode(hf.encode(text).ids) == text
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(
     text=st.text(alphabet=st.characters(exclude_categories=("Cs", "Cn")), max_size=60),
     space_prefix=st.booleans(),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -329,6 +330,8 @@ def test_the_page_streams_stops_shows_seeds_runs_side_by_side_and_maps_words(
         driver.get((runs_dir / "demo" / "report.html").as_uri())  # the report opens from disk
         assert driver.find_element(By.TAG_NAME, "h1").text.endswith("demo")
         assert driver.find_elements(By.TAG_NAME, "svg")
+        assert not (cut := text_outside_its_svg(driver)), cut
+        assert "<unk>" in driver.find_element(By.TAG_NAME, "body").text  # its val row's label
     finally:
         driver.quit()
 
@@ -405,7 +408,37 @@ def runs_side_by_side(driver, wait) -> None:
     for tick in driver.find_elements(By.CSS_SELECTOR, "#runs-table .tick"):
         tick.click()  # both runs, side by side
     wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#compare-chart path.curve")) == 2)
+    for chart in ("#loss-chart", "#compare-chart"):  # the axis title clear of the top value
+        assert not (pairs := overlapping_text(driver, f"{chart} text")), pairs
+    cells = [c.text for c in driver.find_elements(By.CSS_SELECTOR, "#runs-table tbody td")]
+    assert not [c for c in cells if re.fullmatch(r"\d{4,}", c)], cells  # 1,234 not 1234
     shot(driver, "serve-runs.png")
+
+
+OVERLAPS = """
+const boxes = [...document.querySelectorAll(arguments[0])].map((e) => {
+  const b = e.getBoundingClientRect(); return [b.left, b.top, b.right, b.bottom, e.textContent];
+});
+const out = [];
+boxes.forEach((a, i) => boxes.slice(i + 1).forEach((b) => {
+  if (a[0] < b[2] && b[0] < a[2] && a[1] < b[3] && b[1] < a[3]) out.push([a[4], b[4]]);
+}));
+return out;
+"""
+
+
+def overlapping_text(driver, selector: str) -> list:
+    """Pairs of texts matched by ``selector`` whose boxes overlap on the page."""
+    return driver.execute_script(OVERLAPS, selector)
+
+
+def text_outside_its_svg(driver) -> list:
+    """Texts drawn past the right edge of their svg (a legend cut off)."""
+    return driver.execute_script(
+        "return [...document.querySelectorAll('svg text')].filter((t) => "
+        "t.getBoundingClientRect().right > t.ownerSVGElement.getBoundingClientRect().right + 1)"
+        ".map((t) => t.textContent);"
+    )
 
 
 def words_and_their_map(driver, wait) -> None:
@@ -418,6 +451,8 @@ def words_and_their_map(driver, wait) -> None:
     assert driver.find_elements(By.CSS_SELECTOR, "#map circle.query")  # the word asked for
     driver.find_element(By.ID, "neighbors").click()
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#neighbors-list li"))
+    assert driver.find_elements(By.CSS_SELECTOR, "#map text.query-label")
+    assert not (pairs := overlapping_text(driver, "#map text")), pairs
     shot(driver, "serve-words.png")
 
 

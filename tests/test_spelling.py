@@ -19,11 +19,13 @@ from wordgpt.corpus.spelling import Spelling
 from wordgpt.corpus.tokenfiles import load_meta, load_split
 from wordgpt.training.train import train
 
+from .helpers import examples
+
 QUIET = {"progress": False, "tensorboard": False, "dtype": "fp32", "report": False}
 WORDS = st.text(alphabet="abcdefghijklmnopqrstuvwxyz ", min_size=1, max_size=12)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(types=st.lists(WORDS, min_size=1, max_size=30), history=st.text(max_size=6))
 def test_the_spelling_model_is_a_distribution_after_any_history(types, history):
     model = Spelling(types)
@@ -143,7 +145,9 @@ def test_bits_per_char_are_the_models_bits_plus_the_spelling_worked_by_hand(craf
 
 
 @settings(
-    max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(8),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(
     words=st.lists(

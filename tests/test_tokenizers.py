@@ -12,12 +12,13 @@ from wordgpt.corpus.tokenizer import UNK, BPETokenizer, CharTokenizer, WordToken
 from wordgpt.errors import WordGPTError
 
 from .conftest import SHORT_TEXT
+from .helpers import examples
 
 texts = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=0, max_size=200)
 
 
 @given(texts, st.booleans())
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 def test_word_round_trip(text, space_prefix):
     tok = WordTokenizer.train(text, space_prefix=space_prefix)
     assert tok.decode(tok.encode(text)) == text
@@ -25,7 +26,7 @@ def test_word_round_trip(text, space_prefix):
 
 
 @given(texts)
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 def test_char_round_trip(text):
     tok = CharTokenizer.train(text)
     assert tok.decode(tok.encode(text)) == text
@@ -37,7 +38,7 @@ def bpe():
 
 
 @given(texts)
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 def test_bpe_round_trip_on_any_text(bpe, text):
     """Byte-level: even text the BPE never saw (non-ASCII, emoji, CJK) round-trips."""
     assert bpe.decode(bpe.encode(text)) == text

@@ -174,6 +174,46 @@ def test_the_time_budget_stops_the_run(word_data, tmp_path):
     assert r.stopped == "time_budget" and 0.75 <= r.elapsed_s <= 1.5 + 1.0
 
 
+@pytest.fixture(scope="module")
+def book_data(tmp_path_factory):
+    """Don Quixote as space-prefixed words (a whole val split of 47,602 tokens)."""
+    from .conftest import book_path
+
+    if book_path() is None:
+        pytest.skip("set WORDGPT_DATA_DIR to a folder with don_quixote.txt")
+    out = tmp_path_factory.mktemp("dq")
+    wordgpt.prepare(out, dataset="don-quixote", overwrite=True, progress=False)
+    return out
+
+
+@pytest.mark.parametrize("busy", [False, True], ids=["quiet", "another-process-busy"])
+def test_a_time_budget_is_the_wall_time_of_the_whole_command(book_data, tmp_path, busy):
+    """`wordgpt train --time-budget 20` ends within 25 s of wall time, start-up, the final
+    evaluation and the report included, also while another process keeps a core busy; what
+    the report had no time for it names."""
+    import subprocess
+    import sys
+    import time
+
+    from .helpers import cli
+
+    burner = None
+    if busy:
+        burner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        t = time.perf_counter()
+        r = cli("train", "--data", book_data, "--out", tmp_path / "run", "--preset", "tiny",
+                "--time-budget", "20", "--no-progress", timeout=120)  # fmt: skip
+        wall = time.perf_counter() - t
+    finally:
+        if burner is not None:
+            burner.kill()
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert wall <= 25, f"{wall:.1f} s for a 20 s budget\n{r.stdout[-1500:]}{r.stderr[-1500:]}"
+    report = (tmp_path / "run" / "report.md").read_text(encoding="utf-8")
+    assert "whole split" in report or "left out for the time budget" in report
+
+
 def test_unknown_settings_and_shape_changes_on_resume_are_errors(word_data, tmp_path):
     with pytest.raises(WordGPTError, match="unknown setting"):
         train(word_data, tmp_path, preset="tiny", n_layers=3)

@@ -196,6 +196,16 @@ def prepare_corpus(
     }
 
 
+def split_text(split: dict) -> str:
+    """How a data folder's val split was taken (meta.json's ``split``), in words."""
+    if split.get("method") == "articles":
+        n = split["articles"]
+        return (
+            f"every {split['every']}th article to val ({n['val']:,} of {n['val'] + n['train']:,})"
+        )
+    return f"the last {split.get('val_fraction', 0.1):.0%} of each file to val"
+
+
 def summary(p: Prepared, n_tokens: int = 20) -> str:
     """The lines ``wordgpt prepare`` prints."""
     m = p.meta
@@ -211,13 +221,7 @@ def summary(p: Prepared, n_tokens: int = 20) -> str:
         if len(srcs) == 1
         else f"{len(srcs)} files ({srcs[0]['path']}, ...)"
     )
-    split = m.get("split", {})
-    how = (
-        f"every {split['every']}th article to val ({split['articles']['val']:,} of "
-        f"{split['articles']['val'] + split['articles']['train']:,})"
-        if split.get("method") == "articles"
-        else f"the last {split.get('val_fraction', 0.1):.0%} of each file to val"
-    )
+    how = split_text(m.get("split", {}))
     lines = [
         f"source        {where}",
         f"split         {how}",

@@ -23,6 +23,7 @@ import torch
 
 from ..errors import WordGPTError
 from ..fileio import atomic_write, cache_dir
+from ..logs import log
 
 BF16_MARGIN = 0.9
 """bf16 must take at most this fraction of fp32's time to be chosen (fp32 wins ties)."""
@@ -276,6 +277,7 @@ def cpu_prefers_bf16(workload: str, timer: Callable[[torch.dtype | None], float]
     cache, key = ProbeCache("dtype-probe"), f"{machine_key()} | {workload}"
     if isinstance(cached := cache.get(key), dict) and "bf16" in cached:
         return bool(cached["bf16"])
+    log.info("timing fp32 against bf16 on this CPU for this model (a few seconds, once)")
     result = probe_cpu_dtype(timer)
     if result["quiet"]:  # an answer measured on a busy machine is used once, never kept
         cache.put(key, result)

@@ -151,7 +151,7 @@ def train(
                     trainer.close()
                 p.run.unlock()
             if report and d.master:
-                write_run_report(p.run.path)
+                write_run_report(p.run.path, report_deadline(p, started, clock))
             d.barrier()  # every rank done before the process group goes
             if result.stopped.startswith("signal"):
                 raise InterruptError(
@@ -818,13 +818,24 @@ def finish(p: Plan, trainer: Trainer, stopped: str, d: Dist, peak: float | None)
     )
 
 
-def write_run_report(run_dir: Path) -> None:
-    """The run's report; a run is complete without it (``wordgpt report RUN`` writes it)."""
+def report_deadline(p: Plan, started: float, clock: Callable[[], float]) -> float | None:
+    """When the report must be done (a ``time.perf_counter()`` reading): a time budget is the
+    whole run's wall time, the report included; None without one."""
+    budget = p.train.stop.time_budget
+    if budget is None:
+        return None
+    return time.perf_counter() + max(budget - (clock() - started), 0.0)
+
+
+def write_run_report(run_dir: Path, deadline: float | None = None) -> None:
+    """The run's report; a run is complete without it (``wordgpt report RUN`` writes it).
+    With a ``deadline`` what would not be done by then is left out, and the report says so."""
     from ..use.report import write_report
 
-    log.info("writing the report: the whole val split and three samples")
+    what = "the whole val split and three samples"
+    log.info(f"writing the report: {what}{', as the time budget allows' if deadline else ''}")
     try:
-        page, _ = write_report(run_dir)
+        page, _ = write_report(run_dir, deadline=deadline)
         log.info(f"report: {page}")
     except WordGPTError as e:
         log.warning(f"warning: no report written ({e}); `wordgpt report RUN` writes it later")

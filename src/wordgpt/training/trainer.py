@@ -87,6 +87,11 @@ def passes(st: TrainState, train_tokens: int) -> float:
     return st.tokens / max(train_tokens, 1)
 
 
+REPORT_SHARE = 0.25
+"""A time budget keeps at most this share for the report's evaluation of the whole val
+split; a split that would take longer is left out of a budgeted run's report."""
+
+
 def train_until(st: TrainState, cfg: TrainConfig) -> float:
     """The seconds of a time budget that training may use: the budget less what the end of
     the run will take (at most half of it)."""
@@ -169,7 +174,10 @@ class Trainer:
         speed of its loss estimate, and ``slack`` seconds (agreed: rank 0's measure)."""
         st, c = self.state, self.cfg
         estimated = 2 * c.eval.eval_iters * c.batch_size * self.block  # train and val
-        reserve = seconds + final_tokens * seconds / max(estimated, 1) + slack
+        final = final_tokens * seconds / max(estimated, 1)
+        if c.stop.time_budget and final > REPORT_SHARE * c.stop.time_budget:
+            final = 0.0  # the report leaves the whole-split evaluation out (it says so)
+        reserve = seconds + final + slack
         st.eval_cost, st.reserve = self.dist.sync([seconds, reserve], ["rank0", "rank0"])
 
     def epochs_done(self) -> float:

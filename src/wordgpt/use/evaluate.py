@@ -10,6 +10,7 @@ it (:mod:`wordgpt.corpus.spelling`). The share of <unk> tokens goes beside every
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -62,10 +63,13 @@ def total_nll(
     batch_size: int = 16,
     device: str | torch.device = "cpu",
     progress: bool = False,
+    deadline: float | None = None,
 ) -> tuple[float, int]:
     """Sum of the cross-entropy (nats) of predicting ``data[1:]``, in consecutive windows of
     ``block_size`` tokens (each token is predicted once, from the window it falls in); a
-    progress bar on a terminal when asked."""
+    progress bar on a terminal when asked. With a ``deadline`` (a ``time.perf_counter()``
+    reading) it raises :class:`OutOfTimeError` after its first batch when, at that batch's speed,
+    the split would not be done by then."""
     n = len(data) - 1
     full = n // block_size
     total, count = 0.0, 0
@@ -83,8 +87,13 @@ def total_nll(
             s = starts[i : i + batch_size]
             rows = torch.from_numpy(data[s[:, None] + np.arange(block_size + 1)].astype(np.int64))
             rows = rows.to(device)
+            t = time.perf_counter()
             total += model(rows[:, :-1], rows[:, 1:], reduction="sum").item()
             count += rows[:, 1:].numel()
+            if deadline is not None and i == 0:
+                batches = math.ceil(full / batch_size) + 1
+                if t + (time.perf_counter() - t) * batches > deadline:
+                    raise OutOfTimeError(f"the whole split would take about {batches} batches more")
         if (rest := n - full * block_size) > 0:
             row = torch.from_numpy(data[full * block_size :].astype(np.int64))[None].to(device)
             total += model(row[:, :-1], row[:, 1:], reduction="sum").item()
@@ -92,6 +101,10 @@ def total_nll(
     finally:
         model.train(was_training)
     return total, count
+
+
+class OutOfTimeError(Exception):
+    """An evaluation that would not end by its deadline (it stops after one batch)."""
 
 
 def evaluate(
@@ -103,10 +116,11 @@ def evaluate(
     batch_size: int = 16,
     device="cpu",
     progress: bool = False,
+    deadline: float | None = None,
 ) -> EvalResult:
     """The whole split's figures; ``counts`` is the split's entry of meta.json (characters,
     tokens, <unk>s and their spelling bits)."""
-    nll, n = total_nll(model, data, block_size, batch_size, device, progress)
+    nll, n = total_nll(model, data, block_size, batch_size, device, progress, deadline)
     loss, chars, spell = nll / max(n, 1), counts["chars"], counts.get("unk_spell_bits", 0.0)
     return EvalResult(
         split,

@@ -86,9 +86,11 @@ class Model:
         data_dir: str | Path | None = None,
         batch_size: int = 16,
         progress: bool = False,
+        deadline: float | None = None,
     ) -> EvalResult:
         """Loss, perplexity and bits per character over the whole ``split`` (a progress bar
-        on a terminal with ``progress``)."""
+        on a terminal with ``progress``). With a ``deadline`` (a ``time.perf_counter()``
+        reading) it raises ``OutOfTimeError`` early when the split would not be done by then."""
         data_dir = Path(data_dir or self.config["data_dir"])
         meta = load_meta(data_dir)
         if checkpoint.tokenizer_json(load_tokenizer(data_dir)) != (
@@ -106,6 +108,7 @@ class Model:
             batch_size,
             self.device,
             progress,
+            deadline,
         )
 
     def evaluate_text(self, path: str | Path, encoding: str | None = None) -> EvalResult:

@@ -12,6 +12,7 @@ import html
 import os
 import platform
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from ..runs.folder import RunDir
 from ..runs.metrics import read_metrics
 from ..version import package_version
 from .copies import copy_figures
+from .evaluate import OutOfTimeError
 from .generate import SHOWCASE
 from .loaded import Model, load
 
@@ -53,9 +55,15 @@ def machine() -> dict:
     }
 
 
-def gather(m: Model) -> dict:
+def gather(m: Model, deadline: float | None = None) -> dict:
     """Every figure of the report, from the run folder, its data folder, an evaluation of
-    the whole val split and three seeded samples."""
+    the whole val split and three seeded samples. With a ``deadline`` (a
+    ``time.perf_counter()`` reading: a time budget's end) the parts that would not end by
+    then are left out, and ``left_out`` names them."""
+
+    def in_time(seconds: float = 0.0) -> bool:
+        return deadline is None or time.perf_counter() + seconds < deadline
+
     run = m.run_dir
     cfg, summary = read_json_object(run / "config.json"), read_json_object(run / "summary.json")
     if state := training_state(run, summary):  # summary.json tells of an earlier training
@@ -63,13 +71,24 @@ def gather(m: Model) -> dict:
         summary = {**{k: summary.get(k) for k in kept}, **state}
     data_dir = Path(m.config.get("data_dir") or "")
     meta = read_json_object(data_dir / "meta.json")
-    ev = m.evaluate("val", progress=True).to_dict() if meta else None
-    samples = []
+    ev, left_out, samples = None, [], []
+    try:
+        ev = m.evaluate("val", progress=True, deadline=deadline).to_dict() if meta else None
+    except OutOfTimeError:
+        left_out.append("the whole val split's evaluation")
+    began = time.perf_counter()
     for seed in range(1, SAMPLES + 1):
+        if not in_time():
+            left_out.append(f"samples {seed}-{SAMPLES}")
+            break
         g = m.generate("", replace(SHOWCASE, seed=seed))
         found = g.copies.to_dict() if g.copies is not None else None
         samples.append({"seed": seed, "text": g.text, "copies": found})
-    copies = copy_figures(m, samples=SAMPLES, tokens=SHOWCASE.max_new_tokens) if meta else None
+    copies = None
+    if meta and in_time(2 * (time.perf_counter() - began) * SAMPLES / max(len(samples), 1)):
+        copies = copy_figures(m, samples=SAMPLES, tokens=SHOWCASE.max_new_tokens)
+    elif meta:
+        left_out.append("the copy figures")
     return {
         "run": str(run),
         "data": {
@@ -92,6 +111,7 @@ def gather(m: Model) -> dict:
         "samples": samples,
         "copies": copies,
         "machine": machine(),
+        "left_out": left_out,
     }
 
 
@@ -114,12 +134,15 @@ def training_state(run: Path, summary: dict) -> dict:
     return {}
 
 
-def write_report(run_dir: str | Path, which: str = "best") -> tuple[Path, Path]:
-    """Write RUN/report.html and RUN/report.md; returns their paths."""
+def write_report(
+    run_dir: str | Path, which: str = "best", deadline: float | None = None
+) -> tuple[Path, Path]:
+    """Write RUN/report.html and RUN/report.md; returns their paths. With a ``deadline``
+    (see :func:`gather`) what would not end by then is left out, and the report says so."""
     from .report_page import markdown, page
 
     m = load(run_dir, which, device="cpu")
-    r = gather(m)
+    r = gather(m, deadline)
     run = m.run_dir
     atomic_write(run / "report.html", page(r))
     atomic_write(run / "report.md", markdown(r))

@@ -6,6 +6,8 @@ from __future__ import annotations
 import html
 import json
 
+from ..corpus.build import split_text
+
 STYLE = """
 body{font:15px/1.5 system-ui,sans-serif;max-width:960px;margin:2rem auto;padding:0 1rem;
 color:#1d1d1f}h1{color:#a0282d;font-size:1.4rem}h2{font-size:1.1rem;border-bottom:1px solid
@@ -50,9 +52,9 @@ def data_rows(r: dict) -> list[tuple[str, str]]:
         (
             "val",
             f"{_num(va.get('tokens'))} tokens, {_num(va.get('chars'))} characters, "
-            f"<unk> {_num(va.get('unk_share', 0), '.2%')}",
+            f"&lt;unk&gt; {_num(va.get('unk_share', 0), '.2%')} of its tokens",
         ),
-        ("split", _e(json.dumps(d.get("split_rule")))),
+        ("split", _e(split_text(d.get("split_rule") or {}))),
     ]
 
 
@@ -118,6 +120,17 @@ def evaluation_rows(r: dict) -> list[tuple[str, str]]:
             ("loss, perplexity", f"{ev['loss']:.4f} nats per token, {ev['perplexity']:.2f}"),
             ("<unk> share", f"{ev['unk_share']:.2%} of the val tokens"),
         ]
+    elif (est := r["training"].get("best_val_bits_per_char_estimate")) is not None:
+        out.append(
+            ("val bits per character", f"{est:.4f} (estimated on the training's loss batches)")
+        )
+    if r.get("left_out"):
+        out.append(
+            (
+                "left out for the time budget",
+                _e(", ".join(r["left_out"]) + " (wordgpt report RUN writes them)"),
+            )
+        )
     if c:
         share = (
             f"samples {c['sample_ngrams_in_train']:.1%}, the val split's own text "
@@ -150,8 +163,11 @@ def curve_svg(points: list[list[tuple[float, float]]], names, ylabel: str, w=900
     for i, (s, name) in enumerate(zip(points, names, strict=True)):
         d = " ".join(f"{'L' if j else 'M'}{sx(a):.1f},{sy(b):.1f}" for j, (a, b) in enumerate(s))
         parts.append(f'<path d="{d}" fill="none" stroke="{colours[i]}" stroke-width="2"/>')
-        parts.append(f'<text x="{w - 90}" y="{20 + 16 * i}" fill="{colours[i]}">{_e(name)}</text>')
-    parts.append(f'<text x="50" y="{h - 8}" font-size="12">step {x0:g} to {x1:g}</text>')
+        parts.append(
+            f'<text x="{w - 6}" y="{20 + 16 * i}" text-anchor="end" fill="{colours[i]}">'
+            f"{_e(name)}</text>"
+        )
+    parts.append(f'<text x="50" y="{h - 8}" font-size="12">step {x0:,.0f} to {x1:,.0f}</text>')
     parts.append(f'<text x="4" y="14" font-size="12">{_e(ylabel)}: {y0:.3g} to {y1:.3g}</text>')
     return "".join(parts) + "</svg>"
 
@@ -185,7 +201,8 @@ def page(r: dict) -> str:
         f"wordgpt report</title><style>{STYLE}</style></head><body><h1>{_e(r['run'])}</h1>"
         + "".join(sections[:3])
         + f"<h2>Curves</h2>{loss}{lr}<h2>Evaluation</h2>{table(evaluation_rows(r))}"
-        + f"<h2>Samples (seeds 1-{len(r['samples'])}; copied spans marked)</h2>{samples}"
+        + f"<h2>Samples (seeds 1-{len(r['samples'])}; copied spans marked)</h2>"
+        + (samples or "<p>none: left out for the time budget</p>")
         + sections[3]
         + f'<script type="application/json" id="report-data">{data}</script></body></html>'
     )

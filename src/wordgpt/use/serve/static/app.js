@@ -179,7 +179,7 @@ async function loadRuns() {
     first.appendChild(tick);
     tr.appendChild(first);
     const cells = [r.name, r.dataset, r.tokenizer, r.preset || "–", r.shape,
-      r.params ? r.params.toLocaleString() : "–", r.steps, fmt(r.best_val_loss),
+      r.params ? r.params.toLocaleString() : "–", (r.steps ?? 0).toLocaleString(), fmt(r.best_val_loss),
       r.val_bits_per_char === null ? "–" : fmt(r.val_bits_per_char) + (r.bpc_measured ? "" : " (est.)"),
       r.val_unk_share === null ? "–" : (100 * r.val_unk_share).toFixed(2) + " %"];
     for (const c of cells) {
@@ -237,7 +237,7 @@ function lineChart(svg, series, xlabel, ylabel) {
   svg.textContent = "";
   const all = series.flatMap((s) => s.pts).filter((p) => Number.isFinite(p[0]) && Number.isFinite(p[1]));
   if (!all.length) return;
-  const W = +svg.getAttribute("width"), H = +svg.getAttribute("height"), m = { l: 55, r: 150, t: 15, b: 38 };
+  const W = +svg.getAttribute("width"), H = +svg.getAttribute("height"), m = { l: 55, r: 150, t: 30, b: 38 };
   const x0 = Math.min(...all.map((p) => p[0])), x1 = Math.max(...all.map((p) => p[0]), x0 + 1);
   const y0 = Math.min(...all.map((p) => p[1])), y1 = Math.max(...all.map((p) => p[1]), y0 + 1e-6);
   const x = (v) => m.l + ((v - x0) / (x1 - x0)) * (W - m.l - m.r);
@@ -248,15 +248,15 @@ function lineChart(svg, series, xlabel, ylabel) {
     svgEl(svg, "text", { x: m.l - 6, y: y(v) + 4, "text-anchor": "end", "font-size": 11, fill: "#6e6e73" }, v.toFixed(2));
   }
   svgEl(svg, "text", { x: (W - m.r + m.l) / 2, y: H - 8, "text-anchor": "middle", "font-size": 12, fill: "#6e6e73" }, xlabel);
-  svgEl(svg, "text", { x: 12, y: m.t + 8, "font-size": 11, fill: "#6e6e73" }, ylabel);
+  svgEl(svg, "text", { x: 12, y: 14, "font-size": 11, fill: "#6e6e73", class: "axis-title" }, ylabel);  // above the top value
   series.forEach((s, i) => {
     const color = series.length === 2 && s.name === "val" ? "#a0282d" : PALETTE[i % PALETTE.length];
     const d = s.pts.map((p, j) => `${j ? "L" : "M"}${x(p[0]).toFixed(1)},${y(p[1]).toFixed(1)}`).join(" ");
     svgEl(svg, "path", { d, fill: "none", stroke: color, "stroke-width": 2, class: `curve ${s.name}` });
     svgEl(svg, "text", { x: W - m.r + 8, y: m.t + 14 + i * 16, "font-size": 12, fill: color }, s.name);
   });
-  svgEl(svg, "text", { x: m.l, y: H - 22, "font-size": 11, fill: "#6e6e73" }, String(Math.round(x0)));
-  svgEl(svg, "text", { x: W - m.r, y: H - 22, "text-anchor": "end", "font-size": 11, fill: "#6e6e73" }, String(Math.round(x1)));
+  svgEl(svg, "text", { x: m.l, y: H - 22, "font-size": 11, fill: "#6e6e73" }, Math.round(x0).toLocaleString());
+  svgEl(svg, "text", { x: W - m.r, y: H - 22, "text-anchor": "end", "font-size": 11, fill: "#6e6e73" }, Math.round(x1).toLocaleString());
 }
 
 // ---------------------------------------------------------------- words
@@ -302,19 +302,32 @@ function drawMap(svg, m) {
     const dot = svgEl(svg, "circle", { cx: sx(p[0]), cy: sy(p[1]), r: 2.5, fill: PALETTE[m.clusters[i] % PALETTE.length], "fill-opacity": 0.55, class: "dot" });
     svgEl(dot, "title", {}, m.words[i]);
   });
+  // Labels never overlap: the queried word's first, then its neighbours', then the others';
+  // each tries four places around its dot, and one that fits nowhere is left out (its dot
+  // keeps a tooltip).
+  const placed = [];
+  const label = (i, size, attrs, gap, always = false) => {
+    const [px, py] = [sx(m.points[i][0]), sy(m.points[i][1])];
+    for (const [dx, dy, anchor] of [[gap, -gap, "start"], [gap, gap + size, "start"], [-gap, -gap, "end"], [-gap, gap + size, "end"]]) {
+      const text = svgEl(svg, "text", { x: px + dx, y: py + dy, "font-size": size, "text-anchor": anchor, ...attrs }, m.words[i]);
+      const b = text.getBBox();
+      const box = [b.x - 1, b.y - 1, b.x + b.width + 1, b.y + b.height + 1];
+      const inside = box[0] >= 0 && box[1] >= 0 && box[2] <= W && box[3] <= H;
+      if (inside && !placed.some((o) => box[0] < o[2] && o[0] < box[2] && box[1] < o[3] && o[1] < box[3])) {
+        placed.push(box);
+        return;
+      }
+      if (!(always && dx < 0 && dy > 0)) text.remove();  // the queried word's stays, as a last resort
+    }
+  };
   const near = new Set(m.neighbors);
-  for (const i of m.labels) {
-    if (i === m.query || near.has(i)) continue;
-    svgEl(svg, "text", { x: sx(m.points[i][0]) + 3, y: sy(m.points[i][1]) - 3, "font-size": 10, class: "label" }, m.words[i]);
-  }
-  for (const i of near) {
-    svgEl(svg, "text", { x: sx(m.points[i][0]) + 3, y: sy(m.points[i][1]) - 3, "font-size": 12, fill: "#a0282d", class: "neighbor" }, m.words[i]);
-  }
   if (m.query !== null) {
     const [px, py] = m.points[m.query];
     svgEl(svg, "circle", { cx: sx(px), cy: sy(py), r: 9, fill: "none", stroke: "#000", "stroke-width": 2, class: "query" });
-    svgEl(svg, "text", { x: sx(px) + 11, y: sy(py) - 8, "font-size": 15, "font-weight": "bold", class: "query-label" }, m.words[m.query]);
+    label(m.query, 15, { "font-weight": "bold", class: "query-label" }, 11, true);
   }
+  for (const i of near) label(i, 12, { fill: "#a0282d", class: "neighbor" }, 3);
+  for (const i of m.labels) if (i !== m.query && !near.has(i)) label(i, 10, { class: "label" }, 3);
 }
 
 // ---------------------------------------------------------------- start
