@@ -602,3 +602,8 @@ def with_settings(model: ModelConfig, train: TrainConfig, settings: dict[str, An
         if part in groups
     }
     return model, replace(train, **groups.get(TrainConfig, {}), **parts)
+
+
+ADAPT_LR = 3e-4
+"""The SGD rate of adaptive evaluation, ``eval --adapt`` (measured on Don Quixote:
+benchmarks/RESULTS.md)."""

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from ..config import DataConfig, ModelConfig, SampleConfig, TrainConfig
+from ..config import ADAPT_LR, DataConfig, ModelConfig, SampleConfig, TrainConfig
 from ..errors import WordGPTError
 from ..presets import PRESETS
 from .flags import (
@@ -195,14 +195,38 @@ def sample(run, prompt, which, device, copy_min, copies, **kw) -> None:
     help="also: does it write or copy? the share of seeded samples' n-grams found in the "
     "training text, beside the val split's own share, and the longest copied span",
 )
+@click.option(
+    "--stride",
+    type=click.IntRange(min=1),
+    default=None,
+    show_default=False,
+    help="start a window every STRIDE tokens, so each token has at least block - STRIDE "
+    "tokens of context (slower by block / STRIDE) [default: the block: consecutive windows]",
+)
+@click.option(
+    "--adapt",
+    is_flag=True,
+    help="also the adaptive figure: the model learns from each window after scoring it, as "
+    "a compressor does (shown beside the static figure, never in its place)",
+)
+@click.option("--adapt-lr", type=click.FloatRange(min=0, min_open=True), default=ADAPT_LR,
+              help="the SGD rate of --adapt")  # fmt: skip
 @json_option
-def eval_(run, split, data_dir, text, which, device, copies, as_json) -> None:
+def eval_(run, split, data_dir, text, which, device, copies, stride, adapt, adapt_lr,
+          as_json) -> None:  # fmt: skip
     """Loss, perplexity and bits per character over a whole split, or any text file (each
     <unk> charged its spelling; the <unk> share shown); recorded in RUN/eval.json."""
     from ..use.loaded import load
 
     m = load(run, which, device)
-    r = m.evaluate_text(text) if text is not None else m.evaluate(split, data_dir, progress=True)
+    if stride is not None and stride > m.gpt.cfg.block_size:
+        raise WordGPTError(f"--stride {stride} is more than the block size, {m.gpt.cfg.block_size}")
+    kw = {"stride": stride, "adapt_lr": adapt_lr if adapt else None}
+    r = (
+        m.evaluate_text(text, **kw)
+        if text is not None
+        else m.evaluate(split, data_dir, progress=True, **kw)
+    )
     record = {"checkpoint": m.path.name, "step": m.step, **r.to_dict()}
     if copies:
         from ..use.copies import copy_figures, describe_figures

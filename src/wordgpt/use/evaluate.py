@@ -18,6 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..corpus.tokenfiles import bits_per_char
+from ..errors import WordGPTError
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,12 @@ class EvalResult:
     """The share of the split's tokens that are <unk>."""
     spell_bits_per_char: float = 0.0
     """The part of bits_per_char that pays for spelling the <unk> words."""
+    stride: int | None = None
+    """Tokens between the starts of the evaluation's windows (None: the block, consecutive
+    windows): every token after the first window had at least block - stride of context."""
+    adaptive_bits_per_char: float | None = None
+    """With adaptive evaluation: bits per character when the model learns from each window
+    after scoring it (a figure of its own, beside the static one)."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -52,6 +59,12 @@ class EvalResult:
             f"{self.split}: {self.tokens:,} tokens, {self.chars:,} chars | loss {self.loss:.4f} | "
             f"perplexity {self.perplexity:.2f} | {self.bits_per_token:.4f} bits/token | "
             f"{self.bits_per_char:.4f} bits/char{unk}"
+            + (f" | stride {self.stride}" if self.stride else "")
+            + (
+                f" | adaptive {self.adaptive_bits_per_char:.4f} bits/char"
+                if self.adaptive_bits_per_char is not None
+                else ""
+            )
         )
 
 
@@ -64,43 +77,79 @@ def total_nll(
     device: str | torch.device = "cpu",
     progress: bool = False,
     deadline: float | None = None,
+    stride: int | None = None,
 ) -> tuple[float, int]:
-    """Sum of the cross-entropy (nats) of predicting ``data[1:]``, in consecutive windows of
-    ``block_size`` tokens (each token is predicted once, from the window it falls in); a
-    progress bar on a terminal when asked. With a ``deadline`` (a ``time.perf_counter()``
-    reading) it raises :class:`OutOfTimeError` after its first batch when, at that batch's speed,
-    the split would not be done by then."""
-    n = len(data) - 1
-    full = n // block_size
+    """Sum of the cross-entropy (nats) of predicting ``data[1:]``, each token once, and the
+    count. Windows of ``block_size`` tokens start every ``stride`` tokens (default: the
+    block, consecutive windows); the first scores all its tokens, each later one only the
+    tokens the one before it did not reach, so every token after the first window is
+    predicted from at least ``block_size - stride`` tokens of context. A final window shorter
+    than the block takes the rest. A progress bar on a terminal when asked. With a
+    ``deadline`` (a ``time.perf_counter()`` reading) it raises :class:`OutOfTimeError`
+    after its first batch when, at that batch's speed, the split would not be done by then."""
+    n, stride = len(data) - 1, stride or block_size
+    if not 1 <= stride <= block_size:
+        raise WordGPTError(f"the stride must be between 1 and the block size ({block_size})")
+    starts = np.arange(0, max(n - block_size, -1) + 1, stride)  # windows of a whole block
+    keep = block_size - stride  # what a later window has already seen scored
     total, count = 0.0, 0
     was_training = model.training
     model.eval()
     try:
-        starts = np.arange(full) * block_size
-        for i in tqdm(
-            range(0, full, batch_size),
-            desc="evaluating",
-            unit="batch",
-            disable=None if progress else True,
-            leave=False,
-        ):
+        for i in tqdm(range(0, len(starts), batch_size), desc="evaluating", unit="batch",
+                      disable=None if progress else True, leave=False):  # fmt: skip
             s = starts[i : i + batch_size]
             rows = torch.from_numpy(data[s[:, None] + np.arange(block_size + 1)].astype(np.int64))
             rows = rows.to(device)
             t = time.perf_counter()
-            total += model(rows[:, :-1], rows[:, 1:], reduction="sum").item()
-            count += rows[:, 1:].numel()
+            nll = model(rows[:, :-1], rows[:, 1:], reduction="none").view(len(s), block_size)
+            first = 1 if s[0] == 0 else 0  # the split's first window is scored whole
+            total += nll[:first].sum().item() + nll[first:, keep:].sum().item()
+            count += first * block_size + (len(s) - first) * stride
             if deadline is not None and i == 0:
-                batches = math.ceil(full / batch_size) + 1
+                batches = math.ceil(len(starts) / batch_size) + 1
                 if t + (time.perf_counter() - t) * batches > deadline:
                     raise OutOfTimeError(f"the whole split would take about {batches} batches more")
-        if (rest := n - full * block_size) > 0:
-            row = torch.from_numpy(data[full * block_size :].astype(np.int64))[None].to(device)
-            total += model(row[:, :-1], row[:, 1:], reduction="sum").item()
-            count += rest
+        end = starts[-1] + block_size if len(starts) else 0  # targets scored so far
+        if end < n:  # the rest: a shorter window, from as much context as the stride allows
+            at = max(end - keep, 0)
+            row = torch.from_numpy(data[at:].astype(np.int64))[None].to(device)
+            nll = model(row[:, :-1], row[:, 1:], reduction="none")
+            total += nll[end - at :].sum().item()
+            count += n - end
     finally:
         model.train(was_training)
-    return total, count
+    return total, int(count)
+
+
+def adaptive_nll(
+    model,
+    data: np.ndarray,
+    block_size: int,
+    lr: float,
+    device: str | torch.device = "cpu",
+    progress: bool = False,
+) -> np.ndarray:
+    """Dynamic evaluation (Krause et al. 2018), as a compressor reads: the split in
+    consecutive windows of ``block_size`` tokens, each scored first and then learned from
+    (one SGD step of rate ``lr`` on its loss), so a window is predicted by weights that have
+    seen only the windows before it. Returns the cross-entropy (nats) of each of
+    ``data[1:]``; ``model`` is left as it was (a copy learns)."""
+    import copy
+
+    learner = copy.deepcopy(model).to(device).eval()  # no dropout, scoring or learning
+    opt = torch.optim.SGD(learner.parameters(), lr=lr)
+    n = len(data) - 1
+    out = np.zeros(n)
+    for at in tqdm(range(0, n, block_size), desc="adapting", unit="window",
+                   disable=None if progress else True, leave=False):  # fmt: skip
+        row = torch.from_numpy(data[at : at + block_size + 1].astype(np.int64))[None].to(device)
+        nll = learner(row[:, :-1], row[:, 1:], reduction="none")  # (T,)
+        out[at : at + nll.numel()] = nll.detach().double().cpu().numpy()  # scored, then:
+        opt.zero_grad(set_to_none=True)
+        nll.mean().backward()
+        opt.step()
+    return out
 
 
 class OutOfTimeError(Exception):
@@ -117,11 +166,18 @@ def evaluate(
     device="cpu",
     progress: bool = False,
     deadline: float | None = None,
+    stride: int | None = None,
+    adapt_lr: float | None = None,
 ) -> EvalResult:
     """The whole split's figures; ``counts`` is the split's entry of meta.json (characters,
-    tokens, <unk>s and their spelling bits)."""
-    nll, n = total_nll(model, data, block_size, batch_size, device, progress, deadline)
+    tokens, <unk>s and their spelling bits). ``stride``: see :func:`total_nll`; with
+    ``adapt_lr`` also the adaptive figure (:func:`adaptive_nll`)."""
+    nll, n = total_nll(model, data, block_size, batch_size, device, progress, deadline, stride)
     loss, chars, spell = nll / max(n, 1), counts["chars"], counts.get("unk_spell_bits", 0.0)
+    adaptive = None
+    if adapt_lr is not None:
+        per_token = adaptive_nll(model, data, block_size, adapt_lr, device, progress)
+        adaptive = bits_per_char(float(per_token.sum()), chars, spell)
     return EvalResult(
         split,
         n,
@@ -132,4 +188,6 @@ def evaluate(
         bits_per_char(nll, chars, spell),
         counts.get("unk_share", 0.0),
         spell / max(chars, 1),
+        stride if stride and stride != block_size else None,
+        adaptive,
     )

@@ -87,10 +87,16 @@ class Model:
         batch_size: int = 16,
         progress: bool = False,
         deadline: float | None = None,
+        stride: int | None = None,
+        adapt_lr: float | None = None,
     ) -> EvalResult:
         """Loss, perplexity and bits per character over the whole ``split`` (a progress bar
-        on a terminal with ``progress``). With a ``deadline`` (a ``time.perf_counter()``
-        reading) it raises ``OutOfTimeError`` early when the split would not be done by then."""
+        on a terminal with ``progress``). ``stride``: windows start every ``stride`` tokens,
+        so each token after the first window has at least ``block_size - stride`` tokens of
+        context (default: the block, consecutive windows). ``adapt_lr``: also the adaptive
+        figure, the model learning from each window after scoring it. With a ``deadline`` (a
+        ``time.perf_counter()`` reading) it raises ``OutOfTimeError`` early when the split
+        would not be done by then."""
         data_dir = Path(data_dir or self.config["data_dir"])
         meta = load_meta(data_dir)
         if checkpoint.tokenizer_json(load_tokenizer(data_dir)) != (
@@ -109,11 +115,14 @@ class Model:
             self.device,
             progress,
             deadline,
+            stride,
+            adapt_lr,
         )
 
-    def evaluate_text(self, path: str | Path, encoding: str | None = None) -> EvalResult:
+    def evaluate_text(self, path: str | Path, encoding: str | None = None, **options) -> EvalResult:
         """Loss and bits per character over any text file, cleaned as the run's training
-        text was and encoded with the run's vocabulary (unknown words count as <unk>)."""
+        text was and encoded with the run's vocabulary (unknown words count as <unk>);
+        ``options`` as :meth:`evaluate`'s (``stride``, ``adapt_lr``)."""
         import tempfile
 
         cfg = from_dict(DataConfig, {**self.config.get("data", {}), "dataset": str(path)})
@@ -121,7 +130,7 @@ class Model:
             cfg = replace(cfg, encoding=encoding)
         with tempfile.TemporaryDirectory(prefix="wordgpt-eval-") as tmp:
             prepare(tmp, cfg, tokenizer_from=self.tokenizer, progress=False, holdout=False)
-            return replace(self.evaluate("val", tmp), split=Path(path).name)
+            return replace(self.evaluate("val", tmp, **options), split=Path(path).name)
 
 
 def load(run_dir: str | Path, which: str = "best", device: str = "auto") -> Model:

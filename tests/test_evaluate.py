@@ -1,0 +1,133 @@
+"""Evaluation: windows with a stride (more context, each token once) and adaptive evaluation
+(score a window, then learn from it), against plain references."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from wordgpt.config import ModelConfig
+from wordgpt.model.gpt import GPT
+from wordgpt.use.evaluate import adaptive_nll, total_nll
+
+from .helpers import cli, one_line_error
+
+BLOCK = 16
+
+
+@pytest.fixture(scope="module")
+def model() -> GPT:
+    torch.manual_seed(0)
+    cfg = ModelConfig(vocab_size=50, block_size=BLOCK, n_layer=2, n_head=2, n_embd=32, dropout=0.0)
+    return GPT(cfg).eval()
+
+
+@pytest.fixture(scope="module")
+def data() -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 50, 16 * 7 + 5).astype(np.uint16)  # a short tail
+
+
+@torch.no_grad()
+def nll_of(model, context: np.ndarray, target: int) -> float:
+    """The cross-entropy of ``target`` after ``context``, the plain way: the full logits."""
+    logits = model(torch.from_numpy(context.astype(np.int64))[None])[0, -1]
+    return -torch.log_softmax(logits.float(), -1)[target].item()
+
+
+def test_a_stride_of_the_block_is_consecutive_windows_each_with_its_own_context(model, data):
+    """Stride = block: every token predicted from the start of its own block-long window
+    (the last, shorter window from its own start), as the plain evaluation always did."""
+    n = len(data) - 1
+    want = sum(nll_of(model, data[i - i % BLOCK : i + 1], int(data[i + 1])) for i in range(n))
+    total, count = total_nll(model, data, BLOCK, batch_size=3, stride=BLOCK)
+    assert count == n and total == pytest.approx(want, rel=1e-5)
+    assert total_nll(model, data, BLOCK, batch_size=3) == pytest.approx((total, count))
+
+
+def test_a_stride_of_one_gives_every_token_a_whole_block_of_context(model, data):
+    n = len(data) - 1
+    want = sum(
+        nll_of(model, data[max(0, i + 1 - BLOCK) : i + 1], int(data[i + 1])) for i in range(n)
+    )
+    total, count = total_nll(model, data, BLOCK, batch_size=4, stride=1)
+    assert count == n and total == pytest.approx(want, rel=1e-5)
+
+
+@pytest.mark.parametrize("stride", [3, 5, 8, 15])
+def test_any_stride_scores_each_token_once_with_at_least_block_minus_stride_of_context(
+    model, data, stride
+):
+    """Windows start every ``stride`` tokens; each token is scored once, by the first window
+    that reaches it, from that window's start: after the first window, from at least
+    block - stride tokens of context (the reference computes each token on its own)."""
+    n = len(data) - 1
+    total, count = total_nll(model, data, BLOCK, batch_size=2, stride=stride)
+    assert count == n
+    starts = list(range(0, n - BLOCK + 1, stride))
+    end, want = 0, 0.0
+    for s in starts:
+        for i in range(max(end, s), s + BLOCK):
+            assert i - s >= (BLOCK - stride if s else 0)
+            want += nll_of(model, data[s : i + 1], int(data[i + 1]))
+        end = s + BLOCK
+    at = max(end - (BLOCK - stride), 0)
+    want += sum(nll_of(model, data[at : i + 1], int(data[i + 1])) for i in range(end, n))
+    assert total == pytest.approx(want, rel=1e-5)
+
+
+def test_a_short_split_is_one_window(model):
+    short = np.arange(7, dtype=np.uint16)
+    want = sum(nll_of(model, short[: i + 1], int(short[i + 1])) for i in range(6))
+    for stride in (1, 4, BLOCK):
+        assert total_nll(model, short, BLOCK, stride=stride) == pytest.approx((want, 6))
+
+
+def test_adaptive_evaluation_scores_each_token_before_it_learns_from_it(model, data):
+    """Changing the text after a point changes no loss before it: a window is scored by
+    weights that learned only from the windows before it (and the model itself is left
+    as it was)."""
+    before = [p.detach().clone() for p in model.parameters()]
+    a = adaptive_nll(model, data, BLOCK, lr=0.5)
+    changed = data.copy()
+    cut = 2 * BLOCK + 7  # inside the third window
+    changed[cut + 1 :] = (changed[cut + 1 :] + 1) % 50
+    b = adaptive_nll(model, changed, BLOCK, lr=0.5)
+    assert np.array_equal(a[:cut], b[:cut]) and not np.allclose(a[cut:], b[cut:])
+    first = sum(nll_of(model, data[: i + 1], int(data[i + 1])) for i in range(BLOCK))
+    assert a[:BLOCK].sum() == pytest.approx(first, rel=1e-5)  # the first window: no learning yet
+    assert all(torch.equal(p, q) for p, q in zip(model.parameters(), before, strict=True))
+
+
+def test_adaptive_evaluation_learns_a_text_that_repeats(model):
+    """A window repeated eight times: adapting, the repeats cost far less than they do to
+    the static model, and the last far less than the first."""
+    text = np.tile(np.random.default_rng(1).integers(0, 50, BLOCK).astype(np.uint16), 8)
+    static, _ = total_nll(model, text, BLOCK)
+    adaptive = adaptive_nll(model, text, BLOCK, lr=0.3)
+    assert adaptive.sum() < 0.8 * static
+    assert adaptive[-BLOCK:].sum() < 0.6 * adaptive[:BLOCK].sum()
+
+
+def test_the_stride_and_adaptive_evaluation_from_the_command_line(run_dir):
+    r = cli("eval", run_dir, "--stride", "8", "--adapt", "--json")
+    assert r.returncode == 0, r.stderr
+    import json
+
+    got = json.loads(r.stdout)
+    assert got["stride"] == 8 and got["adaptive_bits_per_char"] > 0
+    plain = json.loads(cli("eval", run_dir, "--json").stdout)
+    assert plain["stride"] is None and plain["adaptive_bits_per_char"] is None
+    assert got["bits_per_char"] != plain["bits_per_char"]
+    assert "more than the block size" in one_line_error(cli("eval", run_dir, "--stride", "1000"))
+    assert "--stride" in one_line_error(cli("eval", run_dir, "--stride", "0"))
+
+
+@pytest.fixture(scope="module")
+def run_dir(word_data, tmp_path_factory):
+    from wordgpt.training.train import train
+
+    out = tmp_path_factory.mktemp("run")
+    train(word_data, out, preset="tiny", max_iters=20, dtype="fp32", progress=False,
+          tensorboard=False, report=False)  # fmt: skip
+    return out
