@@ -64,8 +64,8 @@ def main() -> None:
         return first_word_rows(args.first_word, 60, args.json)
     rows = []
     plain = ModelConfig(n_layer=4, n_head=4, n_embd=128, **NOTEBOOK_MODEL)
-    shapes = {  # the notebook's plain model at the dims, and the cpu preset's model
-        "4 x 128 (the issue's dims)": plain,
+    shapes = {  # the notebook's plain model at the reference dims, and the cpu preset's model
+        "4 x 128 (the reference dims)": plain,
         "4 x 256 (cpu preset)": preset_configs("cpu")[0],
     }
     for name, shape in shapes.items():

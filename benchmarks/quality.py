@@ -10,7 +10,7 @@ run keeps), for tokenizers x recipes x inits x budgets x seeds, with the spread.
     python benchmarks/quality.py --init random word2vec --budget 120 --seeds 1 2
 
 A recipe is a preset plus overrides: ``cpu``, ``char`` (the char preset), ``seed-dims``
-(the issue's reference dims), ``plain`` (the notebook's architecture at those dims), or
+(the reference dims: 4 layers x 128), ``plain`` (the notebook's architecture at those dims), or
 ``BASE+LEVER+...`` / ``BASE-LEVER`` with the levers below. ``--init word2vec`` trains
 Word2Vec on the training split only (never on validation text) with the current defaults.
 """

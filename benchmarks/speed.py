@@ -2,7 +2,7 @@
 achieved FLOP/s and model-FLOP utilisation against this machine's measured matrix-product
 peak, and the speed-up over the mission notebook's reference model measured in the same run.
 
-    python benchmarks/speed.py                 # the issue's dims: 4 layers, 4 heads, 128 wide
+    python benchmarks/speed.py                 # the reference dims: 4 layers, 4 heads, 128 wide
     python benchmarks/speed.py --seed-preset   # the notebook's full size, seconds per step
     python benchmarks/speed.py --json
 """

@@ -83,16 +83,17 @@ def test_a_short_split_is_one_window(model):
         assert total_nll(model, short, BLOCK, stride=stride) == pytest.approx((want, 6))
 
 
-def test_adaptive_evaluation_scores_each_token_before_it_learns_from_it(model, data):
-    """Changing the text after a point changes no loss before it: a window is scored by
-    weights that learned only from the windows before it (and the model itself is left
-    as it was)."""
+@pytest.mark.parametrize("stride", [None, 5])
+def test_adaptive_evaluation_scores_each_token_before_it_learns_from_it(model, data, stride):
+    """Changing the text after a point changes no loss before it: a token is scored by
+    weights that learned only from the tokens before it (and the model itself is left as
+    it was)."""
     before = [p.detach().clone() for p in model.parameters()]
-    a = adaptive_nll(model, data, BLOCK, lr=0.5)
+    a = adaptive_nll(model, data, BLOCK, lr=0.5, stride=stride)
     changed = data.copy()
     cut = 2 * BLOCK + 7  # inside the third window
     changed[cut + 1 :] = (changed[cut + 1 :] + 1) % 50
-    b = adaptive_nll(model, changed, BLOCK, lr=0.5)
+    b = adaptive_nll(model, changed, BLOCK, lr=0.5, stride=stride)
     assert np.array_equal(a[:cut], b[:cut]) and not np.allclose(a[cut:], b[cut:])
     first = sum(nll_of(model, data[: i + 1], int(data[i + 1])) for i in range(BLOCK))
     assert a[:BLOCK].sum() == pytest.approx(first, rel=1e-5)  # the first window: no learning yet
@@ -131,3 +132,12 @@ def run_dir(word_data, tmp_path_factory):
     train(word_data, out, preset="tiny", max_iters=20, dtype="fp32", progress=False,
           tensorboard=False, report=False)  # fmt: skip
     return out
+
+
+@pytest.mark.parametrize("stride", [None, 5, 1])
+def test_adaptive_evaluation_that_learns_nothing_is_the_static_one(model, data, stride):
+    """With a vanishing rate, adaptive evaluation scores what the static one does, window for
+    window: the same windows, the same context for each token."""
+    a = adaptive_nll(model, data, BLOCK, lr=1e-30, stride=stride)
+    total, count = total_nll(model, data, BLOCK, stride=stride)
+    assert len(a) == count and a.sum() == pytest.approx(total, rel=1e-6)

@@ -129,23 +129,30 @@ def adaptive_nll(
     lr: float,
     device: str | torch.device = "cpu",
     progress: bool = False,
+    stride: int | None = None,
 ) -> np.ndarray:
-    """Dynamic evaluation (Krause et al. 2018), as a compressor reads: the split in
-    consecutive windows of ``block_size`` tokens, each scored first and then learned from
-    (one SGD step of rate ``lr`` on its loss), so a window is predicted by weights that have
-    seen only the windows before it. Returns the cross-entropy (nats) of each of
-    ``data[1:]``; ``model`` is left as it was (a copy learns)."""
+    """Dynamic evaluation (Krause et al. 2018), as a compressor reads: the windows of
+    :func:`total_nll` in order, each scoring its new tokens first and then learning from the
+    whole window (one SGD step of rate ``lr`` on its mean loss), so every token is predicted
+    by weights that learned only from the tokens before it. Returns the cross-entropy (nats)
+    of each of ``data[1:]``; ``model`` is left as it was (a copy learns)."""
     import copy
 
+    n, stride = len(data) - 1, stride or block_size
     learner = copy.deepcopy(model).to(device).eval()  # no dropout, scoring or learning
     opt = torch.optim.SGD(learner.parameters(), lr=lr)
-    n = len(data) - 1
-    out = np.zeros(n)
-    for at in tqdm(range(0, n, block_size), desc="adapting", unit="window",
+    starts = list(range(0, max(n - block_size, -1) + 1, stride))
+    end = starts[-1] + block_size if starts else 0
+    if end < n:  # the rest: a shorter window, as total_nll takes it
+        starts.append(max(end - (block_size - stride), 0))
+    out, scored = np.zeros(n), 0
+    for at in tqdm(starts, desc="adapting", unit="window",
                    disable=None if progress else True, leave=False):  # fmt: skip
         row = torch.from_numpy(data[at : at + block_size + 1].astype(np.int64))[None].to(device)
         nll = learner(row[:, :-1], row[:, 1:], reduction="none")  # (T,)
-        out[at : at + nll.numel()] = nll.detach().double().cpu().numpy()  # scored, then:
+        new = nll[scored - at :].detach().double().cpu().numpy()  # scored, then learned from:
+        out[scored : scored + len(new)] = new
+        scored += len(new)
         opt.zero_grad(set_to_none=True)
         nll.mean().backward()
         opt.step()
@@ -176,7 +183,7 @@ def evaluate(
     loss, chars, spell = nll / max(n, 1), counts["chars"], counts.get("unk_spell_bits", 0.0)
     adaptive = None
     if adapt_lr is not None:
-        per_token = adaptive_nll(model, data, block_size, adapt_lr, device, progress)
+        per_token = adaptive_nll(model, data, block_size, adapt_lr, device, progress, stride)
         adaptive = bits_per_char(float(per_token.sum()), chars, spell)
     return EvalResult(
         split,

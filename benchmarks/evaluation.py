@@ -1,0 +1,117 @@
+"""Evaluation beyond the static figure, on a trained run: windows with a stride (each token
+with more context) and adaptive evaluation (the model learns from each window after scoring
+it), beside what general-purpose compressors make of the same val text given the train text
+(``C(train + val) - C(train)`` in bits per val character, the text cleaned as the run's data
+was).
+
+    python benchmarks/evaluation.py runs/dq                        # strides, adaptive, xz
+    python benchmarks/evaluation.py runs/dq --strides 128 64 32 --adapt-lrs 0.01 0.02 0.03
+
+zpaq (Debian's ``zpaq``, a context-mixing compressor) is used when it is installed; the
+table says when it is not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import bz2
+import lzma
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from common import emit
+
+import wordgpt
+from wordgpt.config import ADAPT_LR, DataConfig, from_dict
+from wordgpt.corpus.cleaning import clean, split_text
+from wordgpt.corpus.sources import resolve
+from wordgpt.corpus.tokenfiles import load_meta
+
+
+def split_texts(data_dir: Path) -> tuple[str, str]:
+    """The train and val text of a one-source data folder, cleaned as it was prepared."""
+    meta = load_meta(data_dir)
+    cfg = from_dict(DataConfig, meta["config"])
+    (src,) = resolve(cfg.dataset)
+    text = clean(src.path.read_text(encoding=cfg.encoding), cfg, src.start)
+    train, val = split_text(text, cfg.val_fraction)
+    if len(val) != meta["splits"]["val"]["chars"]:
+        raise SystemExit(f"the cleaned val text has {len(val):,} chars, meta.json says otherwise")
+    return train, val
+
+
+def zpaq_bytes(data: bytes) -> int | None:
+    if shutil.which("zpaq") is None:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "t").write_bytes(data)
+        subprocess.run(["zpaq", "a", "t.zpaq", "t", "-m5"], cwd=tmp, check=True,
+                       capture_output=True)  # fmt: skip
+        return (Path(tmp) / "t.zpaq").stat().st_size
+
+
+COMPRESSORS = {
+    "xz -9e": lambda b: len(lzma.compress(b, preset=9 | lzma.PRESET_EXTREME)),
+    "bzip2 -9": lambda b: len(bz2.compress(b, 9)),
+    "zpaq -m5": zpaq_bytes,
+}
+
+
+def compressor_rows(train: str, val: str) -> list[dict]:
+    rows = []
+    a, b = train.encode(), (train + val).encode()
+    for name, size in COMPRESSORS.items():
+        t = time.perf_counter()
+        sa, sb = size(a), size(b)
+        if sa is None:
+            rows.append({"method": name, "setting": "not installed"})
+            continue
+        rows.append({"method": name, "setting": "C(train+val) - C(train)",
+                     "bits_per_char": 8 * (sb - sa) / len(val),
+                     "seconds": time.perf_counter() - t})  # fmt: skip
+    return rows
+
+
+def model_rows(run: Path, strides: list[int], lrs: list[float]) -> list[dict]:
+    m = wordgpt.load(run, device="cpu")
+    block = m.gpt.cfg.block_size
+    rows, strides = [], strides or [block, block // 2, block // 4]
+    for stride in strides:
+        t = time.perf_counter()
+        r = m.evaluate("val", stride=stride)
+        rows.append({"method": "static", "setting": f"stride {stride} (block {block})",
+                     "bits_per_char": r.bits_per_char,
+                     "seconds": time.perf_counter() - t})  # fmt: skip
+    for stride in strides:
+        for lr in lrs:
+            t = time.perf_counter()
+            r = m.evaluate("val", stride=stride, adapt_lr=lr)
+            seconds = time.perf_counter() - t - rows[strides.index(stride)]["seconds"]
+            rows.append({"method": "adaptive", "setting": f"stride {stride}, SGD rate {lr:g}",
+                         "bits_per_char": r.adaptive_bits_per_char,
+                         "seconds": seconds})  # fmt: skip
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("run", type=Path)
+    ap.add_argument("--strides", type=int, nargs="*", default=[], help="default: block, /2, /4")
+    ap.add_argument("--adapt-lrs", type=float, nargs="*", default=[ADAPT_LR])
+    ap.add_argument("--no-compressors", action="store_true")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    rows = model_rows(args.run, args.strides, args.adapt_lrs)
+    if not args.no_compressors:
+        m = wordgpt.load(args.run, device="cpu")
+        rows += compressor_rows(*split_texts(Path(m.config["data_dir"])))
+    emit(rows, [("method", "method", "s"), ("setting", "setting", "s"),
+                ("bits_per_char", "val bits/char", ".4f"), ("seconds", "seconds", ",.1f")],
+         args.json)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
