@@ -120,6 +120,10 @@ def test_the_stride_and_adaptive_evaluation_from_the_command_line(run_dir):
     plain = json.loads(cli("eval", run_dir, "--json").stdout)
     assert plain["stride"] is None and plain["adaptive_bits_per_char"] is None
     assert got["bits_per_char"] != plain["bits_per_char"]
+    cli("eval", run_dir, "--stride", "8", "--adapt")  # after the plain one: kept beside it
+    record = json.loads((run_dir / "eval.json").read_text())
+    assert record["bits_per_char"] == plain["bits_per_char"] and record["stride"] is None
+    assert record["variants"]["val, stride 8, adaptive"]["stride"] == 8
     assert "more than the block size" in one_line_error(cli("eval", run_dir, "--stride", "1000"))
     assert "--stride" in one_line_error(cli("eval", run_dir, "--stride", "0"))
 

@@ -244,16 +244,25 @@ def eval_(run, split, data_dir, text, which, device, copies, stride, adapt, adap
 
 def record_eval(run_dir: Path, record: dict, text: Path | None, split: str) -> None:
     """RUN/eval.json: the run's own val split at its top (what the runs list shows), each
-    text file evaluated under "texts", its train split under "train"."""
+    text file evaluated under "texts", its train split under "train", an evaluation with a
+    stride or adaptation under "variants" (beside the plain figure, never in its place)."""
     from ..fileio import atomic_write, read_json_object
 
     d = read_json_object(run_dir / "eval.json")
-    if text is not None:
+    if record.get("stride") or record.get("adaptive_bits_per_char") is not None:
+        # more context or adaptation: beside the plain figure, which runs compare on
+        how = f"stride {record.get('stride') or 'block'}"
+        if record.get("adaptive_bits_per_char") is not None:
+            how += ", adaptive"
+        d.setdefault("variants", {})[f"{split if text is None else Path(text).name}, {how}"] = (
+            record
+        )
+    elif text is not None:
         d.setdefault("texts", {})[Path(text).name] = record
     elif split == "train":
         d["train"] = record
     else:
-        d = {**{k: v for k, v in d.items() if k in ("texts", "train")}, **record}
+        d = {**{k: v for k, v in d.items() if k in ("texts", "train", "variants")}, **record}
     with contextlib.suppress(WordGPTError):  # a read-only run folder: nothing to record
         atomic_write(run_dir / "eval.json", json_line(d) + "\n")
 
