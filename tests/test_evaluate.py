@@ -124,6 +124,11 @@ def test_the_stride_and_adaptive_evaluation_from_the_command_line(run_dir):
     record = json.loads((run_dir / "eval.json").read_text())
     assert record["bits_per_char"] == plain["bits_per_char"] and record["stride"] is None
     assert record["variants"]["val, stride 8, adaptive"]["stride"] == 8
+    mixed = json.loads(cli("eval", run_dir, "--ngram", "3", "--adapt", "--json").stdout)["ngram"]
+    assert mixed["order"] == 3 and 0 < mixed["gpt_weight"] < 1
+    assert mixed["bits_per_char"] < plain["bits_per_char"]  # a tiny GPT gains from the partner
+    assert mixed["adaptive_bits_per_char"] > 0
+    assert "--ngram" in one_line_error(cli("eval", run_dir, "--ngram", "9"))
     assert "more than the block size" in one_line_error(cli("eval", run_dir, "--stride", "1000"))
     assert "--stride" in one_line_error(cli("eval", run_dir, "--stride", "0"))
 

@@ -211,8 +211,15 @@ def sample(run, prompt, which, device, copy_min, copies, **kw) -> None:
 )
 @click.option("--adapt-lr", type=click.FloatRange(min=0, min_open=True), default=ADAPT_LR,
               help="the SGD rate of --adapt")  # fmt: skip
+@click.option(
+    "--ngram",
+    type=click.IntRange(min=1, max=6),
+    default=None,
+    help="also the figure of the GPT mixed with a Kneser-Ney model of this order of the "
+    "run's training tokens (its weight fitted on a slice of the training split)",
+)
 @json_option
-def eval_(run, split, data_dir, text, which, device, copies, stride, adapt, adapt_lr,
+def eval_(run, split, data_dir, text, which, device, copies, stride, adapt, adapt_lr, ngram,
           as_json) -> None:  # fmt: skip
     """Loss, perplexity and bits per character over a whole split, or any text file (each
     <unk> charged its spelling; the <unk> share shown); recorded in RUN/eval.json."""
@@ -221,7 +228,7 @@ def eval_(run, split, data_dir, text, which, device, copies, stride, adapt, adap
     m = load(run, which, device)
     if stride is not None and stride > m.gpt.cfg.block_size:
         raise WordGPTError(f"--stride {stride} is more than the block size, {m.gpt.cfg.block_size}")
-    kw = {"stride": stride, "adapt_lr": adapt_lr if adapt else None}
+    kw = {"stride": stride, "adapt_lr": adapt_lr if adapt else None, "ngram": ngram}
     r = (
         m.evaluate_text(text, **kw)
         if text is not None
@@ -249,11 +256,13 @@ def record_eval(run_dir: Path, record: dict, text: Path | None, split: str) -> N
     from ..fileio import atomic_write, read_json_object
 
     d = read_json_object(run_dir / "eval.json")
-    if record.get("stride") or record.get("adaptive_bits_per_char") is not None:
-        # more context or adaptation: beside the plain figure, which runs compare on
+    if record.get("stride") or record.get("adaptive_bits_per_char") or record.get("ngram"):
+        # more context, adaptation or a partner: beside the plain figure, which runs compare on
         how = f"stride {record.get('stride') or 'block'}"
         if record.get("adaptive_bits_per_char") is not None:
             how += ", adaptive"
+        if record.get("ngram"):
+            how += f", {record['ngram']['order']}-gram"
         d.setdefault("variants", {})[f"{split if text is None else Path(text).name}, {how}"] = (
             record
         )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass
+from functools import partial
 
 import numpy as np
 import torch
@@ -19,6 +20,7 @@ from tqdm.auto import tqdm
 
 from ..corpus.tokenfiles import bits_per_char
 from ..errors import WordGPTError
+from .ngram import KneserNey, fit_weight, mixed_nll, online_mixed_nll
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,9 @@ class EvalResult:
     adaptive_bits_per_char: float | None = None
     """With adaptive evaluation: bits per character when the model learns from each window
     after scoring it (a figure of its own, beside the static one)."""
+    ngram: dict | None = None
+    """With an n-gram partner: its order, the GPT's weight in the mixture (fitted on a slice
+    of the training split) and the mixture's bits per character."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -65,11 +70,22 @@ class EvalResult:
                 if self.adaptive_bits_per_char is not None
                 else ""
             )
+            + (
+                f" | with a {self.ngram['order']}-gram partner (GPT weight "
+                f"{self.ngram['gpt_weight']:.2f}) {self.ngram['bits_per_char']:.4f} bits/char"
+                + (
+                    f", adaptive {self.ngram['adaptive_bits_per_char']:.4f}"
+                    if "adaptive_bits_per_char" in self.ngram
+                    else ""
+                )
+                if self.ngram
+                else ""
+            )
         )
 
 
 @torch.no_grad()
-def total_nll(
+def token_nll(
     model,
     data: np.ndarray,
     block_size: int,
@@ -78,21 +94,21 @@ def total_nll(
     progress: bool = False,
     deadline: float | None = None,
     stride: int | None = None,
-) -> tuple[float, int]:
-    """Sum of the cross-entropy (nats) of predicting ``data[1:]``, each token once, and the
-    count. Windows of ``block_size`` tokens start every ``stride`` tokens (default: the
-    block, consecutive windows); the first scores all its tokens, each later one only the
-    tokens the one before it did not reach, so every token after the first window is
-    predicted from at least ``block_size - stride`` tokens of context. A final window shorter
-    than the block takes the rest. A progress bar on a terminal when asked. With a
-    ``deadline`` (a ``time.perf_counter()`` reading) it raises :class:`OutOfTimeError`
-    after its first batch when, at that batch's speed, the split would not be done by then."""
+) -> np.ndarray:
+    """The cross-entropy (nats) of predicting each of ``data[1:]``, each token once. Windows
+    of ``block_size`` tokens start every ``stride`` tokens (default: the block, consecutive
+    windows); the first scores all its tokens, each later one only the tokens the one before
+    it did not reach, so every token after the first window is predicted from at least
+    ``block_size - stride`` tokens of context. A final window shorter than the block takes
+    the rest. A progress bar on a terminal when asked. With a ``deadline`` (a
+    ``time.perf_counter()`` reading) it raises :class:`OutOfTimeError` after its first batch
+    when, at that batch's speed, the split would not be done by then."""
     n, stride = len(data) - 1, stride or block_size
     if not 1 <= stride <= block_size:
         raise WordGPTError(f"the stride must be between 1 and the block size ({block_size})")
     starts = np.arange(0, max(n - block_size, -1) + 1, stride)  # windows of a whole block
     keep = block_size - stride  # what a later window has already seen scored
-    total, count = 0.0, 0
+    out = np.zeros(n)
     was_training = model.training
     model.eval()
     try:
@@ -103,9 +119,10 @@ def total_nll(
             rows = rows.to(device)
             t = time.perf_counter()
             nll = model(rows[:, :-1], rows[:, 1:], reduction="none").view(len(s), block_size)
-            first = 1 if s[0] == 0 else 0  # the split's first window is scored whole
-            total += nll[:first].sum().item() + nll[first:, keep:].sum().item()
-            count += first * block_size + (len(s) - first) * stride
+            nll = nll.double().cpu().numpy()
+            out[s[:, None] + np.arange(keep, block_size)] = nll[:, keep:]
+            if s[0] == 0:  # the split's first window is scored whole
+                out[:keep] = nll[0, :keep]
             if deadline is not None and i == 0:
                 batches = math.ceil(len(starts) / batch_size) + 1
                 if t + (time.perf_counter() - t) * batches > deadline:
@@ -115,11 +132,16 @@ def total_nll(
             at = max(end - keep, 0)
             row = torch.from_numpy(data[at:].astype(np.int64))[None].to(device)
             nll = model(row[:, :-1], row[:, 1:], reduction="none")
-            total += nll[end - at :].sum().item()
-            count += n - end
+            out[end:] = nll[end - at :].double().cpu().numpy()
     finally:
         model.train(was_training)
-    return total, int(count)
+    return out
+
+
+def total_nll(model, data: np.ndarray, block_size: int, *args, **kw) -> tuple[float, int]:
+    """The sum of :func:`token_nll` (nats) and how many tokens it scored."""
+    nll = token_nll(model, data, block_size, *args, **kw)
+    return float(nll.sum()), len(nll)
 
 
 def adaptive_nll(
@@ -175,16 +197,32 @@ def evaluate(
     deadline: float | None = None,
     stride: int | None = None,
     adapt_lr: float | None = None,
+    ngram: tuple[np.ndarray, int, int] | None = None,
 ) -> EvalResult:
     """The whole split's figures; ``counts`` is the split's entry of meta.json (characters,
-    tokens, <unk>s and their spelling bits). ``stride``: see :func:`total_nll`; with
-    ``adapt_lr`` also the adaptive figure (:func:`adaptive_nll`)."""
-    nll, n = total_nll(model, data, block_size, batch_size, device, progress, deadline, stride)
+    tokens, <unk>s and their spelling bits). ``stride``: see :func:`token_nll`; with
+    ``adapt_lr`` also the adaptive figure (:func:`adaptive_nll`); with ``ngram`` (the
+    training tokens, the vocabulary size, the order) also the figure of the GPT mixed with a
+    Kneser-Ney n-gram model of the training tokens (:func:`ngram_mixture`)."""
+    per_token = token_nll(model, data, block_size, batch_size, device, progress, deadline, stride)
+    nll, n = float(per_token.sum()), len(per_token)
     loss, chars, spell = nll / max(n, 1), counts["chars"], counts.get("unk_spell_bits", 0.0)
     adaptive = None
     if adapt_lr is not None:
-        per_token = adaptive_nll(model, data, block_size, adapt_lr, device, progress, stride)
-        adaptive = bits_per_char(float(per_token.sum()), chars, spell)
+        adapted = adaptive_nll(model, data, block_size, adapt_lr, device, progress, stride)
+        adaptive = bits_per_char(float(adapted.sum()), chars, spell)
+    mixture = None
+    if ngram is not None:
+        train, vocab, order = ngram
+        held = partial(token_nll, model, block_size=block_size, batch_size=batch_size,
+                       device=device, stride=stride)  # fmt: skip
+        weight, kn = ngram_mixture(held, train, data, vocab, order)
+        mixed = mixed_nll(per_token, kn, weight)
+        mixture = {"order": order, "gpt_weight": weight,
+                   "bits_per_char": bits_per_char(float(mixed.sum()), chars, spell)}  # fmt: skip
+        if adapt_lr is not None:  # adaptive too: the weight learned as the split is read
+            online = online_mixed_nll(adapted, kn, weight)
+            mixture["adaptive_bits_per_char"] = bits_per_char(float(online.sum()), chars, spell)
     return EvalResult(
         split,
         n,
@@ -197,4 +235,23 @@ def evaluate(
         spell / max(chars, 1),
         stride if stride and stride != block_size else None,
         adaptive,
+        mixture,
     )
+
+
+HELD_OUT = 0.05
+"""The share of the training split (its end) that the n-gram mixture's weight is fitted on."""
+
+
+def ngram_mixture(
+    gpt_nll, train: np.ndarray, data: np.ndarray, vocab: int, order: int
+) -> tuple[float, np.ndarray]:
+    """The GPT's weight in its mixture with an n-gram model, fitted on the last HELD_OUT of
+    the training tokens (the n-gram model counting the rest; the GPT has seen them, so its
+    weight is if anything too high), and the n-gram model's probability of each of
+    ``data[1:]``, the model then counting every training token. ``gpt_nll(tokens)`` gives
+    the GPT's nats of each of ``tokens[1:]``."""
+    cut = int(len(train) * (1 - HELD_OUT))
+    held = np.asarray(train[cut - 1 :])
+    weight = fit_weight(gpt_nll(held), KneserNey(train[:cut], vocab, order).split_prob(held))
+    return weight, KneserNey(train, vocab, order).split_prob(np.asarray(data))

@@ -14,7 +14,7 @@ from ..config import DataConfig, SampleConfig, from_dict
 from ..corpus.build import prepare
 from ..corpus.tokenfiles import load_meta, load_split, load_tokenizer
 from ..corpus.tokenizer import Tokenizer
-from ..errors import CheckpointError
+from ..errors import CheckpointError, WordGPTError
 from ..logs import log
 from ..model.device import check_memory, pick_device
 from ..model.gpt import GPT
@@ -89,12 +89,15 @@ class Model:
         deadline: float | None = None,
         stride: int | None = None,
         adapt_lr: float | None = None,
+        ngram: int | None = None,
     ) -> EvalResult:
         """Loss, perplexity and bits per character over the whole ``split`` (a progress bar
         on a terminal with ``progress``). ``stride``: windows start every ``stride`` tokens,
         so each token after the first window has at least ``block_size - stride`` tokens of
         context (default: the block, consecutive windows). ``adapt_lr``: also the adaptive
-        figure, the model learning from each window after scoring it. With a ``deadline`` (a
+        figure, the model learning from each window after scoring it. ``ngram``: also the
+        figure of the GPT mixed with a Kneser-Ney model of that order of the data folder's
+        training tokens. With a ``deadline`` (a
         ``time.perf_counter()`` reading) it raises ``OutOfTimeError`` early when the split
         would not be done by then."""
         data_dir = Path(data_dir or self.config["data_dir"])
@@ -117,7 +120,14 @@ class Model:
             deadline,
             stride,
             adapt_lr,
+            (self.training_tokens(), self.gpt.cfg.vocab_size, ngram) if ngram else None,
         )
+
+    def training_tokens(self):
+        """The run's training split (its own data folder's train.bin)."""
+        if self.data_dir is None:
+            raise WordGPTError(f"run {self.run_dir} names no data folder with its training tokens")
+        return load_split(self.data_dir, "train")
 
     def evaluate_text(self, path: str | Path, encoding: str | None = None, **options) -> EvalResult:
         """Loss and bits per character over any text file, cleaned as the run's training

@@ -1,0 +1,157 @@
+"""An n-gram partner for the GPT: interpolated Kneser-Ney (Chen and Goodman 1998) over a
+run's training tokens, and its mixture with the GPT's probabilities.
+
+A book repeats its names and phrases; an n-gram model of its training text remembers them
+exactly, where a small GPT trained for minutes blurs them. ``eval --ngram N`` mixes the two,
+token by token, ``p = w * p_gpt + (1 - w) * p_kn``, with the weight ``w`` fitted on a slice
+held out of the training split (the n-gram model then counts the rest of it), never on val.
+
+The model is exact and vectorised: every n-gram of each order is a 64-bit key (its token ids
+as digits in base V), counted with ``np.unique`` and found with ``np.searchsorted``. The
+highest order uses counts, the lower ones continuation counts (in how many contexts a
+gram follows), each with its own absolute discount ``n1 / (n1 + 2 n2)``; the unigrams are
+interpolated with the uniform distribution, so every token has a probability and each
+context's distribution sums to 1 (a test sums it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import WordGPTError
+
+
+@dataclass(frozen=True)
+class Order:
+    """The grams of one order and their contexts."""
+
+    keys: np.ndarray
+    """The distinct grams, sorted (int64 keys)."""
+    counts: np.ndarray
+    """Their counts (highest order) or continuation counts (lower orders)."""
+    ctx_keys: np.ndarray
+    """The distinct contexts (the gram less its last token), sorted."""
+    ctx_total: np.ndarray
+    """Per context: the sum of its grams' counts."""
+    ctx_types: np.ndarray
+    """Per context: how many distinct tokens follow it."""
+    discount: float
+
+
+class KneserNey:
+    """Interpolated Kneser-Ney of order ``order`` over ``tokens`` (ids below ``vocab_size``)."""
+
+    def __init__(self, tokens: np.ndarray, vocab_size: int, order: int = 3):
+        if order < 1 or float(vocab_size) ** order >= 2.0**62:
+            raise WordGPTError(f"an n-gram order of {order} does not fit a vocabulary of "
+                               f"{vocab_size:,} in 64-bit keys")  # fmt: skip
+        self.V, self.order = int(vocab_size), order
+        t = np.asarray(tokens, dtype=np.int64)
+        self.orders: list[Order] = []
+        for n in range(order, 0, -1):
+            if n == order:
+                keys, counts = np.unique(self.keys(t, n), return_counts=True)
+            else:  # continuation counts: how many distinct grams one longer end with it
+                longer = np.unique(self.keys(t, n + 1))
+                keys, counts = np.unique(longer % self.V**n, return_counts=True)
+            self.orders.insert(0, self._order(keys, counts))
+
+    @staticmethod
+    def _discount(counts: np.ndarray) -> float:
+        n1, n2 = np.sum(counts == 1), np.sum(counts == 2)
+        return float(n1 / (n1 + 2 * n2)) if n1 + n2 else 0.5
+
+    def _order(self, keys: np.ndarray, counts: np.ndarray) -> Order:
+        ctx, first = np.unique(keys // self.V, return_index=True)
+        total = np.add.reduceat(counts, first) if len(keys) else counts
+        types = np.diff(np.append(first, len(keys)))
+        return Order(keys, counts, ctx, total, types, min(self._discount(counts), 0.95))
+
+    def keys(self, t: np.ndarray, n: int) -> np.ndarray:
+        """The key of every n-gram of ``t`` (len(t) - n + 1 of them)."""
+        k = np.zeros(len(t) - n + 1, dtype=np.int64)
+        for i in range(n):
+            k = k * self.V + t[i : len(t) - n + 1 + i]
+        return k
+
+    @staticmethod
+    def _find(sorted_keys: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        i = np.searchsorted(sorted_keys, q)
+        i = np.minimum(i, max(len(sorted_keys) - 1, 0))
+        found = (sorted_keys[i] == q) if len(sorted_keys) else np.zeros(len(q), bool)
+        return i, found
+
+    def prob(self, context: np.ndarray, target: np.ndarray) -> np.ndarray:
+        """P(target | context) for rows of ``context`` (m, order - 1) and ``target`` (m,):
+        ids, with -1 where a row's context is shorter (the start of a text)."""
+        context = np.asarray(context, dtype=np.int64).reshape(len(target), self.order - 1)
+        target = np.asarray(target, dtype=np.int64)
+        o = self.orders[0]  # unigrams, interpolated with the uniform distribution
+        i, found = self._find(o.keys, target)
+        S = o.counts.sum()
+        p = np.where(found, np.maximum(o.counts[i] - o.discount, 0) / S, 0.0)
+        p += o.discount * len(o.keys) / S / self.V
+        for n in range(2, self.order + 1):
+            o = self.orders[n - 1]
+            h = context[:, self.order - n :]  # the last n - 1 tokens of the context
+            ok = (h >= 0).all(axis=1)
+            hk = np.zeros(len(target), dtype=np.int64)
+            for j in range(n - 1):
+                hk = hk * self.V + np.maximum(h[:, j], 0)
+            ci, cfound = self._find(o.ctx_keys, hk)
+            gi, gfound = self._find(o.keys, hk * self.V + target)
+            total = np.where(cfound, o.ctx_total[ci], 1)
+            higher = np.where(gfound, np.maximum(o.counts[gi] - o.discount, 0), 0) / total
+            back = o.discount * np.where(cfound, o.ctx_types[ci], 0) / total
+            p = np.where(ok & cfound, higher + back * p, p)
+        return p
+
+    def split_prob(self, tokens: np.ndarray) -> np.ndarray:
+        """P of each of ``tokens[1:]`` given the tokens before it in ``tokens``."""
+        t = np.asarray(tokens, dtype=np.int64)
+        n, k = len(t) - 1, self.order - 1
+        padded = np.concatenate([np.full(k, -1, dtype=np.int64), t])
+        if k:  # the context of tokens[i + 1] is padded[i + 1 : i + 1 + k]
+            ctx = np.lib.stride_tricks.sliding_window_view(padded[1 : n + k], k)
+        else:
+            ctx = np.zeros((n, 0), dtype=np.int64)
+        return self.prob(ctx, t[1:])
+
+
+def fit_weight(gpt_nll: np.ndarray, kn_prob: np.ndarray) -> float:
+    """The weight of the GPT in the mixture that gives the lowest cross-entropy on these
+    tokens (their GPT nats and n-gram probabilities): a grid, then a finer one around it."""
+
+    def loss(w: float) -> float:
+        return float(-np.log(w * np.exp(-gpt_nll) + (1 - w) * kn_prob).mean())
+
+    grid = np.linspace(0.05, 0.99, 48)
+    best = grid[int(np.argmin([loss(w) for w in grid]))]
+    fine = np.linspace(max(best - 0.02, 0.01), min(best + 0.02, 0.999), 41)
+    return float(fine[int(np.argmin([loss(w) for w in fine]))])
+
+
+def mixed_nll(gpt_nll: np.ndarray, kn_prob: np.ndarray, weight: float) -> np.ndarray:
+    """The mixture's nats per token."""
+    return -np.log(weight * np.exp(-gpt_nll) + (1 - weight) * kn_prob)
+
+
+def online_mixed_nll(
+    gpt_nll: np.ndarray, kn_prob: np.ndarray, prior: float, chunk: int = 65536
+) -> np.ndarray:
+    """The mixture's nats per token when each token is mixed with the weight that did best
+    on the tokens before it (follow the leader over a grid of weights; ``prior`` for the
+    first), as a compressor's mixer learns as it reads: a token's weight never depends on
+    it or on anything after it."""
+    grid = np.linspace(0.02, 0.98, 49)
+    lead = np.abs(grid - prior) * 1e-6  # before any token: the prior's weight leads
+    out = np.empty(len(gpt_nll))
+    for at in range(0, len(gpt_nll), chunk):
+        g, k = gpt_nll[at : at + chunk], kn_prob[at : at + chunk]
+        loss = -np.log(grid[:, None] * np.exp(-g)[None] + (1 - grid[:, None]) * k[None])
+        before = lead[:, None] + np.cumsum(loss, axis=1) - loss  # each weight's loss so far
+        out[at : at + chunk] = loss[np.argmin(before, axis=0), np.arange(len(g))]
+        lead = before[:, -1] + loss[:, -1]
+    return out

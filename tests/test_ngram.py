@@ -1,0 +1,97 @@
+"""The n-gram partner: interpolated Kneser-Ney against a plain reference, a proper
+distribution, and its mixture with the GPT (a fitted weight; an online one that never
+looks ahead)."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from wordgpt.use.ngram import KneserNey, fit_weight, mixed_nll, online_mixed_nll
+
+
+def reference_kn(tokens: list[int], V: int, N: int):
+    """Interpolated Kneser-Ney the plain way, with dictionaries: counts at the highest order,
+    continuation counts below, an absolute discount n1 / (n1 + 2 n2) per order, the unigrams
+    interpolated with the uniform distribution."""
+    grams = {n: Counter(tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
+             for n in range(1, N + 1)}  # fmt: skip
+    use = {N: grams[N]}
+    for n in range(N - 1, 0, -1):
+        use[n] = Counter(g[1:] for g in grams[n + 1])  # distinct left extensions
+    D = {}
+    for n, c in use.items():
+        n1, n2 = sum(v == 1 for v in c.values()), sum(v == 2 for v in c.values())
+        D[n] = min(n1 / (n1 + 2 * n2), 0.95) if n1 + n2 else 0.5
+
+    def p(context: tuple, w: int) -> float:
+        S = sum(use[1].values())
+        pr = max(use[1][(w,)] - D[1], 0) / S + D[1] * len(use[1]) / S / V
+        for n in range(2, N + 1):
+            if len(context) < n - 1:
+                break
+            h = tuple(context[len(context) - n + 1 :])
+            followers = {g: c for g, c in use[n].items() if g[:-1] == h}
+            total = sum(followers.values())
+            if total:
+                pr = max(use[n][h + (w,)] - D[n], 0) / total + D[n] * len(followers) / total * pr
+        return pr
+
+    return p
+
+
+@pytest.mark.parametrize("order", [1, 2, 3, 4])
+def test_kneser_ney_is_the_plain_reference_and_sums_to_one(order):
+    rng = np.random.default_rng(order)
+    V = 12
+    tokens = rng.integers(0, V, 400)
+    tokens[200:260] = tokens[20:80]  # a repeated passage: long grams that recur
+    kn, ref = KneserNey(tokens, V, order), reference_kn(tokens.tolist(), V, order)
+    for _ in range(6):
+        ctx = rng.integers(0, V, order - 1)
+        cut = rng.integers(0, order)  # a shorter context at the start of a text
+        given = np.where(np.arange(order - 1) < cut, -1, ctx)
+        probs = kn.prob(np.tile(given, (V, 1)), np.arange(V))
+        assert probs.sum() == pytest.approx(1.0, abs=1e-12) and (probs > 0).all()
+        short = tuple(int(c) for c in ctx[cut:])
+        assert probs == pytest.approx([ref(short, w) for w in range(V)], rel=1e-12)
+
+
+def test_a_crafted_bigram_by_hand():
+    """'a b a b a c' (a=0, b=1, c=2, V=3), order 2. Bigram counts ab 2, ba 2, ac 1: n1 = 1,
+    n2 = 2, D2 = 1/5. Unigram continuation counts: a 1 (after b), b 1, c 1: n1 = 3, D1 =
+    0.95 (capped). P1(w) = (1 - .95)/3 + .95 * 3/3/3 = 1/3 for each. After a: total 3, types
+    2: P(b|a) = (2 - .2)/3 + .2 * 2/3 * 1/3 = 0.6 + 0.04444."""
+    kn = KneserNey(np.array([0, 1, 0, 1, 0, 2]), 3, 2)
+    p = kn.prob(np.array([[0], [0], [0]]), np.array([0, 1, 2]))
+    assert p[1] == pytest.approx(1.8 / 3 + 0.2 * 2 / 3 / 3)
+    assert p[2] == pytest.approx(0.8 / 3 + 0.2 * 2 / 3 / 3)
+    assert p[0] == pytest.approx(0.2 * 2 / 3 / 3)
+    assert kn.split_prob(np.array([0, 1]))[0] == pytest.approx(p[1])
+
+
+def test_the_fitted_weight_is_the_best_mixture():
+    rng = np.random.default_rng(0)
+    p_gpt, p_kn = rng.uniform(0.01, 1, 5000), rng.uniform(0.01, 1, 5000)
+    w = fit_weight(-np.log(p_gpt), p_kn)
+    best = min(
+        np.linspace(0.01, 0.999, 999), key=lambda v: -np.log(v * p_gpt + (1 - v) * p_kn).sum()
+    )
+    assert w == pytest.approx(best, abs=0.002)
+    assert mixed_nll(-np.log(p_gpt), p_kn, w).sum() <= -np.log(p_gpt).sum()
+
+
+def test_the_online_weight_never_looks_ahead_and_learns_which_partner_is_better():
+    rng = np.random.default_rng(1)
+    n = 3000
+    gpt, kn = rng.uniform(0.2, 0.3, n), rng.uniform(0.01, 0.02, n)  # the GPT is better
+    a = online_mixed_nll(-np.log(gpt), kn, prior=0.5, chunk=700)
+    later = kn.copy()
+    later[1234:] = 0.9  # the n-gram model becomes better from token 1234
+    b = online_mixed_nll(-np.log(gpt), later, prior=0.5, chunk=700)
+    assert np.array_equal(a[:1234], b[:1234]) and not np.allclose(a[1240:], b[1240:])
+    assert a[0] == pytest.approx(-np.log(0.5 * gpt[0] + 0.5 * kn[0]), rel=1e-3)  # the prior
+    assert a[-100:].mean() == pytest.approx(-np.log(0.98 * gpt[-100:] + 0.02 * kn[-100:]).mean(),
+                                            rel=1e-9)  # fmt: skip
