@@ -1,6 +1,6 @@
 """Training speed: tokens/s, characters/s, seconds per step (forward and backward apart),
 achieved FLOP/s and model-FLOP utilisation against this machine's measured matrix-product
-peak, and the speed-up over the mission notebook's reference model measured in the same run.
+peak, and the speed-up over the original notebook's reference model measured in the same run.
 
     python benchmarks/speed.py                 # the reference dims: 4 layers, 4 heads, 128 wide
     python benchmarks/speed.py --seed-preset   # the notebook's full size, seconds per step

@@ -7,7 +7,7 @@ coverage), and the mean cosine of frequent words (near 1: collapsed), plus train
     python benchmarks/vectors.py --neighbors food knight sancho wine
 
 Settings are named below; ``default`` is wordgpt's current default, ``notebook`` the
-mission notebook's. Vectors learn from the training split only, as ``embed train`` does.
+original notebook's. Vectors learn from the training split only, as ``embed train`` does.
 """
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ def embed() -> None:
 @click.option(
     "--notebook",
     is_flag=True,
-    help="the mission notebook's exact settings (500 dims, 5 epochs, min_count 1, window 5, "
+    help="the original notebook's exact settings (500 dims, 5 epochs, min_count 1, window 5, "
     "skip-gram); the other flags are ignored",
 )
 @config_options(Word2VecConfig)

@@ -22,7 +22,8 @@ from .spelling import Spelling, lexicon_weights
 
 UNK = "<unk>"
 
-# Words, single punctuation marks and single whitespace characters, as the mission splits text.
+# Words, single punctuation marks and single whitespace characters, as the original notebook
+# splits text.
 WORD_PATTERN = re.compile(r"\w+|\S|\s")
 # The same tokens, with one space attached to the word or mark that follows it.
 SPACE_PREFIX_PATTERN = re.compile(r" ?\w+| ?[^\w\s]|\s")
