@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from ..corpus.tokenfiles import bits_per_char
 from ..errors import WordGPTError
-from .ngram import KneserNey, fit_weight, mixed_nll, online_mixed_nll
+from .ngram import mixed_nll, ngram_mixture, online_mixed_nll
 
 
 @dataclass(frozen=True)
@@ -154,7 +154,7 @@ def adaptive_nll(
     stride: int | None = None,
 ) -> np.ndarray:
     """Dynamic evaluation (Krause et al. 2018), as a compressor reads: the windows of
-    :func:`total_nll` in order, each scoring its new tokens first and then learning from the
+    :func:`token_nll` in order, each scoring its new tokens first and then learning from the
     whole window (one SGD step of rate ``lr`` on its mean loss), so every token is predicted
     by weights that learned only from the tokens before it. Returns the cross-entropy (nats)
     of each of ``data[1:]``; ``model`` is left as it was (a copy learns)."""
@@ -237,21 +237,3 @@ def evaluate(
         adaptive,
         mixture,
     )
-
-
-HELD_OUT = 0.05
-"""The share of the training split (its end) that the n-gram mixture's weight is fitted on."""
-
-
-def ngram_mixture(
-    gpt_nll, train: np.ndarray, data: np.ndarray, vocab: int, order: int
-) -> tuple[float, np.ndarray]:
-    """The GPT's weight in its mixture with an n-gram model, fitted on the last HELD_OUT of
-    the training tokens (the n-gram model counting the rest; the GPT has seen them, so its
-    weight is if anything too high), and the n-gram model's probability of each of
-    ``data[1:]``, the model then counting every training token. ``gpt_nll(tokens)`` gives
-    the GPT's nats of each of ``tokens[1:]``."""
-    cut = int(len(train) * (1 - HELD_OUT))
-    held = np.asarray(train[cut - 1 :])
-    weight = fit_weight(gpt_nll(held), KneserNey(train[:cut], vocab, order).split_prob(held))
-    return weight, KneserNey(train, vocab, order).split_prob(np.asarray(data))

@@ -155,3 +155,21 @@ def online_mixed_nll(
         out[at : at + chunk] = loss[np.argmin(before, axis=0), np.arange(len(g))]
         lead = before[:, -1] + loss[:, -1]
     return out
+
+
+HELD_OUT = 0.05
+"""The share of the training split (its end) that the n-gram mixture's weight is fitted on."""
+
+
+def ngram_mixture(
+    gpt_nll, train: np.ndarray, data: np.ndarray, vocab: int, order: int
+) -> tuple[float, np.ndarray]:
+    """The GPT's weight in its mixture with an n-gram model, fitted on the last HELD_OUT of
+    the training tokens (the n-gram model counting the rest; the GPT has seen them, so its
+    weight is if anything too high), and the n-gram model's probability of each of
+    ``data[1:]``, the model then counting every training token. ``gpt_nll(tokens)`` gives
+    the GPT's nats of each of ``tokens[1:]``."""
+    cut = int(len(train) * (1 - HELD_OUT))
+    held = np.asarray(train[cut - 1 :])
+    weight = fit_weight(gpt_nll(held), KneserNey(train[:cut], vocab, order).split_prob(held))
+    return weight, KneserNey(train, vocab, order).split_prob(np.asarray(data))
