@@ -11,6 +11,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+import time
 
 import click
 
@@ -49,7 +50,9 @@ def main(argv: list[str] | None = None) -> None:
         signal.signal(signal.SIGTERM, _interrupt)
     console()
     try:
-        cli.main(args=argv, prog_name="wordgpt", standalone_mode=False)
+        # when the command began: a time budget is the wall time from here, imports included
+        cli.main(args=argv, prog_name="wordgpt", standalone_mode=False,
+                 obj={"started": time.perf_counter()})  # fmt: skip
     except InterruptError as e:
         click.echo(" ".join(str(e).split()), err=True)
         sys.exit(e.exit_code)

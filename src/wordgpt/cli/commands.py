@@ -112,8 +112,9 @@ def train(data_dir, preset, out, resume, overwrite, dry_run, trust_pickle, repor
     go to OUT. Every model and training setting below defaults to the preset's value."""
     from ..training.train import train as run
 
+    began = (click.get_current_context().obj or {}).get("started")
     r = run(data_dir, out, preset, resume=resume, overwrite=overwrite, trust_pickle=trust_pickle,
-            report=report, dry_run=dry_run, **settings_given(settings))  # fmt: skip
+            report=report, dry_run=dry_run, started=began, **settings_given(settings))  # fmt: skip
     if dry_run:
         click.echo(str(r))
         return

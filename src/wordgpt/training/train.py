@@ -96,6 +96,7 @@ def train(
     report: bool = True,
     dry_run: bool = False,
     clock: Callable[[], float] = time.perf_counter,
+    started: float | None = None,
     **settings: Any,
 ):
     """Train a GPT on the token files in ``data_dir``, writing the run folder ``out``
@@ -110,10 +111,12 @@ def train(
     first). ``trust_pickle`` lets ``init_embeddings`` be a gensim .kv file (a pickle: it can
     run code). ``report`` writes RUN/report.html and report.md at the end. ``dry_run``
     checks everything and returns the :class:`Plan` (its ``str`` says what would run),
-    writing nothing. Raises :class:`DivergedError` when the loss stays non-finite, and
+    writing nothing. ``started``: when the caller began (a ``clock`` reading; the command
+    line passes its own start, so a time budget counts its imports too); default now.
+    Raises :class:`DivergedError` when the loss stays non-finite, and
     :class:`InterruptError` after a Ctrl-C (``last.pt`` saved).
     """
-    started = clock()
+    started = clock() if started is None else started
     console()
     d = init(str(settings.get("device") or "auto"))
     try:
