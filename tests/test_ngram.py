@@ -15,7 +15,7 @@ from wordgpt.use.ngram import KneserNey, fit_weight, mixed_nll, online_mixed_nll
 def reference_kn(tokens: list[int], V: int, N: int):
     """Interpolated Kneser-Ney the plain way, with dictionaries: counts at the highest order,
     continuation counts below, an absolute discount n1 / (n1 + 2 n2) per order, the unigrams
-    interpolated with the uniform distribution."""
+    interpolated with the uniform distribution (each discount within 0.05 and 0.95)."""
     grams = {n: Counter(tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
              for n in range(1, N + 1)}  # fmt: skip
     use = {N: grams[N]}
@@ -24,7 +24,7 @@ def reference_kn(tokens: list[int], V: int, N: int):
     D = {}
     for n, c in use.items():
         n1, n2 = sum(v == 1 for v in c.values()), sum(v == 2 for v in c.values())
-        D[n] = min(n1 / (n1 + 2 * n2), 0.95) if n1 + n2 else 0.5
+        D[n] = min(max(n1 / (n1 + 2 * n2), 0.05), 0.95) if n1 + n2 else 0.5
 
     def p(context: tuple, w: int) -> float:
         S = sum(use[1].values())
@@ -95,3 +95,16 @@ def test_the_online_weight_never_looks_ahead_and_learns_which_partner_is_better(
     assert a[0] == pytest.approx(-np.log(0.5 * gpt[0] + 0.5 * kn[0]), rel=1e-3)  # the prior
     assert a[-100:].mean() == pytest.approx(-np.log(0.98 * gpt[-100:] + 0.02 * kn[-100:]).mean(),
                                             rel=1e-9)  # fmt: skip
+
+
+def test_no_token_is_ever_impossible_and_short_texts_are_refused_or_empty():
+    """A text without a single gram seen once (discount n1 / (n1 + 2 n2) = 0) still leaves
+    every token some probability; too short a training text is one clear error."""
+    kn = KneserNey(np.array([0, 1, 2] * 3), 5, 3)
+    p = kn.prob(np.array([[0, 1]] * 5), np.arange(5))
+    assert (p > 0).all() and p.sum() == pytest.approx(1.0)
+    assert len(kn.split_prob(np.array([3]))) == 0
+    from wordgpt.errors import WordGPTError
+
+    with pytest.raises(WordGPTError, match="too few"):
+        KneserNey(np.array([1, 2]), 5, 3)

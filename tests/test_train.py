@@ -316,3 +316,19 @@ def test_a_resume_past_its_epochs_says_so_and_a_larger_epochs_goes_on(word_data,
         train(word_data, tmp_path, resume=True, **FAST)
     more = train(word_data, tmp_path, resume=True, epochs=0.4, **FAST)
     assert more.stopped == "epochs" and more.step == math.ceil(0.4 * n / (8 * 32))
+
+
+def test_the_reports_deadline_counts_a_resumed_runs_earlier_time(word_data, tmp_path):
+    """A 60 s budget of which earlier trainings used 50: the report has the 10 s left, not
+    60 (the budget is the run's, across resumes)."""
+    import time
+    from types import SimpleNamespace
+
+    from wordgpt.training.train import report_deadline
+
+    plan = train(word_data, tmp_path / "r", preset="tiny", dry_run=True, time_budget=60)
+    trainer = SimpleNamespace(wall_seconds=lambda: 50.0)
+    left = report_deadline(plan, trainer) - time.perf_counter()
+    assert 9 < left <= 10
+    assert report_deadline(train(word_data, tmp_path / "r", preset="tiny", dry_run=True),
+                           trainer) is None  # fmt: skip

@@ -154,7 +154,7 @@ def train(
                     trainer.close()
                 p.run.unlock()
             if report and d.master:
-                write_run_report(p.run.path, report_deadline(p, started, clock))
+                write_run_report(p.run.path, report_deadline(p, trainer))
             d.barrier()  # every rank done before the process group goes
             if result.stopped.startswith("signal"):
                 raise InterruptError(
@@ -821,13 +821,14 @@ def finish(p: Plan, trainer: Trainer, stopped: str, d: Dist, peak: float | None)
     )
 
 
-def report_deadline(p: Plan, started: float, clock: Callable[[], float]) -> float | None:
+def report_deadline(p: Plan, trainer: Trainer) -> float | None:
     """When the report must be done (a ``time.perf_counter()`` reading): a time budget is the
-    whole run's wall time, the report included; None without one."""
+    whole run's wall time (a resumed run's earlier trainings included), the report too; None
+    without one."""
     budget = p.train.stop.time_budget
     if budget is None:
         return None
-    return time.perf_counter() + max(budget - (clock() - started), 0.0)
+    return time.perf_counter() + max(budget - trainer.wall_seconds(), 0.0)
 
 
 def write_run_report(run_dir: Path, deadline: float | None = None) -> None:

@@ -165,6 +165,10 @@ class Trainer:
         set-up began), on top of what a resumed run had already used."""
         self._t_ref = started - self.state.elapsed
 
+    def wall_seconds(self) -> float:
+        """The run's wall time so far, earlier trainings of a resumed run included."""
+        return self.clock() - self._t_ref
+
     def train_until(self) -> float:
         return train_until(self.state, self.cfg)
 

@@ -103,9 +103,11 @@ def token_nll(
     the rest. A progress bar on a terminal when asked. With a ``deadline`` (a
     ``time.perf_counter()`` reading) it raises :class:`OutOfTimeError` after its first batch
     when, at that batch's speed, the split would not be done by then."""
-    n, stride = len(data) - 1, stride or block_size
+    n, stride = max(len(data) - 1, 0), stride or block_size
     if not 1 <= stride <= block_size:
         raise WordGPTError(f"the stride must be between 1 and the block size ({block_size})")
+    if n == 0:
+        return np.zeros(0)
     starts = np.arange(0, max(n - block_size, -1) + 1, stride)  # windows of a whole block
     keep = block_size - stride  # what a later window has already seen scored
     out = np.zeros(n)
@@ -160,7 +162,9 @@ def adaptive_nll(
     of each of ``data[1:]``; ``model`` is left as it was (a copy learns)."""
     import copy
 
-    n, stride = len(data) - 1, stride or block_size
+    n, stride = max(len(data) - 1, 0), stride or block_size
+    if n == 0:
+        return np.zeros(0)
     learner = copy.deepcopy(model).to(device).eval()  # no dropout, scoring or learning
     opt = torch.optim.SGD(learner.parameters(), lr=lr)
     starts = list(range(0, max(n - block_size, -1) + 1, stride))

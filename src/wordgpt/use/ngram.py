@@ -9,7 +9,8 @@ held out of the training split (the n-gram model then counts the rest of it), ne
 The model is exact and vectorised: every n-gram of each order is a 64-bit key (its token ids
 as digits in base V), counted with ``np.unique`` and found with ``np.searchsorted``. The
 highest order uses counts, the lower ones continuation counts (in how many contexts a
-gram follows), each with its own absolute discount ``n1 / (n1 + 2 n2)``; the unigrams are
+gram follows), each with its own absolute discount ``n1 / (n1 + 2 n2)`` (kept within 0.05
+and 0.95, so no token is ever impossible); the unigrams are
 interpolated with the uniform distribution, so every token has a probability and each
 context's distribution sums to 1 (a test sums it).
 """
@@ -49,6 +50,8 @@ class KneserNey:
                                f"{vocab_size:,} in 64-bit keys")  # fmt: skip
         self.V, self.order = int(vocab_size), order
         t = np.asarray(tokens, dtype=np.int64)
+        if len(t) < order + 1:
+            raise WordGPTError(f"{len(t)} training tokens are too few for an {order}-gram model")
         self.orders: list[Order] = []
         for n in range(order, 0, -1):
             if n == order:
@@ -67,7 +70,7 @@ class KneserNey:
         ctx, first = np.unique(keys // self.V, return_index=True)
         total = np.add.reduceat(counts, first) if len(keys) else counts
         types = np.diff(np.append(first, len(keys)))
-        return Order(keys, counts, ctx, total, types, min(self._discount(counts), 0.95))
+        return Order(keys, counts, ctx, total, types, min(max(self._discount(counts), 0.05), 0.95))
 
     def keys(self, t: np.ndarray, n: int) -> np.ndarray:
         """The key of every n-gram of ``t`` (len(t) - n + 1 of them)."""
@@ -112,6 +115,8 @@ class KneserNey:
         """P of each of ``tokens[1:]`` given the tokens before it in ``tokens``."""
         t = np.asarray(tokens, dtype=np.int64)
         n, k = len(t) - 1, self.order - 1
+        if n <= 0:
+            return np.zeros(0)
         padded = np.concatenate([np.full(k, -1, dtype=np.int64), t])
         if k:  # the context of tokens[i + 1] is padded[i + 1 : i + 1 + k]
             ctx = np.lib.stride_tricks.sliding_window_view(padded[1 : n + k], k)

@@ -73,12 +73,14 @@ def gather(m: Model, deadline: float | None = None) -> dict:
     meta = read_json_object(data_dir / "meta.json")
     ev, left_out, samples = None, [], []
     try:
+        if meta and not in_time():
+            raise OutOfTimeError("the time budget is spent")
         ev = m.evaluate("val", progress=True, deadline=deadline).to_dict() if meta else None
     except OutOfTimeError:
         left_out.append("the whole val split's evaluation")
     began = time.perf_counter()
     for seed in range(1, SAMPLES + 1):
-        if not in_time():
+        if not in_time((time.perf_counter() - began) / max(len(samples), 1)):
             left_out.append(f"samples {seed}-{SAMPLES}")
             break
         g = m.generate("", replace(SHOWCASE, seed=seed))
