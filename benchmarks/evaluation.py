@@ -31,7 +31,7 @@ from wordgpt.corpus.sources import resolve
 from wordgpt.corpus.tokenfiles import load_meta
 
 
-def split_texts(data_dir: Path) -> tuple[str, str]:
+def train_and_val_text(data_dir: Path) -> tuple[str, str]:
     """The train and val text of a one-source data folder, cleaned as it was prepared."""
     meta = load_meta(data_dir)
     cfg = from_dict(DataConfig, meta["config"])
@@ -107,7 +107,7 @@ def main() -> None:
     rows = model_rows(args.run, args.strides, args.adapt_lrs)
     if not args.no_compressors:
         m = wordgpt.load(args.run, device="cpu")
-        rows += compressor_rows(*split_texts(Path(m.config["data_dir"])))
+        rows += compressor_rows(*train_and_val_text(Path(m.config["data_dir"])))
     emit(rows, [("method", "method", "s"), ("setting", "setting", "s"),
                 ("bits_per_char", "val bits/char", ".4f"), ("seconds", "seconds", ",.1f")],
          args.json)  # fmt: skip

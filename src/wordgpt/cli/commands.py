@@ -227,8 +227,6 @@ def eval_(run, split, data_dir, text, which, device, copies, stride, adapt, adap
     from ..use.loaded import load
 
     m = load(run, which, device)
-    if stride is not None and stride > m.gpt.cfg.block_size:
-        raise WordGPTError(f"--stride {stride} is more than the block size, {m.gpt.cfg.block_size}")
     kw = {"stride": stride, "adapt_lr": adapt_lr if adapt else None, "ngram": ngram}
     r = (
         m.evaluate_text(text, **kw)

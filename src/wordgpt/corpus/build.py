@@ -196,7 +196,7 @@ def prepare_corpus(
     }
 
 
-def split_text(split: dict) -> str:
+def describe_split(split: dict) -> str:
     """How a data folder's val split was taken (meta.json's ``split``), in words."""
     if split.get("method") == "articles":
         n = split["articles"]
@@ -221,7 +221,7 @@ def summary(p: Prepared, n_tokens: int = 20) -> str:
         if len(srcs) == 1
         else f"{len(srcs)} files ({srcs[0]['path']}, ...)"
     )
-    how = split_text(m.get("split", {}))
+    how = describe_split(m.get("split", {}))
     lines = [
         f"source        {where}",
         f"split         {how}",

@@ -84,6 +84,23 @@ class EvalResult:
         )
 
 
+def windows(n: int, block_size: int, stride: int | None) -> tuple[np.ndarray, int | None]:
+    """Where the windows that score each of ``n`` targets once start: windows of a whole
+    block every ``stride`` tokens (default: the block), and the start of a shorter last
+    window for the rest (None when the whole blocks reach the end). The first window scores
+    all its targets, each later one those the one before it did not reach: every target
+    after the first window has at least ``block_size - stride`` tokens of context."""
+    stride = stride or block_size
+    if not 1 <= stride <= block_size:
+        raise WordGPTError(
+            f"a stride of {stride}: it must be at least 1 and not more than the block size, "
+            f"{block_size}"
+        )
+    starts = np.arange(0, max(n - block_size, -1) + 1, stride)
+    end = starts[-1] + block_size if len(starts) else 0  # targets the whole blocks score
+    return starts, (max(end - (block_size - stride), 0) if end < n else None)
+
+
 @torch.no_grad()
 def token_nll(
     model,
@@ -95,21 +112,14 @@ def token_nll(
     deadline: float | None = None,
     stride: int | None = None,
 ) -> np.ndarray:
-    """The cross-entropy (nats) of predicting each of ``data[1:]``, each token once. Windows
-    of ``block_size`` tokens start every ``stride`` tokens (default: the block, consecutive
-    windows); the first scores all its tokens, each later one only the tokens the one before
-    it did not reach, so every token after the first window is predicted from at least
-    ``block_size - stride`` tokens of context. A final window shorter than the block takes
-    the rest. A progress bar on a terminal when asked. With a ``deadline`` (a
+    """The cross-entropy (nats) of predicting each of ``data[1:]``, each token once, in the
+    :func:`windows` that start every ``stride`` tokens (default: the block, consecutive
+    windows), batched. A progress bar on a terminal when asked. With a ``deadline`` (a
     ``time.perf_counter()`` reading) it raises :class:`OutOfTimeError` after its first batch
     when, at that batch's speed, the split would not be done by then."""
-    n, stride = max(len(data) - 1, 0), stride or block_size
-    if not 1 <= stride <= block_size:
-        raise WordGPTError(f"the stride must be between 1 and the block size ({block_size})")
-    if n == 0:
-        return np.zeros(0)
-    starts = np.arange(0, max(n - block_size, -1) + 1, stride)  # windows of a whole block
-    keep = block_size - stride  # what a later window has already seen scored
+    n = max(len(data) - 1, 0)
+    starts, tail = windows(n, block_size, stride)
+    keep = block_size - (stride or block_size)  # what a later window has already seen scored
     out = np.zeros(n)
     was_training = model.training
     model.eval()
@@ -129,21 +139,14 @@ def token_nll(
                 batches = math.ceil(len(starts) / batch_size) + 1
                 if t + (time.perf_counter() - t) * batches > deadline:
                     raise OutOfTimeError(f"the whole split would take about {batches} batches more")
-        end = starts[-1] + block_size if len(starts) else 0  # targets scored so far
-        if end < n:  # the rest: a shorter window, from as much context as the stride allows
-            at = max(end - keep, 0)
-            row = torch.from_numpy(data[at:].astype(np.int64))[None].to(device)
+        if tail is not None:  # the rest: a shorter window, as much context as the stride allows
+            end = starts[-1] + block_size if len(starts) else 0  # targets scored so far
+            row = torch.from_numpy(data[tail:].astype(np.int64))[None].to(device)
             nll = model(row[:, :-1], row[:, 1:], reduction="none")
-            out[end:] = nll[end - at :].double().cpu().numpy()
+            out[end:] = nll[end - tail :].double().cpu().numpy()
     finally:
         model.train(was_training)
     return out
-
-
-def total_nll(model, data: np.ndarray, block_size: int, *args, **kw) -> tuple[float, int]:
-    """The sum of :func:`token_nll` (nats) and how many tokens it scored."""
-    nll = token_nll(model, data, block_size, *args, **kw)
-    return float(nll.sum()), len(nll)
 
 
 def adaptive_nll(
@@ -155,25 +158,21 @@ def adaptive_nll(
     progress: bool = False,
     stride: int | None = None,
 ) -> np.ndarray:
-    """Dynamic evaluation (Krause et al. 2018), as a compressor reads: the windows of
-    :func:`token_nll` in order, each scoring its new tokens first and then learning from the
+    """Dynamic evaluation (Krause et al. 2018), as a compressor reads: the :func:`windows`
+    in order, each scoring its new tokens first and then learning from the
     whole window (one SGD step of rate ``lr`` on its mean loss), so every token is predicted
     by weights that learned only from the tokens before it. Returns the cross-entropy (nats)
     of each of ``data[1:]``; ``model`` is left as it was (a copy learns)."""
     import copy
 
-    n, stride = max(len(data) - 1, 0), stride or block_size
-    if n == 0:
-        return np.zeros(0)
+    n = max(len(data) - 1, 0)
+    starts, tail = windows(n, block_size, stride)
     learner = copy.deepcopy(model).to(device).eval()  # no dropout, scoring or learning
     opt = torch.optim.SGD(learner.parameters(), lr=lr)
-    starts = list(range(0, max(n - block_size, -1) + 1, stride))
-    end = starts[-1] + block_size if starts else 0
-    if end < n:  # the rest: a shorter window, as total_nll takes it
-        starts.append(max(end - (block_size - stride), 0))
     out, scored = np.zeros(n), 0
-    for at in tqdm(starts, desc="adapting", unit="window",
-                   disable=None if progress else True, leave=False):  # fmt: skip
+    every = starts.tolist() + ([] if tail is None else [tail])
+    for at in tqdm(every, desc="adapting", unit="window", disable=None if progress else True,
+                   leave=False):  # fmt: skip
         row = torch.from_numpy(data[at : at + block_size + 1].astype(np.int64))[None].to(device)
         nll = learner(row[:, :-1], row[:, 1:], reduction="none")  # (T,)
         new = nll[scored - at :].detach().double().cpu().numpy()  # scored, then learned from:
@@ -204,7 +203,7 @@ def evaluate(
     ngram: tuple[np.ndarray, int, int] | None = None,
 ) -> EvalResult:
     """The whole split's figures; ``counts`` is the split's entry of meta.json (characters,
-    tokens, <unk>s and their spelling bits). ``stride``: see :func:`token_nll`; with
+    tokens, <unk>s and their spelling bits). ``stride``: see :func:`windows`; with
     ``adapt_lr`` also the adaptive figure (:func:`adaptive_nll`); with ``ngram`` (the
     training tokens, the vocabulary size, the order) also the figure of the GPT mixed with a
     Kneser-Ney n-gram model of the training tokens (:func:`ngram_mixture`)."""

@@ -170,9 +170,11 @@ def model_card(m: Model, fmt: str, name: str) -> str:
 def example_prompt(m: Model) -> str:
     """A prompt in the run's own language: the first two words that start a sentence of its
     val text (its tokenizer's decoding), or "the" when the data folder is gone."""
+    if m.data_dir is None:
+        return "the"
     try:
         ids = load_split(m.data_dir, "val", check_ids=False)[:5000].tolist()
-    except (OSError, WordGPTError, TypeError):
+    except (OSError, WordGPTError):
         return "the"
     found = re.search(r"[.!?]\s+([^\W\d_]+ [^\W\d_]+)", m.tokenizer.decode(ids))
     return found.group(1) if found else "the"

@@ -53,13 +53,14 @@ class KneserNey:
         if len(t) < order + 1:
             raise WordGPTError(f"{len(t)} training tokens are too few for an {order}-gram model")
         self.orders: list[Order] = []
+        longer = None  # the distinct grams of the order above
         for n in range(order, 0, -1):
-            if n == order:
-                keys, counts = np.unique(self.keys(t, n), return_counts=True)
-            else:  # continuation counts: how many distinct grams one longer end with it
-                longer = np.unique(self.keys(t, n + 1))
-                keys, counts = np.unique(longer % self.V**n, return_counts=True)
+            grams, counts = np.unique(self.keys(t, n), return_counts=True)
+            keys = grams
+            if longer is not None:  # continuation counts: how many distinct grams one longer
+                keys, counts = np.unique(longer % self.V**n, return_counts=True)  # end with it
             self.orders.insert(0, self._order(keys, counts))
+            longer = grams
 
     @staticmethod
     def _discount(counts: np.ndarray) -> float:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import html
 import json
 
-from ..corpus.build import split_text
+from ..corpus.build import describe_split
 
 STYLE = """
 body{font:15px/1.5 system-ui,sans-serif;max-width:960px;margin:2rem auto;padding:0 1rem;
@@ -54,7 +54,7 @@ def data_rows(r: dict) -> list[tuple[str, str]]:
             f"{_num(va.get('tokens'))} tokens, {_num(va.get('chars'))} characters, "
             f"&lt;unk&gt; {_num(va.get('unk_share', 0), '.2%')} of its tokens",
         ),
-        ("split", _e(split_text(d.get("split_rule") or {}))),
+        ("split", _e(describe_split(d.get("split_rule") or {}))),
     ]
 
 
