@@ -4,11 +4,14 @@ has plain names and loads uncompiled is in test_train.py.)"""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
-from wordgpt.config import SampleConfig
+from wordgpt.config import COMPILE_MIN_BUDGET, SampleConfig, TrainConfig
 from wordgpt.corpus.tokenfiles import load_split
+from wordgpt.training.trainer import compiles
 from wordgpt.use.generate import generate_ids
 
 from .helpers import make_trainer
@@ -34,3 +37,23 @@ def test_compiled_training_follows_eager_training_and_samples_the_same_text(word
     cfg = SampleConfig(max_new_tokens=10, temperature=0, seed=0)
     ours = list(generate_ids(compiled.run_model, prompt, cfg))  # handed the wrapper
     assert ours == list(generate_ids(eager.model, prompt, cfg)) and len(ours) == 10
+
+
+@pytest.mark.parametrize(
+    ("device", "asked", "budget", "expected"),
+    [
+        ("cuda", None, None, True),  # no budget: a long run
+        ("cuda", None, COMPILE_MIN_BUDGET, True),
+        ("cuda", None, 60.0, False),  # compiling would eat half of it
+        ("cuda", True, 60.0, True),  # asked for: always
+        ("cuda", False, None, False),
+        ("cpu", None, None, False),
+        ("cpu", True, 60.0, True),
+    ],
+)
+def test_compile_by_default_only_on_cuda_runs_long_enough_to_win_it_back(
+    device, asked, budget, expected
+):
+    cfg = TrainConfig(compile=asked)
+    cfg = replace(cfg, stop=replace(cfg.stop, time_budget=budget))
+    assert compiles(cfg, torch.device(device)) is expected

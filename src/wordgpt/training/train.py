@@ -56,7 +56,7 @@ from ..runs import checkpoint
 from ..runs.folder import RunDir
 from .distributed import Dist, init, shutdown
 from .optim import plateau_branch
-from .trainer import DivergedError, Trainer
+from .trainer import DivergedError, Trainer, compiles
 
 EVAL_SHARE = 0.1
 """With a time budget, evaluations take at most this share of it (they are spread out)."""
@@ -438,6 +438,7 @@ def model_line(p: Plan, trainer: Trainer) -> str:
         f"{estimate_flops(trainer.model.cfg) / 1e6:,.1f} MFLOPs per token | {m.n_layer} layers, "
         f"{m.n_head} heads, {m.n_embd} wide, block {m.block_size}, {m.head} head | "
         f"device {trainer.device}, {dtype_name(trainer.dtype)}"
+        + (", torch.compile" if compiles(trainer.cfg, trainer.device) else "")
     )
 
 

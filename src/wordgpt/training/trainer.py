@@ -19,7 +19,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from ..config import TrainConfig
+from ..config import COMPILE_MIN_BUDGET, TrainConfig
 from ..errors import WordGPTError
 from ..model.device import autocast
 from ..runs.checkpoint import non_finite
@@ -327,15 +327,25 @@ def diverged_message(step: int, bad: int, lr: float) -> str:
 
 
 def wrap(model: nn.Module, cfg: TrainConfig, device: torch.device, d: Dist) -> nn.Module:
-    """The model in DDP (several processes) and torch.compile (asked for, or on CUDA)."""
+    """The model in DDP (several processes) and torch.compile (see :func:`compiles`)."""
     if d.enabled:
         from torch.nn.parallel import DistributedDataParallel
 
         ids = [device] if device.type == "cuda" else None
         model = DistributedDataParallel(model, device_ids=ids)
-    if cfg.compile or (cfg.compile is None and device.type == "cuda"):
+    if compiles(cfg, device):
         model = torch.compile(model)
     return model
+
+
+def compiles(cfg: TrainConfig, device: torch.device) -> bool:
+    """Whether training compiles the model: as asked, else on CUDA when the run is long
+    enough to win back the compile time (no time budget, or at least COMPILE_MIN_BUDGET)."""
+    if cfg.compile is not None:
+        return cfg.compile
+    budget = cfg.stop.time_budget
+    long = not budget or budget >= COMPILE_MIN_BUDGET
+    return device.type == "cuda" and long
 
 
 def check_finite(model: nn.Module, losses: dict[str, float], step: int) -> None:
