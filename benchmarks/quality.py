@@ -1,6 +1,7 @@
 """Quality per minute: train for a fixed wall-clock budget on Don Quixote, then measure val
 bits per character over the whole validation split (of best.pt, the checkpoint a budgeted
-run keeps), for tokenizers x recipes x inits x budgets x seeds, with the spread.
+run keeps; the GPT alone, and mixed with its n-gram partner where the run has one), for
+tokenizers x recipes x inits x budgets x seeds, with the spread.
 
     python benchmarks/quality.py                                   # the cpu preset, 300 s
     python benchmarks/quality.py --tokenizers word-sp char --seeds 1 2 3
@@ -60,6 +61,7 @@ NANOGPT = {
     "beta2": 0.99,
     "weight_decay": 0.1,
     "epochs": 0,  # its own schedule over the budget, not the cpu preset's cap on passes
+    "ngram": 0,  # the GPT alone, trained on the whole training split
 }
 BASES = {
     "picked": (None, {}),  # no preset: train picks the recipe for the budget on this machine
@@ -111,6 +113,8 @@ LEVERS = {
     "dropout": ({"dropout": 0.1, "attn_dropout": 0.1}, {"dropout": 0.0, "attn_dropout": 0.0}),
     "drop2": ({"dropout": 0.2, "attn_dropout": 0.1}, {"dropout": 0.1, "attn_dropout": 0.1}),
     "wd3": ({"weight_decay": 0.3}, {"weight_decay": 0.1}),
+    "wd10": ({"weight_decay": 1.0}, {"weight_decay": 0.1}),
+    "ngram": ({"ngram": 4}, {"ngram": 0}),
     "b64": ({"batch_size": 64}, {"batch_size": 32}),
     "b16": ({"batch_size": 16}, {"batch_size": 32}),
     "t256": ({"block_size": 256, "batch_size": 16}, {"block_size": 128, "batch_size": 32}),
@@ -199,6 +203,8 @@ def run_one(
         "wall_s": r.elapsed_s,  # the run's wall time: set-up, evaluations and report too
         "stopped": r.stopped,
         "val_bpc": e.bits_per_char,
+        "partner_bpc": e.ngram["bits_per_char"] if e.ngram else None,
+        "gpt_weight": e.ngram["gpt_weight"] if e.ngram else None,
         "val_loss": e.loss,
         "unk_share": e.unk_share,
         "spell_bpc": e.spell_bits_per_char,
@@ -263,7 +269,9 @@ def cell(tokname, data_dir, name, init, vectors, budget, args, root) -> dict:
         results.append(res)
         if not args.json:
             print(
-                f"  {tokname} {name} {init} {budget:g}s seed {seed}: {res['val_bpc']:.4f} bpc, "
+                f"  {tokname} {name} {init} {budget:g}s seed {seed}: {res['val_bpc']:.4f} bpc"
+                + (f" ({res['partner_bpc']:.4f} with the partner)" if res["partner_bpc"] else "")
+                + ", "
                 f"{res['steps']} steps, {res['tokens_per_s']:,.0f} tok/s, preset {res['preset']}, "
                 f"unk {res['unk_share']:.2%}, stopped: {res['stopped']}",
                 flush=True,
@@ -277,6 +285,11 @@ def cell(tokname, data_dir, name, init, vectors, budget, args, root) -> dict:
         "seeds": len(bpcs),
         "val_bpc": statistics.mean(bpcs),
         "spread": (max(bpcs) - min(bpcs)) / 2 if len(bpcs) > 1 else None,
+        "partner_bpc": (
+            statistics.mean(r["partner_bpc"] for r in results)
+            if results[0]["partner_bpc"]
+            else None
+        ),
         "tokens_per_s": statistics.mean(r["tokens_per_s"] for r in results),
         "steps": statistics.mean(r["steps"] for r in results),
         "preset": results[0]["preset"],
@@ -294,6 +307,7 @@ COLUMNS = [
     ("seeds", "seeds", "d"),
     ("val_bpc", "val bits/char", ".4f"),
     ("spread", "± (half range)", ".4f"),
+    ("partner_bpc", "with its n-gram partner", ".4f"),
     ("tokens_per_s", "tokens/s", ",.0f"),
     ("steps", "steps", ",.0f"),
     ("unk_share", "val <unk>", ".2%"),

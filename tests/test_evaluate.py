@@ -129,7 +129,7 @@ def test_the_stride_and_adaptive_evaluation_from_the_command_line(run_dir):
     cli("eval", run_dir, "--stride", "8", "--adapt")  # after the plain one: kept beside it
     record = json.loads((run_dir / "eval.json").read_text())
     assert record["bits_per_char"] == plain["bits_per_char"] and record["stride"] is None
-    assert record["variants"]["val, stride 8, adaptive"]["stride"] == 8
+    assert record["variants"]["val, stride 8, adaptive, GPT alone"]["stride"] == 8
     mixed = json.loads(cli("eval", run_dir, "--ngram", "3", "--adapt", "--json").stdout)["ngram"]
     assert mixed["order"] == 3 and 0 < mixed["gpt_weight"] < 1
     assert mixed["bits_per_char"] < plain["bits_per_char"]  # a tiny GPT gains from the partner

@@ -34,7 +34,8 @@ QUIET = {"progress": False, "tensorboard": False, "dtype": "fp32", "report": Fal
 @pytest.fixture(scope="module")
 def runs_dir(word_data, tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
-    train(word_data, root / "demo", preset="tiny", max_iters=60, eval_interval=20, **QUIET)
+    train(word_data, root / "demo", preset="tiny", max_iters=60, eval_interval=20, ngram=3,
+          **QUIET)  # fmt: skip
     train(word_data, root / "other", preset="tiny", max_iters=30, eval_interval=10, **QUIET)
     write_report(root / "demo")
     (root / "not-a-run").mkdir()
@@ -143,6 +144,18 @@ def test_streaming_gives_the_same_text_as_wordgpt_sample(runs_dir):
     )
     assert cli.returncode == 0, cli.stderr
     assert cli.stdout == "the knight" + streamed + "\n"  # the same defaults, the same text
+
+
+def test_a_generation_mixes_the_runs_partner_unless_asked_not_to(runs_dir):
+    c = client(runs_dir)
+    body = {"run": "demo", "prompt": "the knight", "max_new_tokens": 20, "temperature": 0}
+    mixed, alone = (events(c.post("/api/generate", json={**body, "ngram": n}).text)
+                    for n in (True, False))  # fmt: skip
+    assert "3-gram partner" in mixed[0][1]["partner"] and alone[0][1]["partner"] is None
+    text = ["".join(d["text"] for e, d in evs if e == "token") for evs in (mixed, alone)]
+    assert text[0] != text[1]  # a 60-step GPT and the book's 3-grams disagree
+    other = events(c.post("/api/generate", json={**body, "run": "other"}).text)
+    assert other[0][1]["partner"] is None  # a run without one
 
 
 def test_unknown_prompt_words_are_named(runs_dir):

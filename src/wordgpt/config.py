@@ -399,6 +399,10 @@ class EvalConfig:
         _check(self.eval_seconds > 0, f"eval_seconds must be > 0, got {self.eval_seconds}")
 
 
+NGRAM_MAX = 6
+"""The highest order of an n-gram partner."""
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """A training run: its batches, seed and device, what it starts from, and (one
@@ -437,6 +441,10 @@ class TrainConfig:
     """Write TensorBoard logs into RUN/tensorboard; unset means when the package is installed."""
     progress: bool = True
     """Show a progress bar."""
+    ngram: int = 4
+    """Order of the n-gram partner, a Kneser-Ney model of the training tokens mixed with the
+    GPT at evaluation and sampling; the GPT then trains on all but the last 5% of the
+    training split, where the mixture's weight is fitted (RUN/partner.json). 0: none."""
     optim: OptimConfig = field(default_factory=OptimConfig)
     """The optimisers and the learning-rate schedule."""
     stop: StopConfig = field(default_factory=StopConfig)
@@ -448,7 +456,8 @@ class TrainConfig:
         _check_choices(self)
         _check_numbers(self)
         _at_least(self, 1, "batch_size", "grad_accum", "embeddings_limit")
-        _at_least(self, 0, "freeze_embeddings", "seed")
+        _at_least(self, 0, "freeze_embeddings", "seed", "ngram")
+        _check(self.ngram <= NGRAM_MAX, f"ngram must be at most {NGRAM_MAX}, got {self.ngram}")
         _check(self.device.strip() != "", "device must not be empty")
         _check(
             not (self.init_from and self.init_embeddings),
@@ -475,6 +484,8 @@ class SampleConfig:
     allow_unk: bool = False
     """Let the model write <unk> (a word outside its vocabulary); by default it is never
     drawn, and the others share its probability."""
+    ngram: bool = True
+    """Mix the run's n-gram partner into each draw, when the run has one."""
 
     def __post_init__(self) -> None:
         _check_numbers(self)

@@ -70,7 +70,7 @@ PRESETS: dict[str, Preset] = {
                    model={"block_size": 256, "head": "softmax", "dropout": 0.0,
                           "attn_dropout": 0.0},
                    train={"batch_size": 16, "optimizer": "muon", "muon_lr": 1e-2,
-                          "warmup": 0.08, "muon_warmup": 0.05, "epochs": None}),
+                          "warmup": 0.08, "muon_warmup": 0.05, "epochs": None, "ngram": 0}),
     # 60 s: a 128-character context and batch 32 take more steps: 2.1743 (char: 2.2298).
     "char-60": Preset("characters, 60 s: the char recipe with a 128-character context, batch 32",
                       base="char", model={"block_size": 128},
@@ -101,13 +101,13 @@ PRESETS: dict[str, Preset] = {
                    train={"batch_size": 16, "lr": 3e-4, "warmup": 0.0, "min_lr_ratio": 1.0,
                           "decay": "cosine", "weight_decay": 0.01, "beta2": 0.999,
                           "max_iters": 5000, "time_budget": None, "epochs": None,
-                          "eval_interval": 100, "eval_iters": 20}),
+                          "eval_interval": 100, "eval_iters": 20, "ngram": 0}),
     # For tests: seconds on a CPU.
     "tiny": Preset("for tests: seconds on a CPU",
                    model={**NOTEBOOK_MODEL, "n_layer": 2, "n_head": 2, "n_embd": 32,
                           "block_size": 32, "dropout": 0.0},
                    train={"batch_size": 8, "lr": 3e-3, "warmup": 0.05, "decay": "cosine",
-                          "max_iters": 200, "time_budget": None, "epochs": None}),
+                          "max_iters": 200, "time_budget": None, "epochs": None, "ngram": 0}),
 }  # fmt: skip
 
 RECIPES: dict[tuple[str, int], str] = {

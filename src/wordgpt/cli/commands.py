@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from ..config import ADAPT_LR, DataConfig, ModelConfig, SampleConfig, TrainConfig
+from ..config import ADAPT_LR, NGRAM_MAX, DataConfig, ModelConfig, SampleConfig, TrainConfig
 from ..errors import WordGPTError
 from ..presets import PRESETS
 from .flags import (
@@ -214,10 +214,12 @@ def sample(run, prompt, which, device, copy_min, copies, **kw) -> None:
               help="the SGD rate of --adapt")  # fmt: skip
 @click.option(
     "--ngram",
-    type=click.IntRange(min=1, max=6),
+    type=click.IntRange(min=0, max=NGRAM_MAX),
     default=None,
-    help="also the figure of the GPT mixed with a Kneser-Ney model of this order of the "
-    "run's training tokens (its weight fitted on a slice of the training split)",
+    show_default=False,
+    help="the figure of the GPT mixed with a Kneser-Ney model of this order of the run's "
+    "training tokens (its weight fitted on the end of the training split); 0: the GPT alone "
+    "[default: the run's own n-gram partner, when it has one]",
 )
 @json_option
 def eval_(run, split, data_dir, text, which, device, copies, stride, adapt, adapt_lr, ngram,
@@ -239,7 +241,8 @@ def eval_(run, split, data_dir, text, which, device, copies, stride, adapt, adap
 
         record["copies"] = copy_figures(m)
     if m.run_dir.is_dir() and data_dir is None:
-        record_eval(m.run_dir, record, text, split)
+        variant = bool(stride or adapt) or ngram is not None  # the plain one has the partner
+        record_eval(m.run_dir, record, text, split, variant)
     if as_json:
         click.echo(json_line({"run": str(run), **record}))
         return
@@ -248,20 +251,22 @@ def eval_(run, split, data_dir, text, which, device, copies, stride, adapt, adap
         click.echo(describe_figures(record["copies"]))
 
 
-def record_eval(run_dir: Path, record: dict, text: Path | None, split: str) -> None:
+def record_eval(
+    run_dir: Path, record: dict, text: Path | None, split: str, variant: bool = False
+) -> None:
     """RUN/eval.json: the run's own val split at its top (what the runs list shows), each
     text file evaluated under "texts", its train split under "train", an evaluation with a
-    stride or adaptation under "variants" (beside the plain figure, never in its place)."""
+    stride, adaptation or another partner asked for (a ``variant``) under "variants" (beside
+    the plain figure, never in its place)."""
     from ..fileio import atomic_write, read_json_object
 
     d = read_json_object(run_dir / "eval.json")
-    if record.get("stride") or record.get("adaptive_bits_per_char") or record.get("ngram"):
+    if variant:
         # more context, adaptation or a partner: beside the plain figure, which runs compare on
         how = f"stride {record.get('stride') or 'block'}"
         if record.get("adaptive_bits_per_char") is not None:
             how += ", adaptive"
-        if record.get("ngram"):
-            how += f", {record['ngram']['order']}-gram"
+        how += f", {record['ngram']['order']}-gram" if record.get("ngram") else ", GPT alone"
         d.setdefault("variants", {})[f"{split if text is None else Path(text).name}, {how}"] = (
             record
         )

@@ -54,6 +54,7 @@ from ..model.gpt import GPT, estimate_flops, estimate_params
 from ..presets import preset_configs
 from ..runs import checkpoint
 from ..runs.folder import RunDir
+from ..use.ngram import gpt_tokens, partner_order
 from .distributed import Dist, init, shutdown
 from .optim import plateau_branch
 from .trainer import DivergedError, Trainer, compiles
@@ -149,6 +150,8 @@ def train(
                     writer.close()
                 # ---------------------------------------------------------------- 3. finish
                 result = finish(p, trainer, stopped, d, peak)
+                if p.train.ngram and d.master:
+                    fit_partner(p, trainer)
             finally:
                 if trainer is not None:
                     trainer.close()
@@ -239,6 +242,12 @@ def plan(
         p = new_run(run, data_dir, meta, tok, preset, settings)
     p.overwrite, p.trust_pickle = overwrite, trust_pickle
     check_data(meta, p.model, data_dir)
+    if not p.resume_from:  # a resumed run keeps the partner it started with
+        order, note = partner_order(meta["splits"]["train"]["tokens"], meta["vocab_size"],
+                                    p.train.ngram)  # fmt: skip
+        p.train = replace(p.train, ngram=order)
+        if note:
+            log.info(note)
     check_memory(p.model, p.train.batch_size, p.train.device)
     pick_device(p.train.device)  # a device that does not exist is refused now
     return p
@@ -296,14 +305,15 @@ def resumed(run, data_dir, meta, tok, preset, settings) -> Plan:
         )
     mcfg = checkpoint.model_config(ck, run / "last.pt")
     try:
-        tcfg = from_dict(TrainConfig, dict(ck["train_config"]))
+        tcfg = from_dict(TrainConfig, {"ngram": 0, **ck["train_config"]})  # older: no partner
         model, tcfg = with_settings(mcfg, tcfg, settings)
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"{run.path}/last.pt has a train config that fails: {e}") from None
     if model != mcfg:
         changed = sorted(k for k in to_dict(mcfg) if getattr(model, k) != getattr(mcfg, k))
         raise WordGPTError(f"the model's shape cannot change on resume: {changed}")
-    tokens, n = ck.get("state", {}).get("tokens", 0), meta["splits"]["train"]["tokens"]
+    tokens = ck.get("state", {}).get("tokens", 0)
+    n = gpt_tokens(meta["splits"]["train"]["tokens"], tcfg.ngram)
     if tcfg.stop.epochs and n and tokens / n >= tcfg.stop.epochs:
         raise WordGPTError(
             f"{run.path} has already made {tokens / n:.2f} passes over the training split, its "
@@ -358,8 +368,9 @@ def build(p: Plan, d: Dist, clock, started: float) -> tuple[Trainer, dict | None
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     model.to(device)
-    splits = [load_split(p.data_dir, s) for s in ("train", "val")]
-    trainer = Trainer(model, p.train, *splits, device, dtype, d, clock=clock)
+    train, val = load_split(p.data_dir, "train"), load_split(p.data_dir, "val")
+    train = train[: gpt_tokens(len(train), p.train.ngram)]  # a partner's slice held out
+    trainer = Trainer(model, p.train, train, val, device, dtype, d, clock=clock)
     if (ck := p.resume_from) is not None:
         trainer.load_state_dict(ck)
         log.info(f"resumed {p.run.path}/last.pt at step {trainer.state.step}{world_note(p, d)}")
@@ -645,9 +656,12 @@ class RunWriter:
         self, p: Plan, trainer: Trainer, emb_info: dict | None, d: Dist, report: bool = True
     ):
         self.run, self.trainer, self.d, self.tokenizer = p.run, trainer, d, p.tokenizer
-        self.final_tokens = p.meta["splits"]["val"]["tokens"] if report else 0
-        """Tokens the end of the run evaluates besides a loss estimate: the report's whole
-        val split (the trainer keeps back the seconds they take at its evaluation speed)."""
+        n_train = p.meta["splits"]["train"]["tokens"]
+        held = n_train - gpt_tokens(n_train, p.train.ngram)
+        self.final_tokens = held + (p.meta["splits"]["val"]["tokens"] if report else 0)
+        """Tokens the end of the run evaluates besides a loss estimate: the partner's
+        held-out slice and the report's whole val split (the trainer keeps back the seconds
+        they take at its evaluation speed)."""
         self.slack = FINISH_SLACK_S if report else 0.5
         """Seconds kept for the end beyond what is measured (the report's samples, loading
         the model again, summary.json)."""
@@ -819,6 +833,22 @@ def finish(p: Plan, trainer: Trainer, stopped: str, d: Dist, peak: float | None)
         )
     return TrainResult(
         p.run.path, st.step, st.best_val, st.last_val, st.elapsed, rate, params, stopped, mfu
+    )
+
+
+def fit_partner(p: Plan, trainer: Trainer) -> None:
+    """Fit the n-gram partner's weight on the slice of the training split kept from the GPT,
+    with the weights of best.pt (:meth:`.loaded.Model.fit_partner`): RUN/partner.json."""
+    from ..use.loaded import load
+
+    if not (p.run.path / "best.pt").is_file():
+        return
+    fit = load(p.run.path, device=str(trainer.device)).fit_partner(p.train.ngram)
+    h = fit["held_out_nats"]
+    log.info(
+        f"n-gram partner: order {fit['order']}, the GPT's weight {fit['gpt_weight']:.2f}, "
+        f"fitted on the last {fit['held_out_tokens']:,} training tokens (kept from the GPT): "
+        f"{h['gpt']:.4f} nats/token (GPT) -> {h['mixed']:.4f} (mixed)"
     )
 
 

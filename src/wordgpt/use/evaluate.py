@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from ..corpus.tokenfiles import bits_per_char
 from ..errors import WordGPTError
-from .ngram import mixed_nll, ngram_mixture, online_mixed_nll
+from .ngram import KneserNey, fit_mixture, mixed_nll, online_mixed_nll
 
 
 @dataclass(frozen=True)
@@ -47,8 +47,8 @@ class EvalResult:
     """With adaptive evaluation: bits per character when the model learns from each window
     after scoring it (a figure of its own, beside the static one)."""
     ngram: dict | None = None
-    """With an n-gram partner: its order, the GPT's weight in the mixture (fitted on a slice
-    of the training split) and the mixture's bits per character."""
+    """With an n-gram partner: its order, the GPT's weight in the mixture (fitted on the end
+    of the training split), its figures there, and the mixture's bits per character."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -200,13 +200,14 @@ def evaluate(
     deadline: float | None = None,
     stride: int | None = None,
     adapt_lr: float | None = None,
-    ngram: tuple[np.ndarray, int, int] | None = None,
+    ngram: tuple[np.ndarray, int, dict | int] | None = None,
 ) -> EvalResult:
     """The whole split's figures; ``counts`` is the split's entry of meta.json (characters,
     tokens, <unk>s and their spelling bits). ``stride``: see :func:`windows`; with
     ``adapt_lr`` also the adaptive figure (:func:`adaptive_nll`); with ``ngram`` (the
-    training tokens, the vocabulary size, the order) also the figure of the GPT mixed with a
-    Kneser-Ney n-gram model of the training tokens (:func:`ngram_mixture`)."""
+    training tokens, the vocabulary size, and a run's partner: its fitted mixture, or an order
+    to fit one now, :func:`.ngram.fit_mixture`) also the figure of the GPT mixed with a
+    Kneser-Ney n-gram model of the training tokens."""
     per_token = token_nll(model, data, block_size, batch_size, device, progress, deadline, stride)
     nll, n = float(per_token.sum()), len(per_token)
     loss, chars, spell = nll / max(n, 1), counts["chars"], counts.get("unk_spell_bits", 0.0)
@@ -216,13 +217,15 @@ def evaluate(
         adaptive = bits_per_char(float(adapted.sum()), chars, spell)
     mixture = None
     if ngram is not None:
-        train, vocab, order = ngram
-        held = partial(token_nll, model, block_size=block_size, batch_size=batch_size,
-                       device=device, stride=stride)  # fmt: skip
-        weight, kn = ngram_mixture(held, train, data, vocab, order)
+        train, vocab, fit = ngram
+        if isinstance(fit, int):  # no partner saved: fitted now
+            held = partial(token_nll, model, block_size=block_size, batch_size=batch_size,
+                           device=device, stride=stride)  # fmt: skip
+            fit = fit_mixture(held, train, vocab, fit)
+        weight = fit["gpt_weight"]
+        kn = KneserNey(train, vocab, fit["order"]).split_prob(np.asarray(data))
         mixed = mixed_nll(per_token, kn, weight)
-        mixture = {"order": order, "gpt_weight": weight,
-                   "bits_per_char": bits_per_char(float(mixed.sum()), chars, spell)}  # fmt: skip
+        mixture = {**fit, "bits_per_char": bits_per_char(float(mixed.sum()), chars, spell)}
         if adapt_lr is not None:  # adaptive too: the weight learned as the split is read
             online = online_mixed_nll(adapted, kn, weight)
             mixture["adaptive_bits_per_char"] = bits_per_char(float(online.sum()), chars, spell)

@@ -121,6 +121,18 @@ def write_export(m: Model, folder: Path, fmt: str, name: str) -> None:
     folder.chmod(0o755)
 
 
+def partner_line(m: Model, ev: dict) -> list[str]:
+    """The model card's word on the run's n-gram partner, which the export leaves out."""
+    if m.partner_fit is None:
+        return []
+    mixed = (ev.get("ngram") or {}).get("bits_per_char")
+    with_it = f" ({mixed:.4f} bits per character with it)" if mixed else ""
+    return [
+        f"- not exported: the run's {m.partner_fit['order']}-gram partner{with_it}, which "
+        "wordgpt mixes into evaluation and sampling; this export is the GPT alone"
+    ]
+
+
 def model_card(m: Model, fmt: str, name: str) -> str:
     """A README.md for the export: what the model is, what it was trained on, its figures,
     how to load it."""
@@ -145,6 +157,7 @@ def model_card(m: Model, fmt: str, name: str) -> str:
         f"- training: {summary.get('step', m.step)} steps, {summary.get('tokens', 0):,} tokens "
         f"({m.config.get('preset') or 'custom'} preset), checkpoint step {m.step}",
         f"- val bits per character: {bpc:.4f} ({measured})" if bpc else "- val bits/char: -",
+        *partner_line(m, ev),
         "",
         "```python",
         "from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline",

@@ -34,6 +34,7 @@ from ..corpus.copy_index import CopyIndex, source_place
 from ..corpus.tokenfiles import load_split
 from ..corpus.tokenizer import Tokenizer, start_ids, unk_id
 from ..errors import WordGPTError
+from .ngram import Partner
 
 SHOWCASE = SampleConfig(max_new_tokens=120, seed=1)
 """The samples that are shown (the demo, the report, training's samples, ``eval --copies``):
@@ -81,11 +82,16 @@ def sample_next(
 
 @torch.no_grad()
 def generate_ids(
-    gpt: torch.nn.Module, ids: list[int], cfg: SampleConfig, unk: int | None = None
+    gpt: torch.nn.Module,
+    ids: list[int],
+    cfg: SampleConfig,
+    unk: int | None = None,
+    partner: Partner | None = None,
 ) -> Iterator[int]:
     """New token ids after the context ``ids``, one at a time, drawn as ``cfg`` says (an
     unset seed draws a fresh one); ``unk``, the id of ``<unk>``, is never drawn unless
-    ``cfg.allow_unk``. The model is in eval mode while the iterator runs; closing the
+    ``cfg.allow_unk``; with a ``partner`` each draw is from the GPT's distribution mixed with
+    the n-gram model's. The model is in eval mode while the iterator runs; closing the
     iterator stops the generation."""
     model = getattr(gpt, "_orig_mod", gpt)  # a compiled model: its module (shapes change)
     device = next(model.parameters()).device
@@ -104,6 +110,8 @@ def generate_ids(
         for i in range(cfg.max_new_tokens):
             if not cfg.use_cache:  # every step re-runs the last block of tokens
                 logits = model(idx[:, -block:])[:, -1]  # (1, V)
+            if partner is not None:  # log(w p_gpt + (1 - w) p_kn), then the sampling rules
+                logits = partner.mix(logits, idx[0].tolist())
             nxt = sample_next(logits, cfg.temperature, cfg.top_k, cfg.top_p, gen, ban)  # (1,)
             yield int(nxt[0])
             idx = torch.cat([idx, nxt[:, None]], dim=1)
@@ -152,13 +160,14 @@ def decode_stream(tok: Tokenizer, ids: Iterable[int], strip_start: bool = False)
 
 
 def stream_text(
-    gpt, tok: Tokenizer, prompt: str, cfg: SampleConfig, ids: list | None = None
+    gpt, tok: Tokenizer, prompt: str, cfg: SampleConfig, ids: list | None = None, partner=None
 ) -> Iterator[str]:
     """Yield the text generated after ``prompt`` piece by piece (the prompt not repeated);
     with no prompt generation starts a sentence and its first piece has no leading space.
-    The new token ids are appended to ``ids`` when given. Closing it stops the generation."""
+    The new token ids are appended to ``ids`` when given; ``partner``: an n-gram partner
+    mixed in. Closing it stops the generation."""
     context = (tok.encode(prompt) if prompt else []) or start_ids(tok)
-    new = generate_ids(gpt, context, cfg, unk_id(tok))
+    new = generate_ids(gpt, context, cfg, unk_id(tok), partner)
     if ids is not None:
         new = _kept(new, ids)
     return decode_stream(tok, new, strip_start=not prompt)
@@ -308,13 +317,14 @@ def generate(
     cfg: SampleConfig | None = None,
     data_dir: Path | None = None,
     copy_min_tokens: int | None = None,
+    partner: Partner | None = None,
 ) -> Generation:
     """The text ``gpt`` writes after ``prompt`` (drawn as ``cfg`` says, by default
-    SampleConfig's), with its copied spans in the training text of ``data_dir`` (when it
-    holds one)."""
+    SampleConfig's; with an n-gram ``partner`` mixed in), with its copied spans in the
+    training text of ``data_dir`` (when it holds one)."""
     cfg = with_seed(cfg or SampleConfig())
     ids: list[int] = []
-    text = "".join(stream_text(gpt, tok, prompt, cfg, ids))
+    text = "".join(stream_text(gpt, tok, prompt, cfg, ids, partner))
     copies = None
     if data_dir is not None and (Path(data_dir) / "train.bin").is_file():
         copies = find_copies(tok, Path(data_dir), ids, copy_min_tokens, lstrip=not prompt)

@@ -4,8 +4,9 @@ tokenizer) and gives a :class:`Model` that generates text and is evaluated."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -15,12 +16,14 @@ from ..corpus.build import prepare
 from ..corpus.tokenfiles import load_meta, load_split, load_tokenizer
 from ..corpus.tokenizer import Tokenizer
 from ..errors import CheckpointError, WordGPTError
+from ..fileio import atomic_write, read_json_object
 from ..logs import log
 from ..model.device import check_memory, pick_device
 from ..model.gpt import GPT
 from ..runs import checkpoint
-from .evaluate import EvalResult, evaluate
+from .evaluate import EvalResult, evaluate, token_nll
 from .generate import Copies, Generation, find_copies, generate, stream_text
+from .ngram import KneserNey, Partner, fit_mixture
 
 
 @dataclass(repr=False)
@@ -35,6 +38,10 @@ class Model:
     device: torch.device
     path: Path
     """The checkpoint file the weights came from."""
+    partner_fit: dict | None = None
+    """The run's n-gram partner as RUN/partner.json keeps it (order, the GPT's weight, its
+    figures on the held-out slice), or None."""
+    _partner: Partner | None = field(default=None, init=False)
 
     def __repr__(self) -> str:
         m = self.gpt.cfg
@@ -50,6 +57,32 @@ class Model:
         d = Path(self.config.get("data_dir") or "")
         return d if (d / "train.bin").is_file() else None
 
+    @property
+    def partner(self) -> Partner | None:
+        """The n-gram partner that sampling mixes in (None without one, or without the
+        training split it counts, which is said once)."""
+        if self._partner is None and self.partner_fit is not None:
+            if self.data_dir is None:
+                log.warning(f"note: the n-gram partner of {self.run_dir} counts its training "
+                            "split, whose data folder is gone; the GPT alone")  # fmt: skip
+                self.partner_fit = None
+                return None
+            fit = self.partner_fit
+            kn = KneserNey(self.training_tokens(), self.gpt.cfg.vocab_size, fit["order"])
+            self._partner = Partner(kn, fit["gpt_weight"])
+        return self._partner
+
+    def fit_partner(self, order: int) -> dict:
+        """Fit the GPT's weight in a mixture with a Kneser-Ney model of ``order`` on the end
+        of the training split (:func:`.ngram.fit_mixture`; a run trained with a partner kept
+        that slice from the GPT) and keep it in RUN/partner.json."""
+        B = self.gpt.cfg.block_size
+        fit = fit_mixture(lambda t: token_nll(self.gpt, t, B, device=self.device),
+                          self.training_tokens(), self.gpt.cfg.vocab_size, order)  # fmt: skip
+        atomic_write(self.run_dir / "partner.json", json.dumps(fit, indent=2) + "\n")
+        self.partner_fit, self._partner = fit, None
+        return fit
+
     def generate(
         self, prompt: str = "", cfg: SampleConfig | None = None, copy_min: int | None = None,
         **settings,
@@ -59,7 +92,8 @@ class Model:
         fields (``max_new_tokens=50``, ``temperature=0``, ``seed=1``); ``str()`` of the
         result is the text."""
         cfg = replace(cfg or SampleConfig(), **settings)
-        return generate(self.gpt, self.tokenizer, prompt, cfg, self.data_dir, copy_min)
+        partner = self.partner if cfg.ngram else None
+        return generate(self.gpt, self.tokenizer, prompt, cfg, self.data_dir, copy_min, partner)
 
     def stream(
         self, prompt: str = "", cfg: SampleConfig | None = None, ids: list | None = None,
@@ -68,7 +102,8 @@ class Model:
         """The generated text piece by piece as it comes (the prompt not repeated); the new
         token ids go into ``ids`` when given."""
         cfg = replace(cfg or SampleConfig(), **settings)
-        return stream_text(self.gpt, self.tokenizer, prompt, cfg, ids)
+        partner = self.partner if cfg.ngram else None
+        return stream_text(self.gpt, self.tokenizer, prompt, cfg, ids, partner)
 
     def copies(
         self, ids: list[int], copy_min: int | None = None, lstrip: bool = False
@@ -96,8 +131,9 @@ class Model:
         so each token after the first window has at least ``block_size - stride`` tokens of
         context (default: the block, consecutive windows). ``adapt_lr``: also the adaptive
         figure, the model learning from each window after scoring it. ``ngram``: also the
-        figure of the GPT mixed with a Kneser-Ney model of that order of the data folder's
-        training tokens. With a ``deadline`` (a
+        figure of the GPT mixed with its n-gram partner (unset: the run's own, when it has
+        one; 0: none; N: a Kneser-Ney model of order N of the run's training tokens, the
+        run's partner if it has that order, else its weight fitted now). With a ``deadline`` (a
         ``time.perf_counter()`` reading) it raises ``OutOfTimeError`` early when the split
         would not be done by then."""
         data_dir = Path(data_dir or self.config["data_dir"])
@@ -120,8 +156,17 @@ class Model:
             deadline,
             stride,
             adapt_lr,
-            (self.training_tokens(), self.gpt.cfg.vocab_size, ngram) if ngram else None,
+            self._ngram_spec(ngram),
         )
+
+    def _ngram_spec(self, ngram: int | None):
+        """What :func:`.evaluate.evaluate` mixes in for ``ngram`` (see :meth:`evaluate`)."""
+        fit = self.partner_fit
+        if ngram == 0 or (ngram is None and (fit is None or self.data_dir is None)):
+            return None
+        if ngram is not None and (fit is None or fit["order"] != ngram):
+            fit = ngram
+        return self.training_tokens(), self.gpt.cfg.vocab_size, fit
 
     def training_tokens(self):
         """The run's training split (its own data folder's train.bin)."""
@@ -169,4 +214,6 @@ def load(run_dir: str | Path, which: str = "best", device: str = "auto") -> Mode
         "data": ck.get("data_config", {}),
         "preset": ck.get("preset"),
     }
-    return Model(gpt, tok, path.parent, config, int(ck.get("step", 0)), dev, path)
+    partner = read_json_object(path.parent / "partner.json")
+    partner = partner if {"order", "gpt_weight"} <= partner.keys() else None
+    return Model(gpt, tok, path.parent, config, int(ck.get("step", 0)), dev, path, partner)

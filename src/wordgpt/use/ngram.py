@@ -2,9 +2,13 @@
 run's training tokens, and its mixture with the GPT's probabilities.
 
 A book repeats its names and phrases; an n-gram model of its training text remembers them
-exactly, where a small GPT trained for minutes blurs them. ``eval --ngram N`` mixes the two,
-token by token, ``p = w * p_gpt + (1 - w) * p_kn``, with the weight ``w`` fitted on a slice
-held out of the training split (the n-gram model then counts the rest of it), never on val.
+exactly, where a small GPT trained for minutes blurs them. A run with a partner (``train
+--ngram N``, 4 in the word recipes) mixes the two, token by token, ``p = w * p_gpt + (1 - w)
+* p_kn``, at evaluation and sampling. The GPT trains on all but the last HELD_OUT of the
+training split; once it is trained, the weight ``w`` is fitted on that slice (the n-gram
+model counting the rest), so neither model has seen the tokens it is fitted on, and never on
+val. ``RUN/partner.json`` keeps the order and the weight; the counts are rebuilt from the
+run's training split when the run is loaded (a fraction of a second).
 
 The model is exact and vectorised: every n-gram of each order is a 64-bit key (its token ids
 as digits in base V), counted with ``np.unique`` and found with ``np.searchsorted``. The
@@ -20,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from ..errors import WordGPTError
 
@@ -112,6 +117,14 @@ class KneserNey:
             p = np.where(ok & cfound, higher + back * p, p)
         return p
 
+    def next_probs(self, context) -> np.ndarray:
+        """P(each token | the last order - 1 ids of ``context``), shape (V,): sums to 1."""
+        k = self.order - 1
+        ctx = [int(i) for i in list(context)[-k:]] if k else []
+        ctx = [-1] * (k - len(ctx)) + ctx
+        rows = np.tile(np.asarray(ctx, dtype=np.int64), (self.V, 1))
+        return self.prob(rows, np.arange(self.V))
+
     def split_prob(self, tokens: np.ndarray) -> np.ndarray:
         """P of each of ``tokens[1:]`` given the tokens before it in ``tokens``."""
         t = np.asarray(tokens, dtype=np.int64)
@@ -164,18 +177,85 @@ def online_mixed_nll(
 
 
 HELD_OUT = 0.05
-"""The share of the training split (its end) that the n-gram mixture's weight is fitted on."""
+"""The share of the training split (its end) that the mixture's weight is fitted on; a run
+with a partner keeps it from the GPT."""
 
 
-def ngram_mixture(
-    gpt_nll, train: np.ndarray, data: np.ndarray, vocab: int, order: int
-) -> tuple[float, np.ndarray]:
-    """The GPT's weight in its mixture with an n-gram model, fitted on the last HELD_OUT of
-    the training tokens (the n-gram model counting the rest; the GPT has seen them, so its
-    weight is if anything too high), and the n-gram model's probability of each of
-    ``data[1:]``, the model then counting every training token. ``gpt_nll(tokens)`` gives
-    the GPT's nats of each of ``tokens[1:]``."""
-    cut = int(len(train) * (1 - HELD_OUT))
+MIN_HELD_OUT = 100
+"""Fewer held-out tokens than this fit no weight worth having: such a run has no partner."""
+MAX_TOKENS = 20_000_000
+"""A training split longer than this gets no partner (its counts would take gigabytes)."""
+
+
+def partner_order(n_train: int, vocab: int, asked: int) -> tuple[int, str | None]:
+    """The order of the partner a run of ``n_train`` training tokens can have when
+    ``asked`` for one (0: none), and what was changed, if anything."""
+    order = asked
+    while order and float(vocab) ** order >= 2.0**62:  # the keys must fit 64 bits
+        order -= 1
+    if order and n_train * HELD_OUT < MIN_HELD_OUT:
+        return 0, (f"no n-gram partner: {n_train:,} training tokens are too few to hold out "
+                   f"{MIN_HELD_OUT} to fit it on")  # fmt: skip
+    if order and n_train > MAX_TOKENS:
+        return 0, f"no n-gram partner: {n_train:,} training tokens are more than it counts"
+    if order != asked:
+        return (
+            order,
+            f"an n-gram partner of order {order}: {asked} does not fit a vocabulary "
+            f"of {vocab:,} in 64-bit keys",
+        )
+    return order, None
+
+
+def gpt_tokens(n_train: int, order: int) -> int:
+    """How many of the ``n_train`` training tokens the GPT trains on when its run has a
+    partner of ``order`` (0: none, all of them); the rest is held out."""
+    if not order:
+        return n_train
+    cut = int(n_train * (1 - HELD_OUT))
+    if n_train - cut < 2 or cut < order + 1:
+        raise WordGPTError(
+            f"the training split ({n_train:,} tokens) is too short to hold out a slice for an "
+            f"n-gram partner of order {order}; train with --ngram 0"
+        )
+    return cut
+
+
+def fit_mixture(gpt_nll, train: np.ndarray, vocab: int, order: int) -> dict:
+    """The GPT's weight in its mixture with a Kneser-Ney model of ``order``, fitted on the
+    last HELD_OUT of the training tokens (the n-gram model counting the rest), and the held-out
+    slice's nats per token under each. ``gpt_nll(tokens)`` gives the GPT's nats of each of
+    ``tokens[1:]``."""
+    cut = gpt_tokens(len(train), order)
     held = np.asarray(train[cut - 1 :])
-    weight = fit_weight(gpt_nll(held), KneserNey(train[:cut], vocab, order).split_prob(held))
-    return weight, KneserNey(train, vocab, order).split_prob(np.asarray(data))
+    g, kn = gpt_nll(held), KneserNey(train[:cut], vocab, order).split_prob(held)
+    weight = fit_weight(g, kn)
+    return {
+        "order": order,
+        "gpt_weight": weight,
+        "held_out_tokens": len(held) - 1,
+        "held_out_nats": {
+            "gpt": float(g.mean()),
+            "ngram": float(-np.log(kn).mean()),
+            "mixed": float(mixed_nll(g, kn, weight).mean()),
+        },
+    }
+
+
+@dataclass
+class Partner:
+    """A run's n-gram partner: the model of its training tokens and the GPT's weight."""
+
+    kn: KneserNey
+    weight: float
+    """The GPT's weight in the mixture."""
+
+    def describe(self) -> str:
+        return f"with its {self.kn.order}-gram partner (GPT weight {self.weight:.2f})"
+
+    def mix(self, logits, context):
+        """Log-probabilities of the mixture for the next token, from the GPT's last-position
+        ``logits`` (1, V) and the ids before it: ``log(w p_gpt + (1 - w) p_kn)``."""
+        kn = torch.from_numpy(self.kn.next_probs(context)).to(logits.device)
+        p = self.weight * logits.float().softmax(-1) + (1 - self.weight) * kn.float()
+        return p.log()

@@ -120,6 +120,14 @@ def evaluation_rows(r: dict) -> list[tuple[str, str]]:
             ("loss, perplexity", f"{ev['loss']:.4f} nats per token, {ev['perplexity']:.2f}"),
             ("<unk> share", f"{ev['unk_share']:.2%} of the val tokens"),
         ]
+        if ng := ev.get("ngram"):
+            out.append((
+                "with the n-gram partner",
+                f"<b>{ng['bits_per_char']:.4f}</b>: the GPT mixed with a {ng['order']}-gram "
+                f"model of the training text, the GPT's weight {ng['gpt_weight']:.2f} (fitted "
+                f"on the last {ng['held_out_tokens']:,} training tokens, kept from the GPT); "
+                "the samples are drawn from the mixture",
+            ))  # fmt: skip
     elif (est := r["training"].get("best_val_bits_per_char_estimate")) is not None:
         out.append(
             ("val bits per character", f"{est:.4f} (estimated on the training's loss batches)")

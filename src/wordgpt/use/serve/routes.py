@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from ...config import SampleConfig
 from ...errors import WordGPTError
 from ...version import package_version
-from ..generate import SHOWCASE, stream_text, with_seed
+from ..generate import SHOWCASE, with_seed
 from .state import ServeState, read_json, run_curves, run_file, run_summary
 
 STATIC = Path(__file__).parent / "static"
@@ -64,6 +64,7 @@ class GenerateRequest(BaseModel):
     top_k: int | None = Field(default=_DEFAULTS.top_k, ge=0)
     top_p: float | None = Field(default=_DEFAULTS.top_p, gt=0.0, le=1.0, allow_inf_nan=False)
     seed: int | None = Field(default=_DEFAULTS.seed, ge=0, le=2**63 - 1)
+    ngram: bool = _DEFAULTS.ngram
 
     _prompt = field_validator("prompt")(classmethod(lambda cls, v: _text(v)))
 
@@ -249,16 +250,19 @@ async def _events(m, req: GenerateRequest, request: Request, s: ServeState):
             top_k=req.top_k,
             top_p=req.top_p,
             seed=req.seed,
+            ngram=req.ngram,
         )
     )
     seed, pieces, ids = sample_cfg.seed, None, []
     try:
-        pieces = stream_text(m.gpt, m.tokenizer, req.prompt, sample_cfg, ids)
+        pieces = await asyncio.to_thread(m.stream, req.prompt, sample_cfg, ids)  # counts n-grams
+        partner = m.partner if req.ngram else None
         meta = {
             "run": req.run,
             "prompt_tokens": len(m.tokenizer.encode(req.prompt)),
             "unknown": sorted(m.tokenizer.unknown(req.prompt)),
             "seed": seed,
+            "partner": partner.describe() if partner else None,
         }
         yield _sse("meta", meta)
         while True:

@@ -9,6 +9,7 @@ const PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf
 let runs = [];
 let controller = null;
 let lastSeed = null;
+let partner = null;  // what the last generation mixed in (the meta event says)
 
 async function call(url, body) {
   const opts = body === undefined ? {} : {
@@ -55,6 +56,7 @@ function settings() {
     }
     body[k] = Number(el.value);
   }
+  body.ngram = $("ngram").checked;
   return body;
 }
 
@@ -131,6 +133,7 @@ async function generate() {
     await readEvents(r, (event, data) => {
       if (event === "meta") {
         lastSeed = data.seed;
+        partner = data.partner;
         markUnknown(body.prompt, data.unknown);
         if (data.unknown.length) {
           $("unknown").hidden = false;
@@ -145,7 +148,7 @@ async function generate() {
         $("copies").hidden = false;
         $("copies").textContent = data.summary;
       } else if (event === "done") {
-        $("status").textContent = `${data.pieces} pieces in ${data.seconds}s (${data.stopped}) · seed ${data.seed}`;
+        $("status").textContent = `${data.pieces} pieces in ${data.seconds}s (${data.stopped}) · seed ${data.seed}` + (partner ? ` · ${partner}` : "");
         $("reuse-seed").hidden = false;
       }
     });
