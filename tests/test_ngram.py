@@ -270,3 +270,14 @@ def test_the_model_card_says_the_partner_is_not_exported(partner_run, run):
     card = model_card(wordgpt.load(partner_run[0], device="cpu"), "gpt2", "x")
     assert "not exported: the run's 3-gram partner" in card
     assert "partner" not in model_card(wordgpt.load(run, device="cpu"), "gpt2", "x")
+
+
+def test_the_dry_run_says_the_partner_and_the_tokens_a_pass_is(word_data, tmp_path):
+    from wordgpt.corpus.tokenfiles import load_meta
+    from wordgpt.training.train import train
+
+    n = load_meta(word_data)["splits"]["train"]["tokens"]
+    plan = str(train(word_data, tmp_path / "r", preset="tiny", ngram=3, epochs=2, dry_run=True))
+    assert "n-gram partner: order 3" in plan and f"of {gpt_tokens(n, 3):,} tokens" in plan
+    plain = str(train(word_data, tmp_path / "r", preset="tiny", epochs=2, dry_run=True))
+    assert "partner" not in plain and f"of {n:,} tokens" in plain

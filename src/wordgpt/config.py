@@ -445,6 +445,10 @@ class TrainConfig:
     """Order of the n-gram partner, a Kneser-Ney model of the training tokens mixed with the
     GPT at evaluation and sampling; the GPT then trains on all but the last 5% of the
     training split, where the mixture's weight is fitted (RUN/partner.json). 0: none."""
+    members: int = 8
+    """At most this many models: when the pass cap (--epochs) ends training with time
+    budget left for another run as long, further ones (seed + 1, + 2, ...) train in
+    RUN/members/, and evaluation and sampling average their probabilities. 1: one model."""
     optim: OptimConfig = field(default_factory=OptimConfig)
     """The optimisers and the learning-rate schedule."""
     stop: StopConfig = field(default_factory=StopConfig)
@@ -455,7 +459,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         _check_choices(self)
         _check_numbers(self)
-        _at_least(self, 1, "batch_size", "grad_accum", "embeddings_limit")
+        _at_least(self, 1, "batch_size", "grad_accum", "embeddings_limit", "members")
         _at_least(self, 0, "freeze_embeddings", "seed", "ngram")
         _check(self.ngram <= NGRAM_MAX, f"ngram must be at most {NGRAM_MAX}, got {self.ngram}")
         _check(self.device.strip() != "", "device must not be empty")

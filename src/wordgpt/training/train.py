@@ -39,6 +39,7 @@ from ..config import ModelConfig, TrainConfig, from_dict, to_dict, with_settings
 from ..corpus.tokenfiles import load_meta, load_split, load_tokenizer, split_bits_per_char
 from ..corpus.tokenizer import Tokenizer
 from ..errors import CheckpointError, InterruptError, WordGPTError
+from ..fileio import read_json_object
 from ..folders import PREPARE_FIRST, expect
 from ..logs import console, log, only_rank0
 from ..model.device import (
@@ -54,7 +55,8 @@ from ..model.gpt import GPT, estimate_flops, estimate_params
 from ..presets import preset_configs
 from ..runs import checkpoint
 from ..runs.folder import RunDir
-from ..use.ngram import gpt_tokens, partner_order
+from ..use.loaded import member_checkpoints
+from ..use.ngram import HELD_OUT, gpt_tokens, partner_order
 from .distributed import Dist, init, shutdown
 from .optim import plateau_branch
 from .trainer import DivergedError, Trainer, compiles
@@ -150,6 +152,8 @@ def train(
                     writer.close()
                 # ---------------------------------------------------------------- 3. finish
                 result = finish(p, trainer, stopped, d, peak)
+                if stopped == "epochs" and p.train.members > 1:
+                    train_members(p, d, trainer)
                 if p.train.ngram and d.master:
                     fit_partner(p, trainer)
             finally:
@@ -200,11 +204,15 @@ class Plan:
         m, t, stop = self.model, self.train, self.train.stop
         what = f"resume {self.run.path}/last.pt" if self.resume_from else f"new run {self.run.path}"
         limits = f"{stop.time_budget:g} s or " if stop.time_budget else ""
+        tokens = self.meta.get("splits", {}).get("train", {}).get("tokens")
         if stop.epochs:
-            tokens = self.meta.get("splits", {}).get("train", {}).get("tokens")
-            of = f" of {tokens:,} tokens" if tokens else ""
+            of = f" of {gpt_tokens(tokens, t.ngram):,} tokens" if tokens else ""
             limits += f"{stop.epochs:g} passes over the training split{of} or "
         why = f"\nrecipe: {self.why}" if self.why else ""
+        if t.ngram:
+            why += (f"\nn-gram partner: order {t.ngram}; the GPT trains on all but the last "
+                    f"{HELD_OUT:.0%} of the training split, where the mixture's weight is "
+                    "fitted")  # fmt: skip
         return (
             f"{what}: preset {self.preset}, {estimate_params(m):,} parameters "
             f"({m.n_layer} layers, {m.n_head} heads, {m.n_embd} wide, block {m.block_size}, "
@@ -834,6 +842,55 @@ def finish(p: Plan, trainer: Trainer, stopped: str, d: Dist, peak: float | None)
     return TrainResult(
         p.run.path, st.step, st.best_val, st.last_val, st.elapsed, rate, params, stopped, mfu
     )
+
+
+MEMBER_SHARE = 0.5
+"""A further member starts only with at least this share of the first model's wall time left
+(then it trains for the time left, its schedule following its own budget)."""
+
+
+def train_members(p: Plan, d: Dist, trainer: Trainer) -> None:
+    """Further members of the run's ensemble, one after another while the time budget holds
+    at least MEMBER_SHARE of what the first took (its pass cap ended it): the same recipe
+    with seeds + 1, + 2, ..., each a run folder of its own in RUN/members/K (the same held-out
+    slice kept from each), each with the time left less what the end of the run will take
+    for every member. Not under several processes, nor without a time budget."""
+    budget, took = p.train.stop.time_budget, trainer.wall_seconds()  # the first model's
+    if not budget or d.enabled:
+        if d.enabled:
+            log.info("note: no further members under several processes")
+        return
+    members = 1 + len(member_checkpoints(p.run.path))  # a resumed run's too
+    while members < p.train.members:
+        end = (members + 1) * trainer.state.reserve  # the report evaluates every member
+        left = budget - trainer.wall_seconds() - end  # the whole run's wall time so far
+        if left < MEMBER_SHARE * took:
+            break
+        members += 1
+        log.info(
+            f"the pass cap ended training with {left:.0f} s of the budget left: member "
+            f"{members} (seed {p.train.seed + members - 1}) in {p.run.path}/members/{members}"
+        )
+        try:
+            train(p.data_dir, p.run.path / "members" / str(members), p.preset, overwrite=True,
+                  trust_pickle=p.trust_pickle, report=False, clock=trainer.clock,
+                  **member_settings(p, members, left))  # fmt: skip
+        except DivergedError as e:  # the ensemble leaves it out (its summary says diverged)
+            log.warning(f"warning: member {members} left out: {e}")
+            members -= 1
+            break
+    if members > 1:
+        summary = read_json_object(p.run.path / "summary.json")
+        p.run.write_json("summary.json", {**summary, "members": members})
+
+
+def member_settings(p: Plan, k: int, budget: float) -> dict:
+    """Every setting of the run, for its member ``k``: another seed, the budget left."""
+    t = p.train
+    parts = {f: v for part in (t.optim, t.stop, t.eval) for f, v in vars(part).items()}
+    top = {f: v for f, v in vars(t).items() if f not in ("optim", "stop", "eval")}
+    model = {f: v for f, v in vars(p.model).items() if f != "vocab_size"}
+    return {**model, **top, **parts, "seed": t.seed + k - 1, "time_budget": budget, "members": 1}
 
 
 def fit_partner(p: Plan, trainer: Trainer) -> None:

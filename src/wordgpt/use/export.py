@@ -22,7 +22,7 @@ from __future__ import annotations
 import inspect
 import re
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -33,8 +33,10 @@ from ..corpus.tokenizer import UNK, to_hf, unk_id
 from ..errors import WordGPTError
 from ..fileio import disk_error, read_json_object, temp_name
 from ..folders import expect
+from ..logs import log
 from ..model import gpt as model_module
-from .loaded import Model, load
+from ..model.ensemble import Ensemble
+from .loaded import Model, load, member_checkpoints
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,10 @@ def export(
     out = Path(out)
     expect(out, ("missing", "empty"), "--out", "export into a new or empty folder")
     m = load(run_dir, which, device="cpu")  # says so when it reads last.pt for want of best.pt
+    if isinstance(m.gpt, Ensemble):  # transformers holds one model: the run's first
+        log.info(f"note: {run_dir} is an ensemble of {len(m.gpt.members)} models; the export "
+                 "holds its first, and its model card says so")  # fmt: skip
+        m = replace(m, gpt=m.gpt.members[0])
     misfits = gpt2_misfits(m.gpt.cfg)
     if fmt == "gpt2" and misfits:
         raise WordGPTError(
@@ -122,15 +128,22 @@ def write_export(m: Model, folder: Path, fmt: str, name: str) -> None:
 
 
 def partner_line(m: Model, ev: dict) -> list[str]:
-    """The model card's word on the run's n-gram partner, which the export leaves out."""
-    if m.partner_fit is None:
-        return []
-    mixed = (ev.get("ngram") or {}).get("bits_per_char")
-    with_it = f" ({mixed:.4f} bits per character with it)" if mixed else ""
-    return [
-        f"- not exported: the run's {m.partner_fit['order']}-gram partner{with_it}, which "
-        "wordgpt mixes into evaluation and sampling; this export is the GPT alone"
-    ]
+    """The model card's word on what the export leaves out: the run's n-gram partner and
+    the further members of its ensemble."""
+    out = []
+    if m.partner_fit is not None:
+        mixed = (ev.get("ngram") or {}).get("bits_per_char")
+        with_it = f" ({mixed:.4f} bits per character with it)" if mixed else ""
+        out.append(
+            f"- not exported: the run's {m.partner_fit['order']}-gram partner{with_it}, which "
+            "wordgpt mixes into evaluation and sampling; this export is the GPT alone"
+        )
+    if m.path.name == "best.pt" and (members := member_checkpoints(m.run_dir)):
+        out.append(
+            f"- not exported: the {len(members)} further models of the run's ensemble "
+            "(RUN/members/), whose probabilities wordgpt averages with this one's"
+        )
+    return out
 
 
 def model_card(m: Model, fmt: str, name: str) -> str:

@@ -19,6 +19,7 @@ from ..errors import CheckpointError, WordGPTError
 from ..fileio import atomic_write, read_json_object
 from ..logs import log
 from ..model.device import check_memory, pick_device
+from ..model.ensemble import Ensemble
 from ..model.gpt import GPT
 from ..runs import checkpoint
 from .evaluate import EvalResult, evaluate, token_nll
@@ -30,7 +31,8 @@ from .ngram import KneserNey, Partner, fit_mixture
 class Model:
     """A trained run, ready to generate text and to be evaluated (what :func:`load` returns)."""
 
-    gpt: GPT
+    gpt: GPT | Ensemble
+    """The model: one GPT, or the ensemble of a run that trained further members."""
     tokenizer: Tokenizer
     run_dir: Path
     config: dict
@@ -45,8 +47,10 @@ class Model:
 
     def __repr__(self) -> str:
         m = self.gpt.cfg
+        n = len(self.gpt.members) if isinstance(self.gpt, Ensemble) else 1
         return (
-            f"<wordgpt Model {self.run_dir} ({self.path.name}, step {self.step}): "
+            f"<wordgpt Model {self.run_dir} ({self.path.name}, step {self.step}"
+            f"{f', an ensemble of {n}' if n > 1 else ''}): "
             f"{self.gpt.num_params():,} parameters, {m.n_layer} layers x {m.n_embd}, "
             f"{self.tokenizer.kind} tokens, vocabulary {self.tokenizer.vocab_size:,}>"
         )
@@ -190,23 +194,22 @@ class Model:
 
 def load(run_dir: str | Path, which: str = "best", device: str = "auto") -> Model:
     """Load a run folder's ``best.pt`` (``last.pt`` when it has no best yet, which is
-    said), or ``last.pt``, or a checkpoint file, for use."""
+    said), or ``last.pt``, or a checkpoint file, for use. The ``best.pt`` of a run folder that
+    trained further members (``RUN/members/K``) loads as the :class:`.ensemble.Ensemble` of
+    them all; a checkpoint file named alone is one model."""
     path = checkpoint.checkpoint_path(run_dir, which)
     ck = checkpoint.read(path)
     if which == "best" and path.name == "last.pt" and Path(run_dir).is_dir():
         log.warning(f"note: {run_dir} has no best.pt yet; reading last.pt (step {ck.get('step')})")
     dev = pick_device(device)
-    cfg = checkpoint.model_config(ck, path)
-    check_memory(cfg, device=str(dev), doing="load")
     tok = checkpoint.tokenizer(ck, path)
-    if tok.vocab_size != cfg.vocab_size:
-        raise CheckpointError(f"{path}: tokenizer and model disagree on the vocabulary size")
-    gpt = GPT(cfg)
-    checkpoint.load_weights(gpt, ck, path)
-    bad = checkpoint.non_finite(ck["model"])
-    if bad:
-        raise CheckpointError(f"{path} holds weights that are not finite ({bad[0]}, ...)")
-    gpt.to(dev).eval()
+    gpt = read_gpt(ck, path, dev, tok)
+    if (
+        Path(run_dir).is_dir()
+        and path.name == "best.pt"
+        and (members := member_checkpoints(path.parent))
+    ):
+        gpt = Ensemble([gpt, *(read_gpt(checkpoint.read(m), m, dev, tok) for m in members)])
     config = {
         "data_dir": ck.get("data_dir", ""),
         "model": ck["model_config"],
@@ -217,3 +220,30 @@ def load(run_dir: str | Path, which: str = "best", device: str = "auto") -> Mode
     partner = read_json_object(path.parent / "partner.json")
     partner = partner if {"order", "gpt_weight"} <= partner.keys() else None
     return Model(gpt, tok, path.parent, config, int(ck.get("step", 0)), dev, path, partner)
+
+
+def member_checkpoints(run_dir: Path) -> list[Path]:
+    """The ``best.pt`` of each further member the run trained to its end, in order (one
+    stopped by a signal or a divergence is left out)."""
+    found = []
+    for best in (run_dir / "members").glob("*/best.pt"):
+        stopped = str(read_json_object(best.parent / "summary.json").get("stopped", "signal"))
+        if not stopped.startswith(("signal", "diverged")):
+            found.append(best)
+    return sorted(found, key=lambda p: (len(p.parent.name), p.parent.name))
+
+
+def read_gpt(ck: dict, path: Path, dev: torch.device, tok: Tokenizer) -> GPT:
+    """The GPT of checkpoint ``ck`` (read from ``path``), checked, on ``dev``, in eval mode."""
+    cfg = checkpoint.model_config(ck, path)
+    check_memory(cfg, device=str(dev), doing="load")
+    if tok.vocab_size != cfg.vocab_size:
+        raise CheckpointError(f"{path}: tokenizer and model disagree on the vocabulary size")
+    if checkpoint.tokenizer_json(json.loads(ck["tokenizer"])) != checkpoint.tokenizer_json(tok):
+        raise CheckpointError(f"{path}: its tokenizer differs from the run's")
+    gpt = GPT(cfg)
+    checkpoint.load_weights(gpt, ck, path)
+    bad = checkpoint.non_finite(ck["model"])
+    if bad:
+        raise CheckpointError(f"{path} holds weights that are not finite ({bad[0]}, ...)")
+    return gpt.to(dev).eval()

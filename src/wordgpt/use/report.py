@@ -106,7 +106,8 @@ def gather(m: Model, deadline: float | None = None) -> dict:
         },
         "model": {
             **cfg.get("model", {}),
-            "params": summary.get("params") or m.gpt.num_params(),
+            "params": m.gpt.num_params(),  # every member's, for an ensemble
+            "members": len(getattr(m.gpt, "members", [m.gpt])),
             "flops_per_token": summary.get("flops_per_token"),
         },  # fmt: skip
         "training": {**summary, "preset": cfg.get("preset"), "train_config": cfg.get("train")},

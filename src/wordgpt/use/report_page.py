@@ -64,11 +64,18 @@ def model_rows(r: dict) -> list[tuple[str, str]]:
         f"{m.get('n_layer')} layers x {m.get('n_embd')} wide, {m.get('n_head')} heads, "
         f"context {m.get('block_size')}, {m.get('head')} head, {m.get('pos')} positions"
     )
-    return [
+    rows = [
         ("shape", shape),
         ("parameters", _num(m.get("params"))),
         ("FLOPs per token", _num(m.get("flops_per_token"), ",.0f")),
     ]
+    if (n := m.get("members") or 1) > 1:
+        rows.append((
+            "ensemble",
+            f"{n} models of this shape (seeds one apart, each trained until the pass cap; "
+            "RUN/members/): evaluation and samples average their probabilities",
+        ))  # fmt: skip
+    return rows
 
 
 def training_rows(r: dict) -> list[tuple[str, str]]:

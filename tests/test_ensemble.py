@@ -1,0 +1,134 @@
+"""Ensembles: the members' probabilities averaged behind a GPT's calls (two identical members
+score what one does; two different ones, the mean of their distributions), the KV cache, and a
+run whose pass cap leaves budget for further members: their folders, loading, the report and
+the export."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from wordgpt.config import ModelConfig, SampleConfig
+from wordgpt.model.ensemble import Ensemble
+from wordgpt.model.gpt import GPT
+from wordgpt.use.evaluate import token_nll
+from wordgpt.use.generate import generate_ids
+
+CFG = ModelConfig(vocab_size=50, n_layer=2, n_head=2, n_embd=32, block_size=16, dropout=0.0)
+
+
+def member(seed: int, cfg: ModelConfig = CFG) -> GPT:
+    torch.manual_seed(seed)
+    return GPT(cfg).eval()
+
+
+def test_two_identical_members_score_what_one_does():
+    one = member(0)
+    two = Ensemble([one, member(0)])
+    x = torch.randint(0, 50, (3, 16), generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(two(x), one(x).float().log_softmax(-1))
+    data = np.random.default_rng(2).integers(0, 50, 200)
+    np.testing.assert_allclose(token_nll(two, data, 16), token_nll(one, data, 16), atol=1e-5)
+
+
+@pytest.mark.parametrize("head", ["softmax", "adaptive"])
+def test_the_ensemble_is_the_mean_of_its_members_distributions(head):
+    cfg = ModelConfig(**{**vars(CFG), "head": head, "cutoffs": (20,)})
+    a, b, c = member(0, cfg), member(1, cfg), member(2, cfg)
+    x = torch.randint(0, 50, (2, 16), generator=torch.Generator().manual_seed(3))
+    mean = sum(m(x).float().log_softmax(-1).exp() for m in (a, b, c)) / 3
+    got = Ensemble([a, b, c])(x)
+    torch.testing.assert_close(got.exp(), mean)
+    y = torch.randint(0, 50, (2, 16), generator=torch.Generator().manual_seed(4))
+    want = -mean.log().gather(-1, y[..., None]).squeeze(-1).mean()
+    torch.testing.assert_close(Ensemble([a, b, c])(x, y), want)
+
+
+def test_generation_with_the_cache_equals_generation_without_it():
+    ens = Ensemble([member(0), member(1)])
+    greedy = SampleConfig(max_new_tokens=30, temperature=0)  # past the block: a refill
+    cached = list(generate_ids(ens, [1, 2, 3], greedy))
+    plain = list(generate_ids(ens, [1, 2, 3], SampleConfig(**{**vars(greedy), "use_cache": False})))
+    assert cached == plain and len(cached) == 30
+    assert cached != list(generate_ids(member(0), [1, 2, 3], greedy))  # not just the first
+
+
+def test_members_of_other_shapes_are_refused():
+    other = ModelConfig(**{**vars(CFG), "block_size": 8})
+    with pytest.raises(ValueError, match="one vocabulary and block size"):
+        Ensemble([member(0), member(1, other)])
+
+
+# ------------------------------------------------------------------------ a run with members
+
+
+@pytest.fixture(scope="module")
+def ensemble_run(word_data, tmp_path_factory):
+    """A tiny run capped at one pass with a minute's budget on a clock that runs slow (a
+    millisecond a reading, whatever this machine's speed): the cap ends it early, and two
+    further members train in the time left."""
+    import itertools
+
+    from wordgpt.training.train import train
+
+    ticks = itertools.count()
+    out = tmp_path_factory.mktemp("ensemble") / "run"
+    r = train(word_data, out, preset="tiny", epochs=1.0, time_budget=60.0, max_iters=10_000,
+              members=3, progress=False, tensorboard=False, dtype="fp32", report=False,
+              clock=lambda: next(ticks) * 1e-3)  # fmt: skip
+    return out, r
+
+
+def test_a_pass_cap_with_budget_left_trains_further_members(ensemble_run):
+    import wordgpt
+
+    run, result = ensemble_run
+    assert result.stopped == "epochs"
+    for k in (2, 3):
+        cfg = json.loads((run / "members" / str(k) / "config.json").read_text())
+        assert cfg["train"]["seed"] == 1337 + k - 1 and cfg["train"]["members"] == 1
+        assert (run / "members" / str(k) / "best.pt").is_file()
+    assert not (run / "members" / "4").exists()  # at most 3
+    assert json.loads((run / "summary.json").read_text())["members"] == 3
+    m = wordgpt.load(run, device="cpu")
+    assert isinstance(m.gpt, Ensemble) and len(m.gpt.members) == 3
+    assert "an ensemble of 3" in repr(m)
+    first = wordgpt.load(run / "best.pt", device="cpu")
+    alone = wordgpt.load(run, "last", device="cpu")  # last.pt: the first model alone
+    assert not isinstance(alone.gpt, Ensemble)
+    ens, one = m.evaluate(), first.evaluate()
+    assert ens.bits_per_char < one.bits_per_char  # three seeds average better than one
+    assert len(m.generate("the", max_new_tokens=5, seed=1).ids) == 5
+
+
+def test_the_report_and_the_export_say_what_they_hold(ensemble_run, tmp_path, capsys):
+    import shutil
+
+    import wordgpt
+    from wordgpt.use.export import export, model_card
+    from wordgpt.use.report import write_report
+
+    run = tmp_path / "run"
+    shutil.copytree(ensemble_run[0], run)
+    write_report(run)
+    assert "| ensemble | 3 models of this shape" in (run / "report.md").read_text()
+    card = model_card(wordgpt.load(run, device="cpu"), "gpt2", "x")
+    assert "not exported: the 2 further models of the run's ensemble" in card
+    out = export(run, tmp_path / "hf")
+    assert "an ensemble of 3 models; the export holds its first" in capsys.readouterr().out
+    assert (out.out / "model.safetensors").is_file()
+
+
+def test_a_member_stopped_before_its_end_is_left_out(ensemble_run, tmp_path):
+    import shutil
+
+    import wordgpt
+
+    run = tmp_path / "run"
+    shutil.copytree(ensemble_run[0], run)
+    summary = run / "members" / "3" / "summary.json"
+    summary.write_text(json.dumps({**json.loads(summary.read_text()), "stopped": "signal 2"}))
+    assert len(wordgpt.load(run, device="cpu").gpt.members) == 2
