@@ -29,7 +29,7 @@ import gensim
 from common import ROOT, emit, prepared, quiet
 
 import wordgpt
-from wordgpt.config import DataConfig, Word2VecConfig
+from wordgpt.config import DataConfig, Word2VecConfig, settings_of
 from wordgpt.presets import NOTEBOOK_MODEL, preset_configs
 from wordgpt.vectors.files import save_vectors
 from wordgpt.vectors.word2vec import train_word2vec
@@ -158,20 +158,12 @@ def recipe(name: str) -> tuple[str, dict]:
     return preset, over
 
 
-def settings_of(preset: str) -> dict:
-    """Every setting of a preset by field name (TrainConfig's parts flattened)."""
-    model, train = preset_configs(preset)
-    parts = (train.optim, train.stop, train.eval)
-    top = {k: v for k, v in vars(train).items() if k not in ("optim", "stop", "eval")}
-    return {**vars(model), **top, **{k: v for p in parts for k, v in vars(p).items()}}
-
-
 def ablations(base: str) -> list[str]:
     """The base recipe, then the base without each lever it has switched on."""
     preset, over = recipe(base)
     if preset is None:
         raise SystemExit(f"--ablate needs a recipe on a fixed preset, not {base!r}")
-    current = {**settings_of(preset), **over}
+    current = {**settings_of(*preset_configs(preset)), **over}
     on = [
         k for k, (with_, _) in LEVERS.items() if all(current.get(f) == v for f, v in with_.items())
     ]

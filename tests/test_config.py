@@ -162,3 +162,11 @@ def test_the_seed_preset_is_the_original_notebooks_model():
     assert (model.n_layer, model.n_head, model.n_embd, model.block_size) == (32, 32, 512, 128)
     assert (model.pos, model.head, model.mlp, model.dropout) == ("learned", "softmax", "relu", 0.2)
     assert (train.optim.lr, train.optim.min_lr_ratio, train.stop.max_iters) == (3e-4, 1.0, 5000)
+
+
+def test_settings_of_a_preset_rebuild_it_from_the_defaults():
+    from wordgpt.config import settings_of
+    from wordgpt.presets import preset_configs
+
+    model, train = preset_configs("char-900")  # model, train and every part changed
+    assert with_settings(ModelConfig(), TrainConfig(), settings_of(model, train)) == (model, train)

@@ -602,6 +602,15 @@ def flat_fields(cls: type) -> list[tuple[type, str]]:
     return out
 
 
+def settings_of(model: ModelConfig, train: TrainConfig) -> dict[str, Any]:
+    """Every setting of ``model`` and ``train`` by field name (TrainConfig's parts
+    flattened): what :func:`with_settings` and ``wordgpt.train`` take."""
+    owner = {ModelConfig: model, TrainConfig: train}
+    owner.update({part: getattr(train, name) for name, part in SECTIONS.items()})
+    every = flat_fields(ModelConfig) + flat_fields(TrainConfig)
+    return {name: getattr(owner[cls], name) for cls, name in every}
+
+
 def with_settings(model: ModelConfig, train: TrainConfig, settings: dict[str, Any]):
     """``model`` and ``train`` with settings given by field name (``n_layer=2``, ``lr=1e-3``,
     ``time_budget=60``), wherever the field lives; an unknown name is one clear error."""

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..config import ModelConfig, TrainConfig, from_dict, to_dict, with_settings
+from ..config import ModelConfig, TrainConfig, from_dict, settings_of, to_dict, with_settings
 from ..corpus.tokenfiles import load_meta, load_split, load_tokenizer, split_bits_per_char
 from ..corpus.tokenizer import Tokenizer
 from ..errors import CheckpointError, InterruptError, WordGPTError
@@ -886,11 +886,8 @@ def train_members(p: Plan, d: Dist, trainer: Trainer) -> None:
 
 def member_settings(p: Plan, k: int, budget: float) -> dict:
     """Every setting of the run, for its member ``k``: another seed, the budget left."""
-    t = p.train
-    parts = {f: v for part in (t.optim, t.stop, t.eval) for f, v in vars(part).items()}
-    top = {f: v for f, v in vars(t).items() if f not in ("optim", "stop", "eval")}
-    model = {f: v for f, v in vars(p.model).items() if f != "vocab_size"}
-    return {**model, **top, **parts, "seed": t.seed + k - 1, "time_budget": budget, "members": 1}
+    every = settings_of(p.model, p.train)
+    return {**every, "seed": p.train.seed + k - 1, "time_budget": budget, "members": 1}
 
 
 def fit_partner(p: Plan, trainer: Trainer) -> None:
