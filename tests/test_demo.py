@@ -1,9 +1,11 @@
 """The README's main job (`make demo`), shortened."""
 
+import json
 from dataclasses import replace
 
 from wordgpt import demo
 from wordgpt.corpus.sources import BOOKS
+from wordgpt.training import speed
 
 from .conftest import needs_book
 
@@ -16,6 +18,18 @@ def test_demo_trains_on_the_book_and_prints_a_sample(tmp_path, capsys):
     assert "sample (prompt 'the knight'" in out and "\ncopies: " in out  # the copy line too
     run = tmp_path / "runs" / "don-quixote-demo"
     assert (run / "best.pt").is_file() and (run / "report.html").is_file()
+
+
+@needs_book
+def test_the_demo_trains_the_recipe_this_machine_gets_for_90_seconds(tmp_path, monkeypatch):
+    """A machine at a third of the recipes' machine speed gets the 60 s recipe for the demo's
+    90 s (a fast one the 300 s recipe), each keeping the 90 s budget: what ``train`` picks."""
+    ref = speed.PROBE["tokens_per_s"]
+    for rate, expected in [(ref / 3, "word-60"), (ref * 3, "cpu")]:
+        monkeypatch.setattr(speed, "probe_speed", lambda device="auto", r=rate: r)
+        demo.main(["--workdir", str(tmp_path), "--max-iters", "2"])
+        config = json.loads((tmp_path / "runs" / "don-quixote-demo" / "config.json").read_text())
+        assert config["preset"] == expected and config["train"]["stop"]["time_budget"] == 90.0
 
 
 def test_demo_falls_back_to_the_wikipedia_sample_offline(tmp_path, monkeypatch, capsys):

@@ -49,10 +49,6 @@ PRESETS: dict[str, Preset] = {
     # 300 s: 1.5591 bits/char (the nanoGPT-style baseline 1.6002); more passes overfit a book.
     "cpu": Preset("the recommended recipe for word tokens: 300 s on a 2-core CPU, at most 4 "
                   "passes over the text (more overfits a book)"),
-    # The cpu recipe with its warm-up at the share of a 90 s run it had when measured:
-    # 1.6560 bits/char in 90 s.
-    "demo": Preset("the cpu recipe on a 90 s budget: what `make demo` trains",
-                   base="cpu", train={"time_budget": 90.0, "warmup": 0.4}),
     # In 60 s two layers at lr 3e-3 take more steps and win: 1.6457 (4 layers: 1.7086).
     "word-60": Preset("word tokens, 60 s: the cpu recipe with 2 layers and lr 3e-3",
                       base="cpu", model={"n_layer": 2},
