@@ -12,7 +12,7 @@ sys.path.insert(0, str(ROOT))  # the plain references live with the tests: tests
 
 import wordgpt  # noqa: E402
 from wordgpt.config import DataConfig, to_dict  # noqa: E402
-from wordgpt.corpus.tokenfiles import load_meta  # noqa: E402
+from wordgpt.corpus.tokenfiles import VAL_UNK, load_meta  # noqa: E402
 
 TOKENIZERS = {
     "word": {"tokenizer": "word", "space_prefix": False},  # plain words (the default has spaces)
@@ -25,13 +25,15 @@ TOKENIZERS = {
 def prepared(name: str, dataset: str = "don-quixote", root: Path = ROOT / "data", **kw) -> Path:
     """Token files for ``dataset`` with tokenizer ``name`` (see TOKENIZERS) and DataConfig
     fields ``kw``, made once (again when they were made with other settings, such as
-    another default, or by an older wordgpt: no spelling cost of their <unk>s)."""
+    another default, or by an older wordgpt: no spelling cost of their <unk>s, or not their
+    val <unk> words in order)."""
     tag = "".join(f"-{k}{v}" for k, v in sorted(kw.items()))
     out = root / f"bench-{Path(dataset).name.split('.')[0]}-{name}{tag}"
     cfg = DataConfig(dataset=dataset, **TOKENIZERS[name], **kw)
     try:
         meta = load_meta(out)
         fresh = meta.get("config") == to_dict(cfg) and "unk_spell_bits" in meta["splits"]["val"]
+        fresh = fresh and (out / VAL_UNK).is_file()  # the <unk> words adaptive spelling reads
     except wordgpt.WordGPTError:
         fresh = False
     if not fresh:

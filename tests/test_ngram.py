@@ -21,6 +21,7 @@ from wordgpt.use.ngram import (
     mixed_nll,
     online_mixed_nll,
     partner_order,
+    read_split_prob,
 )
 
 
@@ -281,3 +282,24 @@ def test_the_dry_run_says_the_partner_and_the_tokens_a_pass_is(word_data, tmp_pa
     assert "n-gram partner: order 3" in plan and f"of {gpt_tokens(n, 3):,} tokens" in plan
     plain = str(train(word_data, tmp_path / "r", preset="tiny", epochs=2, dry_run=True))
     assert "partner" not in plain and f"of {n:,} tokens" in plain
+
+
+def test_reading_the_n_gram_counts_never_looks_ahead_and_learns_a_text_that_repeats():
+    """Adaptive evaluation's n-gram model counts each chunk once it has scored it: a text
+    whose second half repeats the first costs far less there than under the static model, a
+    change late in the text leaves every earlier probability as it was, and one chunk as
+    long as the text is the static model."""
+    rng = np.random.default_rng(3)
+    V, train = 200, rng.integers(0, 200, 2000)
+    half = rng.integers(0, 200, 300)
+    text = np.concatenate([half, half])
+    static = KneserNey(train, V, 3).split_prob(text)
+    read = read_split_prob(train, text, V, 3, chunk=64)
+    assert np.array_equal(read[:63], static[:63])  # the first chunk: nothing read yet
+    assert -np.log(read[330:]).sum() < 0.5 * -np.log(static[330:]).sum()
+    assert -np.log(read[:300]).sum() == pytest.approx(-np.log(static[:300]).sum(), rel=0.05)
+    changed = text.copy()
+    changed[450:] = (changed[450:] + 1) % V
+    after = read_split_prob(train, changed, V, 3, chunk=64)
+    assert np.array_equal(read[:449], after[:449]) and not np.allclose(read[449:], after[449:])
+    assert np.allclose(read_split_prob(train, text, V, 3, chunk=len(text)), static)

@@ -49,6 +49,26 @@ def test_with_its_lexicon_the_spelling_model_is_a_distribution_over_strings():
     assert model.bits("aab") < model.bits("aba")  # a lexicon word: cheaper than its anagram
 
 
+def test_the_spelling_that_reads_is_a_distribution_that_remembers_the_words_read():
+    """Adaptive evaluation's spelling: after n words (t distinct) the next word w has
+    probability (c(w) + t P(w)) / (n + t). Over every string of "abz" up to 7 characters
+    that is the words read (all such strings) plus t times the static model's sum there,
+    over n + t; the first word costs what the static model says, a word read before costs
+    less than it did, and a later word never changes an earlier cost."""
+    from itertools import product
+
+    model = Spelling(["ab", "ba", "aab", "b"], lexicon=["aab", "b"], lexicon_weight=0.4)
+    read = ["zab", "ab", "zab"]  # n = 3, t = 2
+    words = ["".join(w) for n in range(8) for w in product("abz", repeat=n)]
+    static = float(np.exp2(-model.bits_many(words)).sum())
+    after = sum(2.0 ** -model.read_bits([*read, w])[-1] for w in words)
+    assert 0.9 < static < 1.0 and after == pytest.approx((3 + 2 * static) / 5, abs=1e-9)
+    bits = model.read_bits(read)
+    assert bits[0] == model.bits("zab") and bits[2] < bits[0]
+    assert bits[2] == pytest.approx(-math.log2((1 + 2 * 2.0 ** -model.bits("zab")) / 4))
+    assert np.array_equal(model.read_bits([*read, "b", "zz"])[:3], bits)
+
+
 def test_the_lexicon_weight_is_good_turings_share_of_rare_words():
     """Types seen once (N1 = 3) and twice (N2 = 2) in N = 10 tokens, the singletons out of the
     vocabulary: new text's unknown words are rare ones with mass 3 x 2 N2 / N1 / N (each
@@ -168,3 +188,34 @@ def test_longer_unknown_words_never_make_a_text_look_easier(crafted, tmp_path, w
     assert a.unk_share > 0.4 and b.unk_share > 0.4
     assert b.bits_per_char * b.chars > a.bits_per_char * a.chars  # more bits in all
     assert b.bits_per_char >= 0.8 * a.bits_per_char, (a.bits_per_char, b.bits_per_char)
+
+
+def test_adaptive_evaluation_spells_with_the_words_it_has_read(crafted, tmp_path, capsys):
+    """The data folder keeps the val split's <unk> words in order; adaptive evaluation
+    charges them by the spelling that reads (each of the 5 words comes 4 times: cheaper),
+    evaluate_text too; a folder without them falls back to the static spelling, saying so."""
+    import json
+    import shutil
+
+    data, run = crafted
+    m = wordgpt.load(run)
+    kept = [json.loads(line) for line in (data / "val.unk.jsonl").read_text().splitlines()]
+    val_text = clean(TRAIN + VAL * 4, DataConfig())[-load_meta(data)["splits"]["val"]["chars"] :]
+    words = [t for t in m.tokenizer.split(val_text) if t not in m.tokenizer.stoi]
+    assert kept == words and len(words) == 20
+    r = m.evaluate("val", adapt_lr=1e-30)  # learning nothing: the GPT's part is the static one
+    read = float(m.tokenizer.spelling().read_bits(words).sum())
+    assert read < 0.6 * r.spell_bits_per_char * r.chars
+    assert r.adaptive_spell_bits_per_char == pytest.approx(read / r.chars, rel=1e-9)
+    assert r.adaptive_bits_per_char == pytest.approx(
+        r.bits_per_char - r.spell_bits_per_char + read / r.chars, rel=1e-6)  # fmt: skip
+    (tmp_path / "v.txt").write_text(VAL * 4)
+    t = m.evaluate_text(tmp_path / "v.txt", adapt_lr=1e-30)
+    assert t.adaptive_spell_bits_per_char < 0.6 * t.spell_bits_per_char
+    old = tmp_path / "old"
+    shutil.copytree(data, old)
+    (old / "val.unk.jsonl").unlink()
+    capsys.readouterr()
+    r = m.evaluate("val", old, adapt_lr=1e-30)
+    assert r.adaptive_spell_bits_per_char == r.spell_bits_per_char
+    assert "does not keep its val split's <unk> words" in capsys.readouterr().err

@@ -19,7 +19,7 @@ from ..logs import console, log
 from .clean_pass import CHUNK, clean_sources
 from .sources import resolve
 from .token_pass import encode_bpe, encode_known, encode_new_vocab
-from .tokenfiles import load_meta, load_split, load_tokenizer
+from .tokenfiles import VAL_UNK, load_meta, load_split, load_tokenizer
 from .tokenizer import UNK, Tokenizer
 
 
@@ -124,6 +124,7 @@ def write_folder(work: Path, job: dict) -> None:
     last (a folder without it is never taken for a complete one)."""
     for split, tmp in job["files"].items():
         os.replace(tmp, work / f"{split}.bin")
+    os.replace(job["unk_words"], work / VAL_UNK)
     tok = json.dumps(job["tokenizer"].to_dict(), ensure_ascii=False)
     (work / "tokenizer.json").write_text(tok, encoding="utf-8")
     atomic_write(work / "meta.json", json.dumps(job["meta"], indent=2, ensure_ascii=False))
@@ -192,6 +193,7 @@ def prepare_corpus(
             "splits": splits,
         },
         "files": enc.files,
+        "unk_words": enc.unk_words,
         "tokenizer": enc.tokenizer,
     }
 

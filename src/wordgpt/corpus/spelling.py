@@ -179,6 +179,22 @@ class Spelling:
         lex = np.array([self.lexicon.get(w, 0.0) for w in words])
         return -np.log2(lam * lex + (1 - lam) * np.exp2(-char))
 
+    def read_bits(self, words: Sequence[str]) -> np.ndarray:
+        """The bits to spell each of ``words`` in turn by a model that remembers the words
+        before it, as a compressor reads (adaptive evaluation): after n words, t of them
+        distinct and c(w) of them ``w``, P(w) = (c(w) + t P_spell(w)) / (n + t), Witten-Bell's
+        mixture of the words read and this model, a proper distribution at every step; the
+        first word is this model's alone."""
+        static = self.bits_many(words)
+        seen: Counter[str] = Counter()
+        out = np.empty(len(words))
+        for n, (w, b) in enumerate(zip(words, static, strict=True)):
+            t = len(seen)
+            cached = math.log2(seen[w]) if seen[w] else -math.inf
+            out[n] = b if not n else math.log2(n + t) - np.logaddexp2(cached, math.log2(t) - b)
+            seen[w] += 1
+        return out
+
     def bits(self, word: str) -> float:
         """The bits to spell ``word`` (and say it ended)."""
         return float(self.bits_many([word])[0])

@@ -22,7 +22,7 @@ from ..fileio import disk_error, temp_name
 from .clean_pass import CleanText, read_segment
 from .parallel import ordered_map
 from .spelling import lexicon_weights
-from .tokenfiles import token_dtype
+from .tokenfiles import VAL_UNK, token_dtype
 from .tokenizer import (
     SPACE_PREFIX_PATTERN,
     UNK,
@@ -69,13 +69,13 @@ def _init_worker(tok_json: str | None) -> None:
         _WORKER_TOKENIZER = from_dict(json.loads(tok_json))
 
 
-def _encode_known(job: tuple) -> tuple[tuple, np.ndarray, set, Counter]:
-    """A chunk's ids with a known tokenizer, its characters, and its unknown tokens (with
-    the chunk's tag passed through)."""
+def _encode_known(job: tuple) -> tuple[tuple, np.ndarray, set, list[str]]:
+    """A chunk's ids with a known tokenizer, its characters, and its unknown tokens in order
+    (with the chunk's tag passed through)."""
     tag, chunk = job
     tok = _WORKER_TOKENIZER
     ids = np.asarray(tok.encode(chunk), dtype=np.uint32)
-    return tag, ids, set(chunk), tok.unknown(chunk) if tok.kind != "bpe" else Counter()
+    return tag, ids, set(chunk), tok.unknown_words(chunk)
 
 
 def _chunks_by_split(ct: CleanText, size: int) -> Iterator[tuple[tuple[str, int], str]]:
@@ -117,6 +117,24 @@ class _IdsWriter:
         self.f.close()
 
 
+class _WordsWriter:
+    """Words appended to a temporary file, one JSON string a line (the val split's <unk>
+    words, in order: what adaptive evaluation's spelling model reads)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.f = open(path, "w", encoding="utf-8")  # noqa: SIM115
+
+    def write(self, words: list[str]) -> None:
+        try:
+            self.f.write("".join(json.dumps(w, ensure_ascii=False) + "\n" for w in words))
+        except OSError as e:
+            raise disk_error(e, self.path) from None
+
+    def close(self) -> None:
+        self.f.close()
+
+
 @dataclass
 class Encoded:
     """Pass 2's result: token ids in temporary files, by split."""
@@ -131,6 +149,8 @@ class Encoded:
     """By split: the bits to spell every token that became <unk> (see :mod:`.spelling`)."""
     train_starts: dict[int, int]
     """Where each source's training text starts in train.bin."""
+    unk_words: Path
+    """The val split's <unk> words in order (a temporary file, JSON lines)."""
 
 
 def encode_new_vocab(ct: CleanText, cfg: DataConfig, out: Path, workers: int, size: int) -> Encoded:
@@ -165,12 +185,17 @@ def encode_new_vocab(ct: CleanText, cfg: DataConfig, out: Path, workers: int, si
     tok, table = vocabulary(tokens_by_id, counts["train"], cfg)
     dtype = token_dtype(tok.vocab_size)
     final, unk, n = {}, {}, {}
-    for split, path in files.items():
-        final[split] = temp_name(out / f"{split}.bin")
-        unk[split], n[split] = remap(path, final[split], table, dtype)
-        path.unlink()
+    words = _WordsWriter(temp_name(out / VAL_UNK))
+    try:
+        for split, path in files.items():
+            final[split] = temp_name(out / f"{split}.bin")
+            unk_out = (tokens_by_id, words) if split == "val" else None
+            unk[split], n[split] = remap(path, final[split], table, dtype, unk_out)
+            path.unlink()
+    finally:
+        words.close()
     spell = {s: spell_bits(tok, tokens_by_id, counts[s], table == 0) for s in counts}
-    return Encoded(tok, final, dtype, len(chars), unk, n, spell, starts.at)
+    return Encoded(tok, final, dtype, len(chars), unk, n, spell, starts.at, words.path)
 
 
 def spell_bits(tok, tokens: list[str], counts: np.ndarray, is_unk: np.ndarray) -> float:
@@ -205,9 +230,12 @@ def vocabulary(tokens: list[str], counts: np.ndarray, cfg: DataConfig):
     return CharTokenizer(itos, norm, rare, **lexicon), table
 
 
-def remap(src: Path, dst: Path, table: np.ndarray, dtype: np.dtype) -> tuple[int, int]:
+def remap(src: Path, dst: Path, table: np.ndarray, dtype: np.dtype,
+          unk_out: tuple[list[str], _WordsWriter] | None = None) -> tuple[int, int]:  # fmt: skip
     """Rewrite first-appearance ids as vocabulary ids, a block at a time, with plain reads
-    (a memory map would keep every page it touched resident); (<unk>s, tokens)."""
+    (a memory map would keep every page it touched resident); (<unk>s, tokens). With
+    ``unk_out`` (the tokens by first-appearance id, a writer) the <unk> words are written
+    in order."""
     w = _IdsWriter(dst, dtype)
     unk = n = 0
     try:
@@ -215,6 +243,9 @@ def remap(src: Path, dst: Path, table: np.ndarray, dtype: np.dtype) -> tuple[int
             while (block := np.fromfile(f, dtype=np.uint32, count=REMAP_BLOCK)).size:
                 ids = np.take(table, block)
                 unk += int((ids == 0).sum())
+                if unk_out is not None:
+                    tokens, words = unk_out
+                    words.write([tokens[i] for i in block[ids == 0]])
                 n += ids.size
                 w.write(ids)
     finally:
@@ -233,6 +264,7 @@ def encode_known(ct: CleanText, tok, out: Path, workers: int, size: int) -> Enco
     tok_json = json.dumps(tok.to_dict(), ensure_ascii=False)
     jobs = _chunks_by_split(ct, size)
     starts = Starts()
+    words = _WordsWriter(temp_name(out / VAL_UNK))
     try:
         for tag, ids, seen, missing in ordered_map(
             _encode_known, jobs, workers, _init_worker, (tok_json,)
@@ -242,13 +274,15 @@ def encode_known(ct: CleanText, tok, out: Path, workers: int, size: int) -> Enco
             if tok.kind != "bpe":
                 unk[split] += int((ids == 0).sum())
             unknown[split].update(missing)
+            if split == "val":
+                words.write(missing)
             chars |= seen
     finally:
-        for w in writers.values():
+        for w in [*writers.values(), words]:
             w.close()
     spell = {s: spelled(tok, c) for s, c in unknown.items()}
     n = {s: w.n for s, w in writers.items()}
-    return Encoded(tok, files, dtype, len(chars), unk, n, spell, starts.at)
+    return Encoded(tok, files, dtype, len(chars), unk, n, spell, starts.at, words.path)
 
 
 def spelled(tok, unknown: Counter) -> float:

@@ -113,6 +113,21 @@ def largest_id(path: Path, dtype: np.dtype, block: int = 1 << 22) -> int:
     return top
 
 
+VAL_UNK = "val.unk.jsonl"
+"""The val split's <unk> words in order, one JSON string a line: what adaptive evaluation's
+spelling model reads (:meth:`.spelling.Spelling.read_bits`)."""
+
+
+def load_unk_words(data_dir: str | Path, split: str) -> list[str] | None:
+    """The ``split``'s <unk> words in order, when the data folder keeps them (val only;
+    folders prepared before they were kept have none)."""
+    path = Path(data_dir) / VAL_UNK
+    if split != "val" or not path.is_file():
+        return None
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f]
+
+
 def load_tokenizer(path: str | Path) -> Tokenizer:
     """The tokenizer of a data folder or a run folder (or a tokenizer.json file)."""
     path = Path(path)

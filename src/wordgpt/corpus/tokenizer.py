@@ -92,6 +92,8 @@ class Tokenizer(Protocol):
 
     def unknown(self, text: str) -> Counter[str]: ...
 
+    def unknown_words(self, text: str) -> list[str]: ...
+
     def spelling(self) -> Spelling: ...
 
     def to_dict(self) -> dict: ...
@@ -174,7 +176,11 @@ class VocabTokenizer:
 
     def unknown(self, text: str) -> Counter[str]:
         """The tokens of ``text`` that are not in the vocabulary, with their counts."""
-        return Counter(t for t in self.split(self.normalizer(text)) if t not in self.stoi)
+        return Counter(self.unknown_words(text))
+
+    def unknown_words(self, text: str) -> list[str]:
+        """The tokens of ``text`` that are not in the vocabulary, in order, repeats included."""
+        return [t for t in self.split(self.normalizer(text)) if t not in self.stoi]
 
     def token_strings(self) -> list[str]:
         return list(self.itos)
@@ -290,6 +296,9 @@ class BPETokenizer:
 
     def unknown(self, text: str) -> Counter[str]:
         return Counter()  # bytes cover everything
+
+    def unknown_words(self, text: str) -> list[str]:
+        return []
 
     def token_strings(self) -> list[str]:
         return [self.decode([i]) for i in range(self.vocab_size)]

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from ..corpus.tokenfiles import bits_per_char
 from ..errors import WordGPTError
-from .ngram import KneserNey, fit_mixture, mixed_nll, online_mixed_nll
+from .ngram import KneserNey, fit_mixture, mixed_nll, online_mixed_nll, read_split_prob
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,10 @@ class EvalResult:
     ngram: dict | None = None
     """With an n-gram partner: its order, the GPT's weight in the mixture (fitted on the end
     of the training split), its figures there, and the mixture's bits per character."""
+    adaptive_spell_bits_per_char: float | None = None
+    """With adaptive evaluation: the part of its figures that pays for spelling the <unk>
+    words, the spelling model remembering the words it has read (the static spelling when
+    the data folder does not keep the split's <unk> words)."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -66,7 +70,8 @@ class EvalResult:
             f"{self.bits_per_char:.4f} bits/char{unk}"
             + (f" | stride {self.stride}" if self.stride else "")
             + (
-                f" | adaptive {self.adaptive_bits_per_char:.4f} bits/char"
+                f" | adaptive {self.adaptive_bits_per_char:.4f} bits/char (spelling "
+                f"{self.adaptive_spell_bits_per_char:.4f})"
                 if self.adaptive_bits_per_char is not None
                 else ""
             )
@@ -201,20 +206,24 @@ def evaluate(
     stride: int | None = None,
     adapt_lr: float | None = None,
     ngram: tuple[np.ndarray, int, dict | int] | None = None,
+    read_spell_bits: float | None = None,
 ) -> EvalResult:
     """The whole split's figures; ``counts`` is the split's entry of meta.json (characters,
     tokens, <unk>s and their spelling bits). ``stride``: see :func:`windows`; with
     ``adapt_lr`` also the adaptive figure (:func:`adaptive_nll`); with ``ngram`` (the
     training tokens, the vocabulary size, and a run's partner: its fitted mixture, or an order
     to fit one now, :func:`.ngram.fit_mixture`) also the figure of the GPT mixed with a
-    Kneser-Ney n-gram model of the training tokens."""
+    Kneser-Ney n-gram model of the training tokens. ``read_spell_bits``: the split's
+    spelling bits when the spelling model reads as it goes, for the adaptive figures (else
+    the static ones)."""
     per_token = token_nll(model, data, block_size, batch_size, device, progress, deadline, stride)
     nll, n = float(per_token.sum()), len(per_token)
     loss, chars, spell = nll / max(n, 1), counts["chars"], counts.get("unk_spell_bits", 0.0)
     adaptive = None
+    read_spell = spell if read_spell_bits is None else read_spell_bits
     if adapt_lr is not None:
         adapted = adaptive_nll(model, data, block_size, adapt_lr, device, progress, stride)
-        adaptive = bits_per_char(float(adapted.sum()), chars, spell)
+        adaptive = bits_per_char(float(adapted.sum()), chars, read_spell)
     mixture = None
     if ngram is not None:
         train, vocab, fit = ngram
@@ -226,9 +235,11 @@ def evaluate(
         kn = KneserNey(train, vocab, fit["order"]).split_prob(np.asarray(data))
         mixed = mixed_nll(per_token, kn, weight)
         mixture = {**fit, "bits_per_char": bits_per_char(float(mixed.sum()), chars, spell)}
-        if adapt_lr is not None:  # adaptive too: the weight learned as the split is read
-            online = online_mixed_nll(adapted, kn, weight)
-            mixture["adaptive_bits_per_char"] = bits_per_char(float(online.sum()), chars, spell)
+        if adapt_lr is not None:  # adaptive too: the counts and the weight learn as it reads
+            read = read_split_prob(train, data, vocab, fit["order"])
+            online = online_mixed_nll(adapted, read, weight)
+            mixture["adaptive_bits_per_char"] = bits_per_char(float(online.sum()), chars,
+                                                              read_spell)  # fmt: skip
     return EvalResult(
         split,
         n,
@@ -242,4 +253,5 @@ def evaluate(
         stride if stride and stride != block_size else None,
         adaptive,
         mixture,
+        read_spell / max(chars, 1) if adapt_lr is not None else None,
     )

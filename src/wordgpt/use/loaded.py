@@ -13,7 +13,7 @@ import torch
 
 from ..config import DataConfig, SampleConfig, from_dict
 from ..corpus.build import prepare
-from ..corpus.tokenfiles import load_meta, load_split, load_tokenizer
+from ..corpus.tokenfiles import load_meta, load_split, load_tokenizer, load_unk_words
 from ..corpus.tokenizer import Tokenizer
 from ..errors import CheckpointError, WordGPTError
 from ..fileio import atomic_write, read_json_object
@@ -161,7 +161,21 @@ class Model:
             stride,
             adapt_lr,
             self._ngram_spec(ngram),
+            self._read_spell_bits(data_dir, split, meta) if adapt_lr is not None else None,
         )
+
+    def _read_spell_bits(self, data_dir: Path, split: str, meta: dict) -> float | None:
+        """The split's spelling bits with the spelling model reading its <unk> words as it
+        goes (adaptive evaluation), when the data folder keeps them."""
+        words = load_unk_words(data_dir, split)
+        if words is None or len(words) != meta["splits"][split].get("unk", 0):
+            if meta["splits"][split].get("unk"):
+                log.warning(f"note: {data_dir} does not keep its {split} split's <unk> words in "
+                            "order (prepared before they were kept): the adaptive figures "
+                            "spell them with the static model; prepare it again for the "
+                            "spelling that reads")  # fmt: skip
+            return None
+        return float(self.tokenizer.spelling().read_bits(words).sum())
 
     def _ngram_spec(self, ngram: int | None):
         """What :func:`.evaluate.evaluate` mixes in for ``ngram`` (see :meth:`evaluate`)."""

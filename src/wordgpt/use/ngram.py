@@ -21,6 +21,7 @@ context's distribution sums to 1 (a test sums it).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -173,6 +174,32 @@ def online_mixed_nll(
         before = lead[:, None] + np.cumsum(loss, axis=1) - loss  # each weight's loss so far
         out[at : at + chunk] = loss[np.argmin(before, axis=0), np.arange(len(g))]
         lead = before[:, -1] + loss[:, -1]
+    return out
+
+
+READ_CHUNK = 2048
+"""Adaptive evaluation: the n-gram model counts the text it has read again every this many
+tokens (or in at most MAX_RECOUNTS chunks of a longer text)."""
+MAX_RECOUNTS = 32
+
+
+def read_split_prob(train: np.ndarray, tokens: np.ndarray, vocab: int, order: int,
+                    chunk: int = READ_CHUNK) -> np.ndarray:  # fmt: skip
+    """P of each of ``tokens[1:]`` under a Kneser-Ney model that counts the text as it is
+    read, as a compressor does: chunk by chunk, the model of ``train`` followed by the
+    tokens before the chunk scores the chunk's tokens, so a token's probability never
+    depends on it or on anything after it. One chunk as long as the text: the static model's
+    :meth:`KneserNey.split_prob`."""
+    t = np.asarray(tokens, dtype=np.int64)
+    n, k = max(len(t) - 1, 0), order - 1
+    chunk = max(chunk, math.ceil(n / MAX_RECOUNTS))
+    train = np.asarray(train, dtype=np.int64)
+    out = np.empty(n)
+    for at in range(0, n, chunk):  # scores the targets t[at + 1 : at + chunk + 1]
+        model = KneserNey(np.concatenate([train, t[: at + 1]]) if at else train, vocab, order)
+        seg = t[max(at + 1 - k, 0) : at + chunk + 1]  # the targets and their contexts
+        m = min(chunk, n - at)
+        out[at : at + m] = model.split_prob(seg)[-m:]
     return out
 
 
