@@ -395,6 +395,28 @@ def test_an_unwritable_output_folder_is_one_line(word_data, tmp_path):
     assert "cannot write" in err and not out.exists()
 
 
+def test_ctrl_c_after_the_last_step_stops_the_run_as_asked(word_data, tmp_path, monkeypatch):
+    """A signal that lands once the loop has ended, here during the final evaluation, is not
+    lost: the run stops as one stopped in the loop does (last.pt saved, summary "signal 2",
+    the InterruptError that makes exit code 130), instead of ending as if never asked."""
+    from wordgpt.errors import InterruptError
+    from wordgpt.training import train as train_module
+
+    real = train_module.evaluate_and_save
+
+    def evaluate_then_ctrl_c(trainer, *a, **k):
+        if trainer.state.step == 10:  # the final evaluation: the loop has ended
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(trainer, *a, **k)
+
+    monkeypatch.setattr(train_module, "evaluate_and_save", evaluate_then_ctrl_c)
+    with pytest.raises(InterruptError, match="by a signal"):
+        train(word_data, tmp_path / "r", "tiny", max_iters=10, eval_interval=100,
+              progress=False, tensorboard=False, report=False)  # fmt: skip
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["stopped"] == "signal 2" and (tmp_path / "r" / "last.pt").is_file()
+
+
 def test_ctrl_c_during_start_up_is_one_line(word_data, tmp_path):
     """SIGINT as soon as the run folder's lock exists (start-up has begun): one line, exit
     code 130, no traceback, whether it lands in start-up or in the loop."""

@@ -19,7 +19,7 @@ from . import load, prepare, train
 from .config import DataConfig, to_dict
 from .corpus.build import load_prepared
 from .corpus.tokenfiles import load_meta
-from .errors import DataError, WordGPTError
+from .errors import DataError, InterruptError, WordGPTError
 from .folders import kind
 from .logs import console, log
 from .use.generate import SHOWCASE
@@ -47,6 +47,9 @@ def main(argv: list[str] | None = None) -> None:
     except WordGPTError as e:
         print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
         sys.exit(getattr(e, "exit_code", 2))
+    except InterruptError as e:
+        print(" ".join(str(e).split()), file=sys.stderr)
+        sys.exit(e.exit_code)
 
 
 def prepared(workdir: Path, name: str):

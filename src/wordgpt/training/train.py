@@ -488,12 +488,20 @@ def fit(trainer: Trainer, writer, peak: float | None = None, progress=None) -> s
                             f"{cfg.stop.patience} evaluations (best.pt keeps the best)"
                         )
                         return "patience"
-            if st.last_eval_step != st.step:
+            if st.last_eval_step != st.step and not asked_to_stop(trainer, flag):
                 log.info("final evaluation")
                 evaluate_and_save(trainer, writer, peak)
+            if asked_to_stop(trainer, flag):  # a signal after the last step: stop as asked
+                writer.save_last()
+                return f"signal {flag.signum or signal.SIGINT}"
         return reason
     finally:
         bar.close()
+
+
+def asked_to_stop(trainer: Trainer, flag: StopFlag) -> bool:
+    """Whether a signal asked any rank to stop (one collective: every rank agrees)."""
+    return trainer.dist.sync([float(flag.signum is not None)], ["max"])[0] > 0
 
 
 def stop_reason(trainer: Trainer) -> str | None:
