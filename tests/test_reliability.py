@@ -417,6 +417,38 @@ def test_ctrl_c_after_the_last_step_stops_the_run_as_asked(word_data, tmp_path, 
     assert summary["stopped"] == "signal 2" and (tmp_path / "r" / "last.pt").is_file()
 
 
+def test_a_signal_that_lands_in_a_log_line_is_not_swallowed(capsys):
+    """A Ctrl-C raised while a line is written, which the writer turns into another error
+    (tqdm's lock set-up does), still stops the program; a plain write error does not."""
+    import logging
+
+    from wordgpt.errors import InterruptError
+    from wordgpt.logs import Console
+
+    class Broken:
+        def __init__(self, interrupted):
+            self.interrupted = interrupted
+
+        def write(self, s):
+            try:
+                if self.interrupted:
+                    raise InterruptError("interrupted", 2)
+            finally:
+                raise ValueError("release unlocked lock")
+
+        def flush(self):
+            pass
+
+    record = logging.LogRecord("wordgpt", logging.INFO, __file__, 1, "a line", None, None)
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(sys, "stdout", Broken(True))
+        with pytest.raises(InterruptError):
+            Console().emit(record)
+        m.setattr(sys, "stdout", Broken(False))
+        Console().emit(record)  # a closed stdout must not stop a run
+    assert "Logging error" in capsys.readouterr().err
+
+
 def test_ctrl_c_during_start_up_is_one_line(word_data, tmp_path):
     """SIGINT as soon as the run folder's lock exists (start-up has begun): one line, exit
     code 130, no traceback, whether it lands in start-up or in the loop."""

@@ -28,8 +28,20 @@ class Console(logging.Handler):
             out = sys.stderr if record.levelno >= logging.WARNING else sys.stdout
             tqdm.write(self.format(record), file=out)
             out.flush()
-        except Exception:  # a closed stdout must not stop a run
+        except Exception as e:  # a closed stdout must not stop a run
+            if stop := interrupt_behind(e):  # but a signal must: tqdm's lock set-up can
+                raise stop from None  # turn one that lands in it into another error
             self.handleError(record)
+
+
+def interrupt_behind(e: BaseException) -> BaseException | None:
+    """The Ctrl-C or SIGTERM that ``e`` was raised while handling, if any."""
+    from .errors import InterruptError
+
+    seen = e.__context__
+    while seen is not None and not isinstance(seen, (InterruptError, KeyboardInterrupt)):
+        seen = seen.__context__
+    return seen
 
 
 def console() -> None:
