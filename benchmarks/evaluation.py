@@ -75,6 +75,11 @@ def compressor_rows(train: str, val: str) -> list[dict]:
     return rows
 
 
+def partner(r, key: str) -> float | None:
+    """The figure with the run's n-gram partner, when it has one."""
+    return r.ngram[key] if r.ngram else None
+
+
 def model_rows(run: Path, strides: list[int], lrs: list[float]) -> list[dict]:
     m = wordgpt.load(run, device="cpu")
     block = m.gpt.cfg.block_size
@@ -83,7 +88,7 @@ def model_rows(run: Path, strides: list[int], lrs: list[float]) -> list[dict]:
         t = time.perf_counter()
         r = m.evaluate("val", stride=stride)
         rows.append({"method": "static", "setting": f"stride {stride} (block {block})",
-                     "bits_per_char": r.bits_per_char,
+                     "bits_per_char": r.bits_per_char, "partner": partner(r, "bits_per_char"),
                      "seconds": time.perf_counter() - t})  # fmt: skip
     for stride in strides:
         for lr in lrs:
@@ -92,6 +97,7 @@ def model_rows(run: Path, strides: list[int], lrs: list[float]) -> list[dict]:
             seconds = time.perf_counter() - t - rows[strides.index(stride)]["seconds"]
             rows.append({"method": "adaptive", "setting": f"stride {stride}, SGD rate {lr:g}",
                          "bits_per_char": r.adaptive_bits_per_char,
+                         "partner": partner(r, "adaptive_bits_per_char"),
                          "seconds": seconds})  # fmt: skip
     return rows
 
@@ -109,7 +115,8 @@ def main() -> None:
         m = wordgpt.load(args.run, device="cpu")
         rows += compressor_rows(*train_and_val_text(Path(m.config["data_dir"])))
     emit(rows, [("method", "method", "s"), ("setting", "setting", "s"),
-                ("bits_per_char", "val bits/char", ".4f"), ("seconds", "seconds", ",.1f")],
+                ("bits_per_char", "val bits/char", ".4f"),
+                ("partner", "with the partner", ".4f"), ("seconds", "seconds", ",.1f")],
          args.json)  # fmt: skip
 
 
