@@ -4,6 +4,7 @@ leads to a file that exists and, with a ``#part``, to a heading of that file."""
 from __future__ import annotations
 
 import re
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -18,11 +19,13 @@ LINK = re.compile(r"\]\(([^)\s]+)\)")
 
 
 def slug(heading: str) -> str:
-    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces as hyphens."""
-    text = re.sub(r"[`*_]|\[([^\]]*)\]\([^)]*\)", r"\1", heading.strip().lower())
+    """GitHub's anchor for a heading: lower case, punctuation but ``_`` dropped, spaces as
+    hyphens."""
+    text = re.sub(r"[`*]|\[([^\]]*)\]\([^)]*\)", r"\1", heading.strip().lower())
     return re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
 
 
+@cache
 def anchors(page: Path) -> set[str]:
     """The anchors of a page's headings (a repeated one also as ``-1``, ``-2``, ...)."""
     seen: dict[str, int] = {}
@@ -46,6 +49,7 @@ def test_slug_follows_github():
     assert slug(" What else the 900 s run's evaluation could take") == (
         "what-else-the-900-s-runs-evaluation-could-take"
     )
+    assert slug(" `adaptive_nll`") == "adaptive_nll"
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
