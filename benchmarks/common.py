@@ -74,3 +74,30 @@ def emit(rows: list[dict], cols, as_json: bool, extra: dict | None = None) -> No
         for k, v in (extra or {}).items():
             print(f"{k}: {v}")
         print(table(rows, cols))
+
+
+SPEED_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_tile")
+"""The CPU flags that decide how fast training runs here (fp32 vectors, bf16, AMX)."""
+
+
+def cpu_line() -> str:
+    """This machine as a table's figures need it said: the CPU's name, which of SPEED_FLAGS
+    it has, its cores, and torch's version."""
+    import os
+
+    import torch
+
+    name, flags = "unknown CPU", set()
+    try:
+        with open("/proc/cpuinfo", errors="replace") as f:
+            for line in f:
+                if line.startswith("model name") and name == "unknown CPU":
+                    name = line.split(":", 1)[1].strip()
+                elif line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    break
+    except OSError:
+        pass
+    has = [f for f in SPEED_FLAGS if f in flags] or ["none of " + ", ".join(SPEED_FLAGS)]
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return f"{name}, flags {' '.join(has)}, {cores} cores, torch {torch.__version__}"

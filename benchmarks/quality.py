@@ -9,6 +9,15 @@ tokenizers x recipes x inits x budgets x seeds, with the spread.
     python benchmarks/quality.py --budgets 60 300 900              # quality against budget
     python benchmarks/quality.py --recipe cpu+muon cpu+relu2 --budgets 150   # screen levers
     python benchmarks/quality.py --init random word2vec --budget 120 --seeds 1 2
+    python benchmarks/quality.py --ladder --budgets 300 900 \
+        --book don-quixote "$WORDGPT_DATA_DIR/shelf/1260-jane-eyre.txt"
+
+``--ladder`` measures what a user gets from the defaults (``prepare``, ``train --time-budget
+T``, ``eval``), on this machine, in one run: for each book the general-purpose compressors on
+the same cleaned split (xz and bzip2, and zpaq when it is installed; the table says when it is
+not), and for each budget the nanoGPT-style baseline and the recipe ``train`` picks, its figure
+with each part of the evaluation added in turn: the lexicon in the ``<unk>`` spelling, windows
+with a stride, the n-gram partner, the ensemble's further members, adaptive evaluation.
 
 A recipe is a preset plus overrides: ``cpu``, ``char`` (the char preset), ``seed-dims``
 (the reference dims: 4 layers x 128), ``plain`` (the notebook's architecture at those dims), or
@@ -26,11 +35,15 @@ import tempfile
 from pathlib import Path
 
 import gensim
-from common import ROOT, emit, prepared, quiet
+from common import ROOT, cpu_line, emit, prepared, quiet
+from evaluation import compressor_rows, train_and_val_text
 
 import wordgpt
-from wordgpt.config import DataConfig, Word2VecConfig, settings_of
+from wordgpt.config import ADAPT_LR, DataConfig, Word2VecConfig, settings_of
+from wordgpt.corpus.tokenfiles import load_meta, load_unk_words
+from wordgpt.model.ensemble import Ensemble
 from wordgpt.presets import NOTEBOOK_MODEL, preset_configs
+from wordgpt.use.ngram import gpt_tokens
 from wordgpt.vectors.files import save_vectors
 from wordgpt.vectors.word2vec import train_word2vec
 
@@ -170,6 +183,11 @@ def ablations(base: str) -> list[str]:
     return [base] + [f"{base}-{k}" for k in on]
 
 
+def book_name(book: str) -> str:
+    """A book as the tables name it: a data set's name, or a file's without its suffixes."""
+    return Path(book).name.split(".")[0]
+
+
 def run_one(
     data_dir: Path, out: Path, preset: str, budget: float, seed: int, over: dict, steps=None
 ) -> dict:
@@ -224,7 +242,16 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--vectors", type=Path, default=GENSIM_VECTORS)
     ap.add_argument("--seeds", type=int, nargs="+", default=[1])
     ap.add_argument(
-        "--book", default="don-quixote", help="the text: a named data set or a file (a shelf novel)"
+        "--book",
+        nargs="+",
+        default=["don-quixote"],
+        help="the texts: named data sets or files (a shelf novel), one after another",
+    )
+    ap.add_argument(
+        "--ladder",
+        action="store_true",
+        help="per book the compressors, per budget the nanoGPT-style baseline and the picked "
+        "recipe with each part of the evaluation added in turn (see above)",
     )
     ap.add_argument(
         "--min-count",
@@ -241,7 +268,7 @@ def vector_files(tokname: str, data_dir: Path, args) -> dict[str, str | None]:
     """The embedding file of each --init (Word2Vec on the training split, made once)."""
     vectors = {"random": None, "pretrained": str(args.vectors)}
     if "word2vec" in args.init:
-        path = ROOT / "data" / f"bench-w2v-{tokname}.kv"
+        path = ROOT / "data" / f"{data_dir.name}-w2v.kv"  # the book's and tokens' own
         if not path.exists():
             save_vectors(train_word2vec(data_dir, Word2VecConfig(split="train")), path)
         vectors["word2vec"] = str(path)
@@ -256,7 +283,7 @@ def cell(tokname, data_dir, name, init, vectors, budget, args, root) -> dict:
     results = []
     for seed in args.seeds:
         limit = f"{args.steps}steps" if args.steps else f"{budget:g}"
-        out = root / f"{tokname}-{name}-{init}-{limit}-{seed}"
+        out = root / f"{data_dir.name}-{name}-{init}-{limit}-{seed}"
         res = run_one(data_dir, out, preset, budget, seed, over, args.steps)
         results.append(res)
         if not args.json:
@@ -270,6 +297,7 @@ def cell(tokname, data_dir, name, init, vectors, budget, args, root) -> dict:
             )
     bpcs = [r["val_bpc"] for r in results]
     return {
+        "book": book_name(load_meta(data_dir)["config"]["dataset"]),
         "tokenizer": tokname,
         "recipe": name,
         "init": init,
@@ -291,6 +319,7 @@ def cell(tokname, data_dir, name, init, vectors, budget, args, root) -> dict:
 
 
 COLUMNS = [
+    ("book", "book", "s"),
     ("tokenizer", "tokens", "s"),
     ("recipe", "recipe", "s"),
     ("preset", "preset", "s"),
@@ -306,14 +335,129 @@ COLUMNS = [
 ]
 
 
+# ------------------------------------------------------------------------ --ladder
+
+
+def ladder(run: Path, lr: float = ADAPT_LR) -> list[tuple[str, float | None, bool]]:
+    """A run's val bits per character with each part of the evaluation added in turn, each
+    row keeping those above it: (what, the figure, whether its windows overlap: one every
+    half block, so that each token has at least half a block of context). The first rows
+    are the run's first model alone (with the partner fitted for the whole run); the
+    ensemble's rows load the run folder."""
+    first = wordgpt.load(run / "best.pt", device="cpu")  # a checkpoint file: one model
+    whole = wordgpt.load(run, device="cpu")  # with the further members it trained, if any
+    stride = first.gpt.cfg.block_size // 2
+    plain = first.evaluate("val", ngram=0)
+    words = load_unk_words(first.config["data_dir"], "val")
+    chars_only = None  # the <unk> words spelled by the character model, no lexicon
+    if words is not None:
+        spelled = float(first.tokenizer.spelling().char_bits(words).sum()) if words else 0.0
+        chars_only = plain.bits_per_char - plain.spell_bits_per_char + spelled / plain.chars
+    strided = first.evaluate("val", stride=stride)  # with the run's partner, if it has one
+    ens = whole.evaluate("val", stride=stride, adapt_lr=lr)
+    members = len(whole.gpt.members) if isinstance(whole.gpt, Ensemble) else 1
+
+    def mixed(r, key: str) -> float:
+        return r.ngram[key] if r.ngram else getattr(r, key)
+
+    return [
+        ("static, consecutive windows, <unk> spelled by the character model alone",
+         chars_only, False),
+        ("+ the training words' lexicon in the spelling", plain.bits_per_char, False),
+        (f"+ windows every {stride} tokens (half the block)", strided.bits_per_char, True),
+        ("+ the n-gram partner" + ("" if strided.ngram else " (the run has none)"),
+         mixed(strided, "bits_per_char"), True),
+        (f"+ the ensemble of {members} models" if members > 1
+         else "+ the ensemble (one model: the run left no time for another)",
+         mixed(ens, "bits_per_char"), True),
+        (f"+ adaptive evaluation (SGD rate {lr:g})", mixed(ens, "adaptive_bits_per_char"), True),
+    ]  # fmt: skip
+
+
+def describe(run: Path, res: dict) -> str:
+    """How a run went: its recipe, steps, speed, passes over its training tokens, its stop
+    and its regularisation."""
+    summary = json.loads((run / "summary.json").read_text())
+    cfg = json.loads((run / "config.json").read_text())
+    n = load_meta(cfg["data_dir"])["splits"]["train"]["tokens"]
+    passes = summary["tokens"] / gpt_tokens(n, cfg["train"].get("ngram", 0))
+    model = cfg["model"]
+    return (
+        f"{res['preset'] or 'no preset'}: {res['steps']:,} steps, {res['tokens_per_s']:,.0f} "
+        f"tokens/s, {passes:.1f} passes over its training tokens, stopped by "
+        f"{res['stopped']}, {res['wall_s']:.0f} s in all; weight decay "
+        f"{cfg['train']['optim']['weight_decay']:g}, dropout {model['dropout']:g}"
+        + (f", {summary['members']} models" if summary.get("members", 1) > 1 else "")
+    )
+
+
+LADDER_COLUMNS = [
+    ("book", "book", "s"),
+    ("budget", "budget", "s"),
+    ("what", "what", "s"),
+    ("bits_per_char", "val bits/char", ".4f"),
+    ("against_baseline", "against the baseline", "+.1%"),
+    ("against_zpaq", "against zpaq -m5", "+.1%"),
+]
+
+
+def ladder_main(args, root: Path) -> None:
+    """--ladder: per book the compressors; per budget the baseline and the picked recipe,
+    each part of the evaluation added in turn, against the baseline measured the same way
+    (consecutive windows, or windows every half block) and against zpaq."""
+    if len(args.seeds) != 1 or args.tokenizers != ["word-sp"] or args.recipe or args.ablate:
+        raise SystemExit("--ladder measures the defaults: one seed, words, no --recipe")
+    notes, rows = {"machine": cpu_line(), "runs in": str(root)}, []
+    extra = {"min_count": args.min_count} if args.min_count != DataConfig.min_count else {}
+    for book in args.book:
+        data_dir = prepared("word-sp", dataset=book, **extra)
+        name = book_name(book)
+        zpaq = None
+        for c in compressor_rows(*train_and_val_text(data_dir)):
+            bpc = c.get("bits_per_char")
+            zpaq = bpc if c["method"] == "zpaq -m5" else zpaq
+            how = "C(train + val) - C(train)" if bpc is not None else "not installed"
+            rows.append({"book": name, "what": f"{c['method']}: {how}", "bits_per_char": bpc})
+        for budget in args.budgets:
+            limit = f"{args.steps}steps" if args.steps else f"{budget:g}"
+            base_dir, run_dir = root / f"{name}-nanogpt-{limit}", root / f"{name}-picked-{limit}"
+            base = run_one(data_dir, base_dir, "cpu", budget, args.seeds[0], dict(NANOGPT),
+                           args.steps)  # fmt: skip
+            res = run_one(data_dir, run_dir, None, budget, args.seeds[0], {}, args.steps)
+            notes[f"{name}, {limit}, the baseline"] = describe(base_dir, base)
+            notes[f"{name}, {limit}, picked"] = describe(run_dir, res)
+            m = wordgpt.load(base_dir, device="cpu")
+            half = m.gpt.cfg.block_size // 2
+            baseline = {False: base["val_bpc"], True: m.evaluate("val", stride=half).bits_per_char}
+            cell = {"book": name, "budget": limit if args.steps else f"{budget:g} s"}
+            rows += [
+                {**cell, "what": "nanoGPT-style baseline, consecutive windows",
+                 "bits_per_char": baseline[False]},
+                {**cell, "what": f"nanoGPT-style baseline, windows every {half} tokens (half "
+                 "the block)", "bits_per_char": baseline[True]},
+            ]  # fmt: skip
+            for what, bpc, with_stride in ladder(run_dir):
+                rows.append({**cell, "what": what, "bits_per_char": bpc,
+                             "against_baseline": bpc / baseline[with_stride] - 1,
+                             "against_zpaq": bpc / zpaq - 1 if zpaq else None})  # fmt: skip
+            if not args.json:  # as it goes: what a long run has done so far
+                done = [notes[f"{name}, {limit}, the baseline"], notes[f"{name}, {limit}, picked"]]
+                done += [f"{r['what']} {r['bits_per_char']:.4f}" for r in rows[-8:]]
+                print(f"  {name} {limit}: " + "; ".join(done), flush=True)
+    emit(rows, LADDER_COLUMNS, args.json, notes)
+
+
 def main() -> None:
     args = parse_args()
     quiet()
     root = args.out or Path(tempfile.mkdtemp(prefix="wordgpt-quality-"))
+    if args.ladder:
+        ladder_main(args, root)
+        return
     rows = []
-    for tokname in args.tokenizers:
+    for book, tokname in ((b, t) for b in args.book for t in args.tokenizers):
         extra = {"min_count": args.min_count} if args.min_count != DataConfig.min_count else {}
-        data_dir = prepared(tokname, dataset=args.book, **extra)
+        data_dir = prepared(tokname, dataset=book, **extra)
         recipes = args.recipe or (["char"] if tokname == "char" else ["cpu"])
         if args.ablate:
             recipes = [a for r in recipes for a in ablations(r)]

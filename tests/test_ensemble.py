@@ -1,7 +1,7 @@
 """Ensembles: the members' probabilities averaged behind a GPT's calls (two identical members
 score what one does; two different ones, the mean of their distributions), the KV cache, and a
 run whose pass cap leaves budget for further members: their folders, loading, the report and
-the export."""
+the export; the quality benchmark's ladder over such a run."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from wordgpt.model.ensemble import Ensemble
 from wordgpt.model.gpt import GPT
 from wordgpt.use.evaluate import token_nll
 from wordgpt.use.generate import generate_ids
+
+from .helpers import load_benchmark
 
 CFG = ModelConfig(vocab_size=50, n_layer=2, n_head=2, n_embd=32, block_size=16, dropout=0.0)
 
@@ -132,3 +134,41 @@ def test_a_member_stopped_before_its_end_is_left_out(ensemble_run, tmp_path):
     summary = run / "members" / "3" / "summary.json"
     summary.write_text(json.dumps({**json.loads(summary.read_text()), "stopped": "signal 2"}))
     assert len(wordgpt.load(run, device="cpu").gpt.members) == 2
+
+
+def test_the_benchmark_ladder_adds_each_part_of_the_evaluation_in_turn(ensemble_run, tmp_path):
+    """benchmarks/quality.py --ladder: each row is the evaluation with one more part than
+    the row above, measured here by the API directly (the spelling without its lexicon by a
+    character model built apart)."""
+    import shutil
+
+    import wordgpt
+    from wordgpt.config import ADAPT_LR
+    from wordgpt.corpus.spelling import Spelling
+    from wordgpt.corpus.tokenfiles import load_unk_words
+
+    run = tmp_path / "run"
+    shutil.copytree(ensemble_run[0], run)
+    whole = wordgpt.load(run, device="cpu")
+    whole.fit_partner(2)  # a partner, as a word recipe's run has
+    rows = [bpc for _, bpc, _ in load_benchmark("quality").ladder(run)]
+
+    first = wordgpt.load(run / "best.pt", device="cpu")  # the first model alone
+    half = first.gpt.cfg.block_size // 2
+    plain, tok = first.evaluate(ngram=0), first.tokenizer
+    words = load_unk_words(first.config["data_dir"], "val")
+    assert words and tok.lexicon_weight > 0
+    spelled = Spelling(tok.itos[1:] + tok.rare).bits_many(words).sum()  # no lexicon
+    no_lexicon = plain.bits_per_char + (spelled / plain.chars - plain.spell_bits_per_char)
+    strided = first.evaluate(stride=half)
+    ensemble = whole.evaluate(stride=half, adapt_lr=ADAPT_LR)
+    expected = [
+        no_lexicon,
+        plain.bits_per_char,
+        first.evaluate(stride=half, ngram=0).bits_per_char,
+        strided.ngram["bits_per_char"],
+        ensemble.ngram["bits_per_char"],
+        ensemble.ngram["adaptive_bits_per_char"],
+    ]
+    assert rows == pytest.approx(expected, rel=1e-9)
+    assert len(set(np.round(rows, 9))) == 6  # every part changes the figure
