@@ -374,16 +374,16 @@ def ladder(run: Path, lr: float = ADAPT_LR) -> list[tuple[str, float | None, boo
     ]  # fmt: skip
 
 
-def describe(run: Path, res: dict) -> str:
-    """How a run went: its recipe, steps, speed, passes over its training tokens, its stop
-    and its regularisation."""
+def describe(run: Path, res: dict, recipe: str | None = None) -> str:
+    """How a run went: its recipe (``recipe``, else its preset), steps, speed, passes over
+    its training tokens, its stop and its regularisation."""
     summary = json.loads((run / "summary.json").read_text())
     cfg = json.loads((run / "config.json").read_text())
     n = load_meta(cfg["data_dir"])["splits"]["train"]["tokens"]
     passes = summary["tokens"] / gpt_tokens(n, cfg["train"].get("ngram", 0))
     model = cfg["model"]
     return (
-        f"{res['preset'] or 'no preset'}: {res['steps']:,} steps, {res['tokens_per_s']:,.0f} "
+        f"{recipe or res['preset']}: {res['steps']:,} steps, {res['tokens_per_s']:,.0f} "
         f"tokens/s, {passes:.1f} passes over its training tokens, stopped by "
         f"{res['stopped']}, {res['wall_s']:.0f} s in all; weight decay "
         f"{cfg['train']['optim']['weight_decay']:g}, dropout {model['dropout']:g}"
@@ -424,7 +424,7 @@ def ladder_main(args, root: Path) -> None:
             base = run_one(data_dir, base_dir, "cpu", budget, args.seeds[0], dict(NANOGPT),
                            args.steps)  # fmt: skip
             res = run_one(data_dir, run_dir, None, budget, args.seeds[0], {}, args.steps)
-            notes[f"{name}, {limit}, the baseline"] = describe(base_dir, base)
+            notes[f"{name}, {limit}, the baseline"] = describe(base_dir, base, "nanogpt")
             notes[f"{name}, {limit}, picked"] = describe(run_dir, res)
             m = wordgpt.load(base_dir, device="cpu")
             half = m.gpt.cfg.block_size // 2
