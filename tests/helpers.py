@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -19,6 +20,11 @@ from wordgpt.training.trainer import Trainer
 
 STRICT = os.environ.get("WORDGPT_STRICT") == "1"
 """Set by .ci/run: a test that would be skipped for a missing extra or browser fails."""
+
+ROOT = Path(__file__).resolve().parent.parent
+USER_PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+"""The pages a user reads for how to use wordgpt: their commands must parse, their links lead
+somewhere."""
 
 
 def need(module: str):

@@ -17,6 +17,7 @@ from wordgpt.model.gpt import GPT
 from wordgpt.use.evaluate import evaluate
 
 from .conftest import SHORT_TEXT
+from .helpers import USER_PAGES
 
 
 @pytest.fixture(scope="module")
@@ -286,11 +287,9 @@ def documented_commands() -> list[tuple[str, list[str]]]:
     ``.venv/bin/wordgpt`` or ``python -m wordgpt.cli``), as (file, arguments)."""
     import re
     import shlex
-    from pathlib import Path
 
-    root = Path(__file__).resolve().parent.parent
     found = []
-    for md in [root / "README.md", *sorted((root / "docs").glob("*.md"))]:
+    for md in USER_PAGES:
         text = md.read_text(encoding="utf-8")
         for block in re.findall(r"```[a-z]*\n(.*?)```", text, re.S):
             for line in block.replace("\\\n", " ").splitlines():

@@ -9,12 +9,9 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-PAGES = [
-    ROOT / "README.md",
-    *sorted((ROOT / "docs").glob("*.md")),
-    ROOT / "benchmarks" / "RESULTS.md",
-]
+from .helpers import ROOT, USER_PAGES
+
+PAGES = [*USER_PAGES, ROOT / "benchmarks" / "RESULTS.md"]
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 
 
