@@ -144,9 +144,8 @@ def load_benchmark(name: str):
     """``benchmarks/NAME.py`` imported as the module ``NAME`` (its own ``from common import``
     finds the file beside it; the search path is restored after)."""
     import sys
-    from pathlib import Path
 
-    folder = str(Path(__file__).resolve().parent.parent / "benchmarks")
+    folder = str(ROOT / "benchmarks")
     sys.path.insert(0, folder)
     try:
         return importlib.import_module(name)

@@ -17,7 +17,7 @@ from wordgpt.model.gpt import GPT
 from wordgpt.use.evaluate import evaluate
 
 from .conftest import SHORT_TEXT
-from .helpers import USER_PAGES
+from .helpers import ROOT, USER_PAGES
 
 
 @pytest.fixture(scope="module")
@@ -221,11 +221,10 @@ def test_the_readmes_python_example_runs_as_a_script(tmp_path):
     """The README's Python API block, saved as a file and run with ``python`` (its budget
     cut to 20 s), ends by itself with exit code 0."""
     import re
-    from pathlib import Path
 
     from .conftest import book_path
 
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
     block = re.search(r"## Python API\n.*?```python\n(.*?)```", readme, re.S)
     assert block, "the README has a Python API section with a python block"
     code = re.sub(r"time_budget=\d+", "time_budget=20", block.group(1))

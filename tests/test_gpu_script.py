@@ -9,13 +9,11 @@ import math
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-from .helpers import load_benchmark
+from .helpers import ROOT, load_benchmark
 
-ROOT = Path(__file__).resolve().parent.parent
 CPU_SKIPS = {"b": "fp16 needs CUDA", "i": "CUDA only"}
 """The checks that cannot run on a CPU, and words of the reason each gives."""
 
