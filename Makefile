@@ -22,25 +22,27 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/python -m wordgpt.demo --dataset $(DATA)
 
+# The whole suite, one worker per core (pytest-xdist), each test module on one worker so that
+# its fixtures are built once.
+PARALLEL := -n auto --dist loadscope
+
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks docs
 	$(BIN)/ruff format --check src tests benchmarks docs
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PARALLEL)
 
-# The unit tests on tiny configs, a few minutes on 2 cores: what to run while changing code.
-# `make test` runs everything (what CI runs); the CLI, DDP, serve, export, the notebook, the
-# demo and the fuzz are in it only.
-FAST := config tokenizers corpus spelling data model trainer generate copies recipes device \
-        layout init_from embeddings
+# Every concept's tests but the end-to-end ones (marked slow: whole commands, many processes,
+# the notebook, the demo, the browser): what to run while changing code, a few minutes.
 test-fast: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks docs
-	$(BIN)/python -m pytest $(FAST:%=tests/test_%.py)
+	$(BIN)/python -m pytest $(PARALLEL) -m "not slow"
 
 # Random exploration: hypothesis draws new examples each time, ten times as many as CI's
 # fixed ones. A failure prints the example (and a @reproduce_failure blob) to pin in the test.
 fuzz: $(STAMP)
-	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest tests/test_fuzz.py tests/test_tokenizers.py \
-		tests/test_corpus.py tests/test_spelling.py tests/test_export.py
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest $(PARALLEL) tests/test_fuzz.py \
+		tests/test_tokenizers.py tests/test_cleaning.py tests/test_prepare.py tests/test_spelling.py \
+		tests/test_export.py
 
 format: $(STAMP)
 	$(BIN)/ruff format src tests benchmarks docs

@@ -11,8 +11,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the plain references live with the tests: tests/reference_*.py
 
 import wordgpt  # noqa: E402
-from wordgpt.config import DataConfig, to_dict  # noqa: E402
+from wordgpt.config import DataConfig  # noqa: E402
 from wordgpt.corpus.tokenfiles import VAL_UNK, load_meta  # noqa: E402
+from wordgpt.settings import to_dict  # noqa: E402
 
 TOKENIZERS = {
     "word": {"tokenizer": "word", "space_prefix": False},  # plain words (the default has spaces)

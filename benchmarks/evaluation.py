@@ -25,10 +25,12 @@ from pathlib import Path
 from common import emit
 
 import wordgpt
-from wordgpt.config import ADAPT_LR, DataConfig, from_dict
+from wordgpt.config import DataConfig
 from wordgpt.corpus.cleaning import clean, split_text
 from wordgpt.corpus.sources import resolve
 from wordgpt.corpus.tokenfiles import load_meta
+from wordgpt.presets import ADAPT_LR
+from wordgpt.settings import from_dict
 
 
 def train_and_val_text(data_dir: Path) -> tuple[str, str]:

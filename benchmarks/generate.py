@@ -20,8 +20,8 @@ from common import emit
 
 from wordgpt.config import ModelConfig, SampleConfig
 from wordgpt.model.gpt import GPT
+from wordgpt.model.sampling import generate_ids
 from wordgpt.presets import NOTEBOOK_MODEL, preset_configs
-from wordgpt.use.generate import generate_ids
 
 PROMPT = "the knight"
 

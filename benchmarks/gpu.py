@@ -45,17 +45,18 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 import wordgpt
 from tests.reference_model import ReferenceGPT
-from wordgpt.config import DataConfig, ModelConfig, SampleConfig, TrainConfig, with_settings
+from wordgpt.config import DataConfig, ModelConfig, SampleConfig, TrainConfig
 from wordgpt.corpus.build import prepare
 from wordgpt.corpus.sources import resolve_one
 from wordgpt.corpus.tokenfiles import load_meta, load_split
 from wordgpt.errors import DataError, WordGPTError
 from wordgpt.model.device import autocast, autocast_dtype, dtype_name, peak_flops, pick_device
 from wordgpt.model.gpt import GPT, estimate_flops
+from wordgpt.model.sampling import generate_ids
 from wordgpt.presets import NOTEBOOK_MODEL, PRESETS, preset_configs
 from wordgpt.runs import checkpoint
+from wordgpt.settings import with_settings
 from wordgpt.training.trainer import Trainer
-from wordgpt.use.generate import generate_ids
 
 PLAIN = {**NOTEBOOK_MODEL, "dropout": 0.0}
 """The checks' and the quick timings' model parts: the original notebook's plain model (learned

@@ -39,11 +39,12 @@ from common import ROOT, cpu_line, emit, prepared, quiet
 from evaluation import compressor_rows, train_and_val_text
 
 import wordgpt
-from wordgpt.config import ADAPT_LR, DataConfig, Word2VecConfig, settings_of
+from wordgpt.config import DataConfig, Word2VecConfig
 from wordgpt.corpus.tokenfiles import load_meta, load_unk_words
 from wordgpt.model.ensemble import Ensemble
-from wordgpt.presets import NOTEBOOK_MODEL, preset_configs
-from wordgpt.use.ngram import gpt_tokens
+from wordgpt.presets import ADAPT_LR, NOTEBOOK_MODEL, preset_configs
+from wordgpt.settings import settings_of
+from wordgpt.training.holdout import gpt_tokens
 from wordgpt.vectors.files import save_vectors
 from wordgpt.vectors.word2vec import train_word2vec
 
@@ -54,14 +55,8 @@ NANOGPT = {
     "n_embd": 128,
     "block_size": 64,
     "batch_size": 12,
+    **NOTEBOOK_MODEL,  # learned positions, full softmax, ReLU: nanoGPT's model too
     "dropout": 0.0,
-    "attn_dropout": 0.0,
-    "pos": "learned",
-    "head": "softmax",
-    "mlp": "relu",
-    "qk_norm": False,
-    "zero_init_proj": False,
-    "value_residual": False,
     "optimizer": "adamw",
     "lr": 1e-3,
     # nanoGPT's CPU run warms up for 100 of its 2,000 steps (warmup_iters 100, max_iters and

@@ -19,7 +19,7 @@ from common import chars_per_token, emit, prepared, quiet
 from torch.utils.flop_counter import FlopCounterMode
 
 from tests.reference_model import ReferenceGPT
-from wordgpt.config import ModelConfig, to_dict
+from wordgpt.config import ModelConfig
 from wordgpt.corpus.tokenfiles import load_meta, load_split
 from wordgpt.model.device import (
     autocast,
@@ -31,7 +31,8 @@ from wordgpt.model.device import (
 )
 from wordgpt.model.gpt import GPT
 from wordgpt.presets import NOTEBOOK_MODEL, preset_configs
-from wordgpt.training.batches import get_batch
+from wordgpt.settings import to_dict
+from wordgpt.training.batches import get_rows, random_offsets
 from wordgpt.training.optim import param_groups
 
 PLAIN = {**NOTEBOOK_MODEL, "dropout": 0.0}
@@ -64,7 +65,7 @@ def bench(model, data, batch, block, dtype, steps, warmup=2) -> dict:
     gen = torch.Generator().manual_seed(0)
     fwd = bwd = tot = 0.0
     for i in range(warmup + steps):
-        x, y = get_batch(data, batch, block, gen)
+        x, y = get_rows(data, random_offsets(len(data), block, batch, gen), block)
         t0 = time.perf_counter()
         with autocast(torch.device("cpu"), dtype):
             loss = model(x, y)
@@ -89,7 +90,7 @@ AUTO = object()
 
 
 def probe(model, cfg, x, y) -> bool:
-    """The trainer's probe (training.train.choose_dtype): bf16 if measured clearly faster here."""
+    """The trainer's probe (training.setup.choose_dtype): bf16 if measured clearly faster here."""
     shape = json.dumps(to_dict(cfg), sort_keys=True)
     B = min(len(x), 4)
     return cpu_prefers_bf16(f"{shape} batch {B}", step_timer(model, x[:B], y[:B]))
@@ -160,7 +161,9 @@ def measure(config: tuple, shape: dict, args, peaks: dict) -> dict:
     data = load_split(d, "train")
     cfg = ModelConfig(vocab_size=load_meta(d)["vocab_size"], **{**PLAIN, **shape, **opts})
     model = ReferenceGPT(cfg) if impl == "reference" else GPT(cfg)
-    x, y = get_batch(data, args.batch, args.block, torch.Generator())
+    x, y = get_rows(
+        data, random_offsets(len(data), args.block, args.batch, torch.Generator()), args.block
+    )
     if dtype is AUTO:  # the trainer's own choice: a measured probe, cached per machine
         dtype = autocast_dtype(
             "auto", torch.device("cpu"), functools.partial(probe, model, cfg, x, y)

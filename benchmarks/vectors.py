@@ -18,7 +18,8 @@ import time
 
 from common import emit, prepared, quiet
 
-from wordgpt.config import NOTEBOOK_WORD2VEC, Word2VecConfig
+from wordgpt.config import Word2VecConfig
+from wordgpt.presets import NOTEBOOK_WORD2VEC
 from wordgpt.vectors.quality import evaluate_vectors
 from wordgpt.vectors.queries import neighbors
 from wordgpt.vectors.word2vec import train_word2vec

@@ -14,6 +14,13 @@ from wordgpt.corpus.build import prepare
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 
+# One torch thread per test: the suite runs one worker per core (pytest-xdist), tiny models
+# gain nothing from a second thread, and two workers with two threads each would wait on each
+# other's cores (beside one busy process, two threads train 1.6x slower than one). The
+# processes a test starts (the wordgpt command, torchrun) inherit it. A test that needs more
+# says so: @pytest.mark.threads(n).
+os.environ["OMP_NUM_THREADS"] = "1"
+
 # Hypothesis: `make test` (what CI runs) draws the same examples every time, so whether a
 # change lands never depends on chance; `make fuzz` explores at random, ten times as many.
 settings.register_profile("ci", derandomize=True, print_blob=True)
@@ -38,6 +45,18 @@ def book_path() -> Path | None:
 needs_book = pytest.mark.skipif(
     book_path() is None, reason="set WORDGPT_DATA_DIR to a folder with don_quixote.txt"
 )
+
+
+@pytest.fixture(autouse=True)
+def _threads(request):
+    """torch's threads for this test: one, or what its ``threads`` mark asks for."""
+    import torch
+
+    mark = request.node.get_closest_marker("threads")
+    was = torch.get_num_threads()
+    torch.set_num_threads(mark.args[0] if mark else 1)
+    yield
+    torch.set_num_threads(was)
 
 
 @pytest.fixture(autouse=True)
@@ -96,7 +115,7 @@ def wiki_articles() -> list[tuple[str, str]]:
 @pytest.fixture(scope="session")
 def run(word_data, tmp_path_factory) -> Path:
     """A tiny run (20 steps) on word_data, trained once: tests that change it copy it."""
-    from wordgpt.training.train import train
+    from wordgpt.use.train_run import train
 
     out = tmp_path_factory.mktemp("tiny-run") / "s1"
     train(
@@ -111,6 +130,61 @@ def run(word_data, tmp_path_factory) -> Path:
         report=False,
     )
     return out
+
+
+@pytest.fixture(scope="session")
+def trained_once(word_data, tmp_path_factory) -> Path:
+    """A run of 40 steps (val loss falling), evaluated every 10, trained once."""
+    from wordgpt.use.train_run import train
+
+    from .helpers import FAST
+
+    run = tmp_path_factory.mktemp("trained") / "run"
+    train(word_data, run, preset="tiny", max_iters=40, eval_interval=10, **FAST)
+    return run
+
+
+@pytest.fixture
+def trained(trained_once, tmp_path) -> Path:
+    """A copy of that run of 40 steps, for a test to change."""
+    import shutil
+
+    return Path(shutil.copytree(trained_once, tmp_path / "run"))
+
+
+@pytest.fixture(scope="module")
+def vectors(word_data, tmp_path_factory) -> Path:
+    """Word2Vec vectors (24 wide) of word_data's tokens, in wordgpt's own format (no pickle)."""
+    from wordgpt.config import Word2VecConfig
+    from wordgpt.vectors.files import save_vectors
+    from wordgpt.vectors.word2vec import train_word2vec
+
+    cfg = Word2VecConfig(vector_size=24, epochs=2, min_count=1, workers=1, split="all")
+    path = tmp_path_factory.mktemp("vec") / "w2v.npz"
+    save_vectors(train_word2vec(word_data, cfg), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def runs_dir(word_data, tmp_path_factory) -> Path:
+    """A runs folder for ``wordgpt serve``: two tiny runs and two things that are no run
+    (:func:`serving.make_runs`)."""
+    from .serving import make_runs
+
+    return make_runs(word_data, tmp_path_factory.mktemp("runs"))
+
+
+@pytest.fixture
+def server(runs_dir):
+    """``server(**ServeConfig settings)`` serves ``runs_dir`` on a free port, returns its URL;
+    every server started is stopped after the test."""
+    from .serving import start_server
+
+    servers: list = []
+    yield lambda **kw: start_server(runs_dir, servers, **kw)
+    for srv, t in servers:
+        srv.should_exit = True
+        t.join(10)
 
 
 class Evil:

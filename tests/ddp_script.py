@@ -42,7 +42,7 @@ def main(data_dir: str, out: str) -> None:
     lrs: list[float] = []
     report["stopped"] = fit(t, Records(on_eval), progress=OnStep(lambda r: lrs.append(r.lr)))
     report["budget_step"] = t.state.step
-    report["budget_elapsed"] = t.state.elapsed
+    report["budget_elapsed"] = t.budget.elapsed
     report["lrs"] = torch.tensor(lrs, dtype=torch.float64)
     report["params"] = {k: v.clone() for k, v in t.model.state_dict().items()}
 

@@ -12,9 +12,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from wordgpt.config import ModelConfig, TrainConfig, with_settings
+from wordgpt.config import ModelConfig, TrainConfig
 from wordgpt.corpus.tokenfiles import load_meta, load_split
 from wordgpt.model.gpt import GPT
+from wordgpt.presets import NOTEBOOK_MODEL
+from wordgpt.settings import with_settings
+from wordgpt.training.batches import get_rows, random_offsets
+from wordgpt.training.budget import Budget
 from wordgpt.training.distributed import Dist
 from wordgpt.training.trainer import Trainer
 
@@ -46,20 +50,8 @@ def examples(n: int) -> int:
     return n * 10 if os.environ.get("HYPOTHESIS_PROFILE") == "fuzz" else n
 
 
-TINY_MODEL = {
-    "block_size": 16,
-    "n_layer": 2,
-    "n_head": 2,
-    "n_embd": 32,
-    "pos": "learned",
-    "head": "softmax",
-    "mlp": "relu",
-    "qk_norm": False,
-    "zero_init_proj": False,
-    "value_residual": False,
-    "dropout": 0.0,
-    "attn_dropout": 0.0,
-}
+TINY_MODEL = {**NOTEBOOK_MODEL, "block_size": 16, "n_layer": 2, "n_head": 2, "n_embd": 32,
+              "dropout": 0.0}  # fmt: skip
 """The model of the trainer tests: 2 layers x 32, block 16, the original notebook's parts."""
 TINY_TRAIN = {
     "batch_size": 8,
@@ -79,12 +71,18 @@ def tiny_configs(vocab_size: int, model_kw=None, **train_kw) -> tuple[ModelConfi
     return with_settings(model, TrainConfig(), {**TINY_TRAIN, **train_kw})
 
 
+def get_batch(data, batch_size: int, block_size: int, generator):
+    """``(x, y)`` of shape ``(batch_size, block_size)`` from random offsets, y shifted by one
+    (nanoGPT's ``get_batch``, as the trainer's batches draw them)."""
+    return get_rows(data, random_offsets(len(data), block_size, batch_size, generator), block_size)
+
+
 def make_trainer(data_dir, clock=None, model_kw=None, dist=None, **train_kw) -> Trainer:
     """A tiny model (2 x 32, block 16) and its Trainer on the CPU, fp32, seeded."""
     V = load_meta(data_dir)["vocab_size"]
     torch.manual_seed(0)
     cfg, tcfg = tiny_configs(V, model_kw, **train_kw)
-    kw = {"clock": clock} if clock else {}
+    budget = Budget(tcfg.stop.time_budget, **({"clock": clock} if clock else {}))
     return Trainer(
         GPT(cfg),
         tcfg,
@@ -93,16 +91,13 @@ def make_trainer(data_dir, clock=None, model_kw=None, dist=None, **train_kw) -> 
         torch.device("cpu"),
         None,
         dist or Dist(),
-        **kw,
+        budget,
     )
 
 
 class Records:
     """A stand-in for a run's writer in :func:`wordgpt.training.train.fit`: it keeps every
     evaluation, and calls ``fn`` with each."""
-
-    final_tokens = 0
-    slack = 0.0
 
     def __init__(self, fn=None):
         self.evals: list = []
@@ -162,6 +157,33 @@ def cli(*args, timeout=300, **kw) -> subprocess.CompletedProcess:
         timeout=timeout,
         **kw,
     )
+
+
+FAST = {"dtype": "fp32", "progress": False, "tensorboard": False, "report": False}
+"""The settings of a quick tiny run in a test: fp32 (no dtype probe), no bar, no TensorBoard,
+no report."""
+
+
+def train_cli(data, out, *extra, **kw) -> subprocess.CompletedProcess:
+    """``wordgpt train`` of the tiny preset on DATA into OUT (fp32, quiet), with ``extra``
+    flags, in a fresh process."""
+    return cli("train", "--data", data, "--out", out, "--preset", "tiny", "--dtype", "fp32",
+               "--no-progress", "--no-tensorboard", *extra, **kw)  # fmt: skip
+
+
+def run_main(argv: list, capsys) -> subprocess.CompletedProcess:
+    """``wordgpt ARGV`` in this process (:func:`wordgpt.cli.main`), its exit code and output
+    as a finished process's (``capsys`` captures them)."""
+    from wordgpt.cli import main
+
+    capsys.readouterr()
+    try:
+        main([str(a) for a in argv])
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    out = capsys.readouterr()
+    return subprocess.CompletedProcess(argv, code, out.out, out.err)
 
 
 def start_training(data, out, *flags, output: bool = False) -> subprocess.Popen:

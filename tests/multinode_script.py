@@ -19,10 +19,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from helpers import Records  # noqa: E402
 
-from wordgpt.config import with_settings  # noqa: E402
 from wordgpt.corpus.tokenfiles import load_meta, load_split  # noqa: E402
 from wordgpt.model.gpt import GPT  # noqa: E402
 from wordgpt.presets import preset_configs  # noqa: E402
+from wordgpt.settings import with_settings  # noqa: E402
 from wordgpt.training import distributed  # noqa: E402
 from wordgpt.training.train import fit  # noqa: E402
 from wordgpt.training.trainer import Trainer  # noqa: E402

@@ -10,7 +10,13 @@ import contextlib
 from wordgpt.config import DataConfig
 from wordgpt.corpus.clean_pass import CHUNK, every_k
 from wordgpt.corpus.cleaning import chunks, clean, split_text
-from wordgpt.corpus.tokenizer import BPETokenizer, Normalizer, train_tokenizer
+from wordgpt.corpus.tokenizer import (
+    BPETokenizer,
+    CharTokenizer,
+    Normalizer,
+    Tokenizer,
+    WordTokenizer,
+)
 from wordgpt.corpus.wikipedia import (
     _DROP_LINK_PREFIXES,
     _DROP_TAGS,
@@ -18,6 +24,7 @@ from wordgpt.corpus.wikipedia import (
     _finish,
     _subn_all,
 )
+from wordgpt.errors import WordGPTError
 
 
 def reference_ids(
@@ -84,3 +91,25 @@ def article_text_parsed(wikitext: str) -> str:
 def _remove(code, node) -> None:
     with contextlib.suppress(ValueError):  # already gone with its parent
         code.remove(node)
+
+
+def train_tokenizer(
+    kind: str,
+    text: str | list[str],
+    *,
+    space_prefix: bool = False,
+    vocab_size: int = 4096,
+    min_count: int = 1,
+    max_vocab: int | None = None,
+    normalizer: Normalizer | None = None,
+) -> Tokenizer:
+    """A tokenizer of ``kind`` trained on ``text`` in memory (prepare trains them streamed)."""
+    if kind == "word":
+        return WordTokenizer.train(
+            text, min_count, max_vocab, normalizer, space_prefix=space_prefix
+        )
+    if kind == "char":
+        return CharTokenizer.train(text, min_count, max_vocab, normalizer)
+    if kind == "bpe":
+        return BPETokenizer.train(text, vocab_size, normalizer)
+    raise WordGPTError(f"unknown tokenizer {kind!r}; choose word, char or bpe")

@@ -5,19 +5,14 @@ import math
 import subprocess
 import sys
 
-import numpy as np
 import pytest
-import torch
 
 import wordgpt
 from wordgpt.cli import main
-from wordgpt.config import ModelConfig
-from wordgpt.corpus.tokenfiles import load_meta, load_split
-from wordgpt.model.gpt import GPT
-from wordgpt.use.evaluate import evaluate
+from wordgpt.corpus.tokenfiles import load_meta
 
 from .conftest import SHORT_TEXT
-from .helpers import ROOT, USER_PAGES
+from .helpers import ROOT, USER_PAGES, cli
 
 
 @pytest.fixture(scope="module")
@@ -40,15 +35,6 @@ def run_dir(word_data, tmp_path_factory):
         ]
     )
     return out
-
-
-def cli(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "wordgpt.cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 def test_sample_streams_text_and_is_reproducible_with_a_seed(run_dir):
@@ -101,38 +87,6 @@ def test_eval_prints_bits_per_char_and_json(run_dir, word_data, capsys):
     assert "bits/char" in capsys.readouterr().out
 
 
-def test_bits_per_char_of_a_uniform_model_is_exact(word_data):
-    """Zero head weights give a uniform distribution: log2(V) bits for each token."""
-    V = load_meta(word_data)["vocab_size"]
-    m = GPT(ModelConfig(vocab_size=V, block_size=16, n_layer=1, n_head=1, n_embd=8))
-    with torch.no_grad():
-        m.lm_head.weight.zero_()
-        m.lm_head.bias.zero_()
-    val = load_split(word_data, "val")
-    chars = 12_345
-    r = evaluate(m, val, {"chars": chars}, block_size=16, batch_size=4)
-    assert r.tokens == len(val) - 1
-    assert r.bits_per_char == pytest.approx((len(val) - 1) * math.log2(V) / chars, rel=1e-6)
-    assert r.perplexity == pytest.approx(V, rel=1e-5)
-
-
-def test_evaluation_covers_the_split_whatever_the_batch(word_data):
-    torch.manual_seed(0)
-    m = GPT(
-        ModelConfig(
-            vocab_size=load_meta(word_data)["vocab_size"],
-            block_size=16,
-            n_layer=1,
-            n_head=1,
-            n_embd=8,
-        )
-    )
-    val = np.asarray(load_split(word_data, "val"))[:1000]
-    a = evaluate(m, val, {"chars": 1}, 16, batch_size=3)
-    b = evaluate(m, val, {"chars": 1}, 16, batch_size=64)
-    assert a.tokens == b.tokens == 999 and a.loss == pytest.approx(b.loss, rel=1e-6)
-
-
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -156,6 +110,7 @@ def test_user_errors_are_one_line_and_exit_2(tmp_path, run_dir, word_data, args,
     assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
 
 
+@pytest.mark.slow
 def test_the_python_api_needs_no_cli(corpus_file, tmp_path):
     """prepare, train, load, generate and evaluate from Python alone, on BPE tokens: the
     trained model scores well below a uniform guess, and its text decodes to what it says."""
@@ -174,6 +129,7 @@ def test_the_python_api_needs_no_cli(corpus_file, tmp_path):
     assert e.bits_per_char < 0.7 * uniform, (e.bits_per_char, uniform)
 
 
+@pytest.mark.slow
 def test_wikipedia_sample_end_to_end(tmp_path):
     data = tmp_path / "wiki"
     main(["prepare", "--dataset", "wikipedia-sample", "--out", str(data)])
@@ -189,6 +145,7 @@ def test_wikipedia_sample_end_to_end(tmp_path):
             "--max-iters",
             "120",
             "--no-progress",
+            "--no-report",
         ]
     )
     m = wordgpt.load(tmp_path / "run")
@@ -217,6 +174,7 @@ def test_a_script_without_a_main_guard_prepares_with_workers_and_ends(tmp_path):
     assert "Traceback" not in r.stderr
 
 
+@pytest.mark.slow
 def test_the_readmes_python_example_runs_as_a_script(tmp_path):
     """The README's Python API block, saved as a file and run with ``python`` (its budget
     cut to 20 s), ends by itself with exit code 0."""

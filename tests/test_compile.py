@@ -9,12 +9,14 @@ from dataclasses import replace
 import pytest
 import torch
 
-from wordgpt.config import COMPILE_MIN_BUDGET, SampleConfig, TrainConfig
+from wordgpt.config import SampleConfig, TrainConfig
 from wordgpt.corpus.tokenfiles import load_split
-from wordgpt.training.trainer import compiles
-from wordgpt.use.generate import generate_ids
+from wordgpt.model.sampling import generate_ids
+from wordgpt.training.trainer import COMPILE_MIN_BUDGET, compiles
 
 from .helpers import make_trainer
+
+pytestmark = pytest.mark.slow  # end to end: not in make test-fast
 
 STEPS = 6
 

@@ -21,15 +21,11 @@ from wordgpt.config import (
     StopConfig,
     TrainConfig,
     Word2VecConfig,
-    choices,
-    field_docs,
-    flat_fields,
-    from_dict,
-    to_dict,
-    with_settings,
 )
 from wordgpt.errors import WordGPTError
+from wordgpt.fields import choices, field_docs
 from wordgpt.presets import PRESETS, preset_configs
+from wordgpt.settings import flat_fields, from_dict, to_dict, with_settings
 
 
 def params(command) -> dict[str, click.Parameter]:
@@ -162,8 +158,26 @@ def test_the_seed_preset_is_the_original_notebooks_model():
 
 
 def test_settings_of_a_preset_rebuild_it_from_the_defaults():
-    from wordgpt.config import settings_of
     from wordgpt.presets import preset_configs
+    from wordgpt.settings import settings_of
 
     model, train = preset_configs("char-900")  # model, train and every part changed
     assert with_settings(ModelConfig(), TrainConfig(), settings_of(model, train)) == (model, train)
+
+
+def test_flat_setting_names_are_unique_across_the_model_training_and_its_parts():
+    """``lr=``, ``time_budget=``, a flag: a flat name must say which field it sets, so no two
+    fields of ModelConfig, TrainConfig and TrainConfig's parts share a name (nor a part's name,
+    which would hide the part)."""
+    from wordgpt.settings import SECTIONS
+
+    names = [name for _, name in flat_fields(ModelConfig) + flat_fields(TrainConfig)]
+    twice = {n for n in names if names.count(n) > 1}
+    assert not twice, twice
+    assert not set(SECTIONS) & set(names)
+
+
+def test_the_compile_help_says_the_budget_below_which_cuda_stays_eager():
+    from wordgpt.training.trainer import COMPILE_MIN_BUDGET
+
+    assert f"under {COMPILE_MIN_BUDGET:g} seconds" in field_docs(TrainConfig)["compile"]

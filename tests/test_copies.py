@@ -14,9 +14,9 @@ from wordgpt.config import DataConfig
 from wordgpt.corpus import copy_index
 from wordgpt.corpus.build import prepare
 from wordgpt.corpus.copy_index import CopyIndex, Span
-from wordgpt.training.train import train
 from wordgpt.use.copies import split_share
 from wordgpt.use.generate import COPY_MIN
+from wordgpt.use.train_run import train
 
 QUIET = {"progress": False, "tensorboard": False, "dtype": "fp32", "report": False}
 
@@ -97,6 +97,7 @@ def test_a_half_built_index_is_never_read(random_folder, monkeypatch):
     assert len(CopyIndex.open(random_folder, 8)) == 50_000 - 7
 
 
+@pytest.mark.slow
 def test_a_run_that_recites_its_book_shows_it(tmp_path, capsys):
     """A model trained to recite a short text: its samples stand in the training text, and
     `eval --copies` says so beside the val split's own share."""
@@ -120,6 +121,7 @@ def test_a_run_that_recites_its_book_shows_it(tmp_path, capsys):
     assert "copies: " in err and "of the text is in" in err and "«" in err
 
 
+@pytest.mark.slow
 def test_eval_copies_reports_the_samples_and_the_val_baseline(tmp_path, capsys, word_data):
     from wordgpt.cli import main
 

@@ -15,7 +15,10 @@ from wordgpt.runs import checkpoint
 
 from .helpers import make_trainer
 
-pytestmark = pytest.mark.skipif(os.environ.get("WORDGPT_SKIP_DDP") == "1", reason="asked to skip")
+pytestmark = [
+    pytest.mark.slow,  # end to end: not in make test-fast
+    pytest.mark.skipif(os.environ.get("WORDGPT_SKIP_DDP") == "1", reason="asked to skip"),
+]
 
 
 def free_port() -> int:
@@ -127,7 +130,7 @@ def test_ddp_resume_is_bit_exact(word_data, tmp_path):
 
 
 def test_resume_with_another_world_size_says_what_it_does(word_data, tmp_path, capsys):
-    from wordgpt.training.train import train
+    from wordgpt.use.train_run import train
 
     _train(word_data, tmp_path / "run", "--max-iters", "6")
     r = train(word_data, tmp_path / "run", resume=True, max_iters=8, progress=False,

@@ -14,8 +14,8 @@ import torch
 from wordgpt.config import ModelConfig, SampleConfig
 from wordgpt.model.ensemble import Ensemble
 from wordgpt.model.gpt import GPT
+from wordgpt.model.sampling import generate_ids
 from wordgpt.use.evaluate import token_nll
-from wordgpt.use.generate import generate_ids
 
 from .helpers import load_benchmark
 
@@ -74,7 +74,7 @@ def ensemble_run(word_data, tmp_path_factory):
     further members train in the time left."""
     import itertools
 
-    from wordgpt.training.train import train
+    from wordgpt.use.train_run import train
 
     ticks = itertools.count()
     out = tmp_path_factory.mktemp("ensemble") / "run"
@@ -84,6 +84,7 @@ def ensemble_run(word_data, tmp_path_factory):
     return out, r
 
 
+@pytest.mark.slow
 def test_a_pass_cap_with_budget_left_trains_further_members(ensemble_run):
     import wordgpt
 
@@ -106,6 +107,7 @@ def test_a_pass_cap_with_budget_left_trains_further_members(ensemble_run):
     assert len(m.generate("the", max_new_tokens=5, seed=1).ids) == 5
 
 
+@pytest.mark.slow
 def test_the_report_and_the_export_say_what_they_hold(ensemble_run, tmp_path, capsys):
     import shutil
 
@@ -124,6 +126,7 @@ def test_the_report_and_the_export_say_what_they_hold(ensemble_run, tmp_path, ca
     assert (out.out / "model.safetensors").is_file()
 
 
+@pytest.mark.slow
 def test_a_member_stopped_before_its_end_is_left_out(ensemble_run, tmp_path):
     import shutil
 
@@ -136,6 +139,7 @@ def test_a_member_stopped_before_its_end_is_left_out(ensemble_run, tmp_path):
     assert len(wordgpt.load(run, device="cpu").gpt.members) == 2
 
 
+@pytest.mark.slow
 def test_the_benchmark_ladder_adds_each_part_of_the_evaluation_in_turn(ensemble_run, tmp_path):
     """benchmarks/quality.py --ladder: each row is the evaluation with one more part than
     the row above, measured here by the API directly (the spelling without its lexicon by a
@@ -143,9 +147,9 @@ def test_the_benchmark_ladder_adds_each_part_of_the_evaluation_in_turn(ensemble_
     import shutil
 
     import wordgpt
-    from wordgpt.config import ADAPT_LR
     from wordgpt.corpus.spelling import Spelling
     from wordgpt.corpus.tokenfiles import load_unk_words
+    from wordgpt.presets import ADAPT_LR
 
     run = tmp_path / "run"
     shutil.copytree(ensemble_run[0], run)

@@ -3,13 +3,22 @@
 
 from __future__ import annotations
 
+import json
+import math
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
 
-from wordgpt.config import ModelConfig
+import wordgpt
+from wordgpt.config import DataConfig, ModelConfig
+from wordgpt.corpus.cleaning import clean
+from wordgpt.corpus.tokenfiles import load_meta, load_split
 from wordgpt.model.gpt import GPT
-from wordgpt.use.evaluate import adaptive_nll, token_nll
+from wordgpt.use.evaluate import adaptive_nll, evaluate, token_nll
+from wordgpt.use.train_run import train
 
 from .helpers import cli, one_line_error
 
@@ -116,6 +125,7 @@ def test_adaptive_evaluation_learns_a_text_that_repeats(model):
     assert adaptive[-BLOCK:].sum() < 0.6 * adaptive[:BLOCK].sum()
 
 
+@pytest.mark.slow
 def test_the_stride_and_adaptive_evaluation_from_the_command_line(run_dir):
     r = cli("eval", run_dir, "--stride", "8", "--adapt", "--json")
     assert r.returncode == 0, r.stderr
@@ -141,7 +151,7 @@ def test_the_stride_and_adaptive_evaluation_from_the_command_line(run_dir):
 
 @pytest.fixture(scope="module")
 def run_dir(word_data, tmp_path_factory):
-    from wordgpt.training.train import train
+    from wordgpt.use.train_run import train
 
     out = tmp_path_factory.mktemp("run")
     train(word_data, out, preset="tiny", max_iters=20, dtype="fp32", progress=False,
@@ -156,3 +166,71 @@ def test_adaptive_evaluation_that_learns_nothing_is_the_static_one(model, data, 
     a = adaptive_nll(model, data, BLOCK, lr=1e-30, stride=stride)
     total, count = total_nll(model, data, BLOCK, stride=stride)
     assert len(a) == count and a.sum() == pytest.approx(total, rel=1e-6)
+
+
+@pytest.mark.slow
+def test_eval_on_any_text_file_reports_bits_per_char(word_data, corpus_file, tmp_path):
+    run = tmp_path / "run"
+    train(
+        word_data,
+        run,
+        preset="tiny",
+        max_iters=20,
+        progress=False,
+        tensorboard=False,
+        dtype="fp32",
+        report=False,
+    )
+    m = wordgpt.load(run)
+    r = m.evaluate_text(corpus_file)
+    text = clean(corpus_file.read_text(encoding="utf-8"), DataConfig())
+    assert r.chars == len(text) and r.tokens == len(m.tokenizer.encode(text)) - 1
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "wordgpt.cli",
+            "eval",
+            str(run),
+            "--text",
+            str(corpus_file),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["bits_per_char"] == pytest.approx(r.bits_per_char)
+
+
+def test_bits_per_char_of_a_uniform_model_is_exact(word_data):
+    """Zero head weights give a uniform distribution: log2(V) bits for each token."""
+    V = load_meta(word_data)["vocab_size"]
+    m = GPT(ModelConfig(vocab_size=V, block_size=16, n_layer=1, n_head=1, n_embd=8))
+    with torch.no_grad():
+        m.lm_head.weight.zero_()
+        m.lm_head.bias.zero_()
+    val = load_split(word_data, "val")
+    chars = 12_345
+    r = evaluate(m, val, {"chars": chars}, block_size=16, batch_size=4)
+    assert r.tokens == len(val) - 1
+    assert r.bits_per_char == pytest.approx((len(val) - 1) * math.log2(V) / chars, rel=1e-6)
+    assert r.perplexity == pytest.approx(V, rel=1e-5)
+
+
+def test_evaluation_covers_the_split_whatever_the_batch(word_data):
+    torch.manual_seed(0)
+    m = GPT(
+        ModelConfig(
+            vocab_size=load_meta(word_data)["vocab_size"],
+            block_size=16,
+            n_layer=1,
+            n_head=1,
+            n_embd=8,
+        )
+    )
+    val = np.asarray(load_split(word_data, "val"))[:1000]
+    a = evaluate(m, val, {"chars": 1}, block_size=16, batch_size=3)
+    b = evaluate(m, val, {"chars": 1}, block_size=16, batch_size=64)
+    assert a.tokens == b.tokens == 999 and a.loss == pytest.approx(b.loss, rel=1e-6)

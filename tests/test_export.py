@@ -15,9 +15,10 @@ from hypothesis import strategies as st
 
 import wordgpt
 from wordgpt.corpus import tokenizer as tokenizers
-from wordgpt.training.train import train
+from wordgpt.use.train_run import train
 
 from .helpers import cli, examples, need, one_line_error
+from .reference_corpus import train_tokenizer
 
 transformers = need("transformers")
 
@@ -49,6 +50,7 @@ def load_hf(out):
     return hf, AutoTokenizer.from_pretrained(out)
 
 
+@pytest.mark.slow
 def test_exported_logits_ids_and_text_are_wordgpts(exported, corpus_file):
     name, run, out = exported
     hf, tk = load_hf(out)
@@ -67,6 +69,7 @@ def test_exported_logits_ids_and_text_are_wordgpts(exported, corpus_file):
         assert not list(out.glob("*.py"))  # no remote code
 
 
+@pytest.mark.slow
 def test_the_text_generation_pipeline_runs_and_greedy_equals_ours(exported):
     from transformers import pipeline
 
@@ -104,7 +107,7 @@ def test_a_run_that_is_not_gpt2_is_refused_as_gpt2_naming_the_setting(word_data,
 @pytest.mark.parametrize("kind", ["char", "bpe"])
 def test_char_and_bpe_tokenizers_export_with_the_same_ids(kind, corpus_file):
     text = corpus_file.read_text(encoding="utf-8")[:20000]
-    tok = tokenizers.train_tokenizer(kind, text, vocab_size=400)
+    tok = train_tokenizer(kind, text, vocab_size=400)
     hf = tokenizers.to_hf(tok)
     assert hf.encode(text).ids == tok.encode(text)
     assert hf.decode(hf.encode(text).ids) == text
@@ -116,7 +119,7 @@ def test_char_and_bpe_tokenizers_export_with_the_same_ids(kind, corpus_file):
     space_prefix=st.booleans(),
 )
 def test_the_hugging_face_word_split_is_pythons_on_any_text(text, space_prefix):
-    tok = tokenizers.train_tokenizer("word", text + " a", space_prefix=space_prefix)
+    tok = train_tokenizer("word", text + " a", space_prefix=space_prefix)
     hf = tokenizers.to_hf(tok)
     assert hf.encode(text).ids == tok.encode(text)
     assert hf.decode(hf.encode(text).ids) == text
@@ -133,6 +136,7 @@ def test_export_to_a_file_or_an_unwritable_place_is_one_line(run, tmp_path):
     assert "cannot write" in err or "permission" in err.lower()
 
 
+@pytest.mark.slow
 def test_a_full_disk_during_export_leaves_nothing_and_a_retry_works(run, tmp_path):
     need("transformers")
     out = tmp_path / "hf"
@@ -150,6 +154,7 @@ def test_a_full_disk_during_export_leaves_nothing_and_a_retry_works(run, tmp_pat
     assert f'from_pretrained("{out}"' in card and ".tmp" not in card  # where it is, not was
 
 
+@pytest.mark.slow
 def test_export_says_when_it_takes_last_pt(run, tmp_path):
     need("transformers")
     r2 = tmp_path / "r"
@@ -159,6 +164,7 @@ def test_export_says_when_it_takes_last_pt(run, tmp_path):
     assert r.returncode == 0 and "no best.pt yet; reading last.pt (step 20)" in r.stderr
 
 
+@pytest.mark.slow
 def test_the_model_cards_example_runs_without_a_prompt_and_speaks_the_runs_language(exported):
     """The card's Python block, run as a script with no terminal to answer a question: it ends
     with exit 0, never asks to run custom code, and prompts with words of the run's own text;

@@ -19,12 +19,10 @@ from hypothesis import strategies as st
 
 from wordgpt.cli import main
 from wordgpt.runs import checkpoint
-from wordgpt.training.train import train
+from wordgpt.use.train_run import train
 from wordgpt.vectors.files import keyed_vectors, save_vectors
 
-from .helpers import examples, need
-
-FAST = {"dtype": "fp32", "progress": False, "tensorboard": False, "report": False}
+from .helpers import FAST, examples, need, run_main
 
 CASE_SECONDS = 60
 FUZZ = settings(
@@ -299,20 +297,23 @@ SAMPLE_NUMERIC = ["--temperature", "--top-k", "--top-p", "--seed"]
 
 
 def _run_main(argv, capsys) -> tuple[int, str]:
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as e:
-        code = e.code
-    return code, capsys.readouterr().err
+    r = run_main(argv, capsys)
+    return r.returncode, r.stderr
 
 
+@pytest.mark.slow
 @settings(max_examples=examples(60), deadline=None, suppress_health_check=list(HealthCheck))
 @given(flag=st.sampled_from(TRAIN_NUMERIC), value=NUMBERS)
 @example(flag="--time-budget", value=-1)  # checked before the recipe for a budget is picked
 def test_any_value_of_any_numeric_train_option_is_accepted_or_one_line(
-    word_data, tmp_path_factory, capsys, flag, value
+    word_data, tmp_path_factory, capsys, monkeypatch, flag, value
 ):
+    """A dry run (the recipe for a budget picked by a fixed speed: the probe is another
+    test's subject)."""
+    from wordgpt.presets import PROBE
+    from wordgpt.training import speed
+
+    monkeypatch.setattr(speed, "probe_speed", lambda device="auto": PROBE["tokens_per_s"])
     out = tmp_path_factory.mktemp("prop")
     code, err = _run_main(
         ["train", "--data", str(word_data), "--out", str(out / "r"), "--dry-run", flag, str(value)],

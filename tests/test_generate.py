@@ -11,15 +11,9 @@ import torch
 from wordgpt.config import ModelConfig, SampleConfig
 from wordgpt.corpus.tokenizer import UNK, WordTokenizer
 from wordgpt.model.gpt import GPT
+from wordgpt.model.sampling import SHOWCASE, generate_ids, sample_next
 from wordgpt.presets import NOTEBOOK_MODEL
-from wordgpt.use.generate import (
-    SHOWCASE,
-    decode_stream,
-    generate,
-    generate_ids,
-    sample_next,
-    stream_text,
-)
+from wordgpt.use.generate import decode_stream, generate, stream_text
 
 GREEDY = SampleConfig(temperature=0, seed=0)
 

@@ -14,6 +14,8 @@ import pytest
 
 from .helpers import ROOT, load_benchmark
 
+pytestmark = pytest.mark.slow  # end to end: not in make test-fast
+
 CPU_SKIPS = {"b": "fp16 needs CUDA", "i": "CUDA only"}
 """The checks that cannot run on a CPU, and words of the reason each gives."""
 

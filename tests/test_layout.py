@@ -16,13 +16,13 @@ ROOT = Path(__file__).resolve().parent.parent
 PKG = ROOT / "src" / "wordgpt"
 
 STAGES = {
-    "core": 0,  # config, presets, errors, fileio, logs, figures: what every stage may use
+    "core": 0,  # config, fields, settings, presets, errors, fileio, logs, figures
     "corpus": 1,  # text -> token files
     "vectors": 2,  # word vectors, on the side
-    "model": 2,  # the GPT, and the device it runs on
+    "model": 2,  # every model: the GPT, the n-gram model and its mixture, the ensemble, sampling
     "runs": 3,  # the run folder: what training writes and its uses read
-    "use": 4,  # a model at work: generation, evaluation, copies, report, export, the web page
-    "training": 5,  # token files -> a run folder (its samples and report through use/)
+    "training": 4,  # token files -> a run folder
+    "use": 5,  # a run at work: the whole train command, generation, evaluation, report, serve
     "top": 6,  # the command line, the demo, the package's lazy names
 }
 TOP = {"cli", "demo", "__init__"}
@@ -125,14 +125,35 @@ def test_no_two_modules_share_a_name():
     assert not {k: v for k, v in names.items() if len(v) > 1}
 
 
-def test_train_reaches_its_first_step_through_three_files():
-    """``wordgpt train`` -> training/train.py (the procedure) -> training/trainer.py (the
-    step): what the command does is read in those files, top to bottom."""
-    procedure = GRAPH["wordgpt.training.train"]
-    assert "wordgpt.training.trainer" in procedure
-    assert "wordgpt.training.train" in GRAPH["wordgpt.cli.commands"]
+def test_train_reaches_its_first_step_through_four_files():
+    """``wordgpt train`` -> use/train_run.py (the whole command) -> training/train.py (one
+    model: set-up, loop, finish) -> training/trainer.py (the step): what the command does is
+    read in those files, top to bottom."""
     src = (PKG / "cli" / "commands.py").read_text(encoding="utf-8")
-    assert "from ..training.train import train as run" in src
+    assert "from ..use.train_run import train as run" in src
+    assert "wordgpt.training.train" in GRAPH["wordgpt.use.train_run"]
+    assert "wordgpt.training.trainer" in GRAPH["wordgpt.training.train"]
+
+
+def test_training_imports_nothing_from_the_stage_that_uses_a_run():
+    for m, deps in GRAPH.items():
+        if stage_of(m) in ("corpus", "model", "runs", "training"):
+            assert not {d for d in deps if stage_of(d) in ("use", "top")}, m
+
+
+def test_source_files_stay_readable_in_length():
+    """No file under src/ past 450 lines, config.py included; training/train.py, the
+    procedure a newcomer reads first, at most 300."""
+    long = {str(p.relative_to(PKG)): n for p in PKG.rglob("*.py")
+            if (n := len(p.read_text(encoding="utf-8").splitlines())) > 450}  # fmt: skip
+    assert not long, long
+    assert len((PKG / "training" / "train.py").read_text().splitlines()) <= 300
+
+
+def test_test_files_stay_under_500_lines():
+    long = {p.name: n for p in (ROOT / "tests").rglob("test_*.py")
+            if (n := len(p.read_text(encoding="utf-8").splitlines())) > 500}  # fmt: skip
+    assert not long, long
 
 
 @pytest.mark.parametrize("stage", ["corpus", "vectors"])
@@ -173,6 +194,7 @@ def test_functions_fit_on_a_screen_and_classes_stay_small(root):
     assert not long, long
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("strict, outcome", [("1", "failed"), ("0", "skipped")])
 def test_a_missing_extra_fails_under_strict_and_skips_otherwise(tmp_path, strict, outcome):
     test = tmp_path / "test_missing.py"

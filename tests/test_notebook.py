@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from .conftest import book_path
 from .helpers import need
+
+pytestmark = pytest.mark.slow  # end to end: not in make test-fast
 
 nbformat = need("nbformat")
 nbclient = need("nbclient")

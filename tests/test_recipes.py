@@ -11,7 +11,7 @@ import pytest
 from wordgpt.presets import PRESETS, PROBE, RECIPES
 from wordgpt.training import speed
 from wordgpt.training.speed import pick_recipe
-from wordgpt.training.train import train
+from wordgpt.use.train_run import train
 
 SPEED = PROBE["tokens_per_s"]
 

@@ -55,6 +55,7 @@ def test_the_report_command_writes_it_again(reported, capsys):
     assert "report.html" in capsys.readouterr().out and (reported / "report.html").is_file()
 
 
+@pytest.mark.slow
 def test_a_report_made_during_training_says_so_and_the_end_of_any_training_rewrites_it(
     word_data, tmp_path
 ):

@@ -17,7 +17,7 @@ from wordgpt.corpus.build import prepare
 from wordgpt.corpus.cleaning import clean
 from wordgpt.corpus.spelling import Spelling
 from wordgpt.corpus.tokenfiles import load_meta, load_split
-from wordgpt.training.train import train
+from wordgpt.use.train_run import train
 
 from .helpers import examples
 
@@ -33,6 +33,7 @@ def test_the_spelling_model_is_a_distribution_after_any_history(types, history):
     assert total == pytest.approx(1.0, abs=1e-9)
 
 
+@pytest.mark.slow
 def test_with_its_lexicon_the_spelling_model_is_a_distribution_over_strings():
     """Every string over a two-letter alphabet and a letter it never saw, up to 12
     characters: the mixture puts exactly its weight on the lexicon and the rest on the
@@ -164,6 +165,7 @@ def test_bits_per_char_are_the_models_bits_plus_the_spelling_worked_by_hand(craf
     assert r.spell_bits_per_char == pytest.approx(spell_bits / chars, rel=1e-9)
 
 
+@pytest.mark.slow
 @settings(
     max_examples=examples(8),
     deadline=None,

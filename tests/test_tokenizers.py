@@ -12,7 +12,8 @@ from wordgpt.corpus.tokenizer import UNK, BPETokenizer, CharTokenizer, WordToken
 from wordgpt.errors import WordGPTError
 
 from .conftest import SHORT_TEXT
-from .helpers import examples
+from .helpers import ROOT, examples
+from .reference_corpus import train_tokenizer
 
 texts = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=0, max_size=200)
 
@@ -93,7 +94,7 @@ def test_unknown_words_become_unk_and_are_counted():
 
 @pytest.mark.parametrize("kind", ["word", "char", "bpe"])
 def test_save_and_load_give_the_same_ids(tmp_path, kind):
-    tok = tokenizers.train_tokenizer(kind, SHORT_TEXT * 5, vocab_size=300, space_prefix=True)
+    tok = train_tokenizer(kind, SHORT_TEXT * 5, vocab_size=300, space_prefix=True)
     path = tmp_path / "tok.json"
     path.write_text(json.dumps(tok.to_dict()), encoding="utf-8")
     again = tokenizers.load(path)
@@ -113,10 +114,11 @@ def test_bad_tokenizer_file(tmp_path):
 
 _DIGEST = """
 import hashlib, json, sys
-from wordgpt.corpus import tokenizer as tokenizers
+sys.path.insert(0, sys.argv[2])
+from tests.reference_corpus import train_tokenizer
 text = open(sys.argv[1], encoding="utf-8").read()
 for kind in ("word", "char", "bpe"):
-    tok = tokenizers.train_tokenizer(kind, text, vocab_size=400)
+    tok = train_tokenizer(kind, text, vocab_size=400)
     blob = json.dumps(tok.to_dict(), sort_keys=True).encode()
     print(kind, hashlib.sha256(blob).hexdigest())
 """
@@ -127,7 +129,7 @@ def test_vocabulary_is_the_same_across_processes_and_hash_seeds(corpus_file):
     for seed in ("0", "1", "12345"):
         env = {"PYTHONHASHSEED": seed, "PATH": "", "TOKENIZERS_PARALLELISM": "true"}
         r = subprocess.run(
-            [sys.executable, "-c", _DIGEST, str(corpus_file)],
+            [sys.executable, "-c", _DIGEST, str(corpus_file), str(ROOT)],
             env=env,
             capture_output=True,
             text=True,
@@ -139,6 +141,6 @@ def test_vocabulary_is_the_same_across_processes_and_hash_seeds(corpus_file):
     assert sorted(lines) == ["bpe", "char", "word"]
     text = corpus_file.read_text(encoding="utf-8")
     for kind in ("word", "char", "bpe"):  # and the same as this process builds
-        tok = tokenizers.train_tokenizer(kind, text, vocab_size=400)
+        tok = train_tokenizer(kind, text, vocab_size=400)
         blob = json.dumps(tok.to_dict(), sort_keys=True).encode()
         assert lines[kind] == hashlib.sha256(blob).hexdigest(), kind

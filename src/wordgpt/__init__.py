@@ -23,7 +23,7 @@ import typing as _typing
 
 _LAZY = {
     "prepare": "corpus.build",
-    "train": "training.train",
+    "train": "use.train_run",
     "load": "use.loaded",
     "Model": "use.loaded",
     "Generation": "use.generate",
@@ -57,11 +57,12 @@ if _typing.TYPE_CHECKING:  # for readers and type checkers: what the lazy names 
     from .corpus.build import Prepared, prepare
     from .errors import CheckpointError, DataError, WordGPTError
     from .presets import PRESETS
-    from .training.train import TrainResult, train
+    from .training.train import TrainResult
     from .training.trainer import DivergedError
     from .use.evaluate import EvalResult
     from .use.generate import Generation
     from .use.loaded import Model, load
+    from .use.train_run import train
 
 __all__ = [
     "prepare",

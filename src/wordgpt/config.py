@@ -1,133 +1,28 @@
-"""Configuration dataclasses and named presets: the one source of truth for every setting.
+"""The configuration dataclasses: the one source of truth for every setting.
 
 Each field has a docstring (the string under it) that the CLI shows as the flag's help, a type
 that the CLI turns into the flag's type (``Literal`` values become choices), and a default
-written once, here. Values are checked in ``__post_init__``; combinations that cannot work
-are refused with one line. Presets are plain instances.
+written once, here. Values are checked in ``__post_init__`` (with the checks of
+:mod:`wordgpt.fields`); combinations that cannot work are refused with one line. Presets are
+plain instances of these (:mod:`wordgpt.presets`); settings by flat name are
+:mod:`wordgpt.settings`.
 """
 
 from __future__ import annotations
 
-import ast
 import codecs
-import functools
-import inspect
-import math
-import textwrap
-import types
-import typing
-from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from typing import Literal
 
 from .errors import WordGPTError
+from .fields import at_least, check, check_choices, check_numbers, in_unit
 
-TOKENIZERS = ("word", "char", "bpe")
-MAX_SEED = 2**63 - 1
 MAX_TEMPERATURE = 100.0
 """The highest sampling temperature: above it every choice is as good as uniform, and a
 temperature past float32's range would turn banned logits into NaN."""
 MODEL_BOUNDS = {"n_layer": 1024, "n_head": 1024, "n_embd": 1 << 16, "block_size": 1 << 20}
 """The largest shapes accepted, from a flag or from a checkpoint's config alike (a config
 asking for 10^7 layers would never finish building)."""
-
-
-# ------------------------------------------------------------------------ field helpers
-
-
-@functools.cache
-def field_docs(cls: type) -> dict[str, str]:
-    """The docstring written under each field of a dataclass, by field name."""
-    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
-    body = tree.body[0].body  # type: ignore[attr-defined]
-    docs = {}
-    for node, nxt in zip(body, body[1:], strict=False):
-        if (
-            isinstance(node, ast.AnnAssign)
-            and isinstance(node.target, ast.Name)
-            and isinstance(nxt, ast.Expr)
-            and isinstance(nxt.value, ast.Constant)
-            and isinstance(nxt.value.value, str)
-        ):
-            docs[node.target.id] = " ".join(nxt.value.value.split())
-    return docs
-
-
-@functools.cache
-def field_types(cls: type) -> dict[str, Any]:
-    """Resolved type hints of a dataclass's fields."""
-    return typing.get_type_hints(cls)
-
-
-def choices(cls: type, name: str) -> tuple | None:
-    """The allowed values of a ``Literal`` field (or ``Literal | None``), else None."""
-    tp = field_types(cls)[name]
-    for a in [tp, *typing.get_args(tp)]:
-        if typing.get_origin(a) is Literal:
-            return typing.get_args(a)
-    return None
-
-
-def _check(ok: bool, message: str) -> None:
-    if not ok:
-        raise WordGPTError(message)
-
-
-def _check_choices(obj: Any) -> None:
-    for f in fields(obj):
-        allowed = choices(type(obj), f.name)
-        value = getattr(obj, f.name)
-        if allowed is not None and value is not None and value not in allowed:
-            raise WordGPTError(
-                f"{f.name} must be one of {', '.join(map(str, allowed))}, got {value!r}"
-            )
-
-
-def _base_type(cls: type, name: str) -> Any:
-    """A field's type without ``| None``: int, float, bool, str, a tuple or a Literal."""
-    tp = field_types(cls)[name]
-    args = [a for a in typing.get_args(tp) if a is not type(None)]
-    return args[0] if typing.get_origin(tp) in (typing.Union, types.UnionType) else tp
-
-
-def _check_numbers(obj: Any) -> None:
-    """Every value is of its field's kind (no 2.5 layers, no True layers, no text for a
-    number) and every number is finite and within 64 bits."""
-    for f in fields(obj):
-        v, kind = getattr(obj, f.name), _base_type(type(obj), f.name)
-        if v is None or typing.get_origin(kind) in (Literal, tuple):
-            continue
-        if kind is bool and not isinstance(v, bool):
-            raise WordGPTError(f"{f.name} must be true or false, got {v!r}")
-        if kind is int and (isinstance(v, bool) or not isinstance(v, int)):
-            raise WordGPTError(f"{f.name} must be a whole number, got {v!r}")
-        if kind is float and (isinstance(v, bool) or not isinstance(v, int | float)):
-            raise WordGPTError(f"{f.name} must be a number, got {v!r}")
-        if kind is str and not isinstance(v, str):
-            raise WordGPTError(f"{f.name} must be text, got {v!r}")
-        if isinstance(v, float) and not math.isfinite(v):
-            raise WordGPTError(f"{f.name} must be a finite number, got {v}")
-        if isinstance(v, int) and abs(v) > MAX_SEED:
-            raise WordGPTError(f"{f.name} is too large: {v}")
-
-
-def _at_least(obj: Any, lo: float, *names: str) -> None:
-    for n in names:
-        v = getattr(obj, n)
-        if v is not None:
-            _check(v >= lo, f"{n} must be >= {lo:g}, got {v}")
-
-
-def _in_unit(obj: Any, n: str, lo_open: bool = False, hi_open: bool = True) -> None:
-    v = getattr(obj, n)
-    lo_ok = v > 0 if lo_open else v >= 0
-    hi_ok = v < 1 if hi_open else v <= 1
-    _check(
-        lo_ok and hi_ok,
-        f"{n} must be in {'(' if lo_open else '['}0, 1{')' if hi_open else ']'}, got {v}",
-    )
-
-
-# ------------------------------------------------------------------------ configs
 
 
 @dataclass(frozen=True)
@@ -168,19 +63,19 @@ class DataConfig:
     """Word/char only: keep at most this many tokens (the most frequent), plus <unk>."""
 
     def __post_init__(self) -> None:
-        _check_choices(self)
-        _check_numbers(self)
-        _check(
+        check_choices(self)
+        check_numbers(self)
+        check(
             0.0 < self.val_fraction < 0.5,
             f"val_fraction must be in (0, 0.5), got {self.val_fraction}",
         )
         if self.tokenizer == "bpe":
-            _check(
+            check(
                 257 <= self.vocab_size <= 1 << 20,
                 f"a byte-level BPE needs 257 <= vocab_size <= {1 << 20}, got {self.vocab_size}",
             )
-        _at_least(self, 1, "min_count")
-        _at_least(self, 2, "max_vocab")
+        at_least(self, 1, "min_count")
+        at_least(self, 2, "max_vocab")
         try:
             codecs.lookup(self.encoding)
         except LookupError:
@@ -237,37 +132,37 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "cutoffs", tuple(int(c) for c in self.cutoffs))
-        _check_choices(self)
-        _check_numbers(self)
-        _at_least(self, 1, "block_size", "n_layer", "n_head", "n_embd")
+        check_choices(self)
+        check_numbers(self)
+        at_least(self, 1, "block_size", "n_layer", "n_head", "n_embd")
         for name, most in MODEL_BOUNDS.items():
-            _check(getattr(self, name) <= most, f"{name} must be at most {most:,}")
-        _check(
+            check(getattr(self, name) <= most, f"{name} must be at most {most:,}")
+        check(
             self.n_embd % self.n_head == 0,
             f"n_embd ({self.n_embd}) must be a multiple of n_head ({self.n_head})",
         )
-        _check(
+        check(
             self.pos != "rope" or (self.n_embd // self.n_head) % 2 == 0,
             "rope needs an even head size (n_embd / n_head)",
         )
-        _in_unit(self, "dropout")
-        _in_unit(self, "attn_dropout")
-        _check(
+        in_unit(self, "dropout")
+        in_unit(self, "attn_dropout")
+        check(
             not (self.tie_weights and self.head == "adaptive" and self.adaptive_cutoffs()),
             "tie_weights works with the softmax head only (the adaptive head has its own "
             "cluster matrices); drop --tie-weights or use --head softmax",
         )
-        _check(all(c > 0 for c in self.cutoffs), f"cutoffs must be positive, got {self.cutoffs}")
-        _check(
+        check(all(c > 0 for c in self.cutoffs), f"cutoffs must be positive, got {self.cutoffs}")
+        check(
             self.logit_softcap is None or self.logit_softcap > 0,
             f"logit_softcap must be > 0, got {self.logit_softcap}",
         )
-        _check(
+        check(
             self.logit_softcap is None or not (self.head == "adaptive" and self.adaptive_cutoffs()),
             "logit_softcap works with the softmax head only (the adaptive head normalises its "
             "own clusters); drop --logit-softcap or use --head softmax",
         )
-        _check(list(self.cutoffs) == sorted(set(self.cutoffs)), "cutoffs must be increasing")
+        check(list(self.cutoffs) == sorted(set(self.cutoffs)), "cutoffs must be increasing")
 
     def adaptive_cutoffs(self) -> list[int]:
         """Cutoffs that fit this vocabulary (those >= vocab_size are dropped)."""
@@ -323,28 +218,28 @@ class OptimConfig:
     """Clip the global gradient norm to this (0 disables)."""
 
     def __post_init__(self) -> None:
-        _check_choices(self)
-        _check_numbers(self)
-        _check(self.lr > 0, f"lr must be > 0, got {self.lr}")
-        _at_least(self, 0, "weight_decay", "grad_clip")
-        _in_unit(self, "warmup")
-        _in_unit(self, "muon_warmup")
-        _in_unit(self, "min_lr_ratio", hi_open=False)
-        _in_unit(self, "decay_frac", lo_open=True, hi_open=False)
-        _at_least(self, 1, "decay_on_plateau")
-        _check(
+        check_choices(self)
+        check_numbers(self)
+        check(self.lr > 0, f"lr must be > 0, got {self.lr}")
+        at_least(self, 0, "weight_decay", "grad_clip")
+        in_unit(self, "warmup")
+        in_unit(self, "muon_warmup")
+        in_unit(self, "min_lr_ratio", hi_open=False)
+        in_unit(self, "decay_frac", lo_open=True, hi_open=False)
+        at_least(self, 1, "decay_on_plateau")
+        check(
             self.decay_on_plateau is None or self.decay == "wsd",
             "decay_on_plateau branches a WSD decay; use it with --decay wsd",
         )
-        _in_unit(self, "beta1")
-        _in_unit(self, "beta2")
-        _in_unit(self, "muon_momentum", lo_open=True)
-        _check(self.muon_lr is None or self.muon_lr > 0, f"muon_lr must be > 0, got {self.muon_lr}")
-        _check(
+        in_unit(self, "beta1")
+        in_unit(self, "beta2")
+        in_unit(self, "muon_momentum", lo_open=True)
+        check(self.muon_lr is None or self.muon_lr > 0, f"muon_lr must be > 0, got {self.muon_lr}")
+        check(
             self.embed_lr_scale > 0 and self.head_lr_scale > 0,
             "embed_lr_scale and head_lr_scale must be > 0",
         )
-        _check(self.ema is None or 0 < self.ema < 1, f"ema must be in (0, 1), got {self.ema}")
+        check(self.ema is None or 0 < self.ema < 1, f"ema must be in (0, 1), got {self.ema}")
 
 
 @dataclass(frozen=True)
@@ -354,9 +249,11 @@ class StopConfig:
     max_iters: int = 100_000
     """Optimizer steps (the run stops earlier if time_budget or epochs runs out)."""
     time_budget: float | None = 300.0
-    """Seconds of training (evaluations not counted); the learning-rate schedule follows
-    whichever of steps, time or epochs ends first, so a time-budgeted run still decays fully.
-    Without --preset, train picks the recipe measured best for this budget."""
+    """Wall seconds of the whole train command, from its start to its last line: set-up,
+    training, evaluations and checkpoints, further members, the n-gram partner's fit and the
+    report. The learning-rate schedule follows whichever of steps, time or epochs ends first,
+    so a time-budgeted run still decays fully. Without --preset, train picks the recipe
+    measured best for this budget."""
     epochs: float | None = 4.0
     """Stop after this many passes over the training split (tokens seen / its tokens), e.g.
     2.5; like time_budget, the schedule follows whichever limit ends first. Unset or 0: no
@@ -368,13 +265,13 @@ class StopConfig:
     gradient; such steps are skipped, never applied."""
 
     def __post_init__(self) -> None:
-        _check_numbers(self)
-        _at_least(self, 1, "max_iters", "patience", "max_bad_steps")
-        _check(
+        check_numbers(self)
+        at_least(self, 1, "max_iters", "patience", "max_bad_steps")
+        check(
             self.time_budget is None or self.time_budget > 0,
             f"time_budget must be > 0 seconds, got {self.time_budget}",
         )
-        _check(self.epochs is None or self.epochs >= 0, f"epochs must be >= 0, got {self.epochs}")
+        check(self.epochs is None or self.epochs >= 0, f"epochs must be >= 0, got {self.epochs}")
 
 
 @dataclass(frozen=True)
@@ -394,9 +291,9 @@ class EvalConfig:
     """Batches per split in the loss estimate at each evaluation."""
 
     def __post_init__(self) -> None:
-        _check_numbers(self)
-        _at_least(self, 1, "eval_interval", "eval_points", "eval_iters")
-        _check(self.eval_seconds > 0, f"eval_seconds must be > 0, got {self.eval_seconds}")
+        check_numbers(self)
+        at_least(self, 1, "eval_interval", "eval_points", "eval_iters")
+        check(self.eval_seconds > 0, f"eval_seconds must be > 0, got {self.eval_seconds}")
 
 
 NGRAM_MAX = 6
@@ -423,7 +320,7 @@ class TrainConfig:
     (CUDA only, with a gradient scaler)."""
     compile: bool | None = None
     """Wrap the model in torch.compile; unset means on for CUDA unless the time budget is
-    under COMPILE_MIN_BUDGET seconds (compiling takes half a minute or more), off elsewhere."""
+    under 600 seconds (compiling takes half a minute or more), off elsewhere."""
     init_from: str | None = None
     """Start a new run from another run's weights: a run folder (its best.pt) or a
     checkpoint file; new optimiser state, schedule and steps, and the model's shape from it
@@ -457,13 +354,13 @@ class TrainConfig:
     """When the loop evaluates."""
 
     def __post_init__(self) -> None:
-        _check_choices(self)
-        _check_numbers(self)
-        _at_least(self, 1, "batch_size", "grad_accum", "embeddings_limit", "members")
-        _at_least(self, 0, "freeze_embeddings", "seed", "ngram")
-        _check(self.ngram <= NGRAM_MAX, f"ngram must be at most {NGRAM_MAX}, got {self.ngram}")
-        _check(self.device.strip() != "", "device must not be empty")
-        _check(
+        check_choices(self)
+        check_numbers(self)
+        at_least(self, 1, "batch_size", "grad_accum", "embeddings_limit", "members")
+        at_least(self, 0, "freeze_embeddings", "seed", "ngram")
+        check(self.ngram <= NGRAM_MAX, f"ngram must be at most {NGRAM_MAX}, got {self.ngram}")
+        check(self.device.strip() != "", "device must not be empty")
+        check(
             not (self.init_from and self.init_embeddings),
             "--init-from brings its own token embedding; drop --init-embeddings",
         )
@@ -492,14 +389,14 @@ class SampleConfig:
     """Mix the run's n-gram partner into each draw, when the run has one."""
 
     def __post_init__(self) -> None:
-        _check_numbers(self)
-        _check(
+        check_numbers(self)
+        check(
             self.temperature == 0 or 1e-3 <= self.temperature <= MAX_TEMPERATURE,
             f"temperature must be 0 (greedy) or between 0.001 and {MAX_TEMPERATURE:g}, got "
             f"{self.temperature}",
         )
-        _at_least(self, 0, "top_k", "max_new_tokens", "seed")
-        _check(
+        at_least(self, 0, "top_k", "max_new_tokens", "seed")
+        check(
             self.top_p is None or 0.0 < self.top_p <= 1.0,
             f"top_p must be in (0, 1], got {self.top_p}",
         )
@@ -508,7 +405,7 @@ class SampleConfig:
 @dataclass(frozen=True)
 class Word2VecConfig:
     """gensim Word2Vec settings. Defaults chosen by measurement (benchmarks/vectors.py) on Don
-    Quixote and the Wikipedia sample; NOTEBOOK_WORD2VEC holds the original notebook's."""
+    Quixote and the Wikipedia sample; presets.NOTEBOOK_WORD2VEC holds the original notebook's."""
 
     vector_size: int = 100
     """Dimensions of each word vector."""
@@ -535,108 +432,9 @@ class Word2VecConfig:
     """Which token file to learn from: train (never validation text) or all."""
 
     def __post_init__(self) -> None:
-        _check_choices(self)
-        _check_numbers(self)
-        _at_least(self, 1, "vector_size", "window", "epochs", "min_count")
-        _at_least(self, 0, "negative", "sample", "workers", "seed")
-        _check(self.sg in (0, 1), f"sg must be 1 (skip-gram) or 0 (CBOW), got {self.sg}")
-        _check(self.alpha > 0, f"alpha must be > 0, got {self.alpha}")
-
-
-WORD2VEC_WORDS_SEEN = 12_000_000
-"""What unset epochs aim for: words seen in all passes together."""
-
-
-def word2vec_epochs(cfg: Word2VecConfig, words: int) -> int:
-    """The number of passes: as set, or enough for WORD2VEC_WORDS_SEEN, from 5 to 30."""
-    if cfg.epochs is not None:
-        return cfg.epochs
-    return int(min(30, max(5, round(WORD2VEC_WORDS_SEEN / max(words, 1)))))
-
-
-NOTEBOOK_WORD2VEC = Word2VecConfig(
-    vector_size=500, window=5, min_count=1, sg=1, epochs=5, negative=5, sample=1e-3, alpha=0.025
-)
-"""The original notebook's Word2Vec: ``Word2Vec(sentences, min_count=1, sg=1, vector_size=500)``
-with gensim's defaults for the rest (5 epochs, window 5, 5 negative samples)."""
-
-
-# ------------------------------------------------------------------------ dict helpers
-
-SECTIONS = {"optim": OptimConfig, "stop": StopConfig, "eval": EvalConfig}
-"""TrainConfig's parts, by field name."""
-
-
-def _json_ready(v: Any) -> Any:
-    if isinstance(v, dict):
-        return {k: _json_ready(x) for k, x in v.items()}
-    return list(v) if isinstance(v, tuple) else v
-
-
-def to_dict(cfg: Any) -> dict[str, Any]:
-    """A JSON-ready dict of a config dataclass (TrainConfig's parts as nested dicts)."""
-    return _json_ready(asdict(cfg))
-
-
-def from_dict(cls: type, d: dict[str, Any]) -> Any:
-    """Rebuild a config dataclass, ignoring keys it does not know (older or newer runs). A
-    TrainConfig's parts are read from their nested dicts, or from the flat dict that runs
-    wrote before TrainConfig had parts."""
-    names = {f.name for f in fields(cls)}
-    kw = {k: v for k, v in d.items() if k in names and k not in SECTIONS}
-    if cls is TrainConfig:
-        for name, part in SECTIONS.items():
-            kw[name] = from_dict(part, d[name] if isinstance(d.get(name), dict) else d)
-    return cls(**kw)
-
-
-def flat_fields(cls: type) -> list[tuple[type, str]]:
-    """(dataclass, field name) of every setting of ``cls``, TrainConfig's parts included: the
-    CLI's flags and the keyword arguments of ``wordgpt.train``."""
-    out = []
-    for f in fields(cls):
-        if cls is TrainConfig and f.name in SECTIONS:
-            out += flat_fields(SECTIONS[f.name])
-        else:
-            out.append((cls, f.name))
-    return out
-
-
-def settings_of(model: ModelConfig, train: TrainConfig) -> dict[str, Any]:
-    """Every setting of ``model`` and ``train`` by field name (TrainConfig's parts
-    flattened): what :func:`with_settings` and ``wordgpt.train`` take."""
-    owner = {ModelConfig: model, TrainConfig: train}
-    owner.update({part: getattr(train, name) for name, part in SECTIONS.items()})
-    every = flat_fields(ModelConfig) + flat_fields(TrainConfig)
-    return {name: getattr(owner[cls], name) for cls, name in every}
-
-
-def with_settings(model: ModelConfig, train: TrainConfig, settings: dict[str, Any]):
-    """``model`` and ``train`` with settings given by field name (``n_layer=2``, ``lr=1e-3``,
-    ``time_budget=60``), wherever the field lives; an unknown name is one clear error."""
-    where = {name: cls for cls, name in flat_fields(ModelConfig) + flat_fields(TrainConfig)}
-    groups: dict[type, dict] = {}
-    for k, v in settings.items():
-        if k not in where:
-            raise WordGPTError(f"unknown setting {k!r}")
-        groups.setdefault(where[k], {})[k] = v
-    model = replace(model, **groups.get(ModelConfig, {}))
-    parts = {
-        name: replace(getattr(train, name), **groups[part])
-        for name, part in SECTIONS.items()
-        if part in groups
-    }
-    return model, replace(train, **groups.get(TrainConfig, {}), **parts)
-
-
-COMPILE_MIN_BUDGET = 600.0
-"""Below this time budget (seconds) a CUDA run stays eager unless --compile is asked for: on
-an H200, compiling took 30 s of a 60 s budget (a 6-layer model) and 52 s (the 32-layer seed
-model), and a 60 s character run ended higher compiled than eager (1.149 against 1.136 nats;
-benchmarks/RESULTS.md), while compiled steps ran 1.4x faster: the compiled run wins only once
-the budget is several times the compile time."""
-
-
-ADAPT_LR = 0.02
-"""The SGD rate of adaptive evaluation, ``eval --adapt`` (measured best of 1e-4 to 0.3 on
-Don Quixote: benchmarks/RESULTS.md)."""
+        check_choices(self)
+        check_numbers(self)
+        at_least(self, 1, "vector_size", "window", "epochs", "min_count")
+        at_least(self, 0, "negative", "sample", "workers", "seed")
+        check(self.sg in (0, 1), f"sg must be 1 (skip-gram) or 0 (CBOW), got {self.sg}")
+        check(self.alpha > 0, f"alpha must be > 0, got {self.alpha}")

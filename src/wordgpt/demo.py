@@ -16,13 +16,14 @@ import sys
 from pathlib import Path
 
 from . import load, prepare, train
-from .config import DataConfig, to_dict
+from .config import DataConfig
 from .corpus.build import load_prepared
 from .corpus.tokenfiles import load_meta
 from .errors import DataError, InterruptError, WordGPTError
 from .folders import kind
 from .logs import console, log
-from .use.generate import SHOWCASE
+from .model.sampling import SHOWCASE
+from .settings import to_dict
 
 DEMO_SECONDS = 90.0
 """The demo's training budget."""

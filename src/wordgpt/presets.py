@@ -15,8 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .config import ModelConfig, TrainConfig, with_settings
+from .config import ModelConfig, TrainConfig, Word2VecConfig
 from .errors import WordGPTError
+from .settings import with_settings
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,16 @@ PRESETS: dict[str, Preset] = {
                    train={"batch_size": 8, "lr": 3e-3, "warmup": 0.05, "decay": "cosine",
                           "max_iters": 200, "time_budget": None, "epochs": None, "ngram": 0}),
 }  # fmt: skip
+
+ADAPT_LR = 0.02
+"""The SGD rate of adaptive evaluation, ``eval --adapt`` (measured best of 1e-4 to 0.3 on
+Don Quixote: benchmarks/RESULTS.md)."""
+
+NOTEBOOK_WORD2VEC = Word2VecConfig(
+    vector_size=500, window=5, min_count=1, sg=1, epochs=5, negative=5, sample=1e-3, alpha=0.025
+)
+"""The original notebook's Word2Vec: ``Word2Vec(sentences, min_count=1, sg=1, vector_size=500)``
+with gensim's defaults for the rest (5 epochs, window 5, 5 negative samples)."""
 
 RECIPES: dict[tuple[str, int], str] = {
     ("word", 60): "word-60",

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import click
 
-from ..config import ADAPT_LR, NGRAM_MAX, DataConfig, ModelConfig, SampleConfig, TrainConfig
+from ..config import NGRAM_MAX, DataConfig, ModelConfig, SampleConfig, TrainConfig
 from ..errors import WordGPTError
-from ..presets import PRESETS
+from ..presets import ADAPT_LR, PRESETS
 from .flags import (
     DATA,
     NEW_DATA,
@@ -110,7 +110,7 @@ def prepare(out, overwrite, workers, tokenizer_from, progress, **kw) -> None:
 def train(data_dir, preset, out, resume, overwrite, dry_run, trust_pickle, report, **settings):
     """Train a GPT on prepared token files; checkpoints, metrics.csv, loss.png and a report
     go to OUT. Every model and training setting below defaults to the preset's value."""
-    from ..training.train import train as run
+    from ..use.train_run import train as run
 
     began = (click.get_current_context().obj or {}).get("started")
     r = run(data_dir, out, preset, resume=resume, overwrite=overwrite, trust_pickle=trust_pickle,

@@ -46,7 +46,7 @@ def embed() -> None:
 @config_options(Word2VecConfig)
 def embed_train(data_dir, out, fmt, notebook, **kw) -> None:
     """Word2Vec (gensim) on a prepared corpus, sentences cut at . ? !; then its measures."""
-    from ..config import NOTEBOOK_WORD2VEC
+    from ..presets import NOTEBOOK_WORD2VEC
     from ..vectors.files import save_vectors
     from ..vectors.quality import evaluate_vectors
     from ..vectors.queries import neighbors

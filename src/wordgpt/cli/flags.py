@@ -18,9 +18,10 @@ from typing import Any
 
 import click
 
-from ..config import choices, field_docs, field_types, flat_fields
 from ..errors import WordGPTError
+from ..fields import choices, field_docs, field_types
 from ..folders import PREPARE_FIRST, expect
+from ..settings import flat_fields
 
 
 def flag_name(field: str) -> str:

@@ -11,11 +11,12 @@ import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..config import DataConfig, to_dict
+from ..config import DataConfig
 from ..errors import DataError
 from ..fileio import atomic_write, disk_error, remove_stale_temps, temp_name
 from ..folders import expect
 from ..logs import console, log
+from ..settings import to_dict
 from .clean_pass import CHUNK, clean_sources
 from .sources import resolve
 from .token_pass import encode_bpe, encode_known, encode_new_vocab

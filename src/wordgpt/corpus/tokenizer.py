@@ -332,27 +332,6 @@ def start_ids(tok: Tokenizer) -> list[int]:
     return ids if ids and 0 not in ids else [1]
 
 
-def train_tokenizer(
-    kind: str,
-    text: str | list[str],
-    *,
-    space_prefix: bool = False,
-    vocab_size: int = 4096,
-    min_count: int = 1,
-    max_vocab: int | None = None,
-    normalizer: Normalizer | None = None,
-) -> Tokenizer:
-    if kind == "word":
-        return WordTokenizer.train(
-            text, min_count, max_vocab, normalizer, space_prefix=space_prefix
-        )
-    if kind == "char":
-        return CharTokenizer.train(text, min_count, max_vocab, normalizer)
-    if kind == "bpe":
-        return BPETokenizer.train(text, vocab_size, normalizer)
-    raise WordGPTError(f"unknown tokenizer {kind!r}; choose word, char or bpe")
-
-
 def from_dict(d: dict) -> Tokenizer:
     """A tokenizer from its ``to_dict()``; anything else (a garbled or foreign file) is one
     clear :class:`WordGPTError`."""

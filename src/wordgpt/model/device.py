@@ -300,6 +300,12 @@ def _matmul_seconds(device: torch.device, dtype: torch.dtype, n: int, reps: int)
     return (time.perf_counter() - t) / reps
 
 
+def mfu(tokens_per_s: float, flops_per_token: float, peak: float | None) -> float | None:
+    """Model-FLOP utilisation: the achieved FLOP/s over the peak (None: no peak known, or
+    nothing trained yet)."""
+    return tokens_per_s * flops_per_token / peak if peak and tokens_per_s > 0 else None
+
+
 def peak_flops(device: torch.device, dtype: torch.dtype | None) -> float | None:
     """The FLOP/s of a large matrix product in ``dtype`` (None: fp32) on ``device``: the
     peak that model-FLOP utilisation is measured against. Measured once per machine, torch
@@ -314,6 +320,8 @@ def peak_flops(device: torch.device, dtype: torch.dtype | None) -> float | None:
     if isinstance(cached := cache.get(key), int | float):
         return float(cached)
     n = 8192 if device.type == "cuda" else 1024
+    if device.type == "cpu" and dtype == torch.bfloat16 and not native_bf16():
+        n = 256  # emulated bf16 runs at a hundredth of fp32's speed: a smaller product
     best, load = with_others_load(
         lambda: min(_matmul_seconds(device, dtype, n, 4) for _ in range(3))
     )

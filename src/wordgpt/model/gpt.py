@@ -5,7 +5,7 @@ Shape letters used throughout:
     C channels (n_embd), nh heads, hs head size (C // nh), V vocabulary size.
 
 The model knows nothing about files, tokenizers or devices beyond its parameters. The
-generation loop that drives the cache is :mod:`wordgpt.use.generate`.
+generation loop that drives the cache is :mod:`wordgpt.model.sampling`.
 """
 
 from __future__ import annotations

@@ -19,11 +19,12 @@ from typing import Any
 
 import torch
 
-from ..config import ModelConfig, from_dict
+from ..config import ModelConfig
 from ..corpus.tokenizer import Tokenizer
 from ..corpus.tokenizer import from_dict as tokenizer_from_dict
 from ..errors import CheckpointError, WordGPTError
 from ..fileio import atomic_path, disk_error, shown
+from ..settings import from_dict
 
 FORMAT = "wordgpt-checkpoint-1"
 REQUIRED = ("model", "model_config", "tokenizer", "step")
@@ -35,6 +36,17 @@ def tokenizer_json(tok: Tokenizer | dict) -> str:
     """The one serialisation of a tokenizer used to compare vocabularies: sorted keys."""
     d = tok if isinstance(tok, dict) else tok.to_dict()
     return json.dumps(d, sort_keys=True, ensure_ascii=False)
+
+
+def same_vocabulary(a: Tokenizer | dict | str, b: Tokenizer | dict | str) -> bool:
+    """Whether two tokenizers (objects, their dicts, or a checkpoint's JSON string) have one
+    vocabulary: their canonical JSON is equal. A string that is not a tokenizer's JSON
+    matches nothing."""
+    try:
+        a, b = (json.loads(t) if isinstance(t, str) else t for t in (a, b))
+        return tokenizer_json(a) == tokenizer_json(b)
+    except (TypeError, ValueError, AttributeError):
+        return False
 
 
 def non_finite(tensors: dict[str, torch.Tensor]) -> list[str]:
@@ -209,11 +221,7 @@ def tokenizer(ck: dict, path: str | Path) -> Tokenizer:
 
 def check_tokenizer(ck: dict, tok: Tokenizer, path: str | Path, other: str) -> None:
     """Refuse a checkpoint whose vocabulary is not ``tok``'s (``other`` names where tok is)."""
-    try:
-        same = tokenizer_json(json.loads(ck["tokenizer"])) == tokenizer_json(tok)
-    except (TypeError, ValueError):
-        same = False
-    if not same:
+    if not same_vocabulary(ck.get("tokenizer"), tok):
         raise CheckpointError(
             f"{path} was trained on another vocabulary than {other}; "
             "use the data folder the run was trained on"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..corpus.tokenfiles import token_rows
 from ..errors import DataError
 from .distributed import Dist
 
@@ -22,18 +23,18 @@ def derive_seed(*parts: int) -> int:
 
 def get_rows(data: np.ndarray, offsets: np.ndarray, block_size: int):
     """``(x, y)`` of shape ``(len(offsets), block_size)``: the tokens at each offset and the
-    ones after them. One vectorised gather, no Python loop per sequence or token."""
-    rows = data[offsets[:, None] + np.arange(block_size + 1)].astype(np.int64)  # (B, T+1)
-    t = torch.from_numpy(rows)
+    ones after them."""
+    t = torch.from_numpy(token_rows(data, offsets, block_size + 1))  # (B, T+1)
     return t[:, :-1], t[:, 1:]
 
 
-def get_batch(data: np.ndarray, batch_size: int, block_size: int, generator):
-    """``(x, y)`` of shape ``(batch_size, block_size)`` from random offsets, y shifted by one."""
-    n = len(data) - block_size - 1
+def random_offsets(n_tokens: int, block_size: int, count: int, generator) -> np.ndarray:
+    """``count`` random starts of a row of ``block_size + 1`` tokens in a split of
+    ``n_tokens``, drawn from ``generator``."""
+    n = n_tokens - block_size - 1
     if n < 1:
-        raise DataError(f"a split of {len(data)} tokens is too short for block_size {block_size}")
-    return get_rows(data, torch.randint(n, (batch_size,), generator=generator).numpy(), block_size)
+        raise DataError(f"a split of {n_tokens} tokens is too short for block_size {block_size}")
+    return torch.randint(n, (count,), generator=generator).numpy()
 
 
 class Batches:
@@ -47,7 +48,6 @@ class Batches:
 
     def micro(self, step: int, m: int) -> tuple[torch.Tensor, torch.Tensor]:
         g = torch.Generator().manual_seed(derive_seed(self.seed, step))
-        n = len(self.data) - self.T - 1
-        offsets = torch.randint(n, (self.B * self.A * self.dist.world,), generator=g).numpy()
+        offsets = random_offsets(len(self.data), self.T, self.B * self.A * self.dist.world, g)
         first = (self.dist.rank * self.A + m) * self.B
         return get_rows(self.data, offsets[first : first + self.B], self.T)

@@ -65,7 +65,7 @@ def load_source(spec: str | Path, overrides: dict, tok: Tokenizer) -> tuple[Sour
             f"cannot change (it has {', '.join(f'{k}={getattr(cfg, k)}' for k in sorted(fixed))})"
         )
     src_tok = checkpoint.tokenizer(ck, path)
-    same = checkpoint.tokenizer_json(src_tok) == checkpoint.tokenizer_json(tok)
+    same = checkpoint.same_vocabulary(src_tok, tok)
     if not same and cfg.head == "adaptive" and cfg.adaptive_cutoffs():
         raise WordGPTError(
             f"{spec} has an adaptive output layer, whose clusters follow its own vocabulary's "

@@ -3,29 +3,36 @@
 The trainer knows nothing about text or files: it gets token ids as arrays and gives back
 numbers and state dicts. All randomness after initialisation is a function of (seed, step,
 rank) (see :mod:`.batches`; dropout is reseeded before every micro-batch), so there is no
-RNG state to save, and a resumed run draws exactly what an uninterrupted one would. Under
-DDP every decision (time, stop, skip a step) is taken collectively.
+RNG state to save, and a resumed run draws exactly what an uninterrupted one would. Time is
+the run's :class:`~.budget.Budget`'s: the trainer reads its clock, and asks it how far the
+run is. Under DDP every decision (time, stop, skip a step) is taken collectively.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
-import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 import torch.nn as nn
 
-from ..config import COMPILE_MIN_BUDGET, TrainConfig
+from ..config import TrainConfig
 from ..errors import WordGPTError
 from ..model.device import autocast
 from ..runs.checkpoint import non_finite
-from .batches import Batches, derive_seed, get_rows
+from .batches import Batches, derive_seed, get_rows, random_offsets
+from .budget import Budget
 from .distributed import Dist
 from .optim import EMA, build_optimizer, lr_at, set_lr
+
+COMPILE_MIN_BUDGET = 600.0
+"""Below this time budget (seconds) a CUDA run stays eager unless --compile is asked for: on
+an H200, compiling took 30 s of a 60 s budget (a 6-layer model) and 52 s (the 32-layer seed
+model), and a 60 s character run ended higher compiled than eager (1.149 against 1.136 nats;
+benchmarks/RESULTS.md), while compiled steps ran 1.4x faster: the compiled run wins only once
+the budget is several times the compile time."""
 
 
 class DivergedError(WordGPTError):
@@ -40,16 +47,8 @@ class TrainState:
 
     step: int = 0
     tokens: int = 0
-    elapsed: float = 0.0
-    """Wall seconds of the run so far (rank 0's clock): set-up, steps, evaluations and
-    checkpoints, across resumes; what a time budget counts."""
     train_seconds: float = 0.0
     """Seconds of optimizer steps alone (for tokens/s and MFU)."""
-    eval_cost: float = 0.0
-    """Seconds the latest evaluation took, with its checkpoints (rank 0's clock)."""
-    reserve: float = 0.0
-    """Seconds a time budget keeps back for the end of the run: a last evaluation and the
-    report's whole-split evaluation, at the measured evaluation speed."""
     best_val: float = math.inf
     last_val: float = math.nan
     evals_since_best: int = 0
@@ -87,29 +86,6 @@ def passes(st: TrainState, train_tokens: int) -> float:
     return st.tokens / max(train_tokens, 1)
 
 
-REPORT_SHARE = 0.25
-"""A time budget keeps at most this share for the report's evaluation of the whole val
-split; a split that would take longer is left out of a budgeted run's report."""
-
-
-def train_until(st: TrainState, cfg: TrainConfig) -> float:
-    """The seconds of a time budget that training may use: the budget less what the end of
-    the run will take (at most half of it)."""
-    budget = cfg.stop.time_budget or math.inf
-    return max(budget - st.reserve, 0.5 * budget)
-
-
-def run_progress(st: TrainState, cfg: TrainConfig, train_tokens: int) -> float:
-    """How far a run is, from 0 to 1: steps, time or epochs, whichever is further."""
-    stop = cfg.stop
-    p = st.step / stop.max_iters
-    if stop.time_budget:
-        p = max(p, st.elapsed / train_until(st, cfg))
-    if stop.epochs:
-        p = max(p, passes(st, train_tokens) / stop.epochs)
-    return min(p, 1.0)
-
-
 @dataclass(frozen=True)
 class StepResult:
     loss: float
@@ -136,11 +112,13 @@ class Trainer:
         device: torch.device,
         dtype: torch.dtype | None,
         dist: Dist | None = None,
-        clock: Callable[[], float] = time.perf_counter,
+        budget: Budget | None = None,
     ):
         self.model, self.cfg, self.device, self.dtype = model, cfg, device, dtype
         self.dist = dist or Dist()
-        self.clock = clock
+        self.budget = budget or Budget(cfg.stop.time_budget)
+        """The run's time (its clock, what it has spent, when it ends)."""
+        self.clock = self.budget.clock
         self.block = model.cfg.block_size
         self.splits = {"train": train_data, "val": val_data}
         self.batches = Batches(
@@ -150,8 +128,6 @@ class Trainer:
         self.ema = EMA(model, cfg.optim.ema) if cfg.optim.ema else None
         self.scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
         self.state = TrainState()
-        self._t_ref = clock()
-        """The clock's reading at elapsed 0 (see :meth:`start_clock`)."""
         self.last_lr: float | None = None
         """The learning rate of the latest step."""
         self.run_model: nn.Module = wrap(model, cfg, device, self.dist)
@@ -160,35 +136,28 @@ class Trainer:
 
     # ------------------------------------------------------------ one step
 
-    def start_clock(self, started: float) -> None:
-        """Count the run's wall time from ``started`` (a reading of the clock when the run's
-        set-up began), on top of what a resumed run had already used."""
-        self._t_ref = started - self.state.elapsed
+    def measure_eval(self, seconds: float) -> None:
+        """Tell the budget what an evaluation took (``seconds``, with its checkpoints): the
+        loss estimate evaluates ``eval_iters`` batches of each split."""
+        c = self.cfg
+        tokens = 2 * c.eval.eval_iters * c.batch_size * self.block  # train and val
+        self.budget.measure_eval(seconds, tokens, self.dist.sync)
 
-    def wall_seconds(self) -> float:
-        """The run's wall time so far, earlier trainings of a resumed run included."""
-        return self.clock() - self._t_ref
-
-    def train_until(self) -> float:
-        return train_until(self.state, self.cfg)
-
-    def measure_eval(self, seconds: float, final_tokens: int, slack: float) -> None:
-        """Keep what an evaluation took (``seconds``, with its checkpoints), and from it what
-        the end of the run will take: one more, ``final_tokens`` more tokens evaluated at the
-        speed of its loss estimate, and ``slack`` seconds (agreed: rank 0's measure)."""
-        st, c = self.state, self.cfg
-        estimated = 2 * c.eval.eval_iters * c.batch_size * self.block  # train and val
-        final = final_tokens * seconds / max(estimated, 1)
-        if c.stop.time_budget and final > REPORT_SHARE * c.stop.time_budget:
-            final = 0.0  # the report leaves the whole-split evaluation out (it says so)
-        reserve = seconds + final + slack
-        st.eval_cost, st.reserve = self.dist.sync([seconds, reserve], ["rank0", "rank0"])
+    def tokens_per_s(self) -> float:
+        """Training tokens per second of the optimizer steps alone (all ranks)."""
+        st = self.state
+        return st.tokens / st.train_seconds if st.train_seconds > 0 else 0.0
 
     def epochs_done(self) -> float:
         return passes(self.state, len(self.splits["train"]))
 
     def progress(self) -> float:
-        return run_progress(self.state, self.cfg, len(self.splits["train"]))
+        """How far the run is, from 0 to 1: steps, time or passes, whichever is further."""
+        stop = self.cfg.stop
+        p = max(self.state.step / stop.max_iters, self.budget.fraction())
+        if stop.epochs:
+            p = max(p, self.epochs_done() / stop.epochs)
+        return min(p, 1.0)
 
     def schedule_progress(self) -> float:
         """The run's progress as the schedule sees it at the next step: where the run is, and
@@ -236,7 +205,7 @@ class Trainer:
         bad = not math.isfinite(loss) or (not self.scaler.is_enabled() and not math.isfinite(norm))
         t1 = self.clock()
         elapsed, seconds, stop, any_bad = self.dist.sync(
-            [t1 - self._t_ref, t1 - t0, float(stop_requested), float(bad)],
+            [self.budget.spent(t1), t1 - t0, float(stop_requested), float(bad)],
             ["rank0", "rank0", "max", "max"],
         )
         outcome = "bad" if any_bad else apply_step(self.opt, self.scaler, self.ema, self.model)
@@ -244,7 +213,7 @@ class Trainer:
         st.bad_steps = st.bad_steps + 1 if outcome == "bad" else 0
         st.step += 1
         st.tokens += cfg.batch_size * self.block * cfg.grad_accum * self.dist.world
-        st.elapsed = elapsed  # rank 0's clock, the same on every rank
+        self.budget.elapsed = elapsed  # rank 0's clock, the same on every rank
         st.train_seconds += seconds
         if st.bad_steps >= cfg.stop.max_bad_steps:
             raise DivergedError(diverged_message(st.step, st.bad_steps, lr))
@@ -265,10 +234,9 @@ class Trainer:
         out = {}
         for name, data in self.splits.items():
             g = torch.Generator().manual_seed(derive_seed(self.cfg.seed, 2**32))
-            n = len(data) - self.block - 1
             total = 0.0
             for i in range(iters):
-                offsets = torch.randint(n, (self.cfg.batch_size,), generator=g).numpy()
+                offsets = random_offsets(len(data), self.block, self.cfg.batch_size, g)
                 if i % d.world != d.rank:
                     continue
                 x, y = get_rows(data, offsets, self.block)
@@ -293,7 +261,7 @@ class Trainer:
         d = {
             "model": self.eval_model.state_dict(),
             "optimizer": self.opt.state_dict(),
-            "state": self.state.state_dict(),
+            "state": {**self.state.state_dict(), **self.budget.state_dict()},
         }
         if self.ema is not None:
             d["train_model"] = self.model.state_dict()
@@ -311,7 +279,7 @@ class Trainer:
         if "scaler" in d and self.scaler.is_enabled():
             self.scaler.load_state_dict(d["scaler"])
         self.state.load_state_dict(d["state"])
-        self._t_ref = self.clock() - self.state.elapsed
+        self.budget.load_state_dict(d["state"])
 
     def close(self) -> None:
         """Drop the DDP and compile wrappers (DDP's reducer must go before its process group)."""

@@ -15,7 +15,8 @@ import numpy as np
 from ..corpus.copy_index import CopyIndex
 from ..corpus.tokenfiles import load_split
 from ..errors import WordGPTError
-from .generate import SHOWCASE, CopiedSpan, copy_min, find_copies, stream_text
+from ..model.sampling import SHOWCASE
+from .generate import CopiedSpan, copy_min, find_copies, stream_text
 
 SAMPLES, TOKENS = 10, 200
 """How many seeded samples ``eval --copies`` measures, and their length in tokens."""

@@ -18,9 +18,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..corpus.tokenfiles import bits_per_char
+from ..corpus.tokenfiles import bits_per_char, token_rows
 from ..errors import WordGPTError
-from .ngram import KneserNey, fit_mixture, mixed_nll, online_mixed_nll, read_split_prob
+from ..model.mixture import fit_mixture, mixed_nll, online_mixed_nll
+from ..model.ngram import KneserNey, read_split_prob
+from ..training.holdout import gpt_tokens
 
 
 @dataclass(frozen=True)
@@ -132,8 +134,7 @@ def token_nll(
         for i in tqdm(range(0, len(starts), batch_size), desc="evaluating", unit="batch",
                       disable=None if progress else True, leave=False):  # fmt: skip
             s = starts[i : i + batch_size]
-            rows = torch.from_numpy(data[s[:, None] + np.arange(block_size + 1)].astype(np.int64))
-            rows = rows.to(device)
+            rows = torch.from_numpy(token_rows(data, s, block_size + 1)).to(device)
             t = time.perf_counter()
             nll = model(rows[:, :-1], rows[:, 1:], reduction="none").view(len(s), block_size)
             nll = nll.double().cpu().numpy()
@@ -193,10 +194,23 @@ class OutOfTimeError(Exception):
     """An evaluation that would not end by its deadline (it stops after one batch)."""
 
 
+@dataclass(frozen=True)
+class NgramSpec:
+    """The n-gram partner an evaluation mixes in: a Kneser-Ney model of ``order`` over the
+    training tokens ``train``, with the run's fitted mixture (RUN/partner.json), or with its
+    weight fitted now on the end of ``train`` when ``fit`` is None."""
+
+    train: np.ndarray
+    vocab_size: int
+    order: int
+    fit: dict | None = None
+
+
 def evaluate(
     model,
     data: np.ndarray,
     counts: dict,
+    *,
     block_size: int,
     split: str = "val",
     batch_size: int = 16,
@@ -205,17 +219,15 @@ def evaluate(
     deadline: float | None = None,
     stride: int | None = None,
     adapt_lr: float | None = None,
-    ngram: tuple[np.ndarray, int, dict | int] | None = None,
+    ngram: NgramSpec | None = None,
     read_spell_bits: float | None = None,
 ) -> EvalResult:
     """The whole split's figures; ``counts`` is the split's entry of meta.json (characters,
     tokens, <unk>s and their spelling bits). ``stride``: see :func:`windows`; with
-    ``adapt_lr`` also the adaptive figure (:func:`adaptive_nll`); with ``ngram`` (the
-    training tokens, the vocabulary size, and a run's partner: its fitted mixture, or an order
-    to fit one now, :func:`.ngram.fit_mixture`) also the figure of the GPT mixed with a
-    Kneser-Ney n-gram model of the training tokens. ``read_spell_bits``: the split's
-    spelling bits when the spelling model reads as it goes, for the adaptive figures (else
-    the static ones)."""
+    ``adapt_lr`` also the adaptive figure (:func:`adaptive_nll`); with ``ngram`` also the
+    figure of the GPT mixed with a Kneser-Ney n-gram model of the training tokens
+    (:class:`NgramSpec`). ``read_spell_bits``: the split's spelling bits when the spelling
+    model reads as it goes, for the adaptive figures (else the static ones)."""
     per_token = token_nll(model, data, block_size, batch_size, device, progress, deadline, stride)
     nll, n = float(per_token.sum()), len(per_token)
     loss, chars, spell = nll / max(n, 1), counts["chars"], counts.get("unk_spell_bits", 0.0)
@@ -226,11 +238,11 @@ def evaluate(
         adaptive = bits_per_char(float(adapted.sum()), chars, read_spell)
     mixture = None
     if ngram is not None:
-        train, vocab, fit = ngram
-        if isinstance(fit, int):  # no partner saved: fitted now
+        train, vocab, fit = ngram.train, ngram.vocab_size, ngram.fit
+        if fit is None:  # no partner saved: fitted now
             held = partial(token_nll, model, block_size=block_size, batch_size=batch_size,
                            device=device, stride=stride)  # fmt: skip
-            fit = fit_mixture(held, train, vocab, fit)
+            fit = fit_mixture(held, train, gpt_tokens(len(train), ngram.order), vocab, ngram.order)
         weight = fit["gpt_weight"]
         kn = KneserNey(train, vocab, fit["order"]).split_prob(np.asarray(data))
         mixed = mixed_nll(per_token, kn, weight)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from ..config import ModelConfig, to_dict
+from ..config import ModelConfig
 from ..corpus.tokenfiles import load_split
 from ..corpus.tokenizer import UNK, to_hf, unk_id
 from ..errors import WordGPTError
@@ -36,7 +36,9 @@ from ..folders import expect
 from ..logs import log
 from ..model import gpt as model_module
 from ..model.ensemble import Ensemble
-from .loaded import Model, load, member_checkpoints
+from ..runs.members import member_checkpoints
+from ..settings import to_dict
+from .loaded import Model, load
 
 
 @dataclass(frozen=True)

@@ -4,27 +4,29 @@ tokenizer) and gives a :class:`Model` that generates text and is evaluated."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
 
-from ..config import DataConfig, SampleConfig, from_dict
+from ..config import DataConfig, SampleConfig
 from ..corpus.build import prepare
 from ..corpus.tokenfiles import load_meta, load_split, load_tokenizer, load_unk_words
 from ..corpus.tokenizer import Tokenizer
 from ..errors import CheckpointError, WordGPTError
-from ..fileio import atomic_write, read_json_object
 from ..logs import log
 from ..model.device import check_memory, pick_device
 from ..model.ensemble import Ensemble
 from ..model.gpt import GPT
+from ..model.mixture import Partner, fit_mixture
+from ..model.ngram import KneserNey
 from ..runs import checkpoint
-from .evaluate import EvalResult, evaluate, token_nll
+from ..runs.members import member_checkpoints, read_partner, write_partner
+from ..settings import from_dict
+from ..training.holdout import gpt_tokens
+from .evaluate import EvalResult, NgramSpec, evaluate, token_nll
 from .generate import Copies, Generation, find_copies, generate, stream_text
-from .ngram import KneserNey, Partner, fit_mixture
 
 
 @dataclass(repr=False)
@@ -78,12 +80,13 @@ class Model:
 
     def fit_partner(self, order: int) -> dict:
         """Fit the GPT's weight in a mixture with a Kneser-Ney model of ``order`` on the end
-        of the training split (:func:`.ngram.fit_mixture`; a run trained with a partner kept
+        of the training split (:func:`.mixture.fit_mixture`; a run trained with a partner kept
         that slice from the GPT) and keep it in RUN/partner.json."""
-        B = self.gpt.cfg.block_size
-        fit = fit_mixture(lambda t: token_nll(self.gpt, t, B, device=self.device),
-                          self.training_tokens(), self.gpt.cfg.vocab_size, order)  # fmt: skip
-        atomic_write(self.run_dir / "partner.json", json.dumps(fit, indent=2) + "\n")
+        B, V, train = self.gpt.cfg.block_size, self.gpt.cfg.vocab_size, self.training_tokens()
+        held_out = gpt_tokens(len(train), order)  # where the slice kept from the GPT starts
+        fit = fit_mixture(lambda t: token_nll(self.gpt, t, B, device=self.device), train,
+                          held_out, V, order)  # fmt: skip
+        write_partner(self.run_dir, fit)
         self.partner_fit, self._partner = fit, None
         return fit
 
@@ -142,26 +145,27 @@ class Model:
         would not be done by then."""
         data_dir = Path(data_dir or self.config["data_dir"])
         meta = load_meta(data_dir)
-        if checkpoint.tokenizer_json(load_tokenizer(data_dir)) != (
-            checkpoint.tokenizer_json(self.tokenizer)
-        ):
+        if not checkpoint.same_vocabulary(load_tokenizer(data_dir), self.tokenizer):
             raise CheckpointError(
                 f"{data_dir} was tokenized with another vocabulary than run {self.run_dir}"
             )
+        read_spell = None
+        if adapt_lr is not None:
+            read_spell = self._read_spell_bits(data_dir, split, meta)
         return evaluate(
             self.gpt,
             load_split(data_dir, split),
             meta["splits"][split],
-            self.gpt.cfg.block_size,
-            split,
-            batch_size,
-            self.device,
-            progress,
-            deadline,
-            stride,
-            adapt_lr,
-            self._ngram_spec(ngram),
-            self._read_spell_bits(data_dir, split, meta) if adapt_lr is not None else None,
+            block_size=self.gpt.cfg.block_size,
+            split=split,
+            batch_size=batch_size,
+            device=self.device,
+            progress=progress,
+            deadline=deadline,
+            stride=stride,
+            adapt_lr=adapt_lr,
+            ngram=self._ngram_spec(ngram),
+            read_spell_bits=read_spell,
         )
 
     def _read_spell_bits(self, data_dir: Path, split: str, meta: dict) -> float | None:
@@ -177,14 +181,15 @@ class Model:
             return None
         return float(self.tokenizer.spelling().read_bits(words).sum())
 
-    def _ngram_spec(self, ngram: int | None):
+    def _ngram_spec(self, ngram: int | None) -> NgramSpec | None:
         """What :func:`.evaluate.evaluate` mixes in for ``ngram`` (see :meth:`evaluate`)."""
         fit = self.partner_fit
         if ngram == 0 or (ngram is None and (fit is None or self.data_dir is None)):
             return None
-        if ngram is not None and (fit is None or fit["order"] != ngram):
-            fit = ngram
-        return self.training_tokens(), self.gpt.cfg.vocab_size, fit
+        order = ngram or fit["order"]
+        same = fit is not None and fit["order"] == order
+        V = self.gpt.cfg.vocab_size
+        return NgramSpec(self.training_tokens(), V, order, fit if same else None)
 
     def training_tokens(self):
         """The run's training split (its own data folder's train.bin)."""
@@ -231,20 +236,8 @@ def load(run_dir: str | Path, which: str = "best", device: str = "auto") -> Mode
         "data": ck.get("data_config", {}),
         "preset": ck.get("preset"),
     }
-    partner = read_json_object(path.parent / "partner.json")
-    partner = partner if {"order", "gpt_weight"} <= partner.keys() else None
+    partner = read_partner(path.parent)
     return Model(gpt, tok, path.parent, config, int(ck.get("step", 0)), dev, path, partner)
-
-
-def member_checkpoints(run_dir: Path) -> list[Path]:
-    """The ``best.pt`` of each further member the run trained to its end, in order (one
-    stopped by a signal or a divergence is left out)."""
-    found = []
-    for best in (run_dir / "members").glob("*/best.pt"):
-        stopped = str(read_json_object(best.parent / "summary.json").get("stopped", "signal"))
-        if not stopped.startswith(("signal", "diverged")):
-            found.append(best)
-    return sorted(found, key=lambda p: (len(p.parent.name), p.parent.name))
 
 
 def read_gpt(ck: dict, path: Path, dev: torch.device, tok: Tokenizer) -> GPT:
@@ -253,7 +246,7 @@ def read_gpt(ck: dict, path: Path, dev: torch.device, tok: Tokenizer) -> GPT:
     check_memory(cfg, device=str(dev), doing="load")
     if tok.vocab_size != cfg.vocab_size:
         raise CheckpointError(f"{path}: tokenizer and model disagree on the vocabulary size")
-    if checkpoint.tokenizer_json(json.loads(ck["tokenizer"])) != checkpoint.tokenizer_json(tok):
+    if not checkpoint.same_vocabulary(ck["tokenizer"], tok):
         raise CheckpointError(f"{path}: its tokenizer differs from the run's")
     gpt = GPT(cfg)
     checkpoint.load_weights(gpt, ck, path)

@@ -18,12 +18,12 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..fileio import atomic_write, read_json_object
+from ..model.sampling import SHOWCASE
 from ..runs.folder import RunDir
 from ..runs.metrics import read_metrics
 from ..version import package_version
 from .copies import copy_figures
 from .evaluate import OutOfTimeError
-from .generate import SHOWCASE
 from .loaded import Model, load
 
 SAMPLES = 3
@@ -140,13 +140,14 @@ def training_state(run: Path, summary: dict) -> dict:
 
 
 def write_report(
-    run_dir: str | Path, which: str = "best", deadline: float | None = None
+    run: str | Path | Model, which: str = "best", deadline: float | None = None
 ) -> tuple[Path, Path]:
-    """Write RUN/report.html and RUN/report.md; returns their paths. With a ``deadline``
+    """Write RUN/report.html and RUN/report.md of a run folder (its ``which`` checkpoint,
+    read on the CPU) or of a run already loaded; returns their paths. With a ``deadline``
     (see :func:`gather`) what would not end by then is left out, and the report says so."""
     from .report_page import markdown, page
 
-    m = load(run_dir, which, device="cpu")
+    m = run if isinstance(run, Model) else load(run, which, device="cpu")
     r = gather(m, deadline)
     run = m.run_dir
     atomic_write(run / "report.html", page(r))

@@ -14,11 +14,21 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import Word2VecConfig, word2vec_epochs
+from ..config import Word2VecConfig
 from ..corpus.tokenfiles import load_split, load_tokenizer
 from ..errors import DataError
 
 SENTENCE_END = {".", "?", "!"}
+
+WORDS_SEEN = 12_000_000
+"""What unset epochs aim for: words seen in all passes together."""
+
+
+def word2vec_epochs(cfg: Word2VecConfig, words: int) -> int:
+    """The number of passes: as set, or enough for WORDS_SEEN, from 5 to 30."""
+    if cfg.epochs is not None:
+        return cfg.epochs
+    return int(min(30, max(5, round(WORDS_SEEN / max(words, 1)))))
 
 
 def corpus_sentences(data_dir: str | Path, split: str = "train") -> list[list[str]]:

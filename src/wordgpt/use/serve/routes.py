@@ -23,8 +23,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ...config import SampleConfig
 from ...errors import WordGPTError
+from ...model.sampling import SHOWCASE
 from ...version import package_version
-from ..generate import SHOWCASE, with_seed
+from ..generate import with_seed
 from .state import ServeState, read_json, run_curves, run_file, run_summary
 
 STATIC = Path(__file__).parent / "static"

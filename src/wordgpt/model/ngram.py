@@ -1,13 +1,8 @@
-"""An n-gram partner for the GPT: interpolated Kneser-Ney (Chen and Goodman 1998) over a
-run's training tokens, and its mixture with the GPT's probabilities.
+"""The n-gram partner of the GPT: interpolated Kneser-Ney (Chen and Goodman 1998) over a
+run's training tokens; :mod:`.mixture` mixes it with the GPT.
 
 A book repeats its names and phrases; an n-gram model of its training text remembers them
-exactly, where a small GPT trained for minutes blurs them. A run with a partner (``train
---ngram N``, 4 in the word recipes) mixes the two, token by token, ``p = w * p_gpt + (1 - w)
-* p_kn``, at evaluation and sampling. The GPT trains on all but the last HELD_OUT of the
-training split; once it is trained, the weight ``w`` is fitted on that slice (the n-gram
-model counting the rest), so neither model has seen the tokens it is fitted on, and never on
-val. ``RUN/partner.json`` keeps the order and the weight; the counts are rebuilt from the
+exactly, where a small GPT trained for minutes blurs them. The counts are rebuilt from the
 run's training split when the run is loaded (a fraction of a second).
 
 The model is exact and vectorised: every n-gram of each order is a 64-bit key (its token ids
@@ -16,7 +11,8 @@ highest order uses counts, the lower ones continuation counts (in how many conte
 gram follows), each with its own absolute discount ``n1 / (n1 + 2 n2)`` (kept within 0.05
 and 0.95, so no token is ever impossible); the unigrams are
 interpolated with the uniform distribution, so every token has a probability and each
-context's distribution sums to 1 (a test sums it).
+context's distribution sums to 1 (a test sums it). :func:`read_split_prob` is the model that
+counts a text as it reads it (adaptive evaluation).
 """
 
 from __future__ import annotations
@@ -25,7 +21,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from ..errors import WordGPTError
 
@@ -140,43 +135,6 @@ class KneserNey:
         return self.prob(ctx, t[1:])
 
 
-def fit_weight(gpt_nll: np.ndarray, kn_prob: np.ndarray) -> float:
-    """The weight of the GPT in the mixture that gives the lowest cross-entropy on these
-    tokens (their GPT nats and n-gram probabilities): a grid, then a finer one around it."""
-
-    def loss(w: float) -> float:
-        return float(-np.log(w * np.exp(-gpt_nll) + (1 - w) * kn_prob).mean())
-
-    grid = np.linspace(0.05, 0.99, 48)
-    best = grid[int(np.argmin([loss(w) for w in grid]))]
-    fine = np.linspace(max(best - 0.02, 0.01), min(best + 0.02, 0.999), 41)
-    return float(fine[int(np.argmin([loss(w) for w in fine]))])
-
-
-def mixed_nll(gpt_nll: np.ndarray, kn_prob: np.ndarray, weight: float) -> np.ndarray:
-    """The mixture's nats per token."""
-    return -np.log(weight * np.exp(-gpt_nll) + (1 - weight) * kn_prob)
-
-
-def online_mixed_nll(
-    gpt_nll: np.ndarray, kn_prob: np.ndarray, prior: float, chunk: int = 65536
-) -> np.ndarray:
-    """The mixture's nats per token when each token is mixed with the weight that did best
-    on the tokens before it (follow the leader over a grid of weights; ``prior`` for the
-    first), as a compressor's mixer learns as it reads: a token's weight never depends on
-    it or on anything after it."""
-    grid = np.linspace(0.02, 0.98, 49)
-    lead = np.abs(grid - prior) * 1e-6  # before any token: the prior's weight leads
-    out = np.empty(len(gpt_nll))
-    for at in range(0, len(gpt_nll), chunk):
-        g, k = gpt_nll[at : at + chunk], kn_prob[at : at + chunk]
-        loss = -np.log(grid[:, None] * np.exp(-g)[None] + (1 - grid[:, None]) * k[None])
-        before = lead[:, None] + np.cumsum(loss, axis=1) - loss  # each weight's loss so far
-        out[at : at + chunk] = loss[np.argmin(before, axis=0), np.arange(len(g))]
-        lead = before[:, -1] + loss[:, -1]
-    return out
-
-
 READ_CHUNK = 2048
 """Adaptive evaluation: the n-gram model counts the text it has read again every this many
 tokens (or in at most MAX_RECOUNTS chunks of a longer text)."""
@@ -201,88 +159,3 @@ def read_split_prob(train: np.ndarray, tokens: np.ndarray, vocab: int, order: in
         m = min(chunk, n - at)
         out[at : at + m] = model.split_prob(seg)[-m:]
     return out
-
-
-HELD_OUT = 0.05
-"""The share of the training split (its end) that the mixture's weight is fitted on; a run
-with a partner keeps it from the GPT."""
-
-
-MIN_HELD_OUT = 100
-"""Fewer held-out tokens than this fit no weight worth having: such a run has no partner."""
-MAX_TOKENS = 20_000_000
-"""A training split longer than this gets no partner (its counts would take gigabytes)."""
-
-
-def partner_order(n_train: int, vocab: int, asked: int) -> tuple[int, str | None]:
-    """The order of the partner a run of ``n_train`` training tokens can have when
-    ``asked`` for one (0: none), and what was changed, if anything."""
-    order = asked
-    while order and float(vocab) ** order >= 2.0**62:  # the keys must fit 64 bits
-        order -= 1
-    if order and n_train * HELD_OUT < MIN_HELD_OUT:
-        return 0, (f"no n-gram partner: {n_train:,} training tokens are too few to hold out "
-                   f"{MIN_HELD_OUT} to fit it on")  # fmt: skip
-    if order and n_train > MAX_TOKENS:
-        return 0, f"no n-gram partner: {n_train:,} training tokens are more than it counts"
-    if order != asked:
-        return (
-            order,
-            f"an n-gram partner of order {order}: {asked} does not fit a vocabulary "
-            f"of {vocab:,} in 64-bit keys",
-        )
-    return order, None
-
-
-def gpt_tokens(n_train: int, order: int) -> int:
-    """How many of the ``n_train`` training tokens the GPT trains on when its run has a
-    partner of ``order`` (0: none, all of them); the rest is held out."""
-    if not order:
-        return n_train
-    cut = int(n_train * (1 - HELD_OUT))
-    if n_train - cut < 2 or cut < order + 1:
-        raise WordGPTError(
-            f"the training split ({n_train:,} tokens) is too short to hold out a slice for an "
-            f"n-gram partner of order {order}; train with --ngram 0"
-        )
-    return cut
-
-
-def fit_mixture(gpt_nll, train: np.ndarray, vocab: int, order: int) -> dict:
-    """The GPT's weight in its mixture with a Kneser-Ney model of ``order``, fitted on the
-    last HELD_OUT of the training tokens (the n-gram model counting the rest), and the held-out
-    slice's nats per token under each. ``gpt_nll(tokens)`` gives the GPT's nats of each of
-    ``tokens[1:]``."""
-    cut = gpt_tokens(len(train), order)
-    held = np.asarray(train[cut - 1 :])
-    g, kn = gpt_nll(held), KneserNey(train[:cut], vocab, order).split_prob(held)
-    weight = fit_weight(g, kn)
-    return {
-        "order": order,
-        "gpt_weight": weight,
-        "held_out_tokens": len(held) - 1,
-        "held_out_nats": {
-            "gpt": float(g.mean()),
-            "ngram": float(-np.log(kn).mean()),
-            "mixed": float(mixed_nll(g, kn, weight).mean()),
-        },
-    }
-
-
-@dataclass
-class Partner:
-    """A run's n-gram partner: the model of its training tokens and the GPT's weight."""
-
-    kn: KneserNey
-    weight: float
-    """The GPT's weight in the mixture."""
-
-    def describe(self) -> str:
-        return f"with its {self.kn.order}-gram partner (GPT weight {self.weight:.2f})"
-
-    def mix(self, logits, context):
-        """Log-probabilities of the mixture for the next token, from the GPT's last-position
-        ``logits`` (1, V) and the ids before it: ``log(w p_gpt + (1 - w) p_kn)``."""
-        kn = torch.from_numpy(self.kn.next_probs(context)).to(logits.device)
-        p = self.weight * logits.float().softmax(-1) + (1 - self.weight) * kn.float()
-        return p.log()

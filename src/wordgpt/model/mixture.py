@@ -1,0 +1,95 @@
+"""The GPT mixed with its n-gram partner, token by token: ``p = w * p_gpt + (1 - w) * p_kn``.
+
+A run with a partner (``train --ngram N``, 4 in the word recipes) mixes the two at evaluation
+and sampling. Its GPT trains on all but the end of the training split (the held-out policy of
+:mod:`wordgpt.training.holdout`); once it is trained, the weight ``w`` is fitted on that slice
+(the n-gram model counting the rest), so neither model has seen the tokens it is fitted on,
+and never on val. ``RUN/partner.json`` keeps the order and the weight
+(:mod:`wordgpt.runs.members` reads it back). Adaptive evaluation mixes with a weight that
+learns as it reads (:func:`online_mixed_nll`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .ngram import KneserNey
+
+
+def fit_weight(gpt_nll: np.ndarray, kn_prob: np.ndarray) -> float:
+    """The weight of the GPT in the mixture that gives the lowest cross-entropy on these
+    tokens (their GPT nats and n-gram probabilities): a grid, then a finer one around it."""
+
+    def loss(w: float) -> float:
+        return float(-np.log(w * np.exp(-gpt_nll) + (1 - w) * kn_prob).mean())
+
+    grid = np.linspace(0.05, 0.99, 48)
+    best = grid[int(np.argmin([loss(w) for w in grid]))]
+    fine = np.linspace(max(best - 0.02, 0.01), min(best + 0.02, 0.999), 41)
+    return float(fine[int(np.argmin([loss(w) for w in fine]))])
+
+
+def mixed_nll(gpt_nll: np.ndarray, kn_prob: np.ndarray, weight: float) -> np.ndarray:
+    """The mixture's nats per token."""
+    return -np.log(weight * np.exp(-gpt_nll) + (1 - weight) * kn_prob)
+
+
+def online_mixed_nll(
+    gpt_nll: np.ndarray, kn_prob: np.ndarray, prior: float, chunk: int = 65536
+) -> np.ndarray:
+    """The mixture's nats per token when each token is mixed with the weight that did best
+    on the tokens before it (follow the leader over a grid of weights; ``prior`` for the
+    first), as a compressor's mixer learns as it reads: a token's weight never depends on
+    it or on anything after it."""
+    grid = np.linspace(0.02, 0.98, 49)
+    lead = np.abs(grid - prior) * 1e-6  # before any token: the prior's weight leads
+    out = np.empty(len(gpt_nll))
+    for at in range(0, len(gpt_nll), chunk):
+        g, k = gpt_nll[at : at + chunk], kn_prob[at : at + chunk]
+        loss = -np.log(grid[:, None] * np.exp(-g)[None] + (1 - grid[:, None]) * k[None])
+        before = lead[:, None] + np.cumsum(loss, axis=1) - loss  # each weight's loss so far
+        out[at : at + chunk] = loss[np.argmin(before, axis=0), np.arange(len(g))]
+        lead = before[:, -1] + loss[:, -1]
+    return out
+
+
+def fit_mixture(gpt_nll, train: np.ndarray, cut: int, vocab: int, order: int) -> dict:
+    """The GPT's weight in its mixture with a Kneser-Ney model of ``order``, fitted on the
+    training tokens from ``cut`` on (the slice a run with a partner keeps from its GPT; the
+    n-gram model counts the tokens before it), and the held-out slice's nats per token under
+    each. ``gpt_nll(tokens)`` gives the GPT's nats of each of ``tokens[1:]``."""
+    held = np.asarray(train[cut - 1 :])
+    g, kn = gpt_nll(held), KneserNey(train[:cut], vocab, order).split_prob(held)
+    weight = fit_weight(g, kn)
+    return {
+        "order": order,
+        "gpt_weight": weight,
+        "held_out_tokens": len(held) - 1,
+        "held_out_nats": {
+            "gpt": float(g.mean()),
+            "ngram": float(-np.log(kn).mean()),
+            "mixed": float(mixed_nll(g, kn, weight).mean()),
+        },
+    }
+
+
+@dataclass
+class Partner:
+    """A run's n-gram partner: the model of its training tokens and the GPT's weight."""
+
+    kn: KneserNey
+    weight: float
+    """The GPT's weight in the mixture."""
+
+    def describe(self) -> str:
+        return f"with its {self.kn.order}-gram partner (GPT weight {self.weight:.2f})"
+
+    def mix(self, logits, context):
+        """Log-probabilities of the mixture for the next token, from the GPT's last-position
+        ``logits`` (1, V) and the ids before it: ``log(w p_gpt + (1 - w) p_kn)``."""
+        kn = torch.from_numpy(self.kn.next_probs(context)).to(logits.device)
+        p = self.weight * logits.float().softmax(-1) + (1 - self.weight) * kn.float()
+        return p.log()
