@@ -33,10 +33,11 @@ def budget(seconds=60.0, report=False, **kw) -> tuple[Budget, Clock]:
 def test_what_is_spent_counts_from_the_commands_start_and_across_resumes():
     b, clock = budget(60.0, started=90.0)  # the command began 10 s before the budget was made
     assert b.spent() == 10.0 and b.left() == 50.0
-    b.load_state_dict({"elapsed": 30.0, "eval_cost": 1.0, "reserve": 2.0})  # a resumed run
+    state = {"elapsed": 30.0, "eval_cost": 1.0, "reserve": 2.0, "eval_speed": 500.0}
+    b.load_state_dict(state)  # a resumed run
     clock.t += 5.0
     assert b.spent() == 45.0 and b.left() == 15.0 and b.spent(now=100.0) == 40.0
-    assert b.state_dict() == {"elapsed": 30.0, "eval_cost": 1.0, "reserve": 2.0}
+    assert b.state_dict() == state
     assert Budget(None, clock).left() == float("inf")
 
 
@@ -256,3 +257,33 @@ def test_a_time_budget_is_the_wall_time_of_the_whole_command(book_data, tmp_path
     assert wall <= 25, f"{wall:.1f} s for a 20 s budget\n{r.stdout[-1500:]}{r.stderr[-1500:]}"
     report = (tmp_path / "run" / "report.md").read_text(encoding="utf-8")
     assert "whole split" in report or "left out for the time budget" in report
+
+
+def test_the_partners_fit_takes_a_bounded_share_and_is_kept_back_even_without_the_report():
+    """200,000 held-out tokens at 1,000 tokens/s would take 200 s of a 100 s budget: the
+    weight is fitted on what a tenth of it holds (10,000 tokens), and the end keeps those
+    10 s back although the report's split is too long to keep time for."""
+    from wordgpt.training.budget import MIN_FIT_TOKENS, PARTNER_SHARE
+
+    b, _ = budget(100.0, report=True)
+    b.expect_end(partner_tokens=200_000, val_tokens=10**6, counting=1.5)
+    b.measure_eval(2.0, 2000, Dist().sync)
+    assert b.eval_speed == 1000.0 and b.fit_tokens() == PARTNER_SHARE * 100 * 1000
+    assert b.reserve == 2.0 + 10.0 + 1.5 + FINISH_SLACK_S  # no report's split, the partner's
+    small, _ = budget(1.0)
+    small.expect_end(partner_tokens=200_000, val_tokens=0)
+    small.measure_eval(2.0, 2000, Dist().sync)
+    assert small.fit_tokens() == MIN_FIT_TOKENS  # a weight is fitted on something
+    few, _ = budget(100.0)
+    few.expect_end(partner_tokens=500, val_tokens=0)
+    few.measure_eval(2.0, 2000, Dist().sync)
+    assert few.fit_tokens() == 500 and Budget(None).fit_tokens() == 0
+
+
+def test_counting_the_partners_n_grams_is_timed_on_a_part_and_scaled():
+    import numpy as np
+
+    from wordgpt.training.holdout import counting_seconds
+
+    tokens = np.random.default_rng(0).integers(0, 500, 200_000)
+    assert 0 < counting_seconds(tokens[:20_000], 500, 3) < counting_seconds(tokens, 500, 3)

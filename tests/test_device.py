@@ -1,5 +1,5 @@
-"""Devices and the dtype `--dtype auto` picks on a CPU: a measured probe, cached only when
-the machine was quiet while it measured."""
+"""Devices and the dtype `--dtype auto` picks on a CPU: a measured probe, cached whatever the
+load; the peak FLOP/s, measured again while its cached value was read on a busy machine."""
 
 from __future__ import annotations
 
@@ -59,21 +59,18 @@ def test_a_quiet_answer_is_cached_and_not_measured_again(quiet_machine, capsys):
     assert not device.cpu_prefers_bf16("other", other) and other.calls == 6
 
 
-def test_an_unsteady_probe_is_used_once_and_never_cached(quiet_machine):
-    # a burst of load during one bf16 round: that answer must not stick
-    assert not device.cpu_prefers_bf16("w", FakeTimer([1.0] * 3, [1.6, 1.4, 0.95]))
-    assert not quiet_machine.exists()
-    assert device.cpu_prefers_bf16("w", FakeTimer([1.0] * 3, [0.5] * 3))  # measured again
-
-
-def test_a_probe_while_other_processes_use_the_cpu_is_not_cached(quiet_machine, monkeypatch):
-    spent = iter([0.0, 1e6])  # other processes kept every core busy meanwhile
+def test_a_probe_on_a_busy_machine_is_cached_too_and_never_run_again(quiet_machine, monkeypatch):
+    """Other processes kept every core busy while it ran: both dtypes slowed down alike, so
+    the answer stands and is kept; the next run reads it (a start-up that costs what it
+    says: seconds once, not at every run)."""
+    spent = iter([0.0, 1e6])
     monkeypatch.setattr(device, "_cpu_seconds_of_others", lambda: next(spent))
     r = device.probe_cpu_dtype(FakeTimer([1.0] * 3, [0.5] * 3))
-    assert r["others_load"] > 1 and not r["quiet"]
+    assert r["others_load"] > 1 and not r["quiet"] and r["bf16"]
     spent = iter([0.0, 1e6])
-    device.cpu_prefers_bf16("w", FakeTimer([1.0] * 3, [0.5] * 3))
-    assert not quiet_machine.exists()
+    assert device.cpu_prefers_bf16("w", FakeTimer([1.0] * 3, [0.5] * 3))
+    again = FakeTimer([], [])
+    assert device.cpu_prefers_bf16("w", again) and again.calls == 0
 
 
 def test_without_native_bf16_the_probe_says_fp32_without_timing(quiet_machine, monkeypatch):
@@ -101,17 +98,18 @@ def test_devices_that_do_not_exist_are_one_clear_error(spec, words):
         device.pick_device(spec)
 
 
-def test_the_peak_is_measured_once_and_kept_only_from_a_quiet_machine(quiet_machine, monkeypatch):
+def test_the_peak_is_cached_and_measured_again_only_while_it_was_busy(quiet_machine, monkeypatch):
     cpu = torch.device("cpu")
     spent = iter([0.0, 1e6, 0.0, 0.0])  # busy during the first measurement, quiet after
     monkeypatch.setattr(device, "_cpu_seconds_of_others", lambda: next(spent))
     first = device.peak_flops(cpu, None)
-    assert first > 1e8 and not (quiet_machine.parent / "peak-flops.json").exists()
-    second = device.peak_flops(cpu, None)  # measured again, on a quiet machine: kept
     cached = json.loads((quiet_machine.parent / "peak-flops.json").read_text())
-    assert list(cached.values()) == [second]
+    assert first > 1e8 and list(cached.values()) == [{"flops": first, "quiet": False}]
+    second = device.peak_flops(cpu, None)  # measured again, on a quiet machine: the best kept
+    cached = json.loads((quiet_machine.parent / "peak-flops.json").read_text())
+    assert list(cached.values()) == [{"flops": max(first, second), "quiet": True}]
     monkeypatch.setattr(device, "_matmul_seconds", lambda *a: pytest.fail("measured again"))
-    assert device.peak_flops(cpu, None) == second
+    assert device.peak_flops(cpu, None) == max(first, second)
     assert device.peak_flops(torch.device("meta"), None) is None
 
 

@@ -10,9 +10,12 @@ import json
 import numpy as np
 import pytest
 
+from wordgpt.corpus.tokenfiles import load_meta
 from wordgpt.errors import WordGPTError
 from wordgpt.model.mixture import Partner
 from wordgpt.training.holdout import HELD_OUT, gpt_tokens, partner_order
+
+from .helpers import FAST
 
 
 def test_the_partner_order_fits_the_keys_and_the_split():
@@ -137,3 +140,22 @@ def test_the_model_card_says_the_partner_is_not_exported(partner_run, run):
     card = model_card(wordgpt.load(partner_run[0], device="cpu"), "gpt2", "x")
     assert "not exported: the run's 3-gram partner" in card
     assert "partner" not in model_card(wordgpt.load(run, device="cpu"), "gpt2", "x")
+
+
+def test_on_a_short_budget_the_weight_is_fitted_on_a_sample_of_the_held_out_slice(
+    word_data, tmp_path, monkeypatch, capsys
+):
+    """What a budget's share holds at the measured speed: here, a share so small that the
+    weight is fitted on the fewest tokens allowed (the start of the slice), and it says so."""
+    from wordgpt.training import budget as budget_mod
+    from wordgpt.use.train_run import train
+
+    monkeypatch.setattr(budget_mod, "PARTNER_SHARE", 1e-9)
+    monkeypatch.setattr(budget_mod, "MIN_FIT_TOKENS", 60)
+    train(word_data, tmp_path / "r", preset="tiny", ngram=3, max_iters=10, time_budget=600,
+          **FAST)  # fmt: skip
+    fit = json.loads((tmp_path / "r" / "partner.json").read_text())
+    n = load_meta(word_data)["splits"]["train"]["tokens"]
+    assert fit["held_out_tokens"] == 60
+    assert f"fitted on 60 of the last {n - gpt_tokens(n, 3):,} training tokens" in (
+        capsys.readouterr().out)  # fmt: skip

@@ -77,4 +77,38 @@ def test_on_a_slow_machine_the_picked_recipe_still_warms_up_and_decays(word_data
 
 
 def test_the_probe_measures_a_positive_speed():
-    assert speed.probe_speed(seconds=0.0) > 100
+    assert speed.probe_speed(seconds=0.0).tokens_per_s > 100
+
+
+def test_the_probe_times_each_thread_count_and_keeps_the_fastest(monkeypatch):
+    """Beside a busy process one thread outruns two: the probe says so, and leaves torch's
+    thread count as it found it."""
+    import torch
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(speed, "cores", lambda: 2)
+    monkeypatch.setattr(speed, "step_seconds",
+                        lambda model, x: {1: 0.2, 2: 0.5}[torch.get_num_threads()])  # fmt: skip
+    torch.set_num_threads(2)
+    s = speed.probe_speed(seconds=0.0)
+    assert s.threads == 1 and s.tokens_per_s == 1024 / 0.2 and set(s.by_threads) == {1, 2}
+    assert torch.get_num_threads() == 2
+    assert "with 1 thread," in pick_recipe("word", 300, s).why
+
+
+def test_a_busy_machine_says_so_and_which_recipe_it_would_train_quiet(monkeypatch):
+    """The probe once read three times today's speed on this machine, quiet: today's reading
+    picks today's recipe, and the line says the machine is busy and what it would train."""
+    from wordgpt.model.device import ProbeCache, machine_key
+
+    monkeypatch.setattr(speed, "step_seconds", lambda model, x: 1024 / (SPEED / 3))
+    ProbeCache("speed-probe").put(f"{machine_key(threads=False)} | cpu", SPEED)
+    s = speed.probe_speed(device="cpu", seconds=0.0)
+    assert s.busy and s.quiet_best == SPEED
+    pick = pick_recipe("word", 900, s)
+    assert pick.preset == RECIPES[("word", 300)]  # the speed it has now
+    assert (
+        "this machine is busy" in pick.why and f"train recipe {RECIPES[('word', 900)]}" in pick.why
+    )
+    quiet = pick_recipe("word", 900, speed.Speed(SPEED, quiet_best=SPEED))
+    assert "busy" not in quiet.why and quiet.preset == RECIPES[("word", 900)]

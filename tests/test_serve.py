@@ -239,3 +239,27 @@ def test_a_generation_stops_at_its_time_limit(server):
     r = httpx.post(f"{url}/api/generate", json={"run": "demo", "max_new_tokens": 500}, timeout=60)
     done = events(r.text)[-1]
     assert done[0] == "done" and done[1]["stopped"] == "time_limit" and done[1]["pieces"] < 100
+
+
+def test_an_ensemble_run_writes_on_the_page_what_sample_writes(run, trained_once, tmp_path):
+    """A run with a further member (another run of the same vocabulary, in RUN/members/2):
+    the page's text for a seed is the ensemble's, as `wordgpt sample RUN` gives it, not the
+    first model's alone; a member that is a link is never read."""
+    root = tmp_path / "runs"
+    shutil.copytree(run, root / "ens")
+    shutil.copytree(trained_once, root / "ens" / "members" / "2")
+    body = {"run": "ens", "prompt": "the knight", "max_new_tokens": 15, "seed": 3,
+            "temperature": 1.0, "top_k": 0, "ngram": False}  # fmt: skip
+    page = "".join(d["text"] for e, d in events(client(root).post("/api/generate", json=body).text)
+                   if e == "token")  # fmt: skip
+    ens = wordgpt.load(root / "ens", device="cpu")
+    assert len(ens.gpt.members) == 2
+    kw = {"max_new_tokens": 15, "seed": 3, "temperature": 1.0, "top_k": 0}
+    assert page == ens.generate("the knight", **kw).text
+    assert (
+        page
+        != wordgpt.load(root / "ens" / "best.pt", device="cpu").generate("the knight", **kw).text
+    )
+    shutil.move(root / "ens" / "members" / "2", tmp_path / "away")
+    (root / "ens" / "members" / "2").symlink_to(tmp_path / "away")
+    assert not hasattr(wordgpt.load(root / "ens", device="cpu").gpt, "members")

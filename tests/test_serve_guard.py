@@ -212,7 +212,7 @@ def test_loading_one_run_never_holds_up_another(run, tmp_path, monkeypatch):
     real, started, gate = loaded.load, threading.Event(), threading.Event()
 
     def slow(path, *a, **k):
-        if Path(path).parent.name == "a":  # its best.pt
+        if Path(path).name == "a":  # its run folder
             started.set()
             gate.wait(30)
         return real(path, *a, **k)

@@ -318,6 +318,10 @@ class TrainConfig:
     """auto: bf16 autocast on CUDA GPUs with bf16 (else fp16), and on a CPU where a short
     measured probe finds bf16 faster than fp32 (cached per machine); or fp32, bf16, fp16
     (CUDA only, with a gradient scaler)."""
+    threads: int | None = None
+    """torch threads to train with on a CPU; unset: chosen by timing the first steps with
+    each count (and timed again when steps turn far slower), unless OMP_NUM_THREADS or
+    MKL_NUM_THREADS fixes it."""
     compile: bool | None = None
     """Wrap the model in torch.compile; unset means on for CUDA unless the time budget is
     under 600 seconds (compiling takes half a minute or more), off elsewhere."""
@@ -356,7 +360,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         check_choices(self)
         check_numbers(self)
-        at_least(self, 1, "batch_size", "grad_accum", "embeddings_limit", "members")
+        at_least(self, 1, "batch_size", "grad_accum", "embeddings_limit", "members", "threads")
         at_least(self, 0, "freeze_embeddings", "seed", "ngram")
         check(self.ngram <= NGRAM_MAX, f"ngram must be at most {NGRAM_MAX}, got {self.ngram}")
         check(self.device.strip() != "", "device must not be empty")

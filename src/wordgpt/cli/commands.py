@@ -31,6 +31,7 @@ from .flags import (
     json_option,
     needs_extra,
     settings_given,
+    threads_option,
     trust_pickle_option,
 )
 
@@ -143,15 +144,16 @@ def train(data_dir, preset, out, resume, overwrite, dry_run, trust_pickle, repor
     "space-prefixed words, 16 words and spaces, 35 characters, 8 BPE tokens]",
 )
 @click.option("--copies/--no-copies", default=True, help="look for copied spans (after the text)")
+@threads_option
 @config_options(SampleConfig)
-def sample(run, prompt, which, device, copy_min, copies, **kw) -> None:
+def sample(run, prompt, which, device, copy_min, copies, threads, **kw) -> None:
     """Generate text from a trained run, streamed as it comes; then which of it stands
     verbatim in the training text (on stderr)."""
     from ..use.generate import print_stream, with_seed
     from ..use.loaded import load
 
     cfg = with_seed(SampleConfig(**kw))
-    m = load(run, which, device)
+    m = load(run, which, device, threads=threads)
     unknown = m.tokenizer.unknown(prompt)
     if unknown:
         words = ", ".join(repr(w) for w, _ in unknown.most_common(10))
@@ -221,14 +223,15 @@ def sample(run, prompt, which, device, copy_min, copies, **kw) -> None:
     "training tokens (its weight fitted on the end of the training split); 0: the GPT alone "
     "[default: the run's own n-gram partner, when it has one]",
 )
+@threads_option
 @json_option
 def eval_(run, split, data_dir, text, which, device, copies, stride, adapt, adapt_lr, ngram,
-          as_json) -> None:  # fmt: skip
+          threads, as_json) -> None:  # fmt: skip
     """Loss, perplexity and bits per character over a whole split, or any text file (each
     <unk> charged its spelling; the <unk> share shown); recorded in RUN/eval.json."""
     from ..use.loaded import load
 
-    m = load(run, which, device)
+    m = load(run, which, device, threads=threads)
     kw = {"stride": stride, "adapt_lr": adapt_lr if adapt else None, "ngram": ngram}
     r = (
         m.evaluate_text(text, **kw)

@@ -175,6 +175,14 @@ checkpoint_option = click.option(
 device_option = click.option(
     "--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps"
 )
+threads_option = click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    show_default=False,
+    help="torch threads on a CPU [default: chosen by timing the first units of work with each "
+    "count, unless OMP_NUM_THREADS fixes it]",
+)
 trust_pickle_option = click.option(
     "--trust-pickle",
     is_flag=True,

@@ -6,7 +6,7 @@ times faster than fp32, with AVX-512 bf16 alone they can be slower. No flag tell
 ``auto`` runs a short probe (forward and backward of the model about to be trained, on a
 small batch, each dtype timed the same way) and keeps bf16 only if it is clearly faster. The
 answer is cached per machine, torch version, thread count and model in
-``cache_dir()/dtype-probe.json``.
+``cache_dir()/dtype-probe.json``, whatever the load (a busy machine slows both dtypes).
 """
 
 from __future__ import annotations
@@ -159,8 +159,9 @@ def check_memory(cfg, batch_size: int = 0, device: str = "auto", doing: str = "t
 # ------------------------------------------------------------------------ the CPU probe
 
 
-def machine_key() -> str:
-    """What the probe's answer depends on: the CPU, its flags, torch, the thread count."""
+def machine_key(threads: bool = True) -> str:
+    """What a probe's answer depends on: the CPU, its flags, torch, the thread count (unless
+    ``threads`` is False: a probe that times every count)."""
     cpu, flags = "", ""
     with contextlib.suppress(OSError), open("/proc/cpuinfo", errors="replace") as f:
         for line in f:
@@ -171,7 +172,8 @@ def machine_key() -> str:
                 break
     cpu = cpu or platform.processor() or platform.machine()
     digest = hashlib.sha256(flags.encode()).hexdigest()[:12]
-    return f"{cpu} | flags {digest} | torch {torch.__version__} | {torch.get_num_threads()} threads"
+    key = f"{cpu} | flags {digest} | torch {torch.__version__}"
+    return f"{key} | {torch.get_num_threads()} threads" if threads else key
 
 
 def step_timer(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, reps: int = 2):
@@ -277,10 +279,10 @@ def cpu_prefers_bf16(workload: str, timer: Callable[[torch.dtype | None], float]
     cache, key = ProbeCache("dtype-probe"), f"{machine_key()} | {workload}"
     if isinstance(cached := cache.get(key), dict) and "bf16" in cached:
         return bool(cached["bf16"])
-    log.info("timing fp32 against bf16 on this CPU for this model (a few seconds, once)")
+    if native_bf16():  # without, fp32 and nothing to time
+        log.info("timing fp32 against bf16 on this CPU for this model (a few seconds, once)")
     result = probe_cpu_dtype(timer)
-    if result["quiet"]:  # an answer measured on a busy machine is used once, never kept
-        cache.put(key, result)
+    cache.put(key, result)  # kept whatever the load: busy, both dtypes slow down alike
     return bool(result["bf16"])
 
 
@@ -308,17 +310,21 @@ def mfu(tokens_per_s: float, flops_per_token: float, peak: float | None) -> floa
 
 def peak_flops(device: torch.device, dtype: torch.dtype | None) -> float | None:
     """The FLOP/s of a large matrix product in ``dtype`` (None: fp32) on ``device``: the
-    peak that model-FLOP utilisation is measured against. Measured once per machine, torch
-    version and thread count (best of three rounds, kept only when the machine was quiet);
-    None on MPS."""
+    peak that model-FLOP utilisation is measured against. Measured per machine, torch
+    version and thread count (best of three rounds) and cached, whatever the load; one
+    measured while other programs had the cores is measured again at the next call, and the
+    higher kept, until a quiet one is. None on MPS."""
     if device.type not in ("cpu", "cuda"):
         return None
     dtype = dtype or torch.float32
     name = str(dtype).removeprefix("torch.")
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else machine_key()
     cache, key = ProbeCache("peak-flops"), f"{where} | {name}"
-    if isinstance(cached := cache.get(key), int | float):
-        return float(cached)
+    cached = cache.get(key)
+    if isinstance(cached, int | float):  # cached before the load was kept beside it
+        cached = {"flops": float(cached), "quiet": True}
+    if isinstance(cached, dict) and cached.get("quiet"):
+        return float(cached["flops"])
     n = 8192 if device.type == "cuda" else 1024
     if device.type == "cpu" and dtype == torch.bfloat16 and not native_bf16():
         n = 256  # emulated bf16 runs at a hundredth of fp32's speed: a smaller product
@@ -326,6 +332,7 @@ def peak_flops(device: torch.device, dtype: torch.dtype | None) -> float | None:
         lambda: min(_matmul_seconds(device, dtype, n, 4) for _ in range(3))
     )
     flops = 2 * n**3 / best
-    if load is None or load < 0.2:  # a peak measured on a busy machine is not kept
-        cache.put(key, flops)
+    if isinstance(cached, dict) and float(cached.get("flops", 0)) > flops:
+        flops = float(cached["flops"])  # an earlier busy reading that was higher
+    cache.put(key, {"flops": flops, "quiet": load is None or load < 0.2})
     return flops

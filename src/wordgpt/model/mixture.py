@@ -56,12 +56,16 @@ def online_mixed_nll(
     return out
 
 
-def fit_mixture(gpt_nll, train: np.ndarray, cut: int, vocab: int, order: int) -> dict:
+def fit_mixture(gpt_nll, train: np.ndarray, cut: int, vocab: int, order: int,
+                max_tokens: int | None = None) -> dict:  # fmt: skip
     """The GPT's weight in its mixture with a Kneser-Ney model of ``order``, fitted on the
     training tokens from ``cut`` on (the slice a run with a partner keeps from its GPT; the
-    n-gram model counts the tokens before it), and the held-out slice's nats per token under
-    each. ``gpt_nll(tokens)`` gives the GPT's nats of each of ``tokens[1:]``."""
-    held = np.asarray(train[cut - 1 :])
+    n-gram model counts the tokens before it), at most ``max_tokens`` of them (the slice's
+    start: a weight needs far fewer tokens than a large corpus holds), and the held-out
+    slice's nats per token under each. ``gpt_nll(tokens)`` gives the GPT's nats of each of
+    ``tokens[1:]``."""
+    end = len(train) if max_tokens is None else min(len(train), cut + max_tokens)
+    held = np.asarray(train[cut - 1 : end])
     g, kn = gpt_nll(held), KneserNey(train[:cut], vocab, order).split_prob(held)
     weight = fit_weight(g, kn)
     return {

@@ -17,6 +17,7 @@ stage that uses a run).
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterator
 
 import torch
@@ -24,6 +25,7 @@ import torch
 from ..config import SampleConfig
 from ..errors import WordGPTError
 from .mixture import Partner
+from .threads import Threads
 
 SHOWCASE = SampleConfig(max_new_tokens=120, seed=1)
 """The samples that are shown (the demo, the report, training's samples, ``eval --copies``):
@@ -76,12 +78,14 @@ def generate_ids(
     cfg: SampleConfig,
     unk: int | None = None,
     partner: Partner | None = None,
+    threads: Threads | None = None,
 ) -> Iterator[int]:
     """New token ids after the context ``ids``, one at a time, drawn as ``cfg`` says (an
     unset seed draws a fresh one); ``unk``, the id of ``<unk>``, is never drawn unless
     ``cfg.allow_unk``; with a ``partner`` each draw is from the GPT's distribution mixed with
-    the n-gram model's. The model is in eval mode while the iterator runs; closing the
-    iterator stops the generation."""
+    the n-gram model's; ``threads`` chooses the CPU's thread count by timing the tokens. The
+    model is in eval mode while the iterator runs; closing the iterator stops the
+    generation."""
     model = getattr(gpt, "_orig_mod", gpt)  # a compiled model: its module (shapes change)
     device = next(model.parameters()).device
     block = model.cfg.block_size
@@ -96,16 +100,22 @@ def generate_ids(
         if cfg.use_cache and cfg.max_new_tokens:  # the context's keys and values, once
             cache = model.new_cache(1)
             logits, pos = model(idx[:, -block:], cache=cache)[:, -1], min(idx.size(1), block)
+        spent = 0.0  # this token's compute so far (the time between yields is the caller's)
         for i in range(cfg.max_new_tokens):
+            t0 = time.perf_counter()
             if not cfg.use_cache:  # every step re-runs the last block of tokens
                 logits = model(idx[:, -block:])[:, -1]  # (1, V)
             if partner is not None:  # log(w p_gpt + (1 - w) p_kn), then the sampling rules
                 logits = partner.mix(logits, idx[0].tolist())
             nxt = sample_next(logits, cfg.temperature, cfg.top_k, cfg.top_p, gen, ban)  # (1,)
+            if threads is not None:  # the token's time: its draw and its position's forward
+                threads.after(spent + time.perf_counter() - t0)
+                threads.before()
             yield int(nxt[0])
             idx = torch.cat([idx, nxt[:, None]], dim=1)
             if cache is None or i + 1 == cfg.max_new_tokens:
                 continue
+            t0 = time.perf_counter()
             if pos < block:  # one new position through the cache
                 logits = model(nxt[:, None], cache=cache, pos=pos)[:, -1]  # (1, V)
                 pos += 1
@@ -113,5 +123,6 @@ def generate_ids(
                 cache = model.new_cache(1)
                 ctx = idx[:, -(block // 2) :]
                 logits, pos = model(ctx, cache=cache)[:, -1], ctx.size(1)
+            spent = time.perf_counter() - t0
     finally:
         model.train(was_training)

@@ -26,9 +26,12 @@ def member_dir(run_dir: str | Path, k: int) -> Path:
 
 def member_checkpoints(run_dir: str | Path) -> list[Path]:
     """The ``best.pt`` of each further member the run trained to its end, in order (one
-    stopped by a signal or a divergence is left out)."""
+    stopped by a signal or a divergence is left out, and so is a link: members are the
+    run's own folders, never a model from elsewhere)."""
     found = []
     for best in (Path(run_dir) / "members").glob("*/best.pt"):
+        if best.is_symlink() or best.parent.is_symlink():
+            continue
         stopped = str(read_json_object(best.parent / "summary.json").get("stopped", "signal"))
         if not stopped.startswith(("signal", "diverged")):
             found.append(best)
@@ -37,9 +40,9 @@ def member_checkpoints(run_dir: str | Path) -> list[Path]:
 
 def read_partner(run_dir: str | Path) -> dict | None:
     """RUN/partner.json, checked (an order from 1 to NGRAM_MAX, the GPT's weight from 0 to
-    1), or None when the run has no partner file."""
+    1), or None when the run has no partner file (a link is none)."""
     path = Path(run_dir) / PARTNER
-    if not path.is_file():
+    if not path.is_file() or path.is_symlink():  # the run's own file, never a link
         return None
     fit = read_json_object(path)
     order, weight = fit.get("order"), fit.get("gpt_weight")

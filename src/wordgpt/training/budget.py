@@ -29,6 +29,11 @@ FINISH_SLACK_S = 3.0
 loading the model again, summary.json); a budgeted run ends within about this much of it."""
 QUIET_FINISH_S = 0.5
 """The same for a run that writes no report (a further member)."""
+PARTNER_SHARE = 0.1
+"""The n-gram partner's weight is fitted in at most this share of a budget: on a sample of
+the held-out slice (its start) when the whole would take longer at the measured speed."""
+MIN_FIT_TOKENS = 2_000
+"""The fewest held-out tokens the partner's weight is fitted on, whatever the budget."""
 MEMBER_SHARE = 0.5
 """A further member starts only with at least this share of the first model's wall time left
 (then it trains for the time left, its schedule following its own budget)."""
@@ -57,9 +62,14 @@ class Budget:
         self.reserve = 0.0
         """Seconds kept back for the end of the run: a last evaluation, then the partner's
         slice and the report's split at the measured evaluation speed, and the slack."""
-        self.end_tokens = 0
-        """Tokens the end of the run evaluates besides a loss estimate (see
-        :meth:`expect_end`)."""
+        self.eval_speed = 0.0
+        """Tokens per second of the latest evaluation (rank 0's): what the end's are timed at."""
+        self.partner_tokens = 0
+        """The held-out tokens the partner's weight could be fitted on (0: no partner)."""
+        self.val_tokens = 0
+        """The tokens of the report's whole-split evaluation (0: no report)."""
+        self.counting = 0.0
+        """Seconds the end spends counting n-grams (the partner's, twice: to fit, to use)."""
         self.slack = 0.0
         """Seconds kept for the end beyond what is measured (see :meth:`expect_end`)."""
 
@@ -83,11 +93,15 @@ class Budget:
 
     # ------------------------------------------------------------ what the end keeps back
 
-    def expect_end(self, partner_tokens: int, val_tokens: int) -> None:
-        """Say what the end of the run will evaluate: the partner's held-out slice, and the
-        val split when the command ends with a report; and keep its slack for what is not
-        measured (the report's samples, loading the run again, summary.json)."""
-        self.end_tokens = partner_tokens + (val_tokens if self.report else 0)
+    def expect_end(self, partner_tokens: int, val_tokens: int, counting: float = 0.0) -> None:
+        """Say what the end of the run will do: fit the partner's weight on (at most)
+        ``partner_tokens`` held-out tokens, evaluate the ``val_tokens`` of the val split when
+        the command ends with a report, and count n-grams for ``counting`` seconds; and keep
+        slack for what is not measured (the report's samples, loading the run again,
+        summary.json)."""
+        self.partner_tokens = partner_tokens
+        self.val_tokens = val_tokens if self.report else 0
+        self.counting = counting
         self.slack = FINISH_SLACK_S if self.report else QUIET_FINISH_S
 
     def measure_eval(self, seconds: float, tokens: int, sync) -> None:
@@ -95,11 +109,24 @@ class Budget:
         checkpoints) and, from its speed, what the end of the run will take; ``sync`` is the
         collective (:meth:`.distributed.Dist.sync`) by which every rank takes rank 0's
         measure."""
-        final = self.end_tokens * seconds / max(tokens, 1)
-        if self.seconds and final > REPORT_SHARE * self.seconds:
-            final = 0.0  # the report leaves the whole-split evaluation out (it says so)
-        reserve = seconds + final + self.slack
-        self.eval_cost, self.reserve = sync([seconds, reserve], ["rank0"] * 2)
+        speed = tokens / max(seconds, 1e-9)
+        report = self.val_tokens / speed
+        if self.seconds and report > REPORT_SHARE * self.seconds:
+            report = 0.0  # the report leaves the whole-split evaluation out (it says so)
+        partner = self.fit_tokens(speed) / speed
+        reserve = seconds + partner + report + self.counting + self.slack
+        self.eval_cost, self.reserve, self.eval_speed = sync([seconds, reserve, speed],
+                                                             ["rank0"] * 3)  # fmt: skip
+
+    def fit_tokens(self, speed: float | None = None) -> int:
+        """How many held-out tokens the partner's weight is fitted on: all of them, or what
+        PARTNER_SHARE of the budget holds at ``speed`` (default: the measured one), and at
+        least MIN_FIT_TOKENS."""
+        speed = speed or self.eval_speed
+        if not self.partner_tokens or not self.seconds or not speed:
+            return self.partner_tokens
+        fits = int(PARTNER_SHARE * self.seconds * speed)
+        return min(self.partner_tokens, max(fits, MIN_FIT_TOKENS))
 
     # ------------------------------------------------------------ decisions
 
@@ -141,10 +168,12 @@ class Budget:
     # ------------------------------------------------------------ state
 
     def state_dict(self) -> dict[str, float]:
-        return {"elapsed": self.elapsed, "eval_cost": self.eval_cost, "reserve": self.reserve}
+        return {"elapsed": self.elapsed, "eval_cost": self.eval_cost, "reserve": self.reserve,
+                "eval_speed": self.eval_speed}  # fmt: skip
 
     def load_state_dict(self, d: dict) -> None:
         """A resumed run's time: what its earlier trainings spent counts against the budget."""
         self.elapsed = self.before = float(d.get("elapsed", 0.0))
         self.eval_cost = float(d.get("eval_cost", 0.0))
         self.reserve = float(d.get("reserve", 0.0))
+        self.eval_speed = float(d.get("eval_speed", 0.0))

@@ -142,8 +142,9 @@ def new_run(run, data_dir, meta, tok, preset, settings) -> Plan:
         from .speed import pick_recipe, probe_speed
 
         budget = settings.get("time_budget") or TrainConfig().stop.time_budget
-        log.info("measuring this machine's speed to pick the recipe for the budget (2 s)")
-        pick = pick_recipe(meta["tokenizer"], budget, probe_speed(settings.get("device", "auto")))
+        log.info("measuring this machine's speed to pick the recipe for the budget (a second)")
+        probe = probe_speed(settings.get("device", "auto"), threads=settings.get("threads"))
+        pick = pick_recipe(meta["tokenizer"], budget, probe)
         preset, why = pick.preset, pick.why
         settings = {"time_budget": budget, **settings}  # the run keeps its budget
     preset = preset or "finetune"

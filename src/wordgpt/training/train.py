@@ -27,12 +27,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..corpus.tokenfiles import load_split
 from ..logs import log
 from ..model.device import mfu, peak_flops
 from ..model.gpt import estimate_flops
+from ..model.threads import Threads, given_threads
 from .budget import Budget
 from .distributed import Dist
-from .holdout import gpt_tokens
+from .holdout import counting_seconds, gpt_tokens
 from .optim import plateau_branch
 from .plan import Plan
 from .setup import build
@@ -64,23 +66,28 @@ def train_model(p: Plan, budget: Budget, d: Dist) -> TrainResult:
     when the loss stays non-finite."""
     # ---------------------------------------------------------------- 1. set-up
     n_train, n_val = (p.meta["splits"][s]["tokens"] for s in ("train", "val"))
-    budget.expect_end(partner_tokens=n_train - gpt_tokens(n_train, p.train.ngram),
-                      val_tokens=n_val)  # fmt: skip
+    counting = 0.0
+    if p.train.ngram and budget.seconds:  # counted twice: to fit the weight, to use it
+        train_tokens = load_split(p.data_dir, "train")
+        counting = 2 * counting_seconds(train_tokens, p.meta["vocab_size"], p.train.ngram)
+    budget.expect_end(n_train - gpt_tokens(n_train, p.train.ngram), n_val, counting)
     trainer = None
     try:
         trainer, provenance = build(p, budget, d)
         writer = RunWriter(p, trainer, provenance, d)
         peak = peak_flops(trainer.device, trainer.dtype) if d.master else None
+        cpu = trainer.device.type == "cpu"
+        threads = Threads(given_threads(p.train.threads)) if cpu else None
         # ------------------------------------------------------------ 2. the loop
         try:
-            stopped = fit(trainer, writer, peak)
+            stopped = fit(trainer, writer, peak, threads=threads)
         except DivergedError:
-            finish(p, trainer, writer, "diverged", peak)
+            finish(p, trainer, writer, "diverged", peak, threads)
             raise
         finally:
             writer.close()
         # ---------------------------------------------------------------- 3. finish
-        return finish(p, trainer, writer, stopped, peak)
+        return finish(p, trainer, writer, stopped, peak, threads)
     finally:
         if trainer is not None:
             trainer.close()
@@ -89,10 +96,11 @@ def train_model(p: Plan, budget: Budget, d: Dist) -> TrainResult:
 # ======================================================================== 2. the loop
 
 
-def fit(trainer: Trainer, writer, peak: float | None = None, progress=None) -> str:
+def fit(trainer: Trainer, writer, peak: float | None = None, progress=None,
+        threads: Threads | None = None) -> str:  # fmt: skip
     """Train until the run's first limit, evaluating at step 0, whenever due, and at the
-    end; ``writer`` keeps each evaluation (:class:`RunWriter`). Returns why it stopped;
-    raises :class:`DivergedError`."""
+    end; ``writer`` keeps each evaluation (:class:`RunWriter`); ``threads`` chooses the CPU's
+    thread count by timing the steps. Returns why it stopped; raises :class:`DivergedError`."""
     st, cfg = trainer.state, trainer.cfg
     bar = progress if progress is not None else Progress(trainer, cfg.progress)
     try:
@@ -100,7 +108,11 @@ def fit(trainer: Trainer, writer, peak: float | None = None, progress=None) -> s
             if st.step == 0:
                 evaluate_and_save(trainer, writer, peak)
             while (reason := stop_reason(trainer)) is None:
+                if threads is not None:
+                    threads.before()
                 r = trainer.train_step(flag.signum is not None)
+                if threads is not None and (line := threads.after(r.seconds)):
+                    log.info(line)
                 if r.stop:
                     writer.save_last()
                     return f"signal {flag.signum or signal.SIGINT}"
@@ -265,11 +277,12 @@ class Progress:
 # ======================================================================== 3. finish
 
 
-def finish(p: Plan, trainer: Trainer, writer: RunWriter, stopped: str, peak) -> TrainResult:
+def finish(p: Plan, trainer: Trainer, writer: RunWriter, stopped: str, peak,
+           threads: Threads | None = None) -> TrainResult:  # fmt: skip
     """``summary.json`` (rank 0) and the result every rank returns."""
     st, rate = trainer.state, trainer.tokens_per_s()
     if trainer.dist.master:
-        writer.summary(p, stopped, peak)
+        writer.summary(p, stopped, peak, threads.summary() if threads is not None else None)
     return TrainResult(
         p.run.path, st.step, st.best_val, st.last_val, trainer.budget.elapsed, rate,
         trainer.model.num_params(), stopped, mfu(rate, estimate_flops(trainer.model.cfg), peak),

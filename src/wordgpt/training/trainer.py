@@ -96,6 +96,8 @@ class StepResult:
     """False when the step was skipped (a non-finite loss or gradient on some rank)."""
     stop: bool = False
     """A stop signal arrived on some rank."""
+    seconds: float = 0.0
+    """What the step took on this rank (its own clock: what its thread count is chosen by)."""
 
 
 class Trainer:
@@ -217,7 +219,7 @@ class Trainer:
         st.train_seconds += seconds
         if st.bad_steps >= cfg.stop.max_bad_steps:
             raise DivergedError(diverged_message(st.step, st.bad_steps, lr))
-        return StepResult(loss, norm, lr, outcome == "applied", stop > 0)
+        return StepResult(loss, norm, lr, outcome == "applied", stop > 0, t1 - t0)
 
     # ------------------------------------------------------------ the loss estimate
 

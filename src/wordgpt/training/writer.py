@@ -152,8 +152,9 @@ class RunWriter:
         ids = generate_ids(self.trainer.eval_model, start_ids(tok), cfg, unk_id(tok))
         return tok.decode(list(ids)).lstrip()
 
-    def summary(self, p: Plan, stopped: str, peak: float | None) -> None:
-        """``summary.json``: how the run ended, its figures and where it ran."""
+    def summary(self, p: Plan, stopped: str, peak: float | None, threads: dict | None) -> None:
+        """``summary.json``: how the run ended, its figures and where it ran (on a CPU with
+        how many threads, and why)."""
         t, st = self.trainer, self.trainer.state
         rate, flops = t.tokens_per_s(), estimate_flops(t.model.cfg)
         val = p.meta["splits"]["val"]
@@ -179,6 +180,7 @@ class RunWriter:
                 "mfu": mfu(rate, flops, peak),
                 "device": str(t.device),
                 "dtype": dtype_name(t.dtype),
+                "threads": threads,
                 "preset": p.preset,
                 "recipe": p.why,
                 "init_from": self.extra["provenance"]["init_from"],

@@ -22,6 +22,7 @@ from ..corpus.tokenfiles import bits_per_char, token_rows
 from ..errors import WordGPTError
 from ..model.mixture import fit_mixture, mixed_nll, online_mixed_nll
 from ..model.ngram import KneserNey, read_split_prob
+from ..model.threads import Threads
 from ..training.holdout import gpt_tokens
 
 
@@ -118,12 +119,14 @@ def token_nll(
     progress: bool = False,
     deadline: float | None = None,
     stride: int | None = None,
+    threads: Threads | None = None,
 ) -> np.ndarray:
     """The cross-entropy (nats) of predicting each of ``data[1:]``, each token once, in the
     :func:`windows` that start every ``stride`` tokens (default: the block, consecutive
     windows), batched. A progress bar on a terminal when asked. With a ``deadline`` (a
     ``time.perf_counter()`` reading) it raises :class:`OutOfTimeError` after its first batch
-    when, at that batch's speed, the split would not be done by then."""
+    when, at that batch's speed, the split would not be done by then. ``threads`` chooses the
+    CPU's thread count by timing the batches."""
     n = max(len(data) - 1, 0)
     starts, tail = windows(n, block_size, stride)
     keep = block_size - (stride or block_size)  # what a later window has already seen scored
@@ -135,9 +138,13 @@ def token_nll(
                       disable=None if progress else True, leave=False):  # fmt: skip
             s = starts[i : i + batch_size]
             rows = torch.from_numpy(token_rows(data, s, block_size + 1)).to(device)
+            if threads is not None:
+                threads.before()
             t = time.perf_counter()
             nll = model(rows[:, :-1], rows[:, 1:], reduction="none").view(len(s), block_size)
             nll = nll.double().cpu().numpy()
+            if threads is not None and len(s) == batch_size:  # the last, short batch: not alike
+                threads.after(time.perf_counter() - t)
             out[s[:, None] + np.arange(keep, block_size)] = nll[:, keep:]
             if s[0] == 0:  # the split's first window is scored whole
                 out[:keep] = nll[0, :keep]
@@ -163,6 +170,7 @@ def adaptive_nll(
     device: str | torch.device = "cpu",
     progress: bool = False,
     stride: int | None = None,
+    threads: Threads | None = None,
 ) -> np.ndarray:
     """Dynamic evaluation (Krause et al. 2018), as a compressor reads: the :func:`windows`
     in order, each scoring its new tokens first and then learning from the
@@ -179,6 +187,9 @@ def adaptive_nll(
     every = starts.tolist() + ([] if tail is None else [tail])
     for at in tqdm(every, desc="adapting", unit="window", disable=None if progress else True,
                    leave=False):  # fmt: skip
+        if threads is not None:
+            threads.before()
+        t = time.perf_counter()
         row = torch.from_numpy(data[at : at + block_size + 1].astype(np.int64))[None].to(device)
         nll = learner(row[:, :-1], row[:, 1:], reduction="none")  # (T,)
         new = nll[scored - at :].detach().double().cpu().numpy()  # scored, then learned from:
@@ -187,6 +198,8 @@ def adaptive_nll(
         opt.zero_grad(set_to_none=True)
         nll.mean().backward()
         opt.step()
+        if threads is not None:
+            threads.after(time.perf_counter() - t)
     return out
 
 
@@ -204,6 +217,8 @@ class NgramSpec:
     vocab_size: int
     order: int
     fit: dict | None = None
+    counts: KneserNey | None = None
+    """The model of ``train`` of that order, when it is already counted."""
 
 
 def evaluate(
@@ -221,20 +236,25 @@ def evaluate(
     adapt_lr: float | None = None,
     ngram: NgramSpec | None = None,
     read_spell_bits: float | None = None,
+    threads: Threads | None = None,
 ) -> EvalResult:
     """The whole split's figures; ``counts`` is the split's entry of meta.json (characters,
     tokens, <unk>s and their spelling bits). ``stride``: see :func:`windows`; with
     ``adapt_lr`` also the adaptive figure (:func:`adaptive_nll`); with ``ngram`` also the
     figure of the GPT mixed with a Kneser-Ney n-gram model of the training tokens
     (:class:`NgramSpec`). ``read_spell_bits``: the split's spelling bits when the spelling
-    model reads as it goes, for the adaptive figures (else the static ones)."""
-    per_token = token_nll(model, data, block_size, batch_size, device, progress, deadline, stride)
+    model reads as it goes, for the adaptive figures (else the static ones). ``threads``
+    chooses the CPU's thread count by timing the batches (and the windows adapted)."""
+    per_token = token_nll(model, data, block_size, batch_size, device, progress, deadline, stride,
+                          threads)  # fmt: skip
     nll, n = float(per_token.sum()), len(per_token)
     loss, chars, spell = nll / max(n, 1), counts["chars"], counts.get("unk_spell_bits", 0.0)
     adaptive = None
     read_spell = spell if read_spell_bits is None else read_spell_bits
     if adapt_lr is not None:
-        adapted = adaptive_nll(model, data, block_size, adapt_lr, device, progress, stride)
+        windows_threads = Threads(threads.fixed, what="window") if threads else None
+        adapted = adaptive_nll(model, data, block_size, adapt_lr, device, progress, stride,
+                               windows_threads)  # fmt: skip
         adaptive = bits_per_char(float(adapted.sum()), chars, read_spell)
     mixture = None
     if ngram is not None:
@@ -244,7 +264,8 @@ def evaluate(
                            device=device, stride=stride)  # fmt: skip
             fit = fit_mixture(held, train, gpt_tokens(len(train), ngram.order), vocab, ngram.order)
         weight = fit["gpt_weight"]
-        kn = KneserNey(train, vocab, fit["order"]).split_prob(np.asarray(data))
+        model_kn = ngram.counts or KneserNey(train, vocab, fit["order"])
+        kn = model_kn.split_prob(np.asarray(data))
         mixed = mixed_nll(per_token, kn, weight)
         mixture = {**fit, "bits_per_char": bits_per_char(float(mixed.sum()), chars, spell)}
         if adapt_lr is not None:  # adaptive too: the counts and the weight learn as it reads

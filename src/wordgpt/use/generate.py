@@ -26,6 +26,7 @@ from ..corpus.tokenfiles import load_split
 from ..corpus.tokenizer import Tokenizer, start_ids, unk_id
 from ..model.mixture import Partner
 from ..model.sampling import generate_ids
+from ..model.threads import Threads
 
 # ------------------------------------------------------------------------ text
 
@@ -59,14 +60,15 @@ def decode_stream(tok: Tokenizer, ids: Iterable[int], strip_start: bool = False)
 
 
 def stream_text(
-    gpt, tok: Tokenizer, prompt: str, cfg: SampleConfig, ids: list | None = None, partner=None
-) -> Iterator[str]:
+    gpt, tok: Tokenizer, prompt: str, cfg: SampleConfig, ids: list | None = None, partner=None,
+    threads: Threads | None = None,
+) -> Iterator[str]:  # fmt: skip
     """Yield the text generated after ``prompt`` piece by piece (the prompt not repeated);
     with no prompt generation starts a sentence and its first piece has no leading space.
     The new token ids are appended to ``ids`` when given; ``partner``: an n-gram partner
     mixed in. Closing it stops the generation."""
     context = (tok.encode(prompt) if prompt else []) or start_ids(tok)
-    new = generate_ids(gpt, context, cfg, unk_id(tok), partner)
+    new = generate_ids(gpt, context, cfg, unk_id(tok), partner, threads)
     if ids is not None:
         new = _kept(new, ids)
     return decode_stream(tok, new, strip_start=not prompt)
@@ -217,13 +219,14 @@ def generate(
     data_dir: Path | None = None,
     copy_min_tokens: int | None = None,
     partner: Partner | None = None,
+    threads: Threads | None = None,
 ) -> Generation:
     """The text ``gpt`` writes after ``prompt`` (drawn as ``cfg`` says, by default
     SampleConfig's; with an n-gram ``partner`` mixed in), with its copied spans in the
     training text of ``data_dir`` (when it holds one)."""
     cfg = with_seed(cfg or SampleConfig())
     ids: list[int] = []
-    text = "".join(stream_text(gpt, tok, prompt, cfg, ids, partner))
+    text = "".join(stream_text(gpt, tok, prompt, cfg, ids, partner, threads))
     copies = None
     if data_dir is not None and (Path(data_dir) / "train.bin").is_file():
         copies = find_copies(tok, Path(data_dir), ids, copy_min_tokens, lstrip=not prompt)

@@ -21,6 +21,7 @@ from ..model.ensemble import Ensemble
 from ..model.gpt import GPT
 from ..model.mixture import Partner, fit_mixture
 from ..model.ngram import KneserNey
+from ..model.threads import Threads, given_threads
 from ..runs import checkpoint
 from ..runs.members import member_checkpoints, read_partner, write_partner
 from ..settings import from_dict
@@ -45,7 +46,11 @@ class Model:
     partner_fit: dict | None = None
     """The run's n-gram partner as RUN/partner.json keeps it (order, the GPT's weight, its
     figures on the held-out slice), or None."""
+    threads: int | None = None
+    """torch threads on a CPU (None: chosen by timing the first batches or tokens, unless
+    OMP_NUM_THREADS fixes it)."""
     _partner: Partner | None = field(default=None, init=False)
+    _counts: dict = field(default_factory=dict, init=False)
 
     def __repr__(self) -> str:
         m = self.gpt.cfg
@@ -74,21 +79,34 @@ class Model:
                 self.partner_fit = None
                 return None
             fit = self.partner_fit
-            kn = KneserNey(self.training_tokens(), self.gpt.cfg.vocab_size, fit["order"])
-            self._partner = Partner(kn, fit["gpt_weight"])
+            self._partner = Partner(self.ngram_model(fit["order"]), fit["gpt_weight"])
         return self._partner
 
-    def fit_partner(self, order: int) -> dict:
+    def ngram_model(self, order: int) -> KneserNey:
+        """The Kneser-Ney model of ``order`` of the run's training split, counted once (the
+        partner of evaluation and sampling)."""
+        if order not in self._counts:
+            self._counts[order] = KneserNey(self.training_tokens(), self.gpt.cfg.vocab_size, order)
+        return self._counts[order]
+
+    def fit_partner(self, order: int, max_tokens: int | None = None) -> dict:
         """Fit the GPT's weight in a mixture with a Kneser-Ney model of ``order`` on the end
         of the training split (:func:`.mixture.fit_mixture`; a run trained with a partner kept
-        that slice from the GPT) and keep it in RUN/partner.json."""
+        that slice from the GPT), on at most ``max_tokens`` of it (its start), and keep it in
+        RUN/partner.json."""
         B, V, train = self.gpt.cfg.block_size, self.gpt.cfg.vocab_size, self.training_tokens()
         held_out = gpt_tokens(len(train), order)  # where the slice kept from the GPT starts
         fit = fit_mixture(lambda t: token_nll(self.gpt, t, B, device=self.device), train,
-                          held_out, V, order)  # fmt: skip
+                          held_out, V, order, max_tokens)  # fmt: skip
         write_partner(self.run_dir, fit)
         self.partner_fit, self._partner = fit, None
         return fit
+
+    def thread_choice(self, what: str) -> Threads | None:
+        """What chooses the thread count of a loop of ``what`` (on a CPU)."""
+        if self.device.type != "cpu":
+            return None
+        return Threads(given_threads(self.threads), what=what)
 
     def generate(
         self, prompt: str = "", cfg: SampleConfig | None = None, copy_min: int | None = None,
@@ -100,7 +118,8 @@ class Model:
         result is the text."""
         cfg = replace(cfg or SampleConfig(), **settings)
         partner = self.partner if cfg.ngram else None
-        return generate(self.gpt, self.tokenizer, prompt, cfg, self.data_dir, copy_min, partner)
+        return generate(self.gpt, self.tokenizer, prompt, cfg, self.data_dir, copy_min, partner,
+                        self.thread_choice("token"))  # fmt: skip
 
     def stream(
         self, prompt: str = "", cfg: SampleConfig | None = None, ids: list | None = None,
@@ -110,7 +129,8 @@ class Model:
         token ids go into ``ids`` when given."""
         cfg = replace(cfg or SampleConfig(), **settings)
         partner = self.partner if cfg.ngram else None
-        return stream_text(self.gpt, self.tokenizer, prompt, cfg, ids, partner)
+        return stream_text(self.gpt, self.tokenizer, prompt, cfg, ids, partner,
+                           self.thread_choice("token"))  # fmt: skip
 
     def copies(
         self, ids: list[int], copy_min: int | None = None, lstrip: bool = False
@@ -166,6 +186,7 @@ class Model:
             adapt_lr=adapt_lr,
             ngram=self._ngram_spec(ngram),
             read_spell_bits=read_spell,
+            threads=self.thread_choice("batch"),
         )
 
     def _read_spell_bits(self, data_dir: Path, split: str, meta: dict) -> float | None:
@@ -189,7 +210,8 @@ class Model:
         order = ngram or fit["order"]
         same = fit is not None and fit["order"] == order
         V = self.gpt.cfg.vocab_size
-        return NgramSpec(self.training_tokens(), V, order, fit if same else None)
+        kn = self.ngram_model(order)
+        return NgramSpec(self.training_tokens(), V, order, fit if same else None, kn)
 
     def training_tokens(self):
         """The run's training split (its own data folder's train.bin)."""
@@ -211,7 +233,9 @@ class Model:
             return replace(self.evaluate("val", tmp, **options), split=Path(path).name)
 
 
-def load(run_dir: str | Path, which: str = "best", device: str = "auto") -> Model:
+def load(
+    run_dir: str | Path, which: str = "best", device: str = "auto", threads: int | None = None
+) -> Model:
     """Load a run folder's ``best.pt`` (``last.pt`` when it has no best yet, which is
     said), or ``last.pt``, or a checkpoint file, for use. The ``best.pt`` of a run folder that
     trained further members (``RUN/members/K``) loads as the :class:`.ensemble.Ensemble` of
@@ -237,7 +261,8 @@ def load(run_dir: str | Path, which: str = "best", device: str = "auto") -> Mode
         "preset": ck.get("preset"),
     }
     partner = read_partner(path.parent)
-    return Model(gpt, tok, path.parent, config, int(ck.get("step", 0)), dev, path, partner)
+    step = int(ck.get("step", 0))
+    return Model(gpt, tok, path.parent, config, step, dev, path, partner, threads)
 
 
 def read_gpt(ck: dict, path: Path, dev: torch.device, tok: Tokenizer) -> GPT:

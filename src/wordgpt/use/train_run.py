@@ -81,7 +81,7 @@ def train(
                     train_members(p, budget, d)
                 m = read_run(p) if d.master and (report or p.train.ngram) else None
                 if m is not None and p.train.ngram:
-                    fit_partner(m, p.train.ngram)
+                    fit_partner(m, p.train.ngram, budget)
             if report and d.master:  # the lock released: the report tells of a finished run
                 write_run_report(m or p.run.path, budget.deadline())
             d.barrier()  # every rank done before the process group goes
@@ -151,17 +151,20 @@ def read_run(p: Plan) -> Model | None:
         return None
 
 
-def fit_partner(m: Model, order: int) -> None:
+def fit_partner(m: Model, order: int, budget: Budget) -> None:
     """The n-gram partner's weight, fitted with the weights of best.pt on the slice of the
-    training split kept from the GPT (:meth:`.loaded.Model.fit_partner`): RUN/partner.json."""
+    training split kept from the GPT (:meth:`.loaded.Model.fit_partner`), or on as much of its
+    start as the budget holds: RUN/partner.json."""
     if m.path.name != "best.pt":
         return
-    fit = m.fit_partner(order)
-    h = fit["held_out_nats"]
+    fit = m.fit_partner(order, budget.fit_tokens())
+    h, n = fit["held_out_nats"], fit["held_out_tokens"]
+    of = f"{n:,} of the last {budget.partner_tokens:,}" if n < budget.partner_tokens - 1 else (
+        f"the last {n:,}")  # fmt: skip
     log.info(
         f"n-gram partner: order {fit['order']}, the GPT's weight {fit['gpt_weight']:.2f}, "
-        f"fitted on the last {fit['held_out_tokens']:,} training tokens (kept from the GPT): "
-        f"{h['gpt']:.4f} nats/token (GPT) -> {h['mixed']:.4f} (mixed)"
+        f"fitted on {of} training tokens (kept from the GPT): {h['gpt']:.4f} nats/token "
+        f"(GPT) -> {h['mixed']:.4f} (mixed)"
     )
 
 

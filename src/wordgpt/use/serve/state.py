@@ -164,7 +164,7 @@ def run_curves(path: Path) -> list[dict]:
 @dataclass
 class _Loaded:
     model: Any
-    stamp: tuple[int, int]
+    stamp: tuple
 
 
 @dataclass
@@ -178,8 +178,10 @@ class ModelCache:
     """Guards ``locks`` only."""
 
     def get(self, name: str, path: Path):
-        """The run's model, from its best.pt (or last.pt): plain files of its folder only,
-        never a link (which could point at a model anywhere)."""
+        """The run's model as ``wordgpt sample RUN`` loads it: its best.pt (or last.pt) and
+        its further members, averaged (plain files of its folder only, never a link, which
+        could point at a model anywhere); loaded again when one of them changes."""
+        from ...runs.members import member_checkpoints
         from ..loaded import load
 
         ck = run_file(path, "best.pt") or run_file(path, "last.pt")
@@ -187,14 +189,16 @@ class ModelCache:
             raise HTTPException(
                 404, "this run has no checkpoint that may be read (a link is never followed)"
             )
-        st = ck.stat()
-        stamp = (st.st_mtime_ns, st.st_size)
+        files = [ck, *(member_checkpoints(path) if ck.name == "best.pt" else [])]
+        partner = run_file(path, "partner.json")
+        stamp = tuple((f.stat().st_mtime_ns, f.stat().st_size)
+                      for f in [*files, *([partner] if partner else [])])  # fmt: skip
         with self.lock:
             run_lock = self.locks.setdefault(name, threading.Lock())
         with run_lock:
             hit = self.entries.get(name)
             if hit is None or hit.stamp != stamp:
-                hit = _Loaded(load(ck, device="cpu"), stamp)
+                hit = _Loaded(load(path, ck.stem, device="cpu"), stamp)
                 self.entries[name] = hit
             return hit.model
 
