@@ -78,7 +78,8 @@ def test_a_count_given_is_kept_and_the_environment_counts_as_given(monkeypatch):
     t = Threads(fixed=3, n_cores=8)
     assert not t.trying and t.count == 3 and t.candidates == [3]
     t.before()
-    assert torch.get_num_threads() == 3 and t.after(5.0) is None and t.after(5.0) is None
+    assert torch.get_num_threads() == 3
+    assert all(t.after(s) is None for s in [1.0] * 10 + [5.0] * 3)  # slow steps: no trial
     assert not t.trying and t.summary()["why"] == "given"
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
@@ -145,3 +146,20 @@ def test_evaluation_and_sampling_time_their_batches_and_tokens(run, monkeypatch)
     assert (batch.what, token.what) == ("batch", "token")
     assert batch.trials == 1 and token.trials == 1 and set(token.measured) == {1, 2}
     assert wordgpt.load(run, device="cpu", threads=1).thread_choice("batch").fixed == 1
+
+
+def test_training_starts_with_the_count_the_probe_found_fastest(word_data, tmp_path, monkeypatch):
+    """Beside a busy process the probe finds one thread fastest: the run's first evaluation
+    and steps use one thread before its own trial says more."""
+    from wordgpt.training import speed
+    from wordgpt.training.train import Threads as UsedThreads
+    from wordgpt.use.train_run import train
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(speed, "probe_speed", lambda device="auto", threads=None: speed.Speed(
+        2000.0, threads=1, by_threads={1: 2000.0, 2: 1200.0}))  # fmt: skip
+    plan = train(word_data, tmp_path / "r", dry_run=True, time_budget=60)
+    assert plan.probe_threads == 1
+    torch.set_num_threads(2)
+    assert UsedThreads(None, n_cores=2, start=plan.probe_threads).count == 1
+    assert torch.get_num_threads() == 1

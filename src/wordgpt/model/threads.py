@@ -64,12 +64,14 @@ class Threads:
     """The thread count of one loop (``what`` its units are, for the log): call
     :meth:`before` before each unit and :meth:`after` with the seconds it took. ``fixed``: a
     count given, kept as it is; ``n_cores``: the cores to choose among (default: this
-    process's)."""
+    process's); ``start``: the count to start with (default: torch's), till the first trial
+    ends."""
 
-    def __init__(self, fixed: int | None = None, n_cores: int | None = None, what: str = "step"):
+    def __init__(self, fixed: int | None = None, n_cores: int | None = None, what: str = "step",
+                 start: int | None = None):  # fmt: skip
         self.what, self.fixed = what, fixed
         self.candidates = [fixed] if fixed else candidates(n_cores or cores())
-        self.count = fixed or min(torch.get_num_threads(), self.candidates[-1])
+        self.count = fixed or min(start or torch.get_num_threads(), self.candidates[-1])
         self.measured: dict[int, float] = {}
         """The latest trial's seconds per unit, by thread count."""
         self.why = "given" if fixed else "torch's default, before the first trial"
@@ -103,6 +105,8 @@ class Threads:
     def after(self, seconds: float) -> str | None:
         """Count a unit that took ``seconds``; returns a line to show when a trial ends
         (the count chosen and why) or starts again (why), else None."""
+        if len(self.candidates) == 1:  # given, or one core: nothing to choose
+            return None
         if self._plan:
             c = self._plan.pop(0)
             if c is not None:

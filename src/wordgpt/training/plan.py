@@ -54,6 +54,9 @@ class Plan:
     """With ``init_from``: the run the weights come from."""
     why: str | None = None
     """Why this preset: the recipe picked for the budget on this machine, when it was."""
+    probe_threads: int | None = None
+    """The thread count the speed probe found fastest, when it ran on a CPU: what training
+    starts with, before it times its own steps."""
 
     def __str__(self) -> str:
         m, t, stop = self.model, self.train, self.train.stop
@@ -136,7 +139,7 @@ def new_run(run, data_dir, meta, tok, preset, settings) -> Plan:
     """A new run: the preset's recipe with the settings; with ``init_from``, the model's
     shape from that run and the ``finetune`` recipe unless a preset is given; with neither,
     the recipe measured best for the budget on this machine (:mod:`.speed`)."""
-    why = None
+    why, threads = None, None
     with_settings(ModelConfig(), TrainConfig(), settings)  # a setting that cannot work: now
     if preset is None and not settings.get("init_from"):
         from .speed import pick_recipe, probe_speed
@@ -145,7 +148,7 @@ def new_run(run, data_dir, meta, tok, preset, settings) -> Plan:
         log.info("measuring this machine's speed to pick the recipe for the budget (a second)")
         probe = probe_speed(settings.get("device", "auto"), threads=settings.get("threads"))
         pick = pick_recipe(meta["tokenizer"], budget, probe)
-        preset, why = pick.preset, pick.why
+        preset, why, threads = pick.preset, pick.why, probe.threads
         settings = {"time_budget": budget, **settings}  # the run keeps its budget
     preset = preset or "finetune"
     model, tcfg = with_settings(*preset_configs(preset), settings)
@@ -153,7 +156,8 @@ def new_run(run, data_dir, meta, tok, preset, settings) -> Plan:
     if tcfg.init_from:
         model_settings = {k: v for k, v in settings.items() if hasattr(model, k)}
         init, model = load_source(tcfg.init_from, model_settings, tok)
-    return Plan(data_dir, run, preset, model, tcfg, meta, tok, init=init, why=why)
+    return Plan(data_dir, run, preset, model, tcfg, meta, tok, init=init, why=why,
+                probe_threads=threads)  # fmt: skip
 
 
 def resumed(run, data_dir, meta, tok, preset, settings) -> Plan:

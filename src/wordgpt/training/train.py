@@ -29,7 +29,7 @@ from typing import Any
 
 from ..corpus.tokenfiles import load_split
 from ..logs import log
-from ..model.device import mfu, peak_flops
+from ..model.device import mfu, peak_flops, pick_device
 from ..model.gpt import estimate_flops
 from ..model.threads import Threads, given_threads
 from .budget import Budget
@@ -73,11 +73,12 @@ def train_model(p: Plan, budget: Budget, d: Dist) -> TrainResult:
     budget.expect_end(n_train - gpt_tokens(n_train, p.train.ngram), n_val, counting)
     trainer = None
     try:
+        # on a CPU, till the first trial of its steps: the count the probe found fastest
+        cpu = (d.device or pick_device(p.train.device)).type == "cpu"
+        threads = Threads(given_threads(p.train.threads), start=p.probe_threads) if cpu else None
         trainer, provenance = build(p, budget, d)
         writer = RunWriter(p, trainer, provenance, d)
         peak = peak_flops(trainer.device, trainer.dtype) if d.master else None
-        cpu = trainer.device.type == "cpu"
-        threads = Threads(given_threads(p.train.threads)) if cpu else None
         # ------------------------------------------------------------ 2. the loop
         try:
             stopped = fit(trainer, writer, peak, threads=threads)
