@@ -14,7 +14,7 @@ import torch
 
 from wordgpt.runs import checkpoint
 
-from .helpers import cli, one_line_error, run_main, train_cli
+from .helpers import FAST, cli, one_line_error, run_main, train_cli
 
 
 @pytest.fixture(scope="module")
@@ -172,3 +172,64 @@ def test_a_checkpoint_whose_config_cannot_work_is_one_line_and_fast(
     t = time.time()
     err = one_line_error(run_main(["sample", tmp_path / "x", "--max-new-tokens", "2"], capsys))
     assert message in err and time.time() - t < 60
+
+
+@pytest.mark.parametrize("rate", ["nan", "inf"])
+def test_an_adaptive_rate_that_is_not_a_number_is_one_line_and_keeps_eval_json(
+    run, tmp_path, capsys, rate
+):
+    r = tmp_path / "r"
+    shutil.copytree(run, r)
+    assert run_main(["eval", r], capsys).returncode == 0
+    before = (r / "eval.json").read_bytes()
+    err = one_line_error(run_main(["eval", r, "--adapt", "--adapt-lr", rate], capsys))
+    assert "finite number above 0" in err and (r / "eval.json").read_bytes() == before
+
+
+def test_a_member_of_another_block_size_is_one_line_naming_it(word_data, run, tmp_path, capsys):
+    from wordgpt.use.train_run import train
+
+    r = tmp_path / "r"
+    shutil.copytree(run, r)
+    train(word_data, r / "members" / "2", preset="tiny", block_size=16, max_iters=2,
+          **FAST)  # fmt: skip
+    err = one_line_error(run_main(["sample", r, "--max-new-tokens", "2"], capsys))
+    assert "members/2/best.pt: a member of block size 16, the run's 32" in err
+
+
+def test_eval_on_a_run_it_cannot_write_says_eval_json_was_not_written(run, capsys, monkeypatch):
+    from wordgpt import fileio
+    from wordgpt.errors import WordGPTError
+
+    def read_only(path, data):
+        raise WordGPTError(f"cannot write {path}: read-only file system")
+
+    monkeypatch.setattr(fileio, "atomic_write", read_only)
+    r = run_main(["eval", run], capsys)
+    assert r.returncode == 0 and "bits/char" in r.stdout
+    assert f"note: {run}/eval.json not written (cannot write" in r.stderr
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ["blank", "number", "null", "bytes", "empty words", "other words"],
+)
+def test_a_damaged_val_unk_jsonl_is_one_line_never_a_wrong_adaptive_figure(
+    run, word_data, tmp_path, capsys, damage
+):
+    """The <unk> words the adaptive spelling reads, checked line by line and against what
+    meta.json records their spelling costs: a file with the right count of wrong words
+    would give a wrong figure silently."""
+    data = Path(shutil.copytree(word_data, tmp_path / "data"))
+    path = data / "val.unk.jsonl"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    path.write_bytes({
+        "blank": "\n".join([*lines[:3], "", *lines[3:]]).encode() + b"\n",
+        "number": "\n".join([*lines[:-1], "1"]).encode() + b"\n",
+        "null": "\n".join(["null", *lines[1:]]).encode() + b"\n",
+        "bytes": bytes(range(256)) * 4,
+        "empty words": ('""\n' * len(lines)).encode(),
+        "other words": ('"zzz"\n' * len(lines)).encode(),
+    }[damage])  # fmt: skip
+    err = one_line_error(run_main(["eval", run, "--data", data, "--adapt"], capsys))
+    assert "val.unk.jsonl" in err and "prepare" in err

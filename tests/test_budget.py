@@ -287,3 +287,20 @@ def test_counting_the_partners_n_grams_is_timed_on_a_part_and_scaled():
 
     tokens = np.random.default_rng(0).integers(0, 500, 200_000)
     assert 0 < counting_seconds(tokens[:20_000], 500, 3) < counting_seconds(tokens, 500, 3)
+
+
+def test_a_resumed_run_says_how_much_of_its_budget_is_left(word_data, tmp_path, capsys):
+    import json
+    import re
+
+    from wordgpt.use.train_run import train
+
+    from .helpers import FAST
+
+    train(word_data, tmp_path, preset="tiny", max_iters=3, time_budget=600, **FAST)
+    spent = json.loads((tmp_path / "summary.json").read_text())["elapsed_s"]
+    capsys.readouterr()
+    train(word_data, tmp_path, resume=True, max_iters=5, **FAST)
+    said = re.search(r"at step 3; ([\d,]+) s of its 600 s time budget left \(([\d,]+) s spent "
+                     r"before\)", capsys.readouterr().out)  # fmt: skip
+    assert said and int(said[2]) == round(spent) and int(said[1]) <= 600 - int(said[2])

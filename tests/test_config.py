@@ -181,3 +181,10 @@ def test_the_compile_help_says_the_budget_below_which_cuda_stays_eager():
     from wordgpt.training.trainer import COMPILE_MIN_BUDGET
 
     assert f"under {COMPILE_MIN_BUDGET:g} seconds" in field_docs(TrainConfig)["compile"]
+
+
+def test_one_data_set_given_as_a_string_is_a_data_set_of_one():
+    """``DataConfig(dataset="book.txt")`` from Python means one file, not its characters:
+    the config written to the run (and the model card, the run list) names the file."""
+    assert DataConfig(dataset="some/book.txt").dataset == ("some/book.txt",)
+    assert DataConfig(dataset=["a.txt", "b.txt"]).dataset == ("a.txt", "b.txt")

@@ -42,7 +42,9 @@ def test_the_demo_trains_the_recipe_this_machine_gets_for_90_seconds(tmp_path, m
     monkeypatch.setattr(demo, "train", plan_only)
     ref = speed.PROBE["tokens_per_s"]
     for rate, expected in [(ref / 3, "word-60"), (ref * 3, "cpu")]:
-        monkeypatch.setattr(speed, "probe_speed", lambda device="auto", r=rate: r)
+        monkeypatch.setattr(
+            speed, "probe_speed", lambda device="auto", threads=None, r=rate: speed.Speed(r)
+        )
         with pytest.raises(PlannedError):
             demo.main(["--workdir", str(tmp_path), "--max-iters", "2"])
         assert plans[-1].preset == expected and plans[-1].train.stop.time_budget == 90.0

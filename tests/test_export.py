@@ -7,6 +7,7 @@ import resource
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -186,3 +187,22 @@ def test_the_model_cards_example_runs_without_a_prompt_and_speaks_the_runs_langu
     said = r.stdout + r.stderr
     assert r.returncode == 0 and "Do you wish" not in said and "model of type" not in said, said
     assert r.stdout.count(prompt) >= 2, r.stdout
+
+
+def test_the_model_card_names_no_local_path_and_the_docs_load_it_as_the_card_does(run):
+    """The card is meant to be shared: the text it was trained on by its file name, never a
+    path of this machine; docs/export.md loads the tokenizer the way the card does (without
+    trust_remote_code, transformers stops to ask)."""
+    import re
+
+    from wordgpt.use.export import model_card
+
+    from .helpers import ROOT
+
+    m = wordgpt.load(run)
+    card = model_card(m, "wordgpt", "hf/dq")
+    trained_on = m.config["data"]["dataset"][0]
+    assert "/" in trained_on and str(Path(trained_on).parent) not in card
+    assert f"- data: {Path(trained_on).name} (" in card
+    line = re.search(r"tok = AutoTokenizer\.from_pretrained\(.*\)", card).group(0)
+    assert line in (ROOT / "docs" / "export.md").read_text(encoding="utf-8")

@@ -192,6 +192,48 @@ def test_a_mutated_data_folder_is_handled(things, tmp_path, capsys, file, value,
 
 
 @FUZZ
+@given(key=st.sampled_from(["order", "gpt_weight"]), value=JSON_VALUES | st.just("<drop>"))
+def test_a_mutated_partner_file_is_handled(things, tmp_path, capsys, key, value):
+    run = tmp_path / f"r-{time.monotonic_ns()}"
+    shutil.copytree(things["run"], run)
+    fit = {"order": 3, "gpt_weight": 0.5, key: value}
+    if value == "<drop>":
+        del fit[key]
+    (run / "partner.json").write_text(json.dumps(fit, allow_nan=True))
+    run_case(["sample", run, "--max-new-tokens", "2", "--seed", "1"], capsys, [things["data"]])
+    run_case(["eval", run], capsys, [things["data"]])
+
+
+@FUZZ
+@given(lines=st.lists(JSON_VALUES.map(lambda v: json.dumps(v, allow_nan=True)) | st.text(),
+                      max_size=6))  # fmt: skip
+def test_a_mutated_val_unk_file_is_handled(things, tmp_path, capsys, lines):
+    data = tmp_path / f"d-{time.monotonic_ns()}"
+    shutil.copytree(things["data"], data)
+    (data / "val.unk.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    run_case(["eval", things["run"], "--data", data, "--adapt"], capsys, [things["run"], data])
+
+
+@FUZZ
+@given(field=st.sampled_from(["model_config", "tokenizer", "model"]),
+       value=JSON_VALUES | st.just("<drop>"), data=st.data())  # fmt: skip
+def test_a_mutated_member_is_handled(things, tmp_path, capsys, field, value, data):
+    """A further member (RUN/members/2) whose checkpoint was changed: one line or the run."""
+    run = tmp_path / f"r-{time.monotonic_ns()}"
+    shutil.copytree(things["run"], run)
+    shutil.copytree(things["run"], run / "members" / "2")
+    ck = checkpoint.read(run / "members" / "2" / "best.pt")
+    if value == "<drop>":
+        ck.pop(field, None)
+    elif field == "model_config" and isinstance(ck[field], dict):
+        ck[field] = {**ck[field], data.draw(st.sampled_from(sorted(ck[field]))): value}
+    else:
+        ck[field] = value
+    torch.save(ck, run / "members" / "2" / "best.pt")
+    run_case(["sample", run, "--max-new-tokens", "2", "--seed", "1"], capsys, [things["data"]])
+
+
+@FUZZ
 @given(field=st.sampled_from(["model_config", "tokenizer", "step", "model", "train_config"]),
        value=JSON_VALUES | st.just("<drop>"), data=st.data())  # fmt: skip
 def test_a_mutated_checkpoint_is_handled(things, tmp_path, capsys, field, value, data):
@@ -313,7 +355,9 @@ def test_any_value_of_any_numeric_train_option_is_accepted_or_one_line(
     from wordgpt.presets import PROBE
     from wordgpt.training import speed
 
-    monkeypatch.setattr(speed, "probe_speed", lambda device="auto": PROBE["tokens_per_s"])
+    monkeypatch.setattr(
+        speed, "probe_speed", lambda device="auto", threads=None: speed.Speed(PROBE["tokens_per_s"])
+    )
     out = tmp_path_factory.mktemp("prop")
     code, err = _run_main(
         ["train", "--data", str(word_data), "--out", str(out / "r"), "--dry-run", flag, str(value)],

@@ -157,7 +157,7 @@ def test_generate_returns_the_text_its_ids_and_the_seed_that_gives_it_again():
     tok = WordTokenizer([UNK, *(f" w{i}" for i in range(49))], space_prefix=True)
     m = model()
     g = generate(m, tok, " w3", SampleConfig(max_new_tokens=20, temperature=1.0))
-    assert str(g) == g.text == tok.decode(g.ids) and len(g.ids) == 20
+    assert g.text == tok.decode(g.ids) and len(g.ids) == 20 and str(g) == " w3" + g.text
     again = generate(m, tok, " w3", SampleConfig(max_new_tokens=20, temperature=1.0, seed=g.seed))
     assert again.text == g.text and g.copies is None  # no training text to look in
 
@@ -166,3 +166,29 @@ def test_the_showcase_setting_is_the_default_sampling_at_a_fixed_seed():
     assert (SHOWCASE.temperature, SHOWCASE.top_k) == (
         SampleConfig().temperature, SampleConfig().top_k)  # fmt: skip
     assert SHOWCASE.seed == 1
+
+
+def test_printing_a_generation_shows_what_sample_shows(run, capsys):
+    """``print(m.generate(...))``: the prompt, the text, and the copies line, as ``wordgpt
+    sample`` writes them (its copies line on stderr)."""
+    import wordgpt
+
+    from .helpers import run_main
+
+    g = wordgpt.load(run).generate("the knight", max_new_tokens=12, seed=5)
+    assert str(g) == f"the knight{g.text}\n{g.copies.summary()}"
+    r = run_main(["sample", run, "--prompt", "the knight", "--max-new-tokens", 12, "--seed", 5],
+                 capsys)  # fmt: skip
+    assert r.stdout == f"the knight{g.text}\n" and g.copies.summary() in r.stderr
+
+
+def test_num_samples_writes_texts_seeds_one_apart(run, capsys):
+    """nanoGPT's habit: ``--num-samples 3 --seed 5`` writes the texts of seeds 5, 6 and 7,
+    each after a line of dashes."""
+    from .helpers import run_main
+
+    args = ["sample", run, "--prompt", "the", "--max-new-tokens", 8, "--no-copies"]
+    three = run_main([*args, "--num-samples", 3, "--seed", 5], capsys).stdout.split("-" * 40 + "\n")
+    assert len(three) == 3
+    assert three[1] == run_main([*args, "--seed", 6], capsys).stdout
+    assert three[0] != three[1]

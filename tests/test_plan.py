@@ -69,3 +69,26 @@ def test_the_set_up_builds_what_the_plan_says_without_changing_it(word_data, vec
     model, provenance = build_model(p)
     assert model.cfg.n_embd == 24 and p.model.n_embd == 32
     assert provenance["embeddings"]["width"] == 24 and provenance["init_from"] is None
+
+
+def test_config_json_starts_the_same_run_again_and_flags_override_it(run, word_data, tmp_path,
+                                                                      capsys):  # fmt: skip
+    """``train --config RUN/config.json``: the run's preset and every setting, but those the
+    command line gives; a file that is no run's config is one line."""
+    import json
+
+    from .helpers import one_line_error, run_main
+
+    out = tmp_path / "again"
+    r = run_main(["train", "--data", word_data, "--out", out, "--config", run / "config.json",
+                  "--max-iters", 3, "--no-report", "--no-progress"], capsys)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    was, now = (json.loads((d / "config.json").read_text()) for d in (run, out))
+    assert now["preset"] == was["preset"] == "tiny" and now["model"] == was["model"]
+    assert now["train"]["stop"]["max_iters"] == 3 and was["train"]["stop"]["max_iters"] == 20
+    assert {k: v for k, v in now["train"].items() if k != "stop"} == {
+        k: v for k, v in was["train"].items() if k != "stop"}  # fmt: skip
+    (tmp_path / "x.json").write_text('{"hello": 1}')
+    err = one_line_error(run_main(["train", "--data", word_data, "--out", tmp_path / "y",
+                                   "--config", tmp_path / "x.json"], capsys))  # fmt: skip
+    assert "no run's config.json" in err

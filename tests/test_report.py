@@ -93,3 +93,32 @@ def test_a_report_made_during_training_says_so_and_the_end_of_any_training_rewri
     md = (run / "report.md").read_text()
     assert summary["stopped"] == "signal 2" and "still training" not in md
     assert f"{summary['step']:,} steps" in md
+
+
+def test_counts_read_as_english_and_both_forms_keep_one_order(reported):
+    """One sample is "seed 1", none is "none", one step is "1 step"; the page and its
+    markdown twin show their sections in one order (the markdown without the pictures)."""
+    from wordgpt.use.report_page import markdown, page
+
+    r = figures(reported)
+    one = {**r, "samples": r["samples"][:1], "training": {**r["training"], "step": 1}}
+    html, md = page(one), markdown(one)
+    assert "Samples (seed 1; copied spans marked)" in html and "1 step," in html
+    assert "seeds 1-1" not in html and "1 steps" not in html
+    none = page({**r, "samples": []})
+    assert "Samples (none)" in none and "seeds 1-0" not in none
+    shown = re.findall(r"<h2>(.*?)</h2>", html)
+    assert [h for h in shown if h != "Curves"] == re.findall(r"^## (.*)$", md, re.M)
+    assert shown.index("Evaluation") < shown.index("Samples (seed 1; copied spans marked)")
+
+
+def test_a_curve_over_a_narrow_range_keeps_off_the_charts_edges():
+    """Losses of 7.86 to 7.90: neither curve drawn on the top or bottom edge."""
+    from wordgpt.use.report_page import curve_svg
+
+    h = 260
+    svg = curve_svg([[(0, 7.90), (10, 7.88)], [(0, 7.89), (10, 7.86)]], ["train", "val"], "loss",
+                    h=h)  # fmt: skip
+    ys = [float(y) for y in re.findall(r"[ML][\d.]+,([\d.]+)", svg)]
+    top, bottom = 20.0, h - 30.0
+    assert ys and all(top + 2 < y < bottom - 2 for y in ys)

@@ -137,7 +137,7 @@ def test_unknown_prompt_words_are_named(runs_dir):
         ({"max_new_tokens": 1001}, "max_new_tokens"),
         ({"temperature": -1}, "temperature"),
         ({"temperature": 1e-40}, "temperature"),
-        ({"temperature": 99}, "temperature"),
+        ({"temperature": 101}, "temperature"),  # above sample's own cap, MAX_TEMPERATURE
         ({"top_p": 0}, "top_p"),
         ({"top_p": 1.5}, "top_p"),
         ({"top_k": -1}, "top_k"),
@@ -263,3 +263,31 @@ def test_an_ensemble_run_writes_on_the_page_what_sample_writes(run, trained_once
     shutil.move(root / "ens" / "members" / "2", tmp_path / "away")
     (root / "ens" / "members" / "2").symlink_to(tmp_path / "away")
     assert not hasattr(wordgpt.load(root / "ens", device="cpu").gpt, "members")
+
+
+def test_the_page_caps_what_sample_caps_and_asks_for_no_favicon(runs_dir):
+    """One temperature cap (config.MAX_TEMPERATURE) for `sample`, the API and the page's
+    input (which takes it from /api/health); the page names its icon, so a browser asks for
+    no /favicon.ico (a 404 in every console)."""
+    from wordgpt.config import MAX_TEMPERATURE
+
+    c = client(runs_dir)
+    assert c.get("/api/health").json()["limits"]["temperature"] == MAX_TEMPERATURE == 100
+    body = {"run": "demo", "max_new_tokens": 2, "seed": 1, "temperature": MAX_TEMPERATURE}
+    assert c.post("/api/generate", json=body).status_code == 200
+    page = c.get("/").text
+    assert '<link rel="icon"' in page and 'id="temperature"' in page and 'max="5"' not in page
+
+
+def test_the_model_cache_keeps_the_runs_used_last_and_lets_the_others_go(run, tmp_path):
+    from wordgpt.use.serve.state import ModelCache
+
+    for name in "abc":
+        shutil.copytree(run, tmp_path / name)
+    cache = ModelCache(size=2)
+    a = cache.get("a", tmp_path / "a")
+    cache.get("b", tmp_path / "b")
+    assert cache.get("a", tmp_path / "a") is a  # used again: kept
+    cache.get("c", tmp_path / "c")
+    assert list(cache.entries) == ["a", "c"]  # b, used longest ago, let go
+    assert cache.get("b", tmp_path / "b") is not None and list(cache.entries) == ["c", "b"]

@@ -62,7 +62,7 @@ def test_other_encodings_with_encoding_flag(tmp_path):
         (b"", "is empty"),
         (b"  \n\n ", "is empty"),
         (b"\x7fELF\x02\x01\x00\x00\x00\x00" * 50, "binary"),
-        (b"caf\xe9 au lait " * 20, "not valid utf-8"),
+        (b"caf\xe9 au lait " * 20, "not valid utf-8 (byte"),  # the encoding the docs say
     ],
     ids=["missing", "empty", "blank", "binary", "undecodable"],
 )

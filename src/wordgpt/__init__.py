@@ -6,7 +6,7 @@ The Python API, as a notebook or a script uses it::
     wordgpt.prepare("data/dq", dataset="don-quixote")            # text -> token files
     wordgpt.train("data/dq", "runs/dq", time_budget=60)          # token files -> a run
     m = wordgpt.load("runs/dq")                                   # a run -> a model
-    print(m.generate("the knight", max_new_tokens=50, seed=1))   # text, with copied spans
+    print(m.generate("the knight", max_new_tokens=50, seed=1))   # as sample shows it
     print(m.evaluate("val").bits_per_char)
 
 ``prepare``, ``train`` and ``load`` are the package's three verbs; the configs

@@ -63,6 +63,9 @@ class DataConfig:
     """Word/char only: keep at most this many tokens (the most frequent), plus <unk>."""
 
     def __post_init__(self) -> None:
+        # one name or path given as a string is a data set of one (never its characters)
+        names = (self.dataset,) if isinstance(self.dataset, str) else tuple(self.dataset)
+        object.__setattr__(self, "dataset", names)
         check_choices(self)
         check_numbers(self)
         check(

@@ -62,6 +62,23 @@ def settings_of(model: ModelConfig, train: TrainConfig) -> dict[str, Any]:
     return {name: getattr(owner[cls], name) for cls, name in every}
 
 
+def from_run_config(config: dict) -> tuple[str | None, dict[str, Any]]:
+    """The preset and every model and training setting of a run's ``config.json`` (what
+    ``train --config`` starts a run from): the same run again, on any data of its tokens
+    (the vocabulary size is the data's)."""
+    if not (isinstance(config.get("model"), dict) and isinstance(config.get("train"), dict)):
+        raise WordGPTError("that is no run's config.json: it has no model and train settings")
+    try:
+        model = from_dict(ModelConfig, {**config.get("model", {}), "vocab_size": 0})
+        train = from_dict(TrainConfig, config.get("train", {}))
+    except (TypeError, ValueError, AttributeError) as e:
+        raise WordGPTError(f"a run's config.json whose settings fail: {e}") from None
+    settings = settings_of(model, train)
+    del settings["vocab_size"]
+    preset = config.get("preset")
+    return (preset if isinstance(preset, str) else None), settings
+
+
 def with_settings(model: ModelConfig, train: TrainConfig, settings: dict[str, Any]):
     """``model`` and ``train`` with settings given by field name (``n_layer=2``, ``lr=1e-3``,
     ``time_budget=60``), wherever the field lives; an unknown name is one clear error."""

@@ -4,7 +4,6 @@ that ``wordgpt --help`` (and a command's own start) pays only for what it uses."
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 from pathlib import Path
@@ -106,16 +105,32 @@ def prepare(out, overwrite, workers, tokenizer_from, progress, **kw) -> None:
     help="write RUN/report.html and report.md at the end (a whole-split evaluation and three "
     "samples with their copies: seconds on a book)",
 )
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="start from the preset and every setting of a run's config.json (the flags given "
+    "here override them): the same run again, on data of its tokens",
+)
 @config_options(ModelConfig, exclude=("vocab_size",), from_preset=True)
 @config_options(TrainConfig, from_preset=True)
-def train(data_dir, preset, out, resume, overwrite, dry_run, trust_pickle, report, **settings):
+def train(data_dir, preset, out, resume, overwrite, dry_run, trust_pickle, report, config_file,
+          **settings):  # fmt: skip
     """Train a GPT on prepared token files; checkpoints, metrics.csv, loss.png and a report
     go to OUT. Every model and training setting below defaults to the preset's value."""
     from ..use.train_run import train as run
 
     began = (click.get_current_context().obj or {}).get("started")
+    settings = settings_given(settings)
+    if config_file is not None:
+        from ..fileio import read_json_object
+        from ..settings import from_run_config
+
+        was, every = from_run_config(read_json_object(config_file))
+        preset, settings = preset or was, {**every, **settings}
     r = run(data_dir, out, preset, resume=resume, overwrite=overwrite, trust_pickle=trust_pickle,
-            report=report, dry_run=dry_run, started=began, **settings_given(settings))  # fmt: skip
+            report=report, dry_run=dry_run, started=began, **settings)  # fmt: skip
     if dry_run:
         click.echo(str(r))
         return
@@ -144,15 +159,24 @@ def train(data_dir, preset, out, resume, overwrite, dry_run, trust_pickle, repor
     "space-prefixed words, 16 words and spaces, 35 characters, 8 BPE tokens]",
 )
 @click.option("--copies/--no-copies", default=True, help="look for copied spans (after the text)")
+@click.option(
+    "--num-samples",
+    type=click.IntRange(1, 1000),
+    default=1,
+    help="how many texts, seeds one apart (the first: --seed, or one drawn now), each after a "
+    "line of dashes",
+)
 @threads_option
 @config_options(SampleConfig)
-def sample(run, prompt, which, device, copy_min, copies, threads, **kw) -> None:
+def sample(run, prompt, which, device, copy_min, copies, num_samples, threads, **kw) -> None:
     """Generate text from a trained run, streamed as it comes; then which of it stands
     verbatim in the training text (on stderr)."""
-    from ..use.generate import print_stream, with_seed
+    from dataclasses import replace
+
+    from ..use.generate import with_seed
     from ..use.loaded import load
 
-    cfg = with_seed(SampleConfig(**kw))
+    first = with_seed(SampleConfig(**kw))
     m = load(run, which, device, threads=threads)
     unknown = m.tokenizer.unknown(prompt)
     if unknown:
@@ -162,11 +186,22 @@ def sample(run, prompt, which, device, copy_min, copies, threads, **kw) -> None:
             f"read as <unk>: {words}",
             err=True,
         )
+    for i in range(num_samples):
+        if i:
+            click.echo("-" * 40)
+        cfg = replace(first, seed=first.seed + i)
+        one_sample(m, prompt, cfg, copy_min, copies, given=kw["seed"] is not None)
+
+
+def one_sample(m, prompt: str, cfg: SampleConfig, copy_min, copies: bool, given: bool) -> None:
+    """One text streamed to stdout; its seed (when none was given) and copies on stderr."""
+    from ..use.generate import print_stream
+
     if prompt:
         click.echo(prompt, nl=False)
     ids: list[int] = []
     print_stream(m.stream(prompt, cfg, ids))
-    if kw["seed"] is None:
+    if not given:
         click.echo(f"seed {cfg.seed} (--seed {cfg.seed} gives this text again)", err=True)
     found = m.copies(ids, copy_min) if copies else None
     if found is not None:
@@ -279,8 +314,11 @@ def record_eval(
         d["train"] = record
     else:
         d = {**{k: v for k, v in d.items() if k in ("texts", "train", "variants")}, **record}
-    with contextlib.suppress(WordGPTError):  # a read-only run folder: nothing to record
+    try:
         atomic_write(run_dir / "eval.json", json_line(d) + "\n")
+    except WordGPTError as e:  # a read-only run folder: the figures stand, unrecorded
+        click.echo(f"note: {run_dir}/eval.json not written ({' '.join(str(e).split())})",
+                   err=True)  # fmt: skip
 
 
 @click.command()
@@ -358,7 +396,15 @@ def export_(run, out, which, fmt) -> None:
     show_default=True,
     help="seconds a generation may run",
 )
-def serve(runs_dir, host, port, allowed, max_new_tokens, max_active, time_limit) -> None:
+@click.option(
+    "--max-models",
+    type=click.IntRange(1, 1000),
+    default=4,
+    show_default=True,
+    help="runs kept loaded at once (the one used longest ago is let go for another)",
+)
+def serve(runs_dir, host, port, allowed, max_new_tokens, max_active, time_limit,
+          max_models) -> None:  # fmt: skip
     """A local web page to generate text from the runs in RUNS_DIR and look at them."""
     try:
         from ..use.serve.run import serve_forever
@@ -371,6 +417,7 @@ def serve(runs_dir, host, port, allowed, max_new_tokens, max_active, time_limit)
         max_new_tokens,
         max_active=max_active,
         time_limit_s=time_limit,
+        max_models=max_models,
         host=host,
         allowed_hosts=tuple(allowed),
     )

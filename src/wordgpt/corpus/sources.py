@@ -352,7 +352,8 @@ def decoded(f, encoding: str, name: str) -> Iterator[str]:
         except UnicodeDecodeError as e:
             at = offset + e.start
             raise DataError(
-                f"{name} is not valid {codec} (byte offset {at}: {raw[e.start : e.start + 4]!r}); "
+                f"{name} is not valid {codec.removesuffix('-sig')} (byte offset {at}: "
+                f"{raw[e.start : e.start + 4]!r}); "
                 "try --encoding latin-1"
             ) from None
         offset += len(raw)

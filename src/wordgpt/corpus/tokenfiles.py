@@ -124,8 +124,17 @@ def load_unk_words(data_dir: str | Path, split: str) -> list[str] | None:
     path = Path(data_dir) / VAL_UNK
     if split != "val" or not path.is_file():
         return None
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f]
+    words = []
+    try:
+        with open(path, encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                w = json.loads(line)
+                if not isinstance(w, str) or not w:
+                    raise ValueError(f"line {n} is no word: {line.strip()[:40]!r}")
+                words.append(w)
+    except (OSError, ValueError) as e:  # JSON errors and undecodable bytes are ValueErrors
+        raise DataError(f"{path} is damaged ({e}); prepare the data folder again") from None
+    return words
 
 
 def load_tokenizer(path: str | Path) -> Tokenizer:

@@ -67,7 +67,10 @@ def build(p: Plan, budget: Budget, d: Dist) -> tuple[Trainer, dict]:
     trainer = Trainer(model, p.train, train, val, device, dtype, d, budget)
     if (ck := p.resume_from) is not None:
         trainer.load_state_dict(ck)
-        log.info(f"resumed {p.run.path}/last.pt at step {trainer.state.step}{world_note(p, d)}")
+        left = (f"; {max(budget.left(), 0.0):,.0f} s of its {budget.seconds:g} s time budget left "
+                f"({budget.before:,.0f} s spent before)" if budget.seconds else "")  # fmt: skip
+        log.info(f"resumed {p.run.path}/last.pt at step {trainer.state.step}{left}"
+                 f"{world_note(p, d)}")  # fmt: skip
     log.info(model_line(trainer))
     return trainer, provenance
 

@@ -245,6 +245,9 @@ def evaluate(
     (:class:`NgramSpec`). ``read_spell_bits``: the split's spelling bits when the spelling
     model reads as it goes, for the adaptive figures (else the static ones). ``threads``
     chooses the CPU's thread count by timing the batches (and the windows adapted)."""
+    if adapt_lr is not None and not (math.isfinite(adapt_lr) and adapt_lr > 0):
+        raise WordGPTError(f"the adaptive evaluation's rate must be a finite number above 0, "
+                           f"got {adapt_lr}")  # fmt: skip
     per_token = token_nll(model, data, block_size, batch_size, device, progress, deadline, stride,
                           threads)  # fmt: skip
     nll, n = float(per_token.sum()), len(per_token)

@@ -155,7 +155,8 @@ def model_card(m: Model, fmt: str, name: str) -> str:
     summary = read_json_object(run / "summary.json")
     ev = read_json_object(run / "eval.json")
     data = m.config.get("data", {})
-    datasets = ", ".join(str(d) for d in data.get("dataset", []) or ["?"])
+    # a named data set as it is, a file by its name alone: this card is meant to be shared
+    datasets = ", ".join(Path(str(d)).name for d in data.get("dataset", []) or ["?"])
     cfg = m.gpt.cfg
     bpc = ev.get("bits_per_char") or summary.get("best_val_bits_per_char_estimate")
     measured = "measured by `wordgpt eval` over the whole val split" if ev else "estimated"

@@ -197,9 +197,9 @@ def find_copies(
 
 @dataclass
 class Generation:
-    """A generated text: what was written after the prompt, its token ids, the seed that
-    gives it again, and its copied spans (None: no training text to look in). ``str()`` of
-    it is the text."""
+    """A generated text: what was written after the prompt (``text``), its token ids, the seed
+    that gives it again, and its copied spans (None: no training text to look in). ``str()``
+    of it is what ``wordgpt sample`` shows: the prompt and the text, then the copies line."""
 
     prompt: str
     text: str
@@ -208,7 +208,8 @@ class Generation:
     copies: Copies | None = None
 
     def __str__(self) -> str:
-        return self.text
+        shown = self.prompt + self.text
+        return shown + (f"\n{self.copies.summary()}" if self.copies is not None else "")
 
 
 def generate(

@@ -12,9 +12,9 @@ import torch
 
 from ..config import DataConfig, SampleConfig
 from ..corpus.build import prepare
-from ..corpus.tokenfiles import load_meta, load_split, load_tokenizer, load_unk_words
+from ..corpus.tokenfiles import VAL_UNK, load_meta, load_split, load_tokenizer, load_unk_words
 from ..corpus.tokenizer import Tokenizer
-from ..errors import CheckpointError, WordGPTError
+from ..errors import CheckpointError, DataError, WordGPTError
 from ..logs import log
 from ..model.device import check_memory, pick_device
 from ..model.ensemble import Ensemble
@@ -171,7 +171,7 @@ class Model:
             )
         read_spell = None
         if adapt_lr is not None:
-            read_spell = self._read_spell_bits(data_dir, split, meta)
+            read_spell = read_spell_bits(self.tokenizer, data_dir, split, meta)
         return evaluate(
             self.gpt,
             load_split(data_dir, split),
@@ -188,19 +188,6 @@ class Model:
             read_spell_bits=read_spell,
             threads=self.thread_choice("batch"),
         )
-
-    def _read_spell_bits(self, data_dir: Path, split: str, meta: dict) -> float | None:
-        """The split's spelling bits with the spelling model reading its <unk> words as it
-        goes (adaptive evaluation), when the data folder keeps them."""
-        words = load_unk_words(data_dir, split)
-        if words is None or len(words) != meta["splits"][split].get("unk", 0):
-            if meta["splits"][split].get("unk"):
-                log.warning(f"note: {data_dir} does not keep its {split} split's <unk> words in "
-                            "order (prepared before they were kept): the adaptive figures "
-                            "spell them with the static model; prepare it again for the "
-                            "spelling that reads")  # fmt: skip
-            return None
-        return float(self.tokenizer.spelling().read_bits(words).sum())
 
     def _ngram_spec(self, ngram: int | None) -> NgramSpec | None:
         """What :func:`.evaluate.evaluate` mixes in for ``ngram`` (see :meth:`evaluate`)."""
@@ -233,6 +220,27 @@ class Model:
             return replace(self.evaluate("val", tmp, **options), split=Path(path).name)
 
 
+def read_spell_bits(tokenizer: Tokenizer, data_dir: Path, split: str, meta: dict) -> float | None:
+    """The split's spelling bits with the spelling model reading its <unk> words as it
+    goes (adaptive evaluation), when the data folder keeps them."""
+    words = load_unk_words(data_dir, split)
+    if words is None or len(words) != meta["splits"][split].get("unk", 0):
+        if meta["splits"][split].get("unk"):
+            log.warning(f"note: {data_dir} does not keep its {split} split's <unk> words in "
+                        "order (prepared before they were kept): the adaptive figures "
+                        "spell them with the static model; prepare it again for the "
+                        "spelling that reads")  # fmt: skip
+        return None
+    spelling = tokenizer.spelling()
+    recorded = meta["splits"][split].get("unk_spell_bits", 0.0)
+    if abs(float(spelling.bits_many(words).sum()) - recorded) > 1e-6 * max(recorded, 1.0):
+        raise DataError(
+            f"{data_dir}/{VAL_UNK}: its words are not the {split} split's <unk> words (their "
+            "spelling costs other bits than meta.json records); prepare the folder again"
+        )
+    return float(spelling.read_bits(words).sum())
+
+
 def load(
     run_dir: str | Path, which: str = "best", device: str = "auto", threads: int | None = None
 ) -> Model:
@@ -252,7 +260,15 @@ def load(
         and path.name == "best.pt"
         and (members := member_checkpoints(path.parent))
     ):
-        gpt = Ensemble([gpt, *(read_gpt(checkpoint.read(m), m, dev, tok) for m in members)])
+        others = [read_gpt(checkpoint.read(m), m, dev, tok) for m in members]
+        for path_, other in zip(members, others, strict=True):
+            if other.cfg.block_size != gpt.cfg.block_size:
+                raise CheckpointError(
+                    f"{path_}: a member of block size {other.cfg.block_size}, the run's "
+                    f"{gpt.cfg.block_size}; an ensemble's members read the same context (move "
+                    "that member out of the run folder)"
+                )
+        gpt = Ensemble([gpt, *others])
     config = {
         "data_dir": ck.get("data_dir", ""),
         "model": ck["model_config"],

@@ -23,6 +23,16 @@ def _e(v) -> str:
     return html.escape(str(v))
 
 
+def _count(n, noun: str) -> str:
+    """``1 step``, ``20 steps``; a count not known: ``– steps``."""
+    return f"{_num(n)} {noun}{'' if n == 1 else 's'}"
+
+
+def samples_heading(n: int) -> str:
+    seeds = "none" if not n else "seed 1" if n == 1 else f"seeds 1-{n}"
+    return f"Samples ({seeds}; copied spans marked)" if n else f"Samples ({seeds})"
+
+
 def _num(v, fmt: str = ",") -> str:
     if v is None:
         return "–"
@@ -86,7 +96,7 @@ def training_rows(r: dict) -> list[tuple[str, str]]:
     speed = f"{_num(t.get('elapsed_s'), ',.0f')} s, {_num(t.get('tokens_per_s'), ',.0f')} tokens/s"
     return [
         ("preset", _e(preset)),
-        ("steps, tokens", f"{_num(t.get('step'))} steps, {_num(t.get('tokens'))} tokens"),
+        ("steps, tokens", f"{_count(t.get('step'), 'step')}, {_count(t.get('tokens'), 'token')}"),
         ("time, speed", speed),
         ("MFU", f"{_num(t.get('mfu'), '.1%')} of {peak} GFLOP/s"),
         ("device, dtype", f"{t.get('device')}, {t.get('dtype')}"),
@@ -170,7 +180,8 @@ def curve_svg(points: list[list[tuple[float, float]]], names, ylabel: str, w=900
         return "<p>no evaluations yet</p>"
     x0, x1 = min(p[0] for p in pts), max(max(p[0] for p in pts), 1)
     y0, y1 = min(p[1] for p in pts), max(p[1] for p in pts)
-    y1 = y1 if y1 > y0 else y0 + 1e-9
+    pad = max(0.08 * (y1 - y0), 0.01 * max(abs(y0), abs(y1)), 1e-9)  # no curve on an edge
+    y0, y1 = y0 - pad, y1 + pad
     sx = lambda v: 50 + (v - x0) / max(x1 - x0, 1e-9) * (w - 150)  # noqa: E731
     sy = lambda v: h - 30 - (v - y0) / (y1 - y0) * (h - 50)  # noqa: E731
     colours = ["#1f6fb2", "#a0282d", "#2ca02c"]
@@ -185,6 +196,11 @@ def curve_svg(points: list[list[tuple[float, float]]], names, ylabel: str, w=900
     parts.append(f'<text x="50" y="{h - 8}" font-size="12">step {x0:,.0f} to {x1:,.0f}</text>')
     parts.append(f'<text x="4" y="14" font-size="12">{_e(ylabel)}: {y0:.3g} to {y1:.3g}</text>')
     return "".join(parts) + "</svg>"
+
+
+def summary(sample: dict) -> str:
+    """A sample's copies line ("" where its copies were not looked for)."""
+    return (sample.get("copies") or {}).get("summary", "")
 
 
 def marked(sample: dict) -> str:
@@ -205,33 +221,47 @@ def page(r: dict) -> str:
     losses = [[(int(x["step"]), float(x[k])) for x in ms] for k in ("train_loss", "val_loss")]
     loss = curve_svg(losses, ["train", "val"], "loss (nats per token)")
     lr = curve_svg([[(int(x["step"]), float(x["lr"])) for x in ms]], ["learning rate"], "lr")
-    sections = [f"<h2>{k}</h2>{table(v)}" for k, v in rows(r).items()]
-    samples = "".join(
-        f'<p class="sample">{marked(s)}</p><p>{_e((s.get("copies") or {}).get("summary", ""))}</p>'
-        for s in r["samples"]
+    samples = (
+        "".join(f'<p class="sample">{marked(s)}</p><p>{_e(summary(s))}</p>' for s in r["samples"])
+        or "<p>none: left out for the time budget</p>"
     )
+    parts = {"Curves": f"{loss}{lr}", samples_heading(len(r["samples"])): samples}
+    parts.update({k: table(v) for k, v in sections(r).items()})
     data = json.dumps(r, default=str).replace("</", "<\\/")
     return (
         f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{_e(r['run'])}: "
         f"wordgpt report</title><style>{STYLE}</style></head><body><h1>{_e(r['run'])}</h1>"
-        + "".join(sections[:3])
-        + f"<h2>Curves</h2>{loss}{lr}<h2>Evaluation</h2>{table(evaluation_rows(r))}"
-        + f"<h2>Samples (seeds 1-{len(r['samples'])}; copied spans marked)</h2>"
-        + (samples or "<p>none: left out for the time budget</p>")
-        + sections[3]
+        + "".join(f"<h2>{_e(k)}</h2>{parts[k]}" for k in order(r))
         + f'<script type="application/json" id="report-data">{data}</script></body></html>'
     )
 
 
+def sections(r: dict) -> dict[str, list[tuple[str, str]]]:
+    """The report's tables and the evaluation's, by section."""
+    return {**rows(r), "Evaluation": evaluation_rows(r)}
+
+
+def order(r: dict) -> list[str]:
+    """The sections in the order both forms of the report show them."""
+    return ["Data", "Model", "Training", "Curves", "Evaluation", samples_heading(len(r["samples"])),
+            "Machine"]  # fmt: skip
+
+
 def markdown(r: dict) -> str:
     """The report as markdown, for pasting into an issue or a notebook."""
-    lines = [f"# {r['run']}", ""]
-    for name, pairs in [*rows(r).items(), ("Evaluation", evaluation_rows(r))]:
-        lines += [f"## {name}", "", "| | |", "|---|---|"]
-        lines += [f"| {k} | {_strip(v)} |" for k, v in pairs] + [""]
-    lines += ["## Samples", ""]
-    for s in r["samples"]:
-        lines += [f"> {s['text'].strip()}", "", (s.get("copies") or {}).get("summary", ""), ""]
+    lines, tables = [f"# {r['run']}", ""], sections(r)
+    for name in order(r):
+        if name == "Curves":  # pictures: the page has them, and metrics.csv their points
+            continue
+        lines += [f"## {name}", ""]
+        if name in tables:
+            lines += ["| | |", "|---|---|"]
+            lines += [f"| {k} | {_strip(v)} |" for k, v in tables[name]] + [""]
+            continue
+        for s in r["samples"]:
+            lines += [f"> {s['text'].strip()}", "", summary(s), ""]
+        if not r["samples"]:
+            lines += ["none: left out for the time budget", ""]
     return "\n".join(lines)
 
 

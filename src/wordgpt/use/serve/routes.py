@@ -21,7 +21,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ...config import SampleConfig
+from ...config import MAX_TEMPERATURE, SampleConfig
 from ...errors import WordGPTError
 from ...model.sampling import SHOWCASE
 from ...version import package_version
@@ -61,7 +61,9 @@ class GenerateRequest(BaseModel):
     run: RunName
     prompt: str = ""
     max_new_tokens: int = Field(default=_DEFAULTS.max_new_tokens, ge=1)
-    temperature: float = Field(default=_DEFAULTS.temperature, ge=0.0, le=5.0, allow_inf_nan=False)
+    temperature: float = Field(
+        default=_DEFAULTS.temperature, ge=0.0, le=MAX_TEMPERATURE, allow_inf_nan=False
+    )
     top_k: int | None = Field(default=_DEFAULTS.top_k, ge=0)
     top_p: float | None = Field(default=_DEFAULTS.top_p, gt=0.0, le=1.0, allow_inf_nan=False)
     seed: int | None = Field(default=_DEFAULTS.seed, ge=0, le=2**63 - 1)
@@ -73,7 +75,7 @@ class GenerateRequest(BaseModel):
     @classmethod
     def _temperature(cls, v: float) -> float:
         if 0 < v < 1e-3:
-            raise ValueError("must be 0 (greedy) or between 0.001 and 5")
+            raise ValueError(f"must be 0 (greedy) or between 0.001 and {MAX_TEMPERATURE:g}")
         return v
 
 
@@ -124,6 +126,7 @@ async def health(s: State):
             "max_new_tokens": _DEFAULTS.max_new_tokens,
         },
         "limits": {
+            "temperature": MAX_TEMPERATURE,
             "max_new_tokens": cfg.max_new_tokens,
             "prompt_chars": cfg.max_prompt_chars,
             "time_limit_s": cfg.time_limit_s,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import math
 import threading
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,8 @@ class ServeConfig:
     """A generation stops after this many seconds."""
     max_active: int = 2
     """Generations running at once; one more gets a 503 "busy"."""
+    max_models: int = 4
+    """Runs kept loaded at once; the one used longest ago is let go for another."""
     token_delay_s: float = 0.0
     """A pause after each token (for demonstrations and the browser test)."""
     host: str = "127.0.0.1"
@@ -169,13 +171,15 @@ class _Loaded:
 
 @dataclass
 class ModelCache:
-    """Runs loaded once, again when their checkpoint file changes. Each run has its own
-    lock: loading a large run never holds up generation from the others."""
+    """Runs loaded once, again when their checkpoint file changes, at most ``size`` at once
+    (the one used longest ago is let go first). Each run has its own lock: loading a large
+    run never holds up generation from the others."""
 
-    entries: dict[str, _Loaded] = field(default_factory=dict)
+    size: int = 4
+    entries: OrderedDict[str, _Loaded] = field(default_factory=OrderedDict)
     locks: dict[str, threading.Lock] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
-    """Guards ``locks`` only."""
+    """Guards ``locks`` and the order of ``entries``."""
 
     def get(self, name: str, path: Path):
         """The run's model as ``wordgpt sample RUN`` loads it: its best.pt (or last.pt) and
@@ -196,10 +200,15 @@ class ModelCache:
         with self.lock:
             run_lock = self.locks.setdefault(name, threading.Lock())
         with run_lock:
-            hit = self.entries.get(name)
+            with self.lock:
+                hit = self.entries.get(name)
             if hit is None or hit.stamp != stamp:
                 hit = _Loaded(load(path, ck.stem, device="cpu"), stamp)
+            with self.lock:
                 self.entries[name] = hit
+                self.entries.move_to_end(name)
+                while len(self.entries) > self.size:
+                    self.entries.popitem(last=False)
             return hit.model
 
 
@@ -213,7 +222,7 @@ class ServeState:
     def __init__(self, cfg: ServeConfig):
         self.cfg = cfg
         self.slots = threading.Semaphore(cfg.max_active)
-        self.cache = ModelCache()
+        self.cache = ModelCache(cfg.max_models)
         self.active = 0
         self.finished: deque = deque(maxlen=50)
         self._words: dict[tuple, Any] = {}

@@ -348,6 +348,7 @@ async function start() {
     if (h.defaults[k] !== null) $(k).value = h.defaults[k];
   }
   $("max_new_tokens").max = h.limits.max_new_tokens;
+  $("temperature").max = h.limits.temperature;
   $("prompt").maxLength = h.limits.prompt_chars;
   runs = await call("/api/runs");
   for (const r of runs) {
