@@ -69,6 +69,33 @@ def test_gutenberg_header_and_footer_are_cut_at_their_markers():
     assert "Licence" in clean(raw, replace(cfg, strip_gutenberg=False))
 
 
+def test_a_file_of_several_books_keeps_every_books_text():
+    """Gutenberg files joined into one (``cat shelf/*.txt > all.txt``): each book's text, not
+    the first book's alone; what stands between an END line and the next START line goes."""
+
+    def book(t: str) -> str:
+        start, end = (f"*** {w} OF THE PROJECT GUTENBERG EBOOK {t} ***" for w in ("START", "END"))
+        return f"Header of {t}\n{start}\nThe tale of {t}.\n{end}\nLicence of {t}.\n"
+
+    cfg = DataConfig(newlines_to_spaces=False, lowercase=False)
+    want = "The tale of A.\nThe tale of B.\nThe tale of C.\n"
+    assert clean(book("A") + book("B") + book("C"), cfg) == want
+
+
+@needs_book
+def test_the_shelf_in_one_file_keeps_every_novel():
+    """The nineteen novels in one file clean to as much text as each cleaned alone (later
+    books keep their few lines of credits)."""
+    shelf = book_path().parent / "shelf"
+    if not shelf.is_dir():
+        pytest.skip("set WORDGPT_DATA_DIR to a folder with shelf/")
+    texts = [f.read_text(encoding="utf-8-sig") for f in sorted(shelf.glob("*.txt"))]
+    cfg = DataConfig()
+    alone = sum(len(clean(t, cfg)) for t in texts)
+    joined = len(clean("\n".join(texts), cfg))
+    assert 0.999 * alone < joined < 1.001 * alone
+
+
 @pytest.mark.parametrize("piece", [7, 64, 10**6])
 def test_any_gutenberg_book_loses_the_credits_after_its_start_line(piece):
     """ "Produced by ..." after the start line is the file's, not the book's: cut, in the

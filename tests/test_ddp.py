@@ -148,6 +148,26 @@ def two_nodes(logs: Path, *args, timeout=240) -> list[str]:
     rendezvous as the agents of two nodes of a cluster do (c10d numbers the nodes in the
     order they arrive; ``--node-rank`` is what the static rendezvous would use). Returns
     each agent's output."""
+    agents, files = start_two_nodes(logs, *args)
+    try:
+        codes = [a.wait(timeout=timeout) for a in agents]
+    finally:
+        stop(agents)
+    outs = [log.read_text() for log in files]
+    assert codes == [0, 0], "\n".join(o[-2000:] for o in outs)
+    return outs
+
+
+def stop(agents: list[subprocess.Popen]) -> None:
+    """An agent left waiting for the other goes, with its worker."""
+    for a in agents:
+        if a.poll() is None:
+            os.killpg(a.pid, 9)
+            a.wait()
+
+
+def start_two_nodes(logs: Path, *args) -> tuple[list[subprocess.Popen], list[Path]]:
+    """The agents of :func:`two_nodes`, started, and the files their output goes to."""
     flags = (
         f"--nnodes 2 --nproc-per-node 1 --rdzv-backend c10d --rdzv-endpoint 127.0.0.1:"
         f"{free_port()} --rdzv-id wordgpt-test --local-addr 127.0.0.1 --max-restarts 0"
@@ -166,16 +186,7 @@ def two_nodes(logs: Path, *args, timeout=240) -> list[str]:
                     start_new_session=True,
                 )
             )
-    try:
-        codes = [a.wait(timeout=timeout) for a in agents]
-    finally:
-        for a in agents:  # an agent left waiting for the other goes, with its worker
-            if a.poll() is None:
-                os.killpg(a.pid, 9)
-                a.wait()
-    outs = [log.read_text() for log in files]
-    assert codes == [0, 0], "\n".join(o[-2000:] for o in outs)
-    return outs
+    return agents, files
 
 
 def test_two_nodes_train_the_tiny_preset_into_bit_identical_replicas(word_data, tmp_path):
@@ -198,3 +209,39 @@ def test_the_train_command_runs_across_two_nodes(word_data, tmp_path):
     two_nodes(tmp_path, *cmd, "--eval-interval", "10")
     ck = checkpoint.read(out / "last.pt")
     assert ck["step"] == 20 and ck["world_size"] == 2 and ck["tokens"] == 20 * 8 * 32 * 2
+
+
+def worker_of(agent: subprocess.Popen) -> int:
+    """The pid of the process a torchrun agent started (its one worker)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # a process that ended meanwhile
+            continue
+        if int(fields[1]) == agent.pid:  # the parent's pid
+            return int(stat.parent.name)
+    raise AssertionError(f"agent {agent.pid} has no worker")
+
+
+def test_a_process_killed_leaves_the_other_one_line_not_a_traceback(word_data, tmp_path):
+    """kill -9 of one process of a run (one node's worker): the other's next collective
+    fails, and it says so in one line; no traceback of wordgpt's code."""
+    import re
+    import time
+
+    out = tmp_path / "run"
+    flags = "--preset tiny --dtype fp32 --no-progress --no-tensorboard --max-iters 100000"
+    cmd = ["-m", "wordgpt.cli", "train", "--data", word_data, "--out", out, *flags.split()]
+    agents, files = start_two_nodes(tmp_path, *cmd, "--eval-interval", "10")
+    try:
+        deadline = time.time() + 120
+        while not (out / "last.pt").is_file():  # training has begun: a checkpoint is saved
+            assert time.time() < deadline and all(a.poll() is None for a in agents)
+            time.sleep(0.1)
+        os.kill(worker_of(agents[1]), 9)
+        agents[0].wait(timeout=120)
+    finally:
+        stop(agents)
+    log = files[0].read_text()
+    assert "error: another process of this run stopped" in log, log[-3000:]
+    assert not re.search(r'File ".*wordgpt/', log), log[-3000:]

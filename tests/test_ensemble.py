@@ -176,3 +176,74 @@ def test_the_benchmark_ladder_adds_each_part_of_the_evaluation_in_turn(ensemble_
     ]
     assert rows == pytest.approx(expected, rel=1e-9)
     assert len(set(np.round(rows, 9))) == 6  # every part changes the figure
+
+
+def _stopped_while_members_trained(ensemble_run, tmp_path, gone: tuple[int, ...]):
+    """A copy of the ensemble run as a kill -9 leaves it while member ``gone[0]`` trained:
+    that member without its summary, the later ones never started, the run's summary without
+    its member count and not complete."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(ensemble_run[0], run)
+    (run / "members" / str(gone[0]) / "summary.json").unlink()
+    for k in gone[1:]:
+        shutil.rmtree(run / "members" / str(k))
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary.pop("complete") is True and summary.pop("members") == 3
+    (run / "summary.json").write_text(json.dumps(summary))
+    return run
+
+
+def _resume(word_data, run):
+    import itertools
+
+    from wordgpt.use.train_run import train
+
+    ticks = itertools.count()
+    return train(word_data, run, resume=True, report=False, progress=False, tensorboard=False,
+                 clock=lambda: next(ticks) * 1e-3)  # fmt: skip
+
+
+@pytest.mark.slow
+def test_resume_finishes_a_run_stopped_while_a_member_trained(ensemble_run, word_data, tmp_path):
+    """The model made its passes, member 2 was done, member 3 was training when the run was
+    killed: ``--resume`` (refused before: "already made 1.01 passes") resumes member 3 from
+    its last.pt, leaves member 2 as it was, and completes the run; then it has nothing left."""
+    from wordgpt.errors import WordGPTError
+
+    run = _stopped_while_members_trained(ensemble_run, tmp_path, gone=(3,))
+    second = (run / "members" / "2" / "best.pt").read_bytes()
+    _resume(word_data, run)
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["members"] == 3 and summary["complete"] is True
+    assert json.loads((run / "members" / "3" / "summary.json").read_text())["stopped"] == "epochs"
+    assert (run / "members" / "2" / "best.pt").read_bytes() == second
+    assert not (run / "members" / "4").exists()
+    with pytest.raises(WordGPTError, match="already made 1.0\\d passes .* the run is complete"):
+        _resume(word_data, run)
+
+
+@pytest.mark.slow
+def test_a_signal_while_a_member_trains_stops_the_run_for_a_resume(
+    ensemble_run, word_data, tmp_path, monkeypatch
+):
+    """Ctrl-C while member 2 trains stops there (member 3 never starts), says where the last
+    checkpoint is, and leaves the run incomplete: a resume goes on with it."""
+    from dataclasses import replace
+
+    from wordgpt.errors import InterruptError
+    from wordgpt.use import train_run
+
+    run = _stopped_while_members_trained(ensemble_run, tmp_path, gone=(2, 3))
+    real = train_run.train_model
+
+    def member_interrupted(p, budget, d):
+        r = real(p, budget, d)
+        return replace(r, stopped="signal 2") if "members" in str(p.run.path) else r
+
+    monkeypatch.setattr(train_run, "train_model", member_interrupted)
+    with pytest.raises(InterruptError, match=f"saved {run}/members/2/last.pt"):
+        _resume(word_data, run)
+    assert not (run / "members" / "3").exists()
+    assert "complete" not in json.loads((run / "summary.json").read_text())

@@ -82,6 +82,27 @@ def test_the_text_generation_pipeline_runs_and_greedy_equals_ours(exported):
     assert got == "the knight" + m.generate("the knight", max_new_tokens=8, temperature=0).text
 
 
+@pytest.mark.slow
+def test_past_the_block_the_exports_greedy_text_is_samples_without_its_cache(exported):
+    """Past the block each new token reads the last whole block, as ``sample --no-use-cache``
+    does (``sample``'s cache re-reads half a block when the block is full); the native GPT-2
+    form, as every ``GPT2LMHeadModel``, stops at its block: what docs/export.md says."""
+    from transformers import pipeline
+
+    name, run, out = exported
+    hf, tk = load_hf(out)
+    m = wordgpt.load(run, device="cpu")
+    n = m.gpt.cfg.block_size + 8
+    pipe = pipeline("text-generation", model=hf, tokenizer=tk)
+    if FORMAT.get(name) == "gpt2":
+        with pytest.raises(IndexError):  # no position past n_positions
+            pipe("the knight", max_new_tokens=n, do_sample=False)
+        return
+    got = pipe("the knight", max_new_tokens=n, do_sample=False)[0]["generated_text"]
+    plain = m.generate("the knight", max_new_tokens=n, temperature=0, use_cache=False)
+    assert got == "the knight" + plain.text
+
+
 def test_a_run_that_is_not_gpt2_is_refused_as_gpt2_naming_the_setting(word_data, tmp_path):
     train(word_data, tmp_path / "run", preset="tiny", max_iters=2, pos="rope", **QUIET)
     r = subprocess.run(

@@ -15,7 +15,7 @@ from wordgpt.errors import WordGPTError
 from wordgpt.model.mixture import Partner
 from wordgpt.training.holdout import HELD_OUT, gpt_tokens, partner_order
 
-from .helpers import FAST
+from .helpers import FAST, cli
 
 
 def test_the_partner_order_fits_the_keys_and_the_split():
@@ -119,18 +119,51 @@ def test_a_partner_whose_training_split_is_gone_leaves_the_gpt_alone(partner_run
     assert len(m.generate("the", max_new_tokens=3).ids) == 3
 
 
-def test_the_report_says_the_partner_is_on_with_its_figure(partner_run, tmp_path):
+def test_every_surface_heads_with_the_figure_eval_prints_last(partner_run, tmp_path):
+    """The API's headline, the report's first evaluation row and the page's runs table give
+    the mixture's figure (what ``wordgpt eval`` prints last), the GPT alone beside it; the
+    report says how its samples were drawn."""
     import shutil
 
     import wordgpt
     from wordgpt.use.report import write_report
+    from wordgpt.use.serve.state import run_summary
 
     run = tmp_path / "run"
     shutil.copytree(partner_run[0], run)
+    r = wordgpt.load(run, device="cpu").evaluate()
+    mixed, alone = r.ngram["bits_per_char"], r.bits_per_char
+    assert r.headline_bits_per_char == mixed != alone
+    assert str(r).endswith(f"{mixed:.4f} bits/char")
+    assert r.to_dict()["headline_bits_per_char"] == mixed
     write_report(run)
     md = (run / "report.md").read_text()
-    mixed = wordgpt.load(run, device="cpu").evaluate().ngram["bits_per_char"]
-    assert f"| with the n-gram partner | **{mixed:.4f}**: the GPT mixed with a 3-gram" in md
+    assert f"| val bits per character | **{mixed:.4f}**: the GPT mixed with a 3-gram" in md
+    assert f"| the GPT alone | {alone:.4f} (whole split" in md
+    assert md.index("val bits per character") < md.index("the GPT alone")
+    assert "Drawn with its 3-gram partner (GPT weight" in md
+    (run / "eval.json").write_text(json.dumps(r.to_dict()))
+    row = run_summary("run", run)
+    assert (row["val_bits_per_char"], row["gpt_bits_per_char"]) == (mixed, alone)
+
+
+def test_a_text_says_how_much_of_it_the_partner_wrote(partner_run):
+    """``print(m.generate(...))`` and ``sample`` say the mixture and the GPT's weight, and
+    when the n-gram model writes most of the text (a barely trained GPT's weight is low)."""
+    import wordgpt
+    from wordgpt.model.mixture import Partner
+
+    m = wordgpt.load(partner_run[0], device="cpu")
+    g = m.generate("the", max_new_tokens=3, seed=1)
+    assert str(g).endswith(f"drawn {m.partner.describe()}")
+    assert (
+        "GPT weight" in g.mixed and m.generate("the", max_new_tokens=3, ngram=False).mixed is None
+    )
+    r = cli("sample", partner_run[0], "--max-new-tokens", "3", "--seed", "1")
+    assert f"drawn {m.partner.describe()}; --no-ngram: the GPT alone" in r.stderr
+    kn = m.partner.kn
+    assert "the n-gram model writes most" in Partner(kn, 0.04).describe()
+    assert "writes most" not in Partner(kn, 0.6).describe()
 
 
 def test_the_model_card_says_the_partner_is_not_exported(partner_run, run):

@@ -360,3 +360,32 @@ def test_progress_is_counted_in_input_bytes(corpus_file, tmp_path):
     with mock.patch.object(Progress, "update", lambda self, n: seen.append(n) or real(self, n)):
         prepare(tmp_path / "o", DataConfig(dataset=str(packed)), progress=False)
     assert sum(seen) == packed.stat().st_size  # compressed bytes: the total is known up front
+
+
+def test_of_two_prepares_into_one_new_folder_the_second_is_refused(
+    corpus_file, tmp_path, monkeypatch
+):
+    """Two ``prepare --out D`` at once into a new D: the one that finishes first is kept;
+    the other says so in one line instead of replacing it without --overwrite."""
+    from wordgpt.corpus import build
+
+    out, real = tmp_path / "d", build.write_folder
+
+    def another_prepare_finishes_first(work, job):  # another process, with its own temp folder
+        r = cli("prepare", "--dataset", corpus_file, "--out", out, "--tokenizer", "char")
+        assert r.returncode == 0, r.stderr
+        real(work, job)
+
+    monkeypatch.setattr(build, "write_folder", another_prepare_finishes_first)
+    with pytest.raises(DataError, match="written by another prepare while this one ran"):
+        build.prepare(out, dataset=str(corpus_file), tokenizer="word", progress=False)
+    assert load_meta(out)["tokenizer"] == "char"
+    assert [p.name for p in tmp_path.iterdir()] == ["d"]  # no temporary folder left behind
+
+
+def test_the_fingerprint_follows_the_token_files(corpus_file, tmp_path):
+    """The same text prepared the same way has the same fingerprint; another split, another."""
+    a = prepare(tmp_path / "a", dataset=str(corpus_file), progress=False).meta["fingerprint"]
+    b = prepare(tmp_path / "b", dataset=str(corpus_file), progress=False).meta["fingerprint"]
+    c = prepare(tmp_path / "c", dataset=str(corpus_file), val_fraction=0.2, progress=False)
+    assert a == b != c.meta["fingerprint"] and len(a) == 16

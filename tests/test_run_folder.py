@@ -249,3 +249,25 @@ def test_only_a_dead_processs_temporary_files_are_removed(word_data, tmp_path):
         p.write_text("x")
     train(word_data, out, preset="tiny", max_iters=2)
     assert not theirs.exists() and live.exists()
+
+
+def test_a_run_refuses_its_data_folder_prepared_again_with_other_tokens(corpus_file, tmp_path):
+    """``prepare --overwrite`` of a run's data folder (here the same vocabulary, another
+    split): sampling with the partner, eval and ``--resume`` refuse it in one line, instead of
+    counting the partner on other tokens. The same text prepared the same way is the same
+    data."""
+    from wordgpt.config import DataConfig
+    from wordgpt.corpus.build import prepare
+
+    data, run = tmp_path / "data", tmp_path / "r"
+    cfg = DataConfig(dataset=str(corpus_file), tokenizer="word", space_prefix=False)
+    first = prepare(data, cfg, progress=False).meta["fingerprint"]
+    assert prepare(data, cfg, overwrite=True, progress=False).meta["fingerprint"] == first
+    train(data, run, preset="tiny", max_iters=2, ngram=2, **FAST)
+    assert (run / "partner.json").is_file()
+    other = DataConfig(**{**vars(cfg), "val_fraction": 0.2})
+    prepare(data, other, overwrite=True, tokenizer_from=run, progress=False)
+    for r in (cli("sample", run, "--max-new-tokens", "3"), cli("eval", run)):
+        assert f"{data} is not the data run {run} was trained on" in one_line_error(r)
+    with pytest.raises(WordGPTError, match="is not the data .* was trained on"):
+        train(data, run, resume=True, **FAST)

@@ -60,9 +60,9 @@ def test_a_measured_bits_per_char_replaces_the_estimate(runs_dir, tmp_path):
     assert r.returncode == 0, r.stderr
     listed = client(tmp_path).get("/api/runs").json()[0]
     assert listed["bpc_measured"] is True
-    assert listed["val_bits_per_char"] == pytest.approx(
-        json.loads((run / "eval.json").read_text())["bits_per_char"]
-    )
+    evaluated = json.loads((run / "eval.json").read_text())  # the headline: with the partner
+    assert listed["val_bits_per_char"] == pytest.approx(evaluated["headline_bits_per_char"])
+    assert listed["gpt_bits_per_char"] == pytest.approx(evaluated["bits_per_char"])
 
 
 def test_nearest_words_are_asked_as_the_text_was_cleaned(runs_dir):
@@ -73,8 +73,25 @@ def test_nearest_words_are_asked_as_the_text_was_cleaned(runs_dir):
     assert low.status_code == up.status_code == 200, up.text
     assert up.json()["neighbors"] == low.json()["neighbors"] and len(low.json()["neighbors"]) == 5
     assert "the" not in [w for w, _ in low.json()["neighbors"]]  # a word is not its own neighbour
-    marked = c.post("/api/words/map", json={"run": "demo", "query": "THE"}).json()["query"]
-    assert marked is not None  # the word asked for is on the map
+    m = c.post("/api/words/map", json={"run": "demo", "query": "THE", "n": 5}).json()
+    assert m["query"] is not None  # the word asked for is on the map
+    listed = {w for w, _ in low.json()["neighbors"]}
+    assert m["neighbors"] and {m["words"][i] for i in m["neighbors"]} <= listed
+
+
+def test_a_map_of_a_word_not_in_the_vocabulary_is_refused_before_its_t_sne(monkeypatch):
+    """A character run's map asked for a word: one clear error at once, not after seconds of
+    t-SNE."""
+    import numpy as np
+
+    from wordgpt.errors import WordGPTError
+    from wordgpt.use import words as words_mod
+    from wordgpt.vectors.files import keyed_vectors
+
+    kv = keyed_vectors(list("abcdefgh"), np.eye(8, dtype=np.float32))
+    monkeypatch.setattr(words_mod, "word_map", lambda *a, **k: pytest.fail("t-SNE ran"))
+    with pytest.raises(WordGPTError, match="not in the vectors' vocabulary"):
+        words_mod.Words(kv, "model").map("knight")
 
 
 def test_streaming_gives_the_same_text_as_wordgpt_sample(runs_dir):

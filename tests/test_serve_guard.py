@@ -225,3 +225,20 @@ def test_loading_one_run_never_holds_up_another(run, tmp_path, monkeypatch):
     assert cache.get("b", tmp_path / "b").step == 20  # not blocked behind "a"
     gate.set()
     t.join(30)
+
+
+def test_a_body_that_stops_half_way_gets_a_408_and_its_connection_closes(server):
+    """A client that sends headers and part of a body, then nothing: after the body's time
+    limit a 408 that says why, and the connection closed (before: held open, forever)."""
+    from urllib.parse import urlsplit
+
+    url = urlsplit(server(body_timeout_s=1.0))
+    head = (b"POST /api/generate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json"
+            b"\r\nContent-Length: 100\r\n\r\n")  # fmt: skip
+    with socket.create_connection((url.hostname, url.port), timeout=30) as s:
+        s.sendall(head + b'{"run": ')
+        answer = b""
+        while chunk := s.recv(4096):  # b"" once the server closes the connection
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    assert b"did not arrive within 1 s" in answer

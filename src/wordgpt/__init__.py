@@ -7,7 +7,7 @@ The Python API, as a notebook or a script uses it::
     wordgpt.train("data/dq", "runs/dq", time_budget=60)          # token files -> a run
     m = wordgpt.load("runs/dq")                                   # a run -> a model
     print(m.generate("the knight", max_new_tokens=50, seed=1))   # as sample shows it
-    print(m.evaluate("val").bits_per_char)
+    print(m.evaluate("val").headline_bits_per_char)  # what `wordgpt eval` prints last
 
 ``prepare``, ``train`` and ``load`` are the package's three verbs; the configs
 (``DataConfig``, ``ModelConfig``, ``TrainConfig``, ``SampleConfig``) hold every setting, and

@@ -67,6 +67,22 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
+    except RuntimeError as e:
+        if not lost_peer(e):
+            raise
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        why = f"another process of this run stopped ({first[:200]})"
+        click.echo(f"error: {why}; the checkpoints saved are whole: --resume goes on", err=True)
+        sys.exit(2)
+
+
+def lost_peer(e: RuntimeError) -> bool:
+    """Whether ``e`` is a collective that failed because another process of the run is
+    gone (killed, out of memory): torchrun's other ranks then say so in one line."""
+    import torch.distributed as dist
+
+    gone = ("Connection closed by peer", "Connection reset by peer", "Broken pipe", "gloo")
+    return isinstance(e, dist.DistError) or any(s in str(e) for s in gone)
 
 
 __all__ = ["cli", "main"]

@@ -186,6 +186,8 @@ def sample(run, prompt, which, device, copy_min, copies, num_samples, threads, *
             f"read as <unk>: {words}",
             err=True,
         )
+    if first.ngram and (partner := m.partner) is not None:
+        click.echo(f"drawn {partner.describe()}; --no-ngram: the GPT alone", err=True)
     for i in range(num_samples):
         if i:
             click.echo("-" * 40)

@@ -5,6 +5,7 @@ interrupted run never leaves a folder that looks complete.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -20,7 +21,7 @@ from ..settings import to_dict
 from .clean_pass import CHUNK, clean_sources
 from .sources import resolve
 from .token_pass import encode_bpe, encode_known, encode_new_vocab
-from .tokenfiles import VAL_UNK, load_meta, load_split, load_tokenizer
+from .tokenfiles import VAL_UNK, fingerprint, load_meta, load_split, load_tokenizer
 from .tokenizer import UNK, Tokenizer
 
 
@@ -89,7 +90,7 @@ def prepare(
         if isinstance(tokenizer_from, str | Path):
             job["meta"]["tokenizer_from"] = str(Path(tokenizer_from).resolve())
         write_folder(work, job)
-        swap_in(work, out)
+        swap_in(work, out, overwrite)
     except OSError as e:
         raise disk_error(e, out) from None
     finally:
@@ -128,13 +129,24 @@ def write_folder(work: Path, job: dict) -> None:
     os.replace(job["unk_words"], work / VAL_UNK)
     tok = json.dumps(job["tokenizer"].to_dict(), ensure_ascii=False)
     (work / "tokenizer.json").write_text(tok, encoding="utf-8")
+    job["meta"]["fingerprint"] = fingerprint(work)
     atomic_write(work / "meta.json", json.dumps(job["meta"], indent=2, ensure_ascii=False))
 
 
-def swap_in(work: Path, out: Path) -> None:
-    """The complete ``work`` folder takes ``out``'s place; an older one there goes."""
-    if not out.exists():
-        work.rename(out)
+def swap_in(work: Path, out: Path, overwrite: bool = False) -> None:
+    """The complete ``work`` folder takes ``out``'s place; an older one there goes, with
+    ``overwrite``. Without it the rename itself is the check (it fails on a folder that is
+    not empty), so that of two prepares into one new folder at once the second is refused."""
+    if not overwrite or not out.exists():
+        try:
+            work.rename(out)
+        except OSError as e:
+            if e.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+            raise DataError(
+                f"{out} was written by another prepare while this one ran; pass --overwrite "
+                "to replace it, or prepare into another --out"
+            ) from None
         return
     old = out.with_name(f".{out.name}.old.{os.getpid()}.tmp")
     out.rename(old)

@@ -6,7 +6,9 @@ Steps, in order, each switchable (see ``DataConfig``):
 1. line ends normalised (``\\r\\n`` and ``\\r`` become ``\\n``);
 2. Project Gutenberg matter cut: everything up to the ``*** START OF`` line (looked for in
    the first ``HEAD`` characters), everything from the ``*** END OF`` line on, and the older
-   ``End of the Project Gutenberg ...`` line that may stand just before it;
+   ``End of the Project Gutenberg ...`` line that may stand just before it; a file of several
+   books (their files joined) keeps every book: after an ``*** END OF`` line the text goes
+   on after the next ``*** START OF`` line (later books keep their credits);
 3. front matter cut: a named book starts where its first chapter's words are (looked for in
    the first ``HEAD`` characters); any other Gutenberg book loses the credits that follow its
    start line ("Produced by ...", "Transcribed from ... by ...");
@@ -54,13 +56,19 @@ produced or transcribed the file (``Produced by ...``; a paragraph ends at a bla
 
 def strip_gutenberg(text: str, credits: bool = False) -> str:
     """The text between a Gutenberg ``*** START OF`` line and its ``*** END OF`` line;
-    without the credits after the start line when asked."""
-    text = after_start(text, credits)
-    if m := GUTENBERG_END.search(text):
-        text = text[: m.start()]
-        if m := GUTENBERG_END_LINE.search(text):
-            text = text[: m.start()]
-    return text
+    without the credits after the start line when asked. Several books in one file: the text
+    of each, joined (each later one from the line after its start line)."""
+    text, books = after_start(text, credits), []
+    while m := GUTENBERG_END.search(text):
+        body = text[: m.start()]
+        if e := GUTENBERG_END_LINE.search(body):
+            body = body[: e.start()]
+        books.append(body)
+        if (nxt := GUTENBERG_START.search(text, m.end())) is None:
+            return "".join(books)
+        text = text[nxt.end() :]
+        text = text[1:] if text.startswith("\n") else text  # the start line with its break
+    return "".join(books) + text
 
 
 def clean(text: str, cfg: DataConfig, start: str | None = None) -> str:
@@ -139,27 +147,26 @@ class _Head:
 
 
 class _GutenbergEnd:
-    """Cut at the first ``*** END OF`` line, with an ``End of ... Project Gutenberg`` line
-    before it when only whitespace separates them. Lines are decided by their first
-    ``_PREFIX`` characters; only an undecided line start, or such an End-of line and the
-    whitespace after it, is held back."""
+    """Cut at each ``*** END OF`` line, with an ``End of ... Project Gutenberg`` line
+    before it when only whitespace separates them, up to the next ``*** START OF`` line and
+    its line break (a file of several books). Lines are decided by their first ``_PREFIX``
+    characters; only an undecided line start, or such an End-of line and the whitespace
+    after it, is held back."""
 
     def __init__(self):
         self.line = ""  # the start of the current line, not yet decided
-        self.mode = "start"  # the current line: "start" (undecided), "normal" or "held"
+        self.mode = "start"  # the current line: "start" (undecided), "normal", "held", "drop"
         self.held = ""  # an End-of-Gutenberg line and the whitespace after it
-        self.ended = False
+        self.between = False  # after an END line, before the next book's START line
 
     def feed(self, s: str) -> str:
-        if self.ended:
-            return ""
         out: list[str] = []
         if self.mode != "start":  # finish the current, decided line
             nl = s.find("\n")
             part = s if nl < 0 else s[: nl + 1]
             if self.mode == "held":
                 self.held += part
-            else:
+            elif self.mode == "normal":
                 out.append(self._emit(part))
             if nl < 0:
                 return "".join(out)
@@ -187,10 +194,10 @@ class _GutenbergEnd:
                 self.line = text[i:]  # too short to decide: wait for more
                 return "".join(out)
             line = text[i:] if nl < 0 else text[i : nl + 1]
-            if GUTENBERG_END.match(line):
-                self.ended, self.held = True, ""
-                return "".join(out)
-            if _END_LINE_START.match(line):
+            if self.between or GUTENBERG_END.match(line):  # a marker line goes, break and all
+                self.between = not (self.between and GUTENBERG_START.match(line))
+                self.held, kind = "", "drop"
+            elif _END_LINE_START.match(line):
                 out.append(self._flush())
                 self.held, kind = line, "held"
             else:
@@ -203,7 +210,9 @@ class _GutenbergEnd:
 
     def _emit(self, text: str) -> str:
         """Text after a held End-of-Gutenberg line: whitespace joins it, anything else
-        releases it."""
+        releases it. Between books: nothing."""
+        if self.between:
+            return ""
         if not self.held or not text:
             return text
         if text.isspace():
@@ -216,10 +225,9 @@ class _GutenbergEnd:
         return held
 
     def finish(self) -> str:
-        if self.ended:
+        if self.between or self.mode == "drop":
             return ""
         if self.mode == "start" and GUTENBERG_END.match(self.line):  # a short last line
-            self.ended = True
             return ""
         return self._flush() + self.line  # no END marker: nothing is cut
 

@@ -5,7 +5,8 @@
     train.bin, val.bin   flat token ids (uint16 when the vocabulary fits, else uint32)
     tokenizer.json       the tokenizer, ids included
     meta.json            sources with their sha256, cleaning options, split rule, counts
-                         (characters, tokens, <unk>s) per split, dtype
+                         (characters, tokens, <unk>s) per split, dtype, and the folder's
+                         fingerprint (of its token files and tokenizer)
 
 Also the one bits-per-character formula every figure uses (evaluation, the run summary, the
 web page), so that a split's characters and predicted tokens are counted one way.
@@ -13,6 +14,7 @@ web page), so that a split's characters and predicted tokens are counted one way
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from pathlib import Path
@@ -52,6 +54,28 @@ def load_meta(data_dir: str | Path) -> dict:
     if why := meta_problem(meta):
         raise DataError(f"{path} is not what `wordgpt prepare` writes: {why}; prepare it again")
     return meta
+
+
+def fingerprint(data_dir: str | Path) -> str:
+    """What a run remembers of the data it trained on: a hash of the folder's token files
+    and tokenizer (preparing the same text the same way gives the same one)."""
+    h = hashlib.sha256()
+    for name in ("train.bin", "val.bin", "tokenizer.json"):
+        with open(Path(data_dir) / name, "rb") as f:
+            h.update(hashlib.file_digest(f, "sha256").digest())
+    return h.hexdigest()[:16]
+
+
+def check_fingerprint(data_dir: str | Path, expected: str | None, who: str) -> None:
+    """Refuse a data folder that is not the one ``who`` (a run) was trained on: prepared
+    again since, or another one at the same path (folders of older versions, and runs that
+    did not record it, pass)."""
+    found = load_meta(data_dir).get("fingerprint")
+    if expected and found and found != expected:
+        raise DataError(
+            f"{data_dir} is not the data {who} was trained on (it was prepared again since: "
+            "its token files differ); prepare it again as the run's config.json says"
+        )
 
 
 def meta_problem(meta) -> str | None:

@@ -89,7 +89,11 @@ class Partner:
     """The GPT's weight in the mixture."""
 
     def describe(self) -> str:
-        return f"with its {self.kn.order}-gram partner (GPT weight {self.weight:.2f})"
+        """How a text drawn from the mixture was written: the partner, the GPT's weight, and
+        when the n-gram model writes most of it (a barely trained GPT reads like the book
+        through its partner alone)."""
+        most = "; the n-gram model writes most of the text" if self.weight < 0.5 else ""
+        return f"with its {self.kn.order}-gram partner (GPT weight {self.weight:.2f}{most})"
 
     def mix(self, logits, context):
         """Log-probabilities of the mixture for the next token, from the GPT's last-position

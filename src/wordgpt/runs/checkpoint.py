@@ -157,6 +157,7 @@ KINDS = {
     "train_config": dict,
     "data_config": dict,
     "data_dir": str,
+    "data_fingerprint": str,
     "state": dict,
     "optimizer": dict,
     "provenance": dict,

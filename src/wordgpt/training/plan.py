@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from ..config import ModelConfig, TrainConfig
-from ..corpus.tokenfiles import load_meta, load_tokenizer
+from ..corpus.tokenfiles import check_fingerprint, load_meta, load_tokenizer
 from ..corpus.tokenizer import Tokenizer
 from ..errors import CheckpointError, WordGPTError
+from ..fileio import read_json_object
 from ..folders import PREPARE_FIRST, expect
 from ..logs import log
 from ..model.device import check_memory, pick_device
@@ -165,6 +166,7 @@ def resumed(run, data_dir, meta, tok, preset, settings) -> Plan:
     run.check_writable()
     ck = checkpoint.read(run / "last.pt", resume=True)
     checkpoint.check_tokenizer(ck, tok, run / "last.pt", str(data_dir))  # its data
+    check_fingerprint(data_dir, ck.get("data_fingerprint"), str(run.path))
     saved = ck.get("preset") or "cpu"  # runs made before runs recorded it: the cpu recipe
     if preset is not None and preset != saved:
         raise WordGPTError(
@@ -183,11 +185,17 @@ def resumed(run, data_dir, meta, tok, preset, settings) -> Plan:
     tokens = ck.get("state", {}).get("tokens", 0)
     n = gpt_tokens(meta["splits"]["train"]["tokens"], tcfg.ngram)
     if tcfg.stop.epochs and n and tokens / n >= tcfg.stop.epochs:
-        raise WordGPTError(
-            f"{run.path} has already made {tokens / n:.2f} passes over the training split, its "
-            f"--epochs {tcfg.stop.epochs:g}; give a larger --epochs (or --epochs 0: no cap) "
-            "to go on"
-        )
+        if read_json_object(run / "summary.json").get("complete"):
+            report = "" if (run / "report.html").is_file() else (
+                "; `wordgpt report RUN` writes its report")  # fmt: skip
+            raise WordGPTError(
+                f"{run.path} has already made {tokens / n:.2f} passes over the training split, "
+                f"its --epochs {tcfg.stop.epochs:g}, and the run is complete; give a larger "
+                f"--epochs (or --epochs 0: no cap) to go on{report}"
+            )
+        log.info(f"{run.path}: its model made its {tcfg.stop.epochs:g} passes before the run "
+                 "stopped; resuming finishes the run (its further members, its n-gram "
+                 "partner, its report)")  # fmt: skip
     return Plan(data_dir, run, saved, mcfg, tcfg, meta, tok, resume_from=ck)
 
 

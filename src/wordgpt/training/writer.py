@@ -56,6 +56,7 @@ class RunWriter:
             "train_config": to_dict(p.train),
             "data_config": p.meta["config"],
             "data_dir": str(p.data_dir.resolve()),
+            "data_fingerprint": p.meta.get("fingerprint"),
             "preset": p.preset,
             "world_size": d.world,
             "tokenizer": checkpoint.tokenizer_json(p.tokenizer),

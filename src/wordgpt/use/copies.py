@@ -33,9 +33,10 @@ def copy_figures(
     m, copy_min_tokens: int | None = None, samples: int = SAMPLES, tokens: int = TOKENS
 ) -> dict:
     """The figures of a loaded run ``m`` (see the module's docstring)."""
-    data = Path(m.config.get("data_dir") or "")
-    if not (data / "train.bin").is_file():
-        raise WordGPTError(f"{data or 'the run'} has no train.bin to look for copies in")
+    data = m.data_dir  # checked: the data the run trained on
+    if data is None:
+        where = m.config.get("data_dir") or "the run's data folder"
+        raise WordGPTError(f"{where} has no train.bin to look for copies in")
     n = copy_min_tokens or copy_min(m.tokenizer)
     index = CopyIndex.open(data, n, progress=True)
     found = total = chars = copied = 0

@@ -57,8 +57,15 @@ class EvalResult:
     words, the spelling model remembering the words it has read (the static spelling when
     the data folder does not keep the split's <unk> words)."""
 
+    @property
+    def headline_bits_per_char(self) -> float:
+        """The figure ``wordgpt eval`` prints last and every surface shows first: the GPT
+        with its n-gram partner when the evaluation mixed one in, else the GPT alone
+        (:attr:`bits_per_char`, shown beside it)."""
+        return self.ngram["bits_per_char"] if self.ngram else self.bits_per_char
+
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "headline_bits_per_char": self.headline_bits_per_char}
 
     def __str__(self) -> str:
         unk = (

@@ -206,10 +206,13 @@ class Generation:
     ids: list[int]
     seed: int
     copies: Copies | None = None
+    mixed: str | None = None
+    """With an n-gram partner: how it was mixed in (:meth:`.mixture.Partner.describe`)."""
 
     def __str__(self) -> str:
         shown = self.prompt + self.text
-        return shown + (f"\n{self.copies.summary()}" if self.copies is not None else "")
+        shown += f"\n{self.copies.summary()}" if self.copies is not None else ""
+        return shown + (f"\ndrawn {self.mixed}" if self.mixed else "")
 
 
 def generate(
@@ -231,4 +234,4 @@ def generate(
     copies = None
     if data_dir is not None and (Path(data_dir) / "train.bin").is_file():
         copies = find_copies(tok, Path(data_dir), ids, copy_min_tokens, lstrip=not prompt)
-    return Generation(prompt, text, ids, cfg.seed, copies)
+    return Generation(prompt, text, ids, cfg.seed, copies, partner.describe() if partner else None)

@@ -12,7 +12,14 @@ import torch
 
 from ..config import DataConfig, SampleConfig
 from ..corpus.build import prepare
-from ..corpus.tokenfiles import VAL_UNK, load_meta, load_split, load_tokenizer, load_unk_words
+from ..corpus.tokenfiles import (
+    VAL_UNK,
+    check_fingerprint,
+    load_meta,
+    load_split,
+    load_tokenizer,
+    load_unk_words,
+)
 from ..corpus.tokenizer import Tokenizer
 from ..errors import CheckpointError, DataError, WordGPTError
 from ..logs import log
@@ -51,6 +58,7 @@ class Model:
     OMP_NUM_THREADS fixes it)."""
     _partner: Partner | None = field(default=None, init=False)
     _counts: dict = field(default_factory=dict, init=False)
+    _data_checked: bool = field(default=False, init=False)
 
     def __repr__(self) -> str:
         m = self.gpt.cfg
@@ -64,9 +72,15 @@ class Model:
 
     @property
     def data_dir(self) -> Path | None:
-        """The data folder the run was trained on, when it is still there."""
+        """The data folder the run was trained on, when it is still there (one prepared
+        again since, with other token files, is refused: :func:`check_fingerprint`)."""
         d = Path(self.config.get("data_dir") or "")
-        return d if (d / "train.bin").is_file() else None
+        if not (d / "train.bin").is_file():
+            return None
+        if not self._data_checked:
+            check_fingerprint(d, self.config.get("data_fingerprint"), f"run {self.run_dir}")
+            self._data_checked = True
+        return d
 
     @property
     def partner(self) -> Partner | None:
@@ -163,7 +177,8 @@ class Model:
         run's partner if it has that order, else its weight fitted now). With a ``deadline`` (a
         ``time.perf_counter()`` reading) it raises ``OutOfTimeError`` early when the split
         would not be done by then."""
-        data_dir = Path(data_dir or self.config["data_dir"])
+        # the run's own folder is checked to be the data it trained on
+        data_dir = Path(data_dir or self.data_dir or self.config["data_dir"])
         meta = load_meta(data_dir)
         if not checkpoint.same_vocabulary(load_tokenizer(data_dir), self.tokenizer):
             raise CheckpointError(
@@ -271,6 +286,7 @@ def load(
         gpt = Ensemble([gpt, *others])
     config = {
         "data_dir": ck.get("data_dir", ""),
+        "data_fingerprint": ck.get("data_fingerprint"),
         "model": ck["model_config"],
         "train": ck.get("train_config", {}),
         "data": ck.get("data_config", {}),

@@ -114,6 +114,7 @@ def gather(m: Model, deadline: float | None = None) -> dict:
         "metrics": read_metrics(run / "metrics.csv", quiet=True),
         "evaluation": ev,
         "samples": samples,
+        "samples_mixed": m.partner.describe() if SHOWCASE.ngram and m.partner else None,
         "copies": copies,
         "machine": machine(),
         "left_out": left_out,

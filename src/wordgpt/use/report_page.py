@@ -128,23 +128,28 @@ def evaluation_rows(r: dict) -> list[tuple[str, str]]:
     ev, c = r.get("evaluation"), r.get("copies")
     out = []
     if ev:
-        bpc = (
-            f"<b>{ev['bits_per_char']:.4f}</b> (whole split; each &lt;unk&gt; charged its "
-            f"spelling: {ev['spell_bits_per_char']:.4f} of it)"
+        gpt, how = (
+            f"{ev['bits_per_char']:.4f}",
+            (
+                f" (whole split; each &lt;unk&gt; charged its spelling: "
+                f"{ev['spell_bits_per_char']:.4f} of it)"
+            ),
         )
+        if ng := ev.get("ngram"):  # the headline: what `wordgpt eval` prints last
+            out += [
+                ("val bits per character", (
+                    f"<b>{ng['bits_per_char']:.4f}</b>: the GPT mixed with a {ng['order']}-gram "
+                    f"model of the training text, the GPT's weight {ng['gpt_weight']:.2f} "
+                    f"(fitted on the last {ng['held_out_tokens']:,} training tokens, kept from "
+                    "the GPT); the samples are drawn from the mixture")),
+                ("the GPT alone", gpt + how),
+            ]  # fmt: skip
+        else:
+            out.append(("val bits per character", f"<b>{gpt}</b>{how}"))
         out += [
-            ("val bits per character", bpc),
             ("loss, perplexity", f"{ev['loss']:.4f} nats per token, {ev['perplexity']:.2f}"),
             ("<unk> share", f"{ev['unk_share']:.2%} of the val tokens"),
         ]
-        if ng := ev.get("ngram"):
-            out.append((
-                "with the n-gram partner",
-                f"<b>{ng['bits_per_char']:.4f}</b>: the GPT mixed with a {ng['order']}-gram "
-                f"model of the training text, the GPT's weight {ng['gpt_weight']:.2f} (fitted "
-                f"on the last {ng['held_out_tokens']:,} training tokens, kept from the GPT); "
-                "the samples are drawn from the mixture",
-            ))  # fmt: skip
     elif (est := r["training"].get("best_val_bits_per_char_estimate")) is not None:
         out.append(
             ("val bits per character", f"{est:.4f} (estimated on the training's loss batches)")
@@ -225,6 +230,8 @@ def page(r: dict) -> str:
         "".join(f'<p class="sample">{marked(s)}</p><p>{_e(summary(s))}</p>' for s in r["samples"])
         or "<p>none: left out for the time budget</p>"
     )
+    if r.get("samples_mixed") and r["samples"]:
+        samples = f"<p>Drawn {_e(r['samples_mixed'])}.</p>{samples}"
     parts = {"Curves": f"{loss}{lr}", samples_heading(len(r["samples"])): samples}
     parts.update({k: table(v) for k, v in sections(r).items()})
     data = json.dumps(r, default=str).replace("</", "<\\/")
@@ -258,6 +265,8 @@ def markdown(r: dict) -> str:
             lines += ["| | |", "|---|---|"]
             lines += [f"| {k} | {_strip(v)} |" for k, v in tables[name]] + [""]
             continue
+        if r.get("samples_mixed") and r["samples"]:
+            lines += [f"Drawn {r['samples_mixed']}.", ""]
         for s in r["samples"]:
             lines += [f"> {s['text'].strip()}", "", summary(s), ""]
         if not r["samples"]:

@@ -21,13 +21,13 @@ from typing import Any
 from ..errors import InterruptError, WordGPTError
 from ..fileio import read_json_object
 from ..logs import console, log, only_rank0
-from ..runs.members import member_checkpoints, member_dir
+from ..runs.members import member_dir
 from ..settings import settings_of
 from ..training.budget import Budget
 from ..training.distributed import Dist, init, shutdown
 from ..training.plan import Plan, plan
 from ..training.setup import holding
-from ..training.train import train_model
+from ..training.train import TrainResult, train_model
 from ..training.trainer import DivergedError
 from .loaded import Model, load
 
@@ -76,19 +76,23 @@ def train(
                 log.info(f"recipe: {p.why}")
             budget = Budget(p.train.stop.time_budget, clock, started, report=report)
             with holding(p, d):
-                result = train_model(p, budget, d)
+                result, stopped = train_model(p, budget, d), None
                 if result.stopped == "epochs" and p.train.members > 1:
-                    train_members(p, budget, d)
+                    stopped = train_members(p, budget, d)  # a member a signal stopped
+                    result = replace(result, stopped=stopped.stopped) if stopped else result
                 m = read_run(p) if d.master and (report or p.train.ngram) else None
                 if m is not None and p.train.ngram:
                     fit_partner(m, p.train.ngram, budget)
+                if d.master and not result.stopped.startswith("signal"):
+                    mark_complete(p)
             if report and d.master:  # the lock released: the report tells of a finished run
                 write_run_report(m or p.run.path, budget.deadline())
             d.barrier()  # every rank done before the process group goes
             if result.stopped.startswith("signal"):
+                at = stopped or result  # the model that was training: the run's or a member
                 raise InterruptError(
-                    f"stopped at step {result.step} by a signal; saved {result.run_dir}/last.pt "
-                    "(continue with --resume)",
+                    f"stopped at step {at.step} by a signal; saved {at.run_dir}/last.pt "
+                    "(continue the run with --resume)",
                     int(result.stopped.removeprefix("signal ")),
                 )
             return replace(result, elapsed_s=clock() - started)
@@ -107,39 +111,68 @@ def agreed(d: Dist, make: Callable[[], Plan]) -> Plan:
     return p
 
 
-def train_members(p: Plan, budget: Budget, d: Dist) -> None:
+def train_members(p: Plan, budget: Budget, d: Dist) -> TrainResult | None:
     """Further members of the run's ensemble, one after another while the budget holds at
     least :data:`~wordgpt.training.budget.MEMBER_SHARE` of what the first model took (its
     pass cap ended it): the same recipe with seeds + 1, + 2, ..., each a run folder of its own
     in RUN/members/K (the same held-out slice kept from each), each with the time left less
-    what the end of the run will take for every member. Not under several processes, nor
-    without a time budget."""
+    what the end of the run will take for every member. A resumed run counts the members it
+    trained before (their time spent) and resumes the one it was training when it stopped.
+    Not under several processes, nor without a time budget. Returns the result of a member
+    that a signal stopped (no further member then starts), else None."""
     if d.enabled:
         log.info("note: no further members under several processes")
-        return
+        return None
     took = budget.spent()  # the first model's
-    models = 1 + len(member_checkpoints(p.run.path))  # a resumed run's too
-    while models < p.train.members and (left := budget.member_time(models, took)) is not None:
-        models += 1
-        folder = member_dir(p.run.path, models)
-        log.info(
-            f"the pass cap ended training with {left:.0f} s of the budget left: member "
-            f"{models} (seed {p.train.seed + models - 1}) in {folder}"
-        )
-        settings = {**settings_of(p.model, p.train), "seed": p.train.seed + models - 1,
-                    "time_budget": left, "members": 1}  # fmt: skip
-        member = plan(p.data_dir, folder, p.preset, settings, overwrite=True,
-                      trust_pickle=p.trust_pickle)  # fmt: skip
+    models = 1
+    while models < p.train.members:
+        folder = member_dir(p.run.path, models + 1)
+        summary = read_json_object(folder / "summary.json")
+        ended, took_s = str(summary.get("stopped", "")), summary.get("elapsed_s")
+        if ended == "diverged":
+            break
+        if ended and not ended.startswith("signal"):  # trained to its end before a resume
+            budget.before += took_s if isinstance(took_s, int | float) else 0.0
+            models += 1
+            continue
+        if (folder / "last.pt").is_file():  # the member the run was training when it stopped
+            log.info(f"member {models + 1}: resuming its training in {folder}")
+            keep = {
+                k: getattr(p.train, k) for k in ("device", "threads", "progress", "tensorboard")
+            }
+            member = plan(p.data_dir, folder, None, keep, resume=True, trust_pickle=p.trust_pickle)
+            left = member.train.stop.time_budget
+        elif (left := budget.member_time(models, took)) is not None:
+            log.info(
+                f"the pass cap ended training with {left:.0f} s of the budget left: member "
+                f"{models + 1} (seed {p.train.seed + models}) in {folder}"
+            )
+            settings = {**settings_of(p.model, p.train), "seed": p.train.seed + models,
+                        "time_budget": left, "members": 1}  # fmt: skip
+            member = plan(p.data_dir, folder, p.preset, settings, overwrite=True,
+                          trust_pickle=p.trust_pickle)  # fmt: skip
+        else:
+            break
         try:
             with holding(member, d):
-                train_model(member, Budget(left, budget.clock), d)
+                result = train_model(member, Budget(left, budget.clock), d)
         except DivergedError as e:  # the ensemble leaves it out (its summary says diverged)
-            log.warning(f"warning: member {models} left out: {e}")
-            models -= 1
+            log.warning(f"warning: member {models + 1} left out: {e}")
             break
+        models += 1
+        if result.stopped.startswith("signal"):
+            return result
     if models > 1:
         summary = read_json_object(p.run.path / "summary.json")
         p.run.write_json("summary.json", {**summary, "members": models})
+    return None
+
+
+def mark_complete(p: Plan) -> None:
+    """summary.json says the whole command ended (members and partner; the report may
+    follow): a ``--resume`` of a run that made its passes then has nothing left to do."""
+    summary = read_json_object(p.run.path / "summary.json")
+    p.run.write_json("summary.json", {**summary, "complete": True})
 
 
 def read_run(p: Plan) -> Model | None:

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..errors import WordGPTError
 from ..vectors.files import keyed_vectors, load_vectors
+from ..vectors.queries import neighbors
 from ..vectors.tsne import WordMap, word_map
 from .loaded import Model
 
@@ -39,12 +40,16 @@ class Words:
     _map: WordMap | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def map(self, query: str = "") -> dict:
-        """The map as JSON, with ``query`` and its neighbours marked."""
+    def map(self, query: str = "", n: int = 8) -> dict:
+        """The map as JSON, with ``query`` and those of its ``n`` nearest words that are on
+        it marked (a word not in the vocabulary is refused before the map is computed)."""
+        query = self.normalize(query)
+        if query.strip():
+            neighbors(self.kv, query, n)
         with self._lock:
             if self._map is None:
                 self._map = word_map(self.kv, self.n_words)
-        return {"source": self.source, **self._map.to_json(self.kv, self.normalize(query))}
+        return {"source": self.source, **self._map.to_json(self.kv, query, n)}
 
 
 def run_words(m: Model, source: str, run_dir: Path, vectors: Path | None) -> Words:

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import WordGPTError
 from ..figures import pyplot, save_png
-from .queries import find_key
+from .queries import find_key, neighbors
 
 CLUSTERS = 12
 """Colours on a map: k-means clusters of the words' vectors."""
@@ -103,15 +103,20 @@ class WordMap:
     labels: list[int]
 
     def marked(self, kv, query: str, n: int = 8) -> tuple[int | None, list[int]]:
-        """The map's index of ``query`` (None if it is not on the map) and of its nearest
-        neighbours that are; an unknown word is one clear error."""
-        key = find_key(kv, query)
+        """The map's index of ``query`` (None if it is not on the map, or an analogy) and of
+        those of its ``n`` nearest words that are on it: the words a list of ``n`` neighbours
+        shows (:func:`.queries.neighbors`), never others; an unknown word is one clear
+        error."""
+        near_words = neighbors(kv, query, n)
         index = {k: i for i, k in enumerate(self.keys)}
-        near = [index[w] for w, _ in kv.most_similar(key, topn=50) if w in index][:n]
-        return index.get(key), near
+        try:
+            key = find_key(kv, query.strip())
+        except WordGPTError:  # an analogy: no one word to mark
+            key = None
+        return index.get(key), [index[w] for w, _ in near_words if w in index]
 
-    def to_json(self, kv=None, query: str = "") -> dict:
-        q, near = self.marked(kv, query) if query.strip() else (None, [])
+    def to_json(self, kv=None, query: str = "", n: int = 8) -> dict:
+        q, near = self.marked(kv, query, n) if query.strip() else (None, [])
         return {
             "words": self.words,
             "points": np.round(self.points, 3).tolist(),

@@ -5,7 +5,8 @@ address it listens on, or a name allowed with ``--allow-host``), so that a web p
 elsewhere cannot reach it through DNS rebinding; a request from a page of another origin
 is refused (and no CORS header ever invites one); every POST must carry JSON, which a
 plain page on another site cannot send. Every request is bounded (lengths and ranges
-refused with a 422 that says which, in words), each generation has a time limit, at most
+refused with a 422 that says which, in words), a body must arrive within a time limit (a
+client that sends part of one and stops gets a 408), each generation has a time limit, at most
 ``max_active`` costly requests run at once (more get a 503 "busy" at once, never a queue),
 a run name can only be one of the runs found in RUNS_DIR, a file is served only if it is
 a plain file in its run's folder (never a link out), and a client that goes away stops its
@@ -15,6 +16,7 @@ training still going) is loaded again.
 
 from __future__ import annotations
 
+import asyncio
 from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
@@ -80,6 +82,54 @@ class LocalOnly:
         return None
 
 
+class BodyDeadline:
+    """ASGI middleware: a request's body must arrive within ``seconds`` of its headers. A
+    client that sends part of one and stops gets a 408 and its connection closes, instead of
+    holding it (and the handler waiting for the rest) open forever."""
+
+    def __init__(self, app, seconds: float):
+        self.app, self.seconds = app, seconds
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        body = TimedBody(scope, receive, send, self.seconds)
+        try:
+            await self.app(scope, body.receive, body.send)
+        except Exception:
+            if not body.answered:  # after the 408, the handler's failure to read is expected
+                raise
+
+
+class TimedBody:
+    """One request's side of :class:`BodyDeadline`: its messages until the body is whole
+    are awaited against the deadline; past it the 408 is sent, the handler is told the
+    client left, and whatever the handler sends after that is dropped."""
+
+    def __init__(self, scope, receive, send, seconds: float):
+        self.scope, self._receive, self._send, self.seconds = scope, receive, send, seconds
+        self.deadline = asyncio.get_running_loop().time() + seconds
+        self.whole = self.answered = False
+
+    async def receive(self):
+        if self.whole:  # the body is in: waiting for a disconnect may take as long as it takes
+            return await self._receive()
+        left = self.deadline - asyncio.get_running_loop().time()
+        try:
+            message = await asyncio.wait_for(self._receive(), max(left, 0.0))
+        except TimeoutError:
+            self.answered = True
+            detail = f"the request's body did not arrive within {self.seconds:g} s"
+            await JSONResponse({"detail": detail}, status_code=408)(self.scope, None, self._send)
+            return {"type": "http.disconnect"}
+        self.whole = message["type"] != "http.request" or not message.get("more_body", False)
+        return message
+
+    async def send(self, message) -> None:
+        if not self.answered:
+            await self._send(message)
+
+
 async def _user_error(request: Request, e: WordGPTError):
     return JSONResponse({"detail": str(e)}, status_code=422)
 
@@ -103,5 +153,6 @@ def create_app(cfg: ServeConfig) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _bad_request)
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.add_middleware(BodyDeadline, seconds=cfg.body_timeout_s)
     app.add_middleware(LocalOnly, hosts=cfg.hosts())
     return app

@@ -194,7 +194,7 @@ async def word_map(req: WordsRequest, s: State):
     async with s.slot():
         try:
             words = await asyncio.to_thread(s.words, req.run, req.source)
-            return await asyncio.to_thread(words.map, req.query)
+            return await asyncio.to_thread(words.map, req.query, req.n)
         except WordGPTError as e:
             raise HTTPException(422, str(e)) from None
 

@@ -33,6 +33,8 @@ class ServeConfig:
     """Generations running at once; one more gets a 503 "busy"."""
     max_models: int = 4
     """Runs kept loaded at once; the one used longest ago is let go for another."""
+    body_timeout_s: float = 30.0
+    """A request's body must arrive within this many seconds of its headers (a 408 then)."""
     token_delay_s: float = 0.0
     """A pause after each token (for demonstrations and the browser test)."""
     host: str = "127.0.0.1"
@@ -123,7 +125,10 @@ def run_summary(name: str, path: Path) -> dict[str, Any]:
     best = _number(summary.get("best_val"))
     if best is None and rows:
         best = min(float(r["val_loss"]) for r in rows)
-    bpc, exact = _number(evaluation.get("bits_per_char")), True
+    # eval's headline (the GPT with its partner when it has one), the GPT alone beside it
+    gpt_alone = _number(evaluation.get("bits_per_char"))
+    mixed = _dict(evaluation.get("ngram")).get("bits_per_char")
+    bpc, exact = _number(mixed) if mixed is not None else gpt_alone, True
     if bpc is None and best is not None and meta:
         bpc, exact = split_bits_per_char(meta["splits"]["val"], best), False
     datasets = data_cfg.get("dataset", "?")
@@ -141,6 +146,7 @@ def run_summary(name: str, path: Path) -> dict[str, Any]:
         "best_val_loss": best,
         "val_bits_per_char": bpc if bpc is None or math.isfinite(bpc) else None,
         "bpc_measured": exact and bpc is not None,
+        "gpt_bits_per_char": gpt_alone if mixed is not None else None,
         "val_unk_share": _number(meta.get("splits", {}).get("val", {}).get("unk_share", 0.0))
         if meta
         else None,

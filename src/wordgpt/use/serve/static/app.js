@@ -166,6 +166,7 @@ async function generate() {
 
 const fmt = (v, d = 4) => (v === null || v === undefined ? "–" : typeof v === "number" ? v.toFixed(d) : v);
 const ticked = new Set();
+const NEIGHBORS = 12;  // the list's words, and the map marks those of them on it
 
 async function loadRuns() {
   runs = await call("/api/runs");
@@ -183,7 +184,8 @@ async function loadRuns() {
     tr.appendChild(first);
     const cells = [r.name, r.dataset, r.tokenizer, r.preset || "–", r.shape,
       r.params ? r.params.toLocaleString() : "–", (r.steps ?? 0).toLocaleString(), fmt(r.best_val_loss),
-      r.val_bits_per_char === null ? "–" : fmt(r.val_bits_per_char) + (r.bpc_measured ? "" : " (est.)"),
+      r.val_bits_per_char === null ? "–" : fmt(r.val_bits_per_char) + (r.bpc_measured ? "" : " (est.)")
+        + (r.gpt_bits_per_char == null ? "" : ` (GPT alone ${fmt(r.gpt_bits_per_char)})`),
       r.val_unk_share === null ? "–" : (100 * r.val_unk_share).toFixed(2) + " %"];
     for (const c of cells) {
       const td = document.createElement("td");
@@ -278,7 +280,7 @@ async function nearest() {
   const list = $("neighbors-list");
   list.textContent = "";
   await busy("looking…", async () => {
-    const r = await call("/api/words/neighbors", { ...wordsRequest(), n: 12 });
+    const r = await call("/api/words/neighbors", { ...wordsRequest(), n: NEIGHBORS });
     for (const [w, s] of r.neighbors) {
       const li = document.createElement("li");
       li.textContent = `${w}  ${s.toFixed(3)}`;
@@ -289,7 +291,7 @@ async function nearest() {
 
 async function tsne() {
   await busy("drawing the map (t-SNE takes a few seconds the first time)…", async () => {
-    drawMap($("map"), await call("/api/words/map", wordsRequest()));
+    drawMap($("map"), await call("/api/words/map", { ...wordsRequest(), n: NEIGHBORS }));
   });
 }
 
