@@ -271,3 +271,14 @@ def test_a_run_refuses_its_data_folder_prepared_again_with_other_tokens(corpus_f
         assert f"{data} is not the data run {run} was trained on" in one_line_error(r)
     with pytest.raises(WordGPTError, match="is not the data .* was trained on"):
         train(data, run, resume=True, **FAST)
+
+
+def test_the_data_sets_a_run_names_are_shown_by_their_file_names():
+    """The runs list and the model card: files by name, never this machine's paths; a config
+    written before data sets were always lists (one string) names one file, not its
+    characters; a damaged value is shown, never a crash."""
+    from wordgpt.runs.folder import dataset_names
+
+    assert dataset_names({"dataset": "/home/me/books/jane.txt"}) == "jane.txt"
+    assert dataset_names({"dataset": ["/a/one.txt", "don-quixote"]}) == "one.txt, don-quixote"
+    assert dataset_names({"dataset": 5}) == "5" and dataset_names({}) == "?"

@@ -13,6 +13,7 @@ import click
 from ..config import NGRAM_MAX, DataConfig, ModelConfig, SampleConfig, TrainConfig
 from ..errors import WordGPTError
 from ..presets import ADAPT_LR, PRESETS
+from ..serve_config import ServeConfig
 from .flags import (
     DATA,
     NEW_DATA,
@@ -365,7 +366,7 @@ def export_(run, out, which, fmt) -> None:
 @click.argument("runs_dir", type=RUNS, default=Path("runs"), required=False)
 @click.option(
     "--host",
-    default="127.0.0.1",
+    default=ServeConfig.host,
     show_default=True,
     help="listen here (127.0.0.1: this machine only)",
 )
@@ -380,28 +381,28 @@ def export_(run, out, which, fmt) -> None:
 @click.option(
     "--max-new-tokens",
     type=click.IntRange(1, 100_000),
-    default=1000,
+    default=ServeConfig.max_new_tokens,
     show_default=True,
     help="the most tokens one request may ask for",
 )
 @click.option(
     "--max-active",
     type=click.IntRange(1, 64),
-    default=2,
+    default=ServeConfig.max_active,
     show_default=True,
     help="costly requests (generations, samples, word maps) at once; more get a busy answer",
 )
 @click.option(
     "--time-limit",
     type=click.FloatRange(0.1),
-    default=60.0,
+    default=ServeConfig.time_limit_s,
     show_default=True,
     help="seconds a generation may run",
 )
 @click.option(
     "--max-models",
     type=click.IntRange(1, 1000),
-    default=4,
+    default=ServeConfig.max_models,
     show_default=True,
     help="runs kept loaded at once (the one used longest ago is let go for another)",
 )
@@ -412,8 +413,6 @@ def serve(runs_dir, host, port, allowed, max_new_tokens, max_active, time_limit,
         from ..use.serve.run import serve_forever
     except ImportError as e:
         raise needs_extra(e, "serve", "serve") from None
-    from ..use.serve.state import ServeConfig
-
     cfg = ServeConfig(
         runs_dir,
         max_new_tokens,

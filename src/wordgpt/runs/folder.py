@@ -200,3 +200,12 @@ def _existing_parent(path: Path) -> Path:
     while not p.exists():
         p = p.parent
     return p
+
+
+def dataset_names(data: dict) -> str:
+    """The data sets a run's config (its ``data`` part) names, a file by its name alone (what
+    the runs list and the model card show: never a path of this machine); anything but a list
+    of them (one string, a damaged config's value) is one."""
+    found = data.get("dataset") or "?"
+    found = found if isinstance(found, list | tuple) else [found]
+    return ", ".join(Path(str(d)).name for d in found)

@@ -36,6 +36,7 @@ from ..folders import expect
 from ..logs import log
 from ..model import gpt as model_module
 from ..model.ensemble import Ensemble
+from ..runs.folder import dataset_names
 from ..runs.members import member_checkpoints
 from ..settings import to_dict
 from .loaded import Model, load
@@ -155,8 +156,7 @@ def model_card(m: Model, fmt: str, name: str) -> str:
     summary = read_json_object(run / "summary.json")
     ev = read_json_object(run / "eval.json")
     data = m.config.get("data", {})
-    # a named data set as it is, a file by its name alone: this card is meant to be shared
-    datasets = ", ".join(Path(str(d)).name for d in data.get("dataset", []) or ["?"])
+    datasets = dataset_names(data)  # a file by its name alone: this card is meant to be shared
     cfg = m.gpt.cfg
     bpc = ev.get("bits_per_char") or summary.get("best_val_bits_per_char_estimate")
     measured = "measured by `wordgpt eval` over the whole val split" if ev else "estimated"

@@ -15,38 +15,9 @@ from fastapi import HTTPException
 
 from ...corpus.tokenfiles import meta_problem, split_bits_per_char
 from ...fileio import read_json_object
+from ...runs.folder import dataset_names
 from ...runs.metrics import parse_metrics
-
-
-@dataclass
-class ServeConfig:
-    """The server's limits."""
-
-    runs_dir: Path
-    max_new_tokens: int = 1000
-    """The most tokens one request may ask for."""
-    max_prompt_chars: int = 2000
-    """The longest prompt accepted."""
-    time_limit_s: float = 60.0
-    """A generation stops after this many seconds."""
-    max_active: int = 2
-    """Generations running at once; one more gets a 503 "busy"."""
-    max_models: int = 4
-    """Runs kept loaded at once; the one used longest ago is let go for another."""
-    body_timeout_s: float = 30.0
-    """A request's body must arrive within this many seconds of its headers (a 408 then)."""
-    token_delay_s: float = 0.0
-    """A pause after each token (for demonstrations and the browser test)."""
-    host: str = "127.0.0.1"
-    """The address the server listens on: requests must name it (or localhost) as Host."""
-    allowed_hosts: tuple[str, ...] = ()
-    """More names this server may be reached by (its machine's name, for --host 0.0.0.0)."""
-
-    def hosts(self) -> set[str]:
-        """Every Host a request may name: localhost's names, the address listened on, and
-        the allowed ones."""
-        return {"localhost", "127.0.0.1", "::1", self.host.strip("[]"), *self.allowed_hosts}
-
+from ...serve_config import ServeConfig
 
 # ------------------------------------------------------------------------ runs
 
@@ -131,12 +102,10 @@ def run_summary(name: str, path: Path) -> dict[str, Any]:
     bpc, exact = _number(mixed) if mixed is not None else gpt_alone, True
     if bpc is None and best is not None and meta:
         bpc, exact = split_bits_per_char(meta["splits"]["val"], best), False
-    datasets = data_cfg.get("dataset", "?")
-    datasets = datasets if isinstance(datasets, list) else [datasets]
     steps = summary.get("step") if isinstance(summary.get("step"), int) else None
     return {
         "name": name,
-        "dataset": ", ".join(Path(str(d)).name for d in datasets),
+        "dataset": dataset_names(data_cfg),
         "tokenizer": f"{data_cfg.get('tokenizer', '?')}"
         + ("-sp" if data_cfg.get("space_prefix") else ""),
         "preset": cfg.get("preset") if isinstance(cfg.get("preset"), str) else None,
