@@ -7,8 +7,10 @@ was).
     python benchmarks/evaluation.py runs/dq                        # strides, adaptive, xz
     python benchmarks/evaluation.py runs/dq --strides 128 64 32 --adapt-lrs 0.01 0.02 0.03
 
-zpaq (Debian's ``zpaq``, a context-mixing compressor) is used when it is installed; the
-table says when it is not.
+zpaq (Debian's ``zpaq``, a context-mixing compressor) and paq8px (``-8LA``: level 8, its LSTM,
+an adaptive learning rate; built from its public source by ``bash benchmarks/paq8px.sh``) are
+used when they are installed; the table says when they are not. paq8px takes minutes of CPU
+per megabyte.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import bz2
 import lzma
+import os
 import shutil
 import subprocess
 import tempfile
@@ -55,10 +58,28 @@ def zpaq_bytes(data: bytes) -> int | None:
         return (Path(tmp) / "t.zpaq").stat().st_size
 
 
+def paq8px_path() -> str | None:
+    """$PAQ8PX, else paq8px on PATH, else the one benchmarks/paq8px.sh builds."""
+    built = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "wordgpt/tools/paq8px"
+    found = os.environ.get("PAQ8PX") or shutil.which("paq8px")
+    return found or (str(built) if built.is_file() else None)
+
+
+def paq8px_bytes(data: bytes) -> int | None:
+    exe = paq8px_path()
+    if exe is None:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "t").write_bytes(data)
+        subprocess.run([exe, "-8LA", "t", "t.paq8px"], cwd=tmp, check=True, capture_output=True)
+        return (Path(tmp) / "t.paq8px").stat().st_size
+
+
 COMPRESSORS = {
     "xz -9e": lambda b: len(lzma.compress(b, preset=9 | lzma.PRESET_EXTREME)),
     "bzip2 -9": lambda b: len(bz2.compress(b, 9)),
     "zpaq -m5": zpaq_bytes,
+    "paq8px -8LA": paq8px_bytes,
 }
 
 

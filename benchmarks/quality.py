@@ -14,10 +14,12 @@ tokenizers x recipes x inits x budgets x seeds, with the spread.
 
 ``--ladder`` measures what a user gets from the defaults (``prepare``, ``train --time-budget
 T``, ``eval``), on this machine, in one run: for each book the general-purpose compressors on
-the same cleaned split (xz and bzip2, and zpaq when it is installed; the table says when it is
-not), and for each budget the nanoGPT-style baseline and the recipe ``train`` picks, its figure
-with each part of the evaluation added in turn: the lexicon in the ``<unk>`` spelling, windows
-with a stride, the n-gram partner, the ensemble's further members, adaptive evaluation.
+the same cleaned split (xz and bzip2, and zpaq and paq8px when they are installed; the table
+says when they are not), and for each budget the nanoGPT-style baseline and the recipe
+``train`` picks, its figure with each part of the evaluation added in turn: the lexicon in the
+``<unk>`` spelling, windows with a stride, the n-gram partner, the ensemble's further members,
+reading by characters mixed with character-level models, adaptive evaluation. paq8px joins
+the compressors when it is built (``bash benchmarks/paq8px.sh``: minutes of CPU per book).
 
 A recipe is a preset plus overrides: ``cpu``, ``char`` (the char preset), ``seed-dims``
 (the reference dims: 4 layers x 128), ``plain`` (the notebook's architecture at those dims), or
@@ -349,7 +351,7 @@ def ladder(run: Path, lr: float = ADAPT_LR) -> list[tuple[str, float | None, boo
         spelled = float(first.tokenizer.spelling().char_bits(words).sum()) if words else 0.0
         chars_only = plain.bits_per_char - plain.spell_bits_per_char + spelled / plain.chars
     strided = first.evaluate("val", stride=stride)  # with the run's partner, if it has one
-    ens = whole.evaluate("val", stride=stride, adapt_lr=lr)
+    ens = whole.evaluate("val", stride=stride, adapt_lr=lr, chars=True)
     members = len(whole.gpt.members) if isinstance(whole.gpt, Ensemble) else 1
 
     def mixed(r, key: str) -> float:
@@ -365,7 +367,12 @@ def ladder(run: Path, lr: float = ADAPT_LR) -> list[tuple[str, float | None, boo
         (f"+ the ensemble of {members} models" if members > 1
          else "+ the ensemble (one model: the run left no time for another)",
          mixed(ens, "bits_per_char"), True),
-        (f"+ adaptive evaluation (SGD rate {lr:g})", mixed(ens, "adaptive_bits_per_char"), True),
+        ("+ read by characters, mixed with character context and match models (eval --chars)",
+         ens.by_chars["bits_per_char"], True),
+        (f"adaptive evaluation (SGD rate {lr:g}) of the row before the last",
+         mixed(ens, "adaptive_bits_per_char"), True),
+        ("adaptive evaluation read by characters (the GPT, the context models and the mixer "
+         "learning as they read)", ens.by_chars["adaptive_bits_per_char"], True),
     ]  # fmt: skip
 
 
@@ -393,6 +400,7 @@ LADDER_COLUMNS = [
     ("bits_per_char", "val bits/char", ".4f"),
     ("against_baseline", "against the baseline", "+.1%"),
     ("against_zpaq", "against zpaq -m5", "+.1%"),
+    ("against_paq8px", "against paq8px -8LA", "+.1%"),
 ]
 
 
@@ -407,10 +415,11 @@ def ladder_main(args, root: Path) -> None:
     for book in args.book:
         data_dir = prepared("word-sp", dataset=book, **extra)
         name = book_name(book)
-        zpaq = None
+        zpaq = paq = None
         for c in compressor_rows(*train_and_val_text(data_dir)):
             bpc = c.get("bits_per_char")
             zpaq = bpc if c["method"] == "zpaq -m5" else zpaq
+            paq = bpc if c["method"] == "paq8px -8LA" else paq
             how = "C(train + val) - C(train)" if bpc is not None else "not installed"
             rows.append({"book": name, "what": f"{c['method']}: {how}", "bits_per_char": bpc})
         for budget in args.budgets:
@@ -434,10 +443,11 @@ def ladder_main(args, root: Path) -> None:
             for what, bpc, with_stride in ladder(run_dir):
                 rows.append({**cell, "what": what, "bits_per_char": bpc,
                              "against_baseline": bpc / baseline[with_stride] - 1,
-                             "against_zpaq": bpc / zpaq - 1 if zpaq else None})  # fmt: skip
+                             "against_zpaq": bpc / zpaq - 1 if zpaq else None,
+                             "against_paq8px": bpc / paq - 1 if paq else None})  # fmt: skip
             if not args.json:  # as it goes: what a long run has done so far
                 done = [notes[f"{name}, {limit}, the baseline"], notes[f"{name}, {limit}, picked"]]
-                done += [f"{r['what']} {r['bits_per_char']:.4f}" for r in rows[-8:]]
+                done += [f"{r['what']} {r['bits_per_char']:.4f}" for r in rows[-10:]]
                 print(f"  {name} {limit}: " + "; ".join(done), flush=True)
     emit(rows, LADDER_COLUMNS, args.json, notes)
 

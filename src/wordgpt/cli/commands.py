@@ -261,16 +261,25 @@ def one_sample(m, prompt: str, cfg: SampleConfig, copy_min, copies: bool, given:
     "training tokens (its weight fitted on the end of the training split); 0: the GPT alone "
     "[default: the run's own n-gram partner, when it has one]",
 )
+@click.option(
+    "--chars",
+    is_flag=True,
+    help="also read by characters: the word model (with its partner) turned into each "
+    "character's probability and mixed with character-level context models and a match "
+    "model, as a compressor mixes (the mixer fitted once on the held-out end of the training "
+    "split, kept in RUN/charmix.json); its figure is then the headline",
+)
 @threads_option
 @json_option
 def eval_(run, split, data_dir, text, which, device, copies, stride, adapt, adapt_lr, ngram,
-          threads, as_json) -> None:  # fmt: skip
+          chars, threads, as_json) -> None:  # fmt: skip
     """Loss, perplexity and bits per character over a whole split, or any text file (each
     <unk> charged its spelling; the <unk> share shown); recorded in RUN/eval.json."""
     from ..use.loaded import load
 
     m = load(run, which, device, threads=threads)
-    kw = {"stride": stride, "adapt_lr": adapt_lr if adapt else None, "ngram": ngram}
+    kw = {"stride": stride, "adapt_lr": adapt_lr if adapt else None, "ngram": ngram,
+          "chars": chars}  # fmt: skip
     r = (
         m.evaluate_text(text, **kw)
         if text is not None
@@ -282,7 +291,7 @@ def eval_(run, split, data_dir, text, which, device, copies, stride, adapt, adap
 
         record["copies"] = copy_figures(m)
     if m.run_dir.is_dir() and data_dir is None:
-        variant = bool(stride or adapt) or ngram is not None  # the plain one has the partner
+        variant = bool(stride or adapt or chars) or ngram is not None  # plain: with the partner
         record_eval(m.run_dir, record, text, split, variant)
     if as_json:
         click.echo(json_line({"run": str(run), **record}))
@@ -308,6 +317,7 @@ def record_eval(
         if record.get("adaptive_bits_per_char") is not None:
             how += ", adaptive"
         how += f", {record['ngram']['order']}-gram" if record.get("ngram") else ", GPT alone"
+        how += ", by characters" if record.get("by_chars") else ""
         d.setdefault("variants", {})[f"{split if text is None else Path(text).name}, {how}"] = (
             record
         )

@@ -207,6 +207,22 @@ class Spelling:
         ids = np.array(word, dtype=np.int64)
         return float(self._probs(ids, np.array([len(ids) - 1]))[0])
 
+    def next_probs(self, histories: Sequence[str]) -> np.ndarray:
+        """(len(histories), len(symbols())): :meth:`prob` of every symbol after each history
+        at once (a history is a word's characters so far, without the BOS padding)."""
+        S, pad, n = len(self.symbols()), self.order - 1, len(histories)
+        if not n:
+            return np.zeros((0, S))
+        sym_ids = np.array([self._symbol(c) for c in self.symbols()], dtype=np.int64)
+        ctx = np.array(
+            [[self._symbol(c) for c in (BOS * pad + h)[-pad:]] for h in histories]
+            if pad else [[] for _ in histories],
+            dtype=np.int64,
+        ).reshape(n, pad)  # fmt: skip
+        blocks = np.concatenate([np.repeat(ctx, S, axis=0), np.tile(sym_ids, n)[:, None]], axis=1)
+        targets = np.arange(n * S) * self.order + pad
+        return self._probs(blocks.ravel(), targets).reshape(n, S)
+
     def _symbol(self, ch: str) -> int:
         if ch == BOS:
             return _BOS

@@ -113,6 +113,45 @@ class KneserNey:
             p = np.where(ok & cfound, higher + back * p, p)
         return p
 
+    def next_probs_many(self, context: np.ndarray) -> np.ndarray:
+        """(m, V): P(each token | each row of ``context``) (m, order - 1), -1 where a row's
+        context is shorter; :meth:`prob` for every token at once. Kneser-Ney unrolled: each
+        order adds its few seen continuations (discounted) to the order below scaled by its
+        back-off weight, so a row is the unigram distribution times the product of the
+        back-off weights plus a sparse part."""
+        context = np.asarray(context, dtype=np.int64).reshape(-1, self.order - 1)
+        m = len(context)
+        o = self.orders[0]
+        S = o.counts.sum()
+        uni = np.full(self.V, o.discount * len(o.keys) / S / self.V)
+        uni[o.keys] += np.maximum(o.counts - o.discount, 0) / S
+        scale = np.ones(m)  # the product of the back-off weights above the current order
+        parts = []  # (rows, tokens, probabilities) of each order's seen continuations
+        for n in range(self.order, 1, -1):
+            o = self.orders[n - 1]
+            h = context[:, self.order - n :]
+            ok = (h >= 0).all(axis=1)
+            hk = np.zeros(m, dtype=np.int64)
+            for j in range(n - 1):
+                hk = hk * self.V + np.maximum(h[:, j], 0)
+            ci, cfound = self._find(o.ctx_keys, hk)
+            use = ok & cfound
+            lo = np.searchsorted(o.keys, hk * self.V)
+            hi = np.searchsorted(o.keys, (hk + 1) * self.V)
+            size = np.where(use, hi - lo, 0)
+            rows = np.repeat(np.arange(m), size)
+            at = np.repeat(lo, size) + (
+                np.arange(size.sum()) - np.repeat(np.cumsum(size) - size, size)
+            )
+            total = np.where(use, o.ctx_total[ci], 1).astype(np.float64)
+            value = np.maximum(o.counts[at] - o.discount, 0) / total[rows] * scale[rows]
+            parts.append((rows, o.keys[at] % self.V, value))
+            scale = np.where(use, scale * o.discount * o.ctx_types[ci] / total, scale)
+        out = scale[:, None] * uni[None, :]
+        for rows, tokens, value in parts:
+            out[rows, tokens] += value  # one (row, token) once per order
+        return out
+
     def next_probs(self, context) -> np.ndarray:
         """P(each token | the last order - 1 ids of ``context``), shape (V,): sums to 1."""
         k = self.order - 1

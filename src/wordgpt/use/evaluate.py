@@ -56,12 +56,19 @@ class EvalResult:
     """With adaptive evaluation: the part of its figures that pays for spelling the <unk>
     words, the spelling model remembering the words it has read (the static spelling when
     the data folder does not keep the split's <unk> words)."""
+    by_chars: dict | None = None
+    """Read by characters (``eval --chars``, :mod:`.chars`): the word model (with its
+    partner) alone, mixed with the character-level models (``bits_per_char``;
+    ``adaptive_bits_per_char`` with adaptive evaluation), and the mixer's fit."""
 
     @property
     def headline_bits_per_char(self) -> float:
-        """The figure ``wordgpt eval`` prints last and every surface shows first: the GPT
-        with its n-gram partner when the evaluation mixed one in, else the GPT alone
-        (:attr:`bits_per_char`, shown beside it)."""
+        """The figure ``wordgpt eval`` prints last and every surface shows first: read by
+        characters and mixed when asked (``--chars``), else the GPT with its n-gram partner
+        when the evaluation mixed one in, else the GPT alone (:attr:`bits_per_char`, shown
+        beside it)."""
+        if self.by_chars:
+            return self.by_chars["bits_per_char"]
         return self.ngram["bits_per_char"] if self.ngram else self.bits_per_char
 
     def to_dict(self) -> dict:
@@ -94,6 +101,17 @@ class EvalResult:
                     else ""
                 )
                 if self.ngram
+                else ""
+            )
+            + (
+                f" | read by characters {self.by_chars['bits_per_char']:.4f} bits/char (the "
+                f"word model alone {self.by_chars['word_model_bits_per_char']:.4f})"
+                + (
+                    f", adaptive {self.by_chars['adaptive_bits_per_char']:.4f}"
+                    if "adaptive_bits_per_char" in self.by_chars
+                    else ""
+                )
+                if self.by_chars
                 else ""
             )
         )
@@ -208,6 +226,57 @@ def adaptive_nll(
         if threads is not None:
             threads.after(time.perf_counter() - t)
     return out
+
+
+def token_probs(
+    model,
+    data: np.ndarray,
+    block_size: int,
+    stride: int | None = None,
+    adapt_lr: float | None = None,
+    batch_size: int = 8,
+    device: str | torch.device = "cpu",
+    threads: Threads | None = None,
+):
+    """The model's whole next-token distribution at each of ``data``'s positions but the
+    last, as :func:`token_nll` scores them (the same windows; with ``adapt_lr``, as
+    :func:`adaptive_nll` does, learning from each window after reading it): yields
+    (target indices into ``data[1:]``, probabilities (k, V) float64) in order."""
+    import copy
+
+    n = max(len(data) - 1, 0)
+    starts, tail = windows(n, block_size, stride)
+    step = 1 if adapt_lr else batch_size
+    groups = [(starts[i : i + step].tolist(), block_size) for i in range(0, len(starts), step)]
+    groups += [] if tail is None else [([tail], n - tail)]  # the shorter last window alone
+    learner = copy.deepcopy(model).to(device).eval() if adapt_lr else model
+    was_training = model.training
+    model.eval()
+    opt = torch.optim.SGD(learner.parameters(), lr=adapt_lr) if adapt_lr else None
+    scored = 0
+    try:
+        for group, length in groups:
+            rows = torch.from_numpy(token_rows(data, np.array(group), length + 1)).to(device)
+            if threads is not None:
+                threads.before()
+            t = time.perf_counter()
+            with torch.set_grad_enabled(bool(adapt_lr)):
+                logp = learner(rows[:, :-1]).float().log_softmax(-1)  # (b, T, V)
+            for b, at in enumerate(group):
+                new = slice(scored - at, length)  # the targets not scored before
+                k = length - (scored - at)
+                yield (np.arange(scored, scored + k),
+                       logp[b, new].detach().double().exp().cpu().numpy())  # fmt: skip
+                scored += k
+            if adapt_lr:
+                opt.zero_grad(set_to_none=True)
+                nll = -logp[0].gather(1, rows[0, 1:, None])[:, 0]
+                nll.mean().backward()
+                opt.step()
+            if threads is not None and len(group) == step:
+                threads.after(time.perf_counter() - t)
+    finally:
+        model.train(was_training)
 
 
 class OutOfTimeError(Exception):

@@ -33,6 +33,7 @@ from ..runs import checkpoint
 from ..runs.members import member_checkpoints, read_partner, write_partner
 from ..settings import from_dict
 from ..training.holdout import gpt_tokens
+from .chars import by_characters
 from .evaluate import EvalResult, NgramSpec, evaluate, token_nll
 from .generate import Copies, Generation, find_copies, generate, stream_text
 
@@ -166,6 +167,7 @@ class Model:
         stride: int | None = None,
         adapt_lr: float | None = None,
         ngram: int | None = None,
+        chars: bool = False,
     ) -> EvalResult:
         """Loss, perplexity and bits per character over the whole ``split`` (a progress bar
         on a terminal with ``progress``). ``stride``: windows start every ``stride`` tokens,
@@ -174,9 +176,9 @@ class Model:
         figure, the model learning from each window after scoring it. ``ngram``: also the
         figure of the GPT mixed with its n-gram partner (unset: the run's own, when it has
         one; 0: none; N: a Kneser-Ney model of order N of the run's training tokens, the
-        run's partner if it has that order, else its weight fitted now). With a ``deadline`` (a
-        ``time.perf_counter()`` reading) it raises ``OutOfTimeError`` early when the split
-        would not be done by then."""
+        run's partner if it has that order, else its weight fitted now). ``chars``: also read
+        by characters (:func:`.chars.by_characters`). With a ``deadline`` (a perf_counter
+        reading) it raises ``OutOfTimeError`` early when the split would not be done by then."""
         # the run's own folder is checked to be the data it trained on
         data_dir = Path(data_dir or self.data_dir or self.config["data_dir"])
         meta = load_meta(data_dir)
@@ -187,7 +189,7 @@ class Model:
         read_spell = None
         if adapt_lr is not None:
             read_spell = read_spell_bits(self.tokenizer, data_dir, split, meta)
-        return evaluate(
+        result = evaluate(
             self.gpt,
             load_split(data_dir, split),
             meta["splits"][split],
@@ -203,6 +205,10 @@ class Model:
             read_spell_bits=read_spell,
             threads=self.thread_choice("batch"),
         )
+        if not chars:
+            return result
+        by = by_characters(self, data_dir, split, ngram, result.chars, stride, adapt_lr)
+        return replace(result, by_chars=by)
 
     def _ngram_spec(self, ngram: int | None) -> NgramSpec | None:
         """What :func:`.evaluate.evaluate` mixes in for ``ngram`` (see :meth:`evaluate`)."""

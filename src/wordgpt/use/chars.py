@@ -1,0 +1,286 @@
+"""Bits per character read one character at a time (``wordgpt eval --chars``): the word model,
+with its ensemble and its n-gram partner, read by characters (:mod:`.charview`) and
+mixed with character-level context models and a match model as a compressor mixes
+(:mod:`..model.charmix`).
+
+The recipe, for a split:
+
+1. the texts: the split's tokens as strings (its ``<unk>`` words from the data folder's
+   ``val.unk.jsonl``) and the training split's (whose ``<unk>`` words are not kept: a
+   placeholder that no model counts or predicts);
+2. the mixer's weights, fitted once on the end of the training split that the GPT did not
+   train on (the n-gram partner's slice; the context models counting the text before it), and
+   kept in RUN/charmix.json;
+3. the word model's distributions over the split, mixed with the partner token by token, read
+   by characters;
+4. the context models and the match model over the training text and the split, counting the
+   training text only (static) or also the split as it is read (adaptive);
+5. the mixer: fixed weights (static), or weights that learn from each character after
+   predicting it (adaptive, where the GPT learns from each window too).
+
+The static figure never learns from the split. Every character after the split's first token
+is scored, as the token-level figure scores every token after the first.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+
+from ..corpus.tokenfiles import load_split, load_unk_words
+from ..errors import WordGPTError
+from ..fileio import atomic_write
+from ..logs import log
+from ..model import charmix as cx
+from ..model.ngram import KneserNey
+from ..training.holdout import gpt_tokens
+from .charview import Alphabet, CharReading, CharView
+from .evaluate import token_probs
+
+CHARMIX = "charmix.json"
+"""The run folder's file of the character mixer's fitted weights."""
+PLACEHOLDER = "\x01"
+"""A training <unk>: its word is not kept, so no model counts or predicts it."""
+MIXER_LR = 0.001
+"""The adaptive mixer's learning rate (per character)."""
+NGRAM_ORDER = 4
+"""The order whose held-out slice fits the mixer when the run has no partner (the recipes')."""
+READ_ROWS = 512
+"""Token positions read by characters at once (their distributions: READ_ROWS x V)."""
+
+
+@dataclass(frozen=True)
+class CharSpec:
+    """What reading a split by characters needs beside the model: its tokenizer, the split's
+    <unk> words in order, the training tokens, the partner (a Kneser-Ney model of all of them,
+    its order and the GPT's weight), and the mixer fitted before (RUN/charmix.json) or None."""
+
+    tokenizer: object
+    unk_words: list[str]
+    train: np.ndarray
+    partner: KneserNey | None = None
+    partner_weight: float = 1.0
+    fit: dict | None = None
+
+
+def token_strings(itos: list[str], tokens: np.ndarray, unk_words: list[str] | None) -> list[str]:
+    """The tokens as strings; each <unk> its word in order (None: the placeholder)."""
+    words = iter(unk_words or ())
+    if unk_words is None:
+        return [PLACEHOLDER if t == 0 else itos[t] for t in tokens.tolist()]
+    return [next(words) if t == 0 else itos[t] for t in tokens.tolist()]
+
+
+def read_by_chars(view: CharView, model, data: np.ndarray, strs: list[str], *, block_size: int,
+                  stride: int | None, adapt_lr: float | None = None,
+                  partner: tuple[KneserNey, float] | None = None, device="cpu",
+                  threads=None) -> CharReading:  # fmt: skip
+    """The characters of ``strs[1:]`` (the tokens of ``data``) as the model reads them: its
+    distributions in :func:`.evaluate.token_probs`'s windows (learning as it reads with
+    ``adapt_lr``), mixed token by token with the n-gram ``partner`` (model, GPT weight), read
+    by characters in parts of :data:`READ_ROWS` positions, each part starting a token early."""
+    parts: list[CharReading] = []
+    rows: list[np.ndarray] = []
+    index: list[np.ndarray] = []
+    last = None  # the previous part's last position and its distribution
+
+    def flush() -> None:
+        nonlocal last
+        idx, p = np.concatenate(index), np.concatenate(rows)
+        toks = [strs[i + 1] for i in idx]
+        if last is not None:  # one token early: its characters' sides come with it
+            r = view.read(np.concatenate([last[1][None], p]), [strs[last[0] + 1], *toks])
+            r = CharReading(*(getattr(r, f.name)[len(strs[last[0] + 1]) :] for f in fields(r)))
+        else:
+            r = view.read(p, toks)
+        parts.append(r)
+        last = (idx[-1], p[-1])
+        rows.clear()
+        index.clear()
+
+    pad = np.full(partner[0].order - 1, -1, dtype=np.int64) if partner else None
+    padded = np.concatenate([pad, np.asarray(data, dtype=np.int64)]) if partner else None
+    for idx, p in token_probs(model, data, block_size, stride, adapt_lr, device=device,
+                              threads=threads):  # fmt: skip
+        if partner is not None:  # the context of target t: data[t - k + 1 .. t]
+            kn, w = partner
+            ctx = padded[idx[:, None] + 1 + np.arange(kn.order - 1)]
+            p = w * p + (1 - w) * kn.next_probs_many(ctx)
+        rows.append(p)
+        index.append(idx)
+        if sum(len(i) for i in index) >= READ_ROWS:
+            flush()
+    if index:
+        flush()
+    return CharReading(*(np.concatenate([getattr(r, f.name) for r in parts])
+                         for f in fields(CharReading)))  # fmt: skip
+
+
+def symbols(alphabet: Alphabet, text: str) -> tuple[np.ndarray, np.ndarray]:
+    """The text's symbol ids (a placeholder: the id past the alphabet) and which count."""
+    sym = alphabet.encode(text)
+    hole = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32) == ord(PLACEHOLDER)
+    sym[hole] = len(alphabet)
+    return sym, ~hole
+
+
+def context_models(alphabet: Alphabet, sym: np.ndarray, valid: np.ndarray, start: int,
+                   adaptive: bool) -> list[np.ndarray]:  # fmt: skip
+    """The context models' distributions (each (len(sym) - start, A)) at each position from
+    ``start`` on: the orders of :data:`.charmix.ORDERS` backed off in turn, then the word
+    contexts (the word so far after one, then two whole words) backed off to order 2."""
+    A = len(alphabet)
+    nxt = np.minimum(sym, A - 1)
+    counts = [cx.counts_before(cx.context_keys(sym, k), nxt, start, A, adaptive, valid)
+              for k in cx.ORDERS]  # fmt: skip
+    uni = np.bincount(sym[:start][valid[:start]], minlength=A + 1)[:A].astype(np.float32) + 1
+    chain = cx.backed_off(counts, np.broadcast_to(uni / uni.sum(), (len(sym) - start, A)))
+    word = alphabet.masks()[1][nxt] & valid
+    lower = chain[1]
+    for k in (1, 2):
+        n = cx.counts_before(cx.word_keys(sym, word, k), nxt, start, A, adaptive, valid)
+        lower = cx.backed_off([n], lower)[0]
+        chain.append(lower)
+    return chain
+
+
+def features(alphabet: Alphabet, reading: CharReading, text: str, start: int,
+             adaptive: bool) -> cx.Features:  # fmt: skip
+    """The mixer's inputs for the characters of ``text`` from ``start`` on (those of
+    ``reading``)."""
+    sym, valid = symbols(alphabet, text)
+    cm = context_models(alphabet, sym, valid, start, adaptive)
+    match = cx.match_predictions(sym, start, adaptive, valid)
+    return cx.features(cm, reading, match, alphabet.masks())
+
+
+def fit_mixer(view: CharView, model, spec: CharSpec, cut: int, *, block_size: int,
+              stride: int | None, device="cpu", threads=None) -> dict:  # fmt: skip
+    """The mixer's weights fitted on the training tokens from ``cut`` on (the slice the GPT
+    did not train on when the run has a partner), the context models and the partner
+    counting the tokens before it; the characters of <unk> tokens (and the one after each)
+    are left out, their words not being kept."""
+    itos = spec.tokenizer.token_strings()
+    train_strs = token_strings(itos, spec.train, None)
+    held = spec.train[cut - 1 :]
+    partner = None
+    if spec.partner is not None:
+        partner = (KneserNey(spec.train[:cut], spec.partner.V, spec.partner.order),
+                   spec.partner_weight)  # fmt: skip
+    reading = read_by_chars(view, model, held, train_strs[cut - 1 :], block_size=block_size,
+                            stride=stride, partner=partner, device=device,
+                            threads=threads)  # fmt: skip
+    before = "".join(train_strs[:cut])
+    text = before + "".join(train_strs[cut:])
+    f = features(view.alphabet, reading, text, len(before), adaptive=False)
+    _, valid = symbols(view.alphabet, text[len(before) - 1 :])
+    keep = valid[1:] & valid[:-1]  # a placeholder, and the character right after one
+    f = cx.Features(*(getattr(f, k.name)[keep] for k in fields(cx.Features)))
+    mixer = cx.Mixer(f.side_logit.shape[1], f.within.shape[1])
+    mixer.fit(f)
+    nats = mixer.nats(f)
+    gpt = -np.log(reading.probs()[keep])
+    return {
+        **mixer.state_dict(),
+        "alphabet": "".join(view.alphabet.symbols),
+        "fitted_on_chars": int(keep.sum()),
+        "fitted_on_tokens": int(len(held) - 1),
+        "held_out_bits_per_char": {
+            "word_model": float(gpt.mean() / math.log(2)),
+            "mixed": float(nats.mean() / math.log(2)),
+        },
+    }
+
+
+def char_figures(model, data: np.ndarray, chars: int, spec: CharSpec, *, block_size: int,
+                 stride: int | None, adapt_lr: float | None, device="cpu", threads=None,
+                 cut: int) -> dict:  # fmt: skip
+    """The split's bits per character read by characters: the word model alone, mixed
+    (static), and with ``adapt_lr`` adaptive; the fit used (``"fit"``, new when ``spec`` had
+    none)."""
+    itos = spec.tokenizer.token_strings()
+    train_text = "".join(token_strings(itos, spec.train, None))
+    split = token_strings(itos, np.asarray(data), spec.unk_words)
+    fit = spec.fit
+    alphabet = Alphabet(tuple(fit["alphabet"])) if fit else Alphabet.of(
+        train_text.replace(PLACEHOLDER, "") + "".join(itos[1:]) + "".join(spec.tokenizer.rare)
+    )  # fmt: skip
+    view = CharView(spec.tokenizer, alphabet)
+    if fit is None:
+        fit = fit_mixer(view, model, spec, cut, block_size=block_size, stride=stride,
+                        device=device, threads=threads)  # fmt: skip
+    partner = (spec.partner, spec.partner_weight) if spec.partner is not None else None
+    text = train_text + "".join(split)
+    start = len(train_text) + len(split[0])
+    escapes = None
+    out = {"fit": fit}
+    for adaptive in (False, True) if adapt_lr else (False,):
+        reading = read_by_chars(view, model, data, split, block_size=block_size, stride=stride,
+                                adapt_lr=adapt_lr if adaptive else None, partner=partner,
+                                device=device, threads=threads)  # fmt: skip
+        if escapes is None:  # a character the alphabet lacks: its escape, then its code point
+            escapes = float(alphabet.novel(reading.symbols).sum() * alphabet.novel_bits)
+            word_model = -np.log2(reading.probs()).sum()
+            out["word_model_bits_per_char"] = float((word_model + escapes) / chars)
+        f = features(alphabet, reading, text, start, adaptive)
+        mixer = cx.Mixer.from_state(fit)
+        nats = mixer.read(f, MIXER_LR) if adaptive else mixer.nats(f)
+        key = "adaptive_bits_per_char" if adaptive else "bits_per_char"
+        out[key] = float((nats.sum() / math.log(2) + escapes) / chars)
+    return out
+
+
+def by_characters(m, data_dir: Path, split: str, ngram: int | None, chars: int,
+                  stride: int | None, adapt_lr: float | None) -> dict:  # fmt: skip
+    """:func:`char_figures` for a loaded run ``m`` (:class:`.loaded.Model`): its n-gram
+    partner (``ngram`` None or its order; 0: none), the mixer fitted before
+    (RUN/charmix.json, fitted now and written when missing or damaged), the split's <unk>
+    words. Returns the figures with the mixer's fit summarised."""
+    if m.tokenizer.kind not in ("word", "char"):
+        raise WordGPTError(f"--chars reads word or character tokens; this run has "
+                           f"{m.tokenizer.kind} tokens")  # fmt: skip
+    if ngram not in (None, 0) and not (m.partner_fit and ngram == m.partner_fit["order"]):
+        raise WordGPTError("--chars mixes in the run's own n-gram partner: leave --ngram out, "
+                           "or give 0 for none")  # fmt: skip
+    words = load_unk_words(data_dir, split)
+    if words is None:
+        raise WordGPTError(f"{data_dir} keeps no <unk> words of its {split} split (only val's, "
+                           "and only in folders prepared since they are kept): prepare it again "
+                           "to read it by characters")  # fmt: skip
+    partner = m.partner if ngram != 0 else None
+    path = m.run_dir / CHARMIX
+    fit = read_fit(path)
+    kn, weight = (partner.kn, partner.weight) if partner else (None, 1.0)
+    spec = CharSpec(m.tokenizer, words, np.asarray(m.training_tokens()), kn, weight, fit)
+    order = partner.kn.order if partner else NGRAM_ORDER
+    out = char_figures(m.gpt, np.asarray(load_split(data_dir, split)), chars, spec,
+                       block_size=m.gpt.cfg.block_size, stride=stride, adapt_lr=adapt_lr,
+                       device=m.device, threads=m.thread_choice("batch"),
+                       cut=gpt_tokens(len(spec.train), order))  # fmt: skip
+    fit = out.pop("fit")  # the weights: RUN/charmix.json, not every record
+    out["mixer"] = {k: fit[k] for k in ("fitted_on_chars", "held_out_bits_per_char")}
+    if spec.fit is None and m.run_dir.is_dir():
+        try:
+            atomic_write(path, json.dumps(fit) + "\n")
+        except WordGPTError as e:
+            log.warning(f"note: {path} was not written ({e})")
+    return out
+
+
+def read_fit(path: Path) -> dict | None:
+    """The mixer fitted before (None: none, or damaged, which is said)."""
+    if not path.is_file():
+        return None
+    try:
+        fit = json.loads(path.read_text(encoding="utf-8"))
+        cx.Mixer.from_state(fit)
+        if not isinstance(fit.get("alphabet"), str):
+            raise ValueError("no alphabet")
+        return fit
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        log.warning(f"note: {path} is damaged ({e}); fitting the mixer again")
+        return None

@@ -1,0 +1,90 @@
+"""Reading a split by characters (``eval --chars``): the distributions it reads are the ones the
+token-level figures score, the word model read by characters costs no more than by tokens,
+the mixer is fitted once and kept, and what cannot be read is refused in one line."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from wordgpt.config import ModelConfig
+from wordgpt.model.gpt import GPT
+from wordgpt.use.evaluate import adaptive_nll, token_nll, token_probs
+from wordgpt.use.loaded import load
+
+from .helpers import cli, one_line_error
+
+BLOCK = 16
+
+
+@pytest.fixture(scope="module")
+def model() -> GPT:
+    torch.manual_seed(0)
+    cfg = ModelConfig(vocab_size=40, block_size=BLOCK, n_layer=2, n_head=2, n_embd=32, dropout=0.0)
+    return GPT(cfg).eval()
+
+
+@pytest.mark.parametrize("stride", [None, 5])
+@pytest.mark.parametrize("adapt_lr", [None, 0.05])
+def test_the_distributions_read_are_those_the_token_figures_score(model, stride, adapt_lr):
+    data = np.random.default_rng(0).integers(0, 40, 16 * 5 + 7).astype(np.uint16)
+    idx, probs = zip(*token_probs(model, data, BLOCK, stride, adapt_lr), strict=True)
+    idx, probs = np.concatenate(idx), np.concatenate(probs)
+    np.testing.assert_array_equal(idx, np.arange(len(data) - 1))  # each target once, in order
+    np.testing.assert_allclose(probs.sum(1), 1.0, rtol=1e-5)
+    got = -np.log(probs[idx, data[1:].astype(np.int64)])
+    if adapt_lr is None:
+        want = token_nll(model, data, BLOCK, stride=stride)
+    else:
+        want = adaptive_nll(model, data, BLOCK, adapt_lr, stride=stride)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def run_dir(word_data, tmp_path_factory):
+    from wordgpt.use.train_run import train
+
+    out = tmp_path_factory.mktemp("chars") / "run"
+    train(word_data, out, preset="tiny", max_iters=30, ngram=3, dtype="fp32", progress=False,
+          tensorboard=False, report=False)  # fmt: skip
+    return out
+
+
+def test_by_characters_the_word_model_costs_no_more_than_by_tokens(run_dir):
+    m = load(run_dir)
+    r = m.evaluate(chars=True)
+    c = r.by_chars
+    assert c["word_model_bits_per_char"] <= r.ngram["bits_per_char"] + 1e-9
+    assert c["word_model_bits_per_char"] > 0.9 * r.ngram["bits_per_char"]  # the same model
+    assert r.headline_bits_per_char == c["bits_per_char"]
+    fit = json.loads((run_dir / "charmix.json").read_text())
+    assert fit["fitted_on_chars"] > 1000 and "w1" in fit and "w1" not in c
+    # the mixer is fitted once: a second evaluation reads it and gives the same figures
+    again = m.evaluate(chars=True).by_chars
+    assert again["bits_per_char"] == pytest.approx(c["bits_per_char"], rel=1e-6)
+
+
+@pytest.mark.slow
+def test_eval_by_characters_from_the_command_line(run_dir, tmp_path):
+    run = shutil.copytree(run_dir, tmp_path / "run")
+    (run / "charmix.json").unlink(missing_ok=True)
+    r = cli("eval", run, "--chars", "--adapt", "--json")
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout)
+    assert got["headline_bits_per_char"] == got["by_chars"]["bits_per_char"]
+    assert got["by_chars"]["adaptive_bits_per_char"] > 0
+    record = json.loads((run / "eval.json").read_text())
+    assert any("by characters" in k for k in record["variants"])
+    (run / "charmix.json").write_text('{"w1": [[1, 2]], "w2": "x"}')
+    r = cli("eval", run, "--chars")
+    assert r.returncode == 0 and "fitting the mixer again" in r.stderr
+    assert json.loads((run / "charmix.json").read_text())["w1"] != [[1, 2]]
+    assert "--ngram" in one_line_error(cli("eval", run, "--chars", "--ngram", "2"))
+    data = shutil.copytree(json.loads((run / "config.json").read_text())["data_dir"],
+                           tmp_path / "data")  # fmt: skip
+    (data / "val.unk.jsonl").unlink()
+    assert "prepare it again" in one_line_error(cli("eval", run, "--chars", "--data", data))

@@ -1,0 +1,115 @@
+"""The word model read by characters: every state's next-character probabilities are a
+distribution, the fast reading of a whole text equals the definition one string at a time, a
+character's probability never depends on what comes after it, and reading by characters
+costs at most what reading by tokens does."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from wordgpt.corpus.tokenizer import CharTokenizer, WordTokenizer
+from wordgpt.use.charview import Alphabet, CharView, next_char_probs
+
+TEXT = (
+    "the cat sat on the mat, and the dog sat on the log. the cat saw the dog! "
+    "a cat, a dog, a mat; then the cats ran.\nthe end"
+)
+
+
+def tokenizer(kind: str):
+    if kind == "char":
+        return CharTokenizer.train(TEXT)
+    return WordTokenizer.train(TEXT, min_count=2, space_prefix=kind == "space")
+
+
+def tokens_of(tok, text: str) -> list[str]:
+    return tok.split(text)
+
+
+def random_probs(rng, n: int, V: int) -> np.ndarray:
+    p = rng.dirichlet(np.full(V, 0.3), size=n)
+    return p
+
+
+@pytest.mark.parametrize("kind", ["word", "space", "char"])
+def test_every_state_is_a_distribution_over_the_next_character(kind):
+    tok = tokenizer(kind)
+    view = CharView(tok, Alphabet.of(TEXT))
+    rng = np.random.default_rng(0)
+    V = tok.vocab_size
+    for s in ["", " ", " c", " ca", "c", "ca", "cat", " cat", ",", " ,", "\n", "q", " qz"]:
+        p, q = random_probs(rng, 2, V)
+        d = next_char_probs(view, p, s, q)
+        assert d.min() >= 0
+        assert d.sum() == pytest.approx(1.0, abs=1e-9), s
+
+
+@pytest.mark.parametrize("kind", ["word", "space", "char"])
+def test_reading_a_text_equals_the_definition_character_by_character(kind):
+    tok = tokenizer(kind)
+    alphabet = Alphabet.of(TEXT)
+    view = CharView(tok, alphabet)
+    text = "the cats sat, the zebra ran on a mat!\nthe dog"  # zebra: <unk>, z and b: never seen
+    toks = tokens_of(tok, text)
+    rng = np.random.default_rng(1)
+    probs = random_probs(rng, len(toks), tok.vocab_size)
+    r = view.read(probs, toks, False)
+    got = r.probs()
+    want, at = [], 0
+    for t, w in enumerate(toks):
+        for j in range(len(w)):
+            if j == 0:  # the character that starts token t: after the token before ended
+                prev = toks[t - 1] if t else ""
+                d = next_char_probs(view, probs[t - 1] if t else probs[t], prev, probs[t])
+            else:
+                d = next_char_probs(view, probs[t], w[:j])
+            want.append(d[int(r.symbols[at])])
+            at += 1
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-15)
+    assert alphabet.novel(r.symbols).sum() == 2  # the z and b of zebra
+
+
+def test_a_characters_probability_depends_only_on_the_text_before_it():
+    tok = tokenizer("space")
+    view = CharView(tok, Alphabet.of(TEXT))
+    rng = np.random.default_rng(2)
+    a, b = "the cat sat on the mat", "the cat sat on the matters. the dog"
+    ta, tb = tokens_of(tok, a), tokens_of(tok, b)
+    probs = random_probs(rng, len(tb), tok.vocab_size)  # row t: given the tokens before t
+    pa, pb = view.read(probs[: len(ta)], ta, False).probs(), view.read(probs, tb, False).probs()
+    shared = len("the cat sat on the mat")
+    np.testing.assert_array_equal(pa[:shared], pb[:shared])
+
+
+@pytest.mark.parametrize("kind", ["word", "space"])
+def test_by_characters_a_text_costs_at_most_what_it_costs_by_tokens(kind):
+    """With every token in the vocabulary, a token's characters multiply to its probability,
+    except that what the tokenizer never makes (a word straight after a word) is spread over
+    what it does: never more bits, and fewer."""
+    tok = tokenizer(kind)
+    view = CharView(tok, Alphabet.of(TEXT))
+    toks = tokens_of(tok, "the cat sat on the mat, the dog sat on the mat.")
+    ids = [tok.stoi[t] for t in toks]
+    assert 0 not in ids
+    probs = random_probs(np.random.default_rng(3), len(toks), tok.vocab_size)
+    chars = -np.log(view.read(probs, toks, False).probs()).sum()
+    # the first token's first character is read as a start, as the token is
+    tokens = -np.log(probs[np.arange(len(ids)), ids]).sum()
+    assert chars < tokens - 1e-6
+    # a distribution that gives nothing to what the tokenizer never makes: equal
+    fixed = probs.copy()
+    fixed[:, 0] = 0.0  # no <unk>
+    for t in range(1, len(toks)):
+        prev = toks[t - 1]
+        for i, w in enumerate(tok.itos[1:], 1):
+            after_word = re.fullmatch(r" ?\w+", prev) and re.match(r"\w", w)
+            after_space = prev == " " and kind == "space" and not w[0].isspace()
+            if after_word or after_space:
+                fixed[t, i] = 0.0
+    fixed /= fixed.sum(1, keepdims=True)
+    chars = -np.log(view.read(fixed, toks, False).probs()).sum()
+    tokens = -np.log(fixed[np.arange(len(ids)), ids]).sum()
+    assert chars == pytest.approx(tokens, rel=1e-9)
