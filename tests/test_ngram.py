@@ -158,3 +158,21 @@ def test_reading_the_n_gram_counts_never_looks_ahead_and_learns_a_text_that_repe
     after = read_split_prob(train, changed, V, 3, chunk=64)
     assert np.array_equal(read[:449], after[:449]) and not np.allclose(read[449:], after[449:])
     assert np.allclose(read_split_prob(train, text, V, 3, chunk=len(text)), static)
+
+
+def test_every_next_token_at_once_equals_each_one_alone():
+    """KneserNey.next_probs_many (the unrolled sum of each order's seen continuations and the
+    back-off weights times the unigram) gives, for every context row, what prob() gives one
+    token at a time, short contexts (-1) and unseen ones included; each row sums to 1."""
+    rng = np.random.default_rng(0)
+    t = rng.integers(0, 30, 2000)
+    t[::7] = 3  # a frequent token: contexts with many continuations
+    kn = KneserNey(t, 30, 4)
+    ctx = np.stack([t[i : i + 3] for i in range(0, 120)])
+    ctx[0, :2], ctx[1, 0] = -1, -1  # the text's start
+    ctx[5] = [29, 28, 27]  # a context never seen
+    got = kn.next_probs_many(ctx)
+    for r, c in enumerate(ctx):
+        want = kn.prob(np.tile(c, (30, 1)), np.arange(30))
+        np.testing.assert_allclose(got[r], want, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(got.sum(1), 1.0, rtol=1e-12)

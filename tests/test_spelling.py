@@ -221,3 +221,12 @@ def test_adaptive_evaluation_spells_with_the_words_it_has_read(crafted, tmp_path
     r = m.evaluate("val", old, adapt_lr=1e-30)
     assert r.adaptive_spell_bits_per_char == r.spell_bits_per_char
     assert "does not keep its val split's <unk> words" in capsys.readouterr().err
+
+
+def test_the_spelling_model_gives_every_next_symbol_at_once():
+    model = Spelling(["abc", "abd", " xy", "hello"], lexicon=["abd"], lexicon_weight=0.3)
+    histories = ["", "a", " x", "hel", "zz", "hello world"]
+    got = model.next_probs(histories)
+    for h, row in zip(histories, got, strict=True):
+        np.testing.assert_allclose(row, [model.prob(s, h) for s in model.symbols()], rtol=1e-12)
+        assert row.sum() == pytest.approx(1.0)

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..corpus.tokenfiles import load_split, load_unk_words
+from ..corpus.tokenfiles import load_meta, load_split, load_unk_words
 from ..errors import WordGPTError
 from ..fileio import atomic_write
 from ..logs import log
@@ -78,11 +78,14 @@ def token_strings(itos: list[str], tokens: np.ndarray, unk_words: list[str] | No
 def read_by_chars(view: CharView, model, data: np.ndarray, strs: list[str], *, block_size: int,
                   stride: int | None, adapt_lr: float | None = None,
                   partner: tuple[KneserNey, float] | None = None, device="cpu",
-                  threads=None) -> CharReading:  # fmt: skip
+                  threads=None) -> tuple[CharReading, np.ndarray]:  # fmt: skip
     """The characters of ``strs[1:]`` (the tokens of ``data``) as the model reads them: its
     distributions in :func:`.evaluate.token_probs`'s windows (learning as it reads with
     ``adapt_lr``), mixed token by token with the n-gram ``partner`` (model, GPT weight), read
-    by characters in parts of :data:`READ_ROWS` positions, each part starting a token early."""
+    by characters in parts of :data:`READ_ROWS` positions, each part starting a token early.
+    Also returns the model's own nats for each token of ``data[1:]`` (what :func:`.evaluate.
+    token_nll` and :func:`.evaluate.adaptive_nll` give, so the token figures need no pass of
+    their own)."""
     parts: list[CharReading] = []
     rows: list[np.ndarray] = []
     index: list[np.ndarray] = []
@@ -104,8 +107,11 @@ def read_by_chars(view: CharView, model, data: np.ndarray, strs: list[str], *, b
 
     pad = np.full(partner[0].order - 1, -1, dtype=np.int64) if partner else None
     padded = np.concatenate([pad, np.asarray(data, dtype=np.int64)]) if partner else None
+    nats = np.zeros(max(len(data) - 1, 0))
+    targets = np.asarray(data, dtype=np.int64)[1:]
     for idx, p in token_probs(model, data, block_size, stride, adapt_lr, device=device,
                               threads=threads):  # fmt: skip
+        nats[idx] = -np.log(p[np.arange(len(idx)), targets[idx]])
         if partner is not None:  # the context of target t: data[t - k + 1 .. t]
             kn, w = partner
             ctx = padded[idx[:, None] + 1 + np.arange(kn.order - 1)]
@@ -116,8 +122,9 @@ def read_by_chars(view: CharView, model, data: np.ndarray, strs: list[str], *, b
             flush()
     if index:
         flush()
-    return CharReading(*(np.concatenate([getattr(r, f.name) for r in parts])
-                         for f in fields(CharReading)))  # fmt: skip
+    reading = CharReading(*(np.concatenate([getattr(r, f.name) for r in parts])
+                            for f in fields(CharReading)))  # fmt: skip
+    return reading, nats
 
 
 def symbols(alphabet: Alphabet, text: str) -> tuple[np.ndarray, np.ndarray]:
@@ -171,7 +178,7 @@ def fit_mixer(view: CharView, model, spec: CharSpec, cut: int, *, block_size: in
     if spec.partner is not None:
         partner = (KneserNey(spec.train[:cut], spec.partner.V, spec.partner.order),
                    spec.partner_weight)  # fmt: skip
-    reading = read_by_chars(view, model, held, train_strs[cut - 1 :], block_size=block_size,
+    reading, _ = read_by_chars(view, model, held, train_strs[cut - 1 :], block_size=block_size,
                             stride=stride, partner=partner, device=device,
                             threads=threads)  # fmt: skip
     before = "".join(train_strs[:cut])
@@ -198,10 +205,11 @@ def fit_mixer(view: CharView, model, spec: CharSpec, cut: int, *, block_size: in
 
 def char_figures(model, data: np.ndarray, chars: int, spec: CharSpec, *, block_size: int,
                  stride: int | None, adapt_lr: float | None, device="cpu", threads=None,
-                 cut: int) -> dict:  # fmt: skip
+                 cut: int) -> tuple[dict, dict]:  # fmt: skip
     """The split's bits per character read by characters: the word model alone, mixed
     (static), and with ``adapt_lr`` adaptive; the fit used (``"fit"``, new when ``spec`` had
-    none)."""
+    none). And the GPT's own nats per token as it read them (``token_nats``, and
+    ``adapted_nats`` adapting: :func:`.evaluate.evaluate`'s keywords)."""
     itos = spec.tokenizer.token_strings()
     train_text = "".join(token_strings(itos, spec.train, None))
     split = token_strings(itos, np.asarray(data), spec.unk_words)
@@ -217,11 +225,13 @@ def char_figures(model, data: np.ndarray, chars: int, spec: CharSpec, *, block_s
     text = train_text + "".join(split)
     start = len(train_text) + len(split[0])
     escapes = None
-    out = {"fit": fit}
+    out, token_nats = {"fit": fit}, {}
     for adaptive in (False, True) if adapt_lr else (False,):
-        reading = read_by_chars(view, model, data, split, block_size=block_size, stride=stride,
-                                adapt_lr=adapt_lr if adaptive else None, partner=partner,
-                                device=device, threads=threads)  # fmt: skip
+        how = "adapted_nats" if adaptive else "token_nats"
+        reading, token_nats[how] = read_by_chars(
+            view, model, data, split, block_size=block_size, stride=stride, partner=partner,
+            adapt_lr=adapt_lr if adaptive else None, device=device, threads=threads
+        )  # fmt: skip
         if escapes is None:  # a character the alphabet lacks: its escape, then its code point
             escapes = float(alphabet.novel(reading.symbols).sum() * alphabet.novel_bits)
             word_model = -np.log2(reading.probs()).sum()
@@ -231,15 +241,16 @@ def char_figures(model, data: np.ndarray, chars: int, spec: CharSpec, *, block_s
         nats = mixer.read(f, MIXER_LR) if adaptive else mixer.nats(f)
         key = "adaptive_bits_per_char" if adaptive else "bits_per_char"
         out[key] = float((nats.sum() / math.log(2) + escapes) / chars)
-    return out
+    return out, token_nats
 
 
-def by_characters(m, data_dir: Path, split: str, ngram: int | None, chars: int,
-                  stride: int | None, adapt_lr: float | None) -> dict:  # fmt: skip
+def by_characters(m, data_dir: Path, split: str, ngram: int | None, stride: int | None,
+                  adapt_lr: float | None) -> tuple[dict, dict]:  # fmt: skip
     """:func:`char_figures` for a loaded run ``m`` (:class:`.loaded.Model`): its n-gram
     partner (``ngram`` None or its order; 0: none), the mixer fitted before
     (RUN/charmix.json, fitted now and written when missing or damaged), the split's <unk>
-    words. Returns the figures with the mixer's fit summarised."""
+    words. Returns the figures with the mixer's fit summarised, and the GPT's nats per token
+    (see :func:`char_figures`)."""
     if m.tokenizer.kind not in ("word", "char"):
         raise WordGPTError(f"--chars reads word or character tokens; this run has "
                            f"{m.tokenizer.kind} tokens")  # fmt: skip
@@ -257,7 +268,8 @@ def by_characters(m, data_dir: Path, split: str, ngram: int | None, chars: int,
     kn, weight = (partner.kn, partner.weight) if partner else (None, 1.0)
     spec = CharSpec(m.tokenizer, words, np.asarray(m.training_tokens()), kn, weight, fit)
     order = partner.kn.order if partner else NGRAM_ORDER
-    out = char_figures(m.gpt, np.asarray(load_split(data_dir, split)), chars, spec,
+    chars = load_meta(data_dir)["splits"][split]["chars"]
+    out, token_nats = char_figures(m.gpt, np.asarray(load_split(data_dir, split)), chars, spec,
                        block_size=m.gpt.cfg.block_size, stride=stride, adapt_lr=adapt_lr,
                        device=m.device, threads=m.thread_choice("batch"),
                        cut=gpt_tokens(len(spec.train), order))  # fmt: skip
@@ -268,7 +280,7 @@ def by_characters(m, data_dir: Path, split: str, ngram: int | None, chars: int,
             atomic_write(path, json.dumps(fit) + "\n")
         except WordGPTError as e:
             log.warning(f"note: {path} was not written ({e})")
-    return out
+    return out, token_nats
 
 
 def read_fit(path: Path) -> dict | None:

@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from ..corpus.tokenfiles import bits_per_char, token_rows
 from ..errors import WordGPTError
+from ..model.ensemble import Ensemble
 from ..model.mixture import fit_mixture, mixed_nll, online_mixed_nll
 from ..model.ngram import KneserNey, read_split_prob
 from ..model.threads import Threads
@@ -261,22 +262,29 @@ def token_probs(
                 threads.before()
             t = time.perf_counter()
             with torch.set_grad_enabled(bool(adapt_lr)):
-                logp = learner(rows[:, :-1]).float().log_softmax(-1)  # (b, T, V)
+                probs = next_probs(learner, rows[:, :-1])  # (b, T, V)
             for b, at in enumerate(group):
                 new = slice(scored - at, length)  # the targets not scored before
                 k = length - (scored - at)
-                yield (np.arange(scored, scored + k),
-                       logp[b, new].detach().double().exp().cpu().numpy())  # fmt: skip
+                yield np.arange(scored, scored + k), probs[b, new].detach().double().cpu().numpy()
                 scored += k
             if adapt_lr:
                 opt.zero_grad(set_to_none=True)
-                nll = -logp[0].gather(1, rows[0, 1:, None])[:, 0]
+                nll = -probs[0].gather(1, rows[0, 1:, None])[:, 0].log()
                 nll.mean().backward()
                 opt.step()
             if threads is not None and len(group) == step:
                 threads.after(time.perf_counter() - t)
     finally:
         model.train(was_training)
+
+
+def next_probs(model, idx: torch.Tensor) -> torch.Tensor:
+    """The model's next-token probabilities (B, T, V) for ``idx`` (B, T): an ensemble's the
+    mean of its members' (what the log of its logits is, without the log)."""
+    if isinstance(model, Ensemble):
+        return torch.stack([m(idx).float().softmax(-1) for m in model.members]).mean(0)
+    return model(idx).float().softmax(-1)
 
 
 class OutOfTimeError(Exception):
@@ -313,6 +321,8 @@ def evaluate(
     ngram: NgramSpec | None = None,
     read_spell_bits: float | None = None,
     threads: Threads | None = None,
+    token_nats: np.ndarray | None = None,
+    adapted_nats: np.ndarray | None = None,
 ) -> EvalResult:
     """The whole split's figures; ``counts`` is the split's entry of meta.json (characters,
     tokens, <unk>s and their spelling bits). ``stride``: see :func:`windows`; with
@@ -320,20 +330,26 @@ def evaluate(
     figure of the GPT mixed with a Kneser-Ney n-gram model of the training tokens
     (:class:`NgramSpec`). ``read_spell_bits``: the split's spelling bits when the spelling
     model reads as it goes, for the adaptive figures (else the static ones). ``threads``
-    chooses the CPU's thread count by timing the batches (and the windows adapted)."""
+    chooses the CPU's thread count by timing the batches (and the windows adapted).
+    ``token_nats`` and ``adapted_nats``: the GPT's static and adaptive nats per token when a
+    reading of the same windows already has them (:func:`.chars.read_by_chars`)."""
     if adapt_lr is not None and not (math.isfinite(adapt_lr) and adapt_lr > 0):
         raise WordGPTError(f"the adaptive evaluation's rate must be a finite number above 0, "
                            f"got {adapt_lr}")  # fmt: skip
-    per_token = token_nll(model, data, block_size, batch_size, device, progress, deadline, stride,
-                          threads)  # fmt: skip
+    per_token = token_nats
+    if per_token is None:
+        per_token = token_nll(model, data, block_size, batch_size, device, progress, deadline,
+                              stride, threads)  # fmt: skip
     nll, n = float(per_token.sum()), len(per_token)
     loss, chars, spell = nll / max(n, 1), counts["chars"], counts.get("unk_spell_bits", 0.0)
     adaptive = None
     read_spell = spell if read_spell_bits is None else read_spell_bits
     if adapt_lr is not None:
-        windows_threads = Threads(threads.fixed, what="window") if threads else None
-        adapted = adaptive_nll(model, data, block_size, adapt_lr, device, progress, stride,
-                               windows_threads)  # fmt: skip
+        adapted = adapted_nats
+        if adapted is None:
+            windows_threads = Threads(threads.fixed, what="window") if threads else None
+            adapted = adaptive_nll(model, data, block_size, adapt_lr, device, progress, stride,
+                                   windows_threads)  # fmt: skip
         adaptive = bits_per_char(float(adapted.sum()), chars, read_spell)
     mixture = None
     if ngram is not None:

@@ -170,9 +170,9 @@ class Model:
         chars: bool = False,
     ) -> EvalResult:
         """Loss, perplexity and bits per character over the whole ``split`` (a progress bar
-        on a terminal with ``progress``). ``stride``: windows start every ``stride`` tokens,
-        so each token after the first window has at least ``block_size - stride`` tokens of
-        context (default: the block, consecutive windows). ``adapt_lr``: also the adaptive
+        on a terminal with ``progress``). ``stride``: windows start every ``stride`` tokens, so
+        each token after the first has at least ``block_size - stride`` tokens of context
+        (default: the block, consecutive windows). ``adapt_lr``: also the adaptive
         figure, the model learning from each window after scoring it. ``ngram``: also the
         figure of the GPT mixed with its n-gram partner (unset: the run's own, when it has
         one; 0: none; N: a Kneser-Ney model of order N of the run's training tokens, the
@@ -189,6 +189,9 @@ class Model:
         read_spell = None
         if adapt_lr is not None:
             read_spell = read_spell_bits(self.tokenizer, data_dir, split, meta)
+        by, nats = None, {}
+        if chars:  # first: the token figures then take the GPT's nats from it
+            by, nats = by_characters(self, data_dir, split, ngram, stride, adapt_lr)
         result = evaluate(
             self.gpt,
             load_split(data_dir, split),
@@ -204,11 +207,9 @@ class Model:
             ngram=self._ngram_spec(ngram),
             read_spell_bits=read_spell,
             threads=self.thread_choice("batch"),
+            **nats,
         )
-        if not chars:
-            return result
-        by = by_characters(self, data_dir, split, ngram, result.chars, stride, adapt_lr)
-        return replace(result, by_chars=by)
+        return replace(result, by_chars=by) if chars else result
 
     def _ngram_spec(self, ngram: int | None) -> NgramSpec | None:
         """What :func:`.evaluate.evaluate` mixes in for ``ngram`` (see :meth:`evaluate`)."""
@@ -217,8 +218,7 @@ class Model:
             return None
         order = ngram or fit["order"]
         same = fit is not None and fit["order"] == order
-        V = self.gpt.cfg.vocab_size
-        kn = self.ngram_model(order)
+        V, kn = self.gpt.cfg.vocab_size, self.ngram_model(order)
         return NgramSpec(self.training_tokens(), V, order, fit if same else None, kn)
 
     def training_tokens(self):
