@@ -56,7 +56,7 @@ def test_reading_a_text_equals_the_definition_character_by_character(kind):
     toks = tokens_of(tok, text)
     rng = np.random.default_rng(1)
     probs = random_probs(rng, len(toks), tok.vocab_size)
-    r = view.read(probs, toks, False)
+    r = view.read(probs, toks)
     got = r.probs()
     want, at = [], 0
     for t, w in enumerate(toks):
@@ -79,7 +79,7 @@ def test_a_characters_probability_depends_only_on_the_text_before_it():
     a, b = "the cat sat on the mat", "the cat sat on the matters. the dog"
     ta, tb = tokens_of(tok, a), tokens_of(tok, b)
     probs = random_probs(rng, len(tb), tok.vocab_size)  # row t: given the tokens before t
-    pa, pb = view.read(probs[: len(ta)], ta, False).probs(), view.read(probs, tb, False).probs()
+    pa, pb = view.read(probs[: len(ta)], ta).probs(), view.read(probs, tb).probs()
     shared = len("the cat sat on the mat")
     np.testing.assert_array_equal(pa[:shared], pb[:shared])
 
@@ -95,7 +95,7 @@ def test_by_characters_a_text_costs_at_most_what_it_costs_by_tokens(kind):
     ids = [tok.stoi[t] for t in toks]
     assert 0 not in ids
     probs = random_probs(np.random.default_rng(3), len(toks), tok.vocab_size)
-    chars = -np.log(view.read(probs, toks, False).probs()).sum()
+    chars = -np.log(view.read(probs, toks).probs()).sum()
     # the first token's first character is read as a start, as the token is
     tokens = -np.log(probs[np.arange(len(ids)), ids]).sum()
     assert chars < tokens - 1e-6
@@ -110,6 +110,49 @@ def test_by_characters_a_text_costs_at_most_what_it_costs_by_tokens(kind):
             if after_word or after_space:
                 fixed[t, i] = 0.0
     fixed /= fixed.sum(1, keepdims=True)
-    chars = -np.log(view.read(fixed, toks, False).probs()).sum()
+    chars = -np.log(view.read(fixed, toks).probs()).sum()
     tokens = -np.log(fixed[np.arange(len(ids)), ids]).sum()
     assert chars == pytest.approx(tokens, rel=1e-9)
+
+
+def test_the_spelling_that_reads_is_the_static_one_with_the_words_read_in_its_lexicon():
+    """Adapting, <unk>'s mass goes to the static spelling (t / (n + t)) and to each word read
+    (c(w) / (n + t)), as the token figure's spelling that reads: at the second " zebra" the
+    reading view gives its letters what a static view whose lexicon holds that mixture gives,
+    and before any <unk> was read it is the static view."""
+    import copy
+    from types import SimpleNamespace
+
+    from wordgpt.use.charview import reading_spelling
+
+    tok = tokenizer("space")
+    alphabet = Alphabet.of(TEXT + "zb")
+    text = "the zebra sat on the mat, the zebra sat on the mat."
+    toks = tokens_of(tok, text)
+    ids = np.array([tok.stoi.get(t, 0) for t in toks])
+    words = [t for t in toks if t not in tok.stoi]
+    assert words == [" zebra", " zebra"]
+    view = CharView(tok, alphabet, words=words)
+    probs = random_probs(np.random.default_rng(4), len(toks) - 1, tok.vocab_size)
+    rows = np.arange(len(toks) - 1)  # row r predicts toks[r + 1]
+    reads = reading_spelling(ids, words, rows)
+    got = view.read(probs, toks[1:], reads).probs()
+    static = CharView(tok, alphabet).read(probs, toks[1:]).probs()
+    first, second = [i for i, t in enumerate(toks) if t == " zebra"]
+    start = lambda j: sum(len(t) for t in toks[1:j])  # noqa: E731
+    np.testing.assert_allclose(got[: start(first + 1)], static[: start(first + 1)], rtol=1e-12)
+    # at the second: one word read, one distinct: static share 1/2, " zebra" 1/2
+    r = second - 1
+    assert reads[0][r] == pytest.approx(0.5) and reads[1][r, 0] == pytest.approx(0.5)
+    sp = copy.copy(tok.spelling())
+    lam = sp.lexicon_weight
+    mixed = {w: 0.5 * lam * p for w, p in sp.lexicon.items()}
+    mixed[" zebra"] = mixed.get(" zebra", 0.0) + 0.5
+    sp.lexicon_weight = 0.5 + 0.5 * lam
+    sp.lexicon = {w: m / sp.lexicon_weight for w, m in mixed.items()}
+    fake = SimpleNamespace(kind="word", space_prefix=True, token_strings=tok.token_strings,
+                           spelling=lambda: sp)  # fmt: skip
+    want = CharView(fake, alphabet).read(probs, toks[1:]).probs()
+    letters = slice(start(second) + 1, start(second) + len(" zebra"))
+    np.testing.assert_allclose(got[letters], want[letters], rtol=1e-9)
+    assert (got[letters] > static[letters]).all()  # a word read before costs less

@@ -22,8 +22,12 @@ STEPS = 6
 
 
 def test_compiled_training_follows_eager_training_and_samples_the_same_text(word_data):
-    """Tolerance: losses within 1e-4 relative, weights within 1e-4 absolute (the compiled
-    kernels fuse operations, so they round differently; the updates are 3e-3 a step)."""
+    """Tolerance: losses within 1e-4 relative, weights within 1e-4 absolute but for at most
+    1 % of a tensor, and those within two steps (the compiled kernels fuse operations, so they
+    round differently; the updates are 3e-3 a step, and where a gradient is near zero, as on
+    a rare word's embedding, rounding can turn the sign of its Adam step: seen on a CPU with
+    AVX-512, one embedding weight 2.8e-3 apart and 28 of 4,096 of the first MLP's within
+    3e-4)."""
     eager = make_trainer(word_data, compile=False)
     compiled = make_trainer(word_data, compile=True)
     assert getattr(compiled.run_model, "_orig_mod", None) is compiled.model  # what is saved
@@ -34,7 +38,8 @@ def test_compiled_training_follows_eager_training_and_samples_the_same_text(word
     assert not torch.equal(compiled.model.h[0].attn.qkv.weight, start)
     trained = eager.model.state_dict()
     for k, v in compiled.state_dict()["model"].items():
-        torch.testing.assert_close(v, trained[k], rtol=0, atol=1e-4, msg=k)
+        diff = (v - trained[k]).abs()
+        assert diff.max() <= 6e-3 and (diff > 1e-4).float().mean() <= 0.01, k
     prompt = [int(i) for i in load_split(word_data, "val")[:5]]
     cfg = SampleConfig(max_new_tokens=10, temperature=0, seed=0)
     ours = list(generate_ids(compiled.run_model, prompt, cfg))  # handed the wrapper

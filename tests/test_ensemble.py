@@ -165,17 +165,19 @@ def test_the_benchmark_ladder_adds_each_part_of_the_evaluation_in_turn(ensemble_
     spelled = Spelling(tok.itos[1:] + tok.rare).bits_many(words).sum()  # no lexicon
     no_lexicon = plain.bits_per_char + (spelled / plain.chars - plain.spell_bits_per_char)
     strided = first.evaluate(stride=half)
-    ensemble = whole.evaluate(stride=half, adapt_lr=ADAPT_LR)
+    ensemble = whole.evaluate(stride=half, adapt_lr=ADAPT_LR, chars=True)
     expected = [
         no_lexicon,
         plain.bits_per_char,
         first.evaluate(stride=half, ngram=0).bits_per_char,
         strided.ngram["bits_per_char"],
         ensemble.ngram["bits_per_char"],
+        ensemble.by_chars["bits_per_char"],
         ensemble.ngram["adaptive_bits_per_char"],
+        ensemble.by_chars["adaptive_bits_per_char"],
     ]
     assert rows == pytest.approx(expected, rel=1e-9)
-    assert len(set(np.round(rows, 9))) == 6  # every part changes the figure
+    assert len(set(np.round(rows, 9))) == 8  # every part changes the figure
 
 
 def _stopped_while_members_trained(ensemble_run, tmp_path, gone: tuple[int, ...]):

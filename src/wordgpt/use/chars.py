@@ -38,7 +38,7 @@ from ..logs import log
 from ..model import charmix as cx
 from ..model.ngram import KneserNey
 from ..training.holdout import gpt_tokens
-from .charview import Alphabet, CharReading, CharView
+from .charview import Alphabet, CharReading, CharView, reading_spelling
 from .evaluate import token_probs
 
 CHARMIX = "charmix.json"
@@ -78,11 +78,14 @@ def token_strings(itos: list[str], tokens: np.ndarray, unk_words: list[str] | No
 def read_by_chars(view: CharView, model, data: np.ndarray, strs: list[str], *, block_size: int,
                   stride: int | None, adapt_lr: float | None = None,
                   partner: tuple[KneserNey, float] | None = None, device="cpu",
-                  threads=None) -> tuple[CharReading, np.ndarray]:  # fmt: skip
+                  threads=None, reads: list[str] | None = None,
+                  ) -> tuple[CharReading, np.ndarray]:  # fmt: skip
     """The characters of ``strs[1:]`` (the tokens of ``data``) as the model reads them: its
     distributions in :func:`.evaluate.token_probs`'s windows (learning as it reads with
     ``adapt_lr``), mixed token by token with the n-gram ``partner`` (model, GPT weight), read
     by characters in parts of :data:`READ_ROWS` positions, each part starting a token early.
+    ``reads``: the split's <unk> words, for a spelling that reads them as they come (the
+    view built with them: :func:`.charview.reading_spelling`).
     Also returns the model's own nats for each token of ``data[1:]`` (what :func:`.evaluate.
     token_nll` and :func:`.evaluate.adaptive_nll` give, so the token figures need no pass of
     their own)."""
@@ -94,12 +97,12 @@ def read_by_chars(view: CharView, model, data: np.ndarray, strs: list[str], *, b
     def flush() -> None:
         nonlocal last
         idx, p = np.concatenate(index), np.concatenate(rows)
-        toks = [strs[i + 1] for i in idx]
         if last is not None:  # one token early: its characters' sides come with it
-            r = view.read(np.concatenate([last[1][None], p]), [strs[last[0] + 1], *toks])
-            r = CharReading(*(getattr(r, f.name)[len(strs[last[0] + 1]) :] for f in fields(r)))
-        else:
-            r = view.read(p, toks)
+            idx, p = np.r_[last[0], idx], np.concatenate([last[1][None], p])
+        spelled = reading_spelling(data, reads, idx) if reads is not None else None
+        r = view.read(p, [strs[i + 1] for i in idx], spelled)
+        if last is not None:
+            r = CharReading(*(getattr(r, f.name)[len(strs[idx[0] + 1]) :] for f in fields(r)))
         parts.append(r)
         last = (idx[-1], p[-1])
         rows.clear()
@@ -217,7 +220,7 @@ def char_figures(model, data: np.ndarray, chars: int, spec: CharSpec, *, block_s
     alphabet = Alphabet(tuple(fit["alphabet"])) if fit else Alphabet.of(
         train_text.replace(PLACEHOLDER, "") + "".join(itos[1:]) + "".join(spec.tokenizer.rare)
     )  # fmt: skip
-    view = CharView(spec.tokenizer, alphabet)
+    view = CharView(spec.tokenizer, alphabet, words=spec.unk_words)
     if fit is None:
         fit = fit_mixer(view, model, spec, cut, block_size=block_size, stride=stride,
                         device=device, threads=threads)  # fmt: skip
@@ -230,7 +233,8 @@ def char_figures(model, data: np.ndarray, chars: int, spec: CharSpec, *, block_s
         how = "adapted_nats" if adaptive else "token_nats"
         reading, token_nats[how] = read_by_chars(
             view, model, data, split, block_size=block_size, stride=stride, partner=partner,
-            adapt_lr=adapt_lr if adaptive else None, device=device, threads=threads
+            adapt_lr=adapt_lr if adaptive else None, device=device, threads=threads,
+            reads=spec.unk_words if adaptive else None,
         )  # fmt: skip
         if escapes is None:  # a character the alphabet lacks: its escape, then its code point
             escapes = float(alphabet.novel(reading.symbols).sum() * alphabet.novel_bits)

@@ -121,7 +121,7 @@ class CharView:
     distributions along a text into, per character, the probability of its side of the split
     and its distribution within that side."""
 
-    def __init__(self, tokenizer, alphabet: Alphabet):
+    def __init__(self, tokenizer, alphabet: Alphabet, words: list[str] = ()):
         kind = getattr(tokenizer, "kind", "")
         if kind not in ("word", "char"):
             raise ValueError(f"a character view needs word or character tokens, not {kind}")
@@ -134,13 +134,9 @@ class CharView:
         self.unk = 0
         self.spelling = tokenizer.spelling()
         lam = self.spelling.lexicon_weight
-        # the spellings: every token but <unk>, then the lexicon (as parts of <unk>'s mass)
-        entries = [(t, i, 1.0) for i, t in enumerate(itos) if i != self.unk and t]
-        entries += [(w, self.unk, lam * p) for w, p in self.spelling.lexicon.items() if w]
-        entries.sort(key=lambda e: e[0])
-        self.strings = [e[0] for e in entries]
-        self.token_of = np.array([e[1] for e in entries], dtype=np.int64)
-        self.coef = np.array([e[2] for e in entries])
+        self.strings, self.token_of, self.coef, self.lexical, self.read_at = spellings(
+            itos, self.spelling.lexicon, lam, words
+        )
         self.unk_rest = 1.0 - lam  # <unk>'s mass left to the spelling's character model
         # the spelling model's symbols as the alphabet's (its escape: the state's escape)
         spelled = {c: i for i, c in enumerate(self.spelling.symbols())}
@@ -227,18 +223,23 @@ class CharView:
             self._tokens[token] = [self._node(token[:j]) for j in range(len(token) + 1)]
         return self._tokens[token]
 
-    def read(self, probs: np.ndarray, tokens: list[str], after_open: bool = False) -> CharReading:
+    def read(self, probs: np.ndarray, tokens: list[str], reads: tuple | None = None) -> CharReading:
         """The characters of ``tokens`` (the text's tokens at the positions whose next-token
         distributions are the rows of ``probs``, (n, V)), each as its side's probability and
         its distribution within that side (a :class:`CharReading`). The first token's first
         character is read as a token's start (its side came with the token before, which is
         not here: a caller reading a text in parts starts each part one token early and drops
-        that token's characters)."""
+        that token's characters). ``reads``: the spelling that reads (:func:`reading_spelling`)."""
         n = len(tokens)
         probs = np.asarray(probs, dtype=np.float64)
         mass = probs[:, self.token_of] * self.coef  # (n, S)
-        cs = np.concatenate([np.zeros((n, 1)), np.cumsum(mass, axis=1)], axis=1)  # (n, S + 1)
         unk = probs[:, self.unk] * self.unk_rest  # (n,)
+        if reads is not None:  # <unk>'s mass: the static spelling's share, and the words read
+            static, words = reads
+            mass[:, self.lexical] *= static[:, None]
+            mass[:, self.read_at] += probs[:, self.unk][:, None] * words
+            unk = unk * static
+        cs = np.concatenate([np.zeros((n, 1)), np.cumsum(mass, axis=1)], axis=1)  # (n, S + 1)
         paths = [self.path(t) for t in tokens]
         self._spell(sorted({nd for path in paths for nd in path}))
         lo, hi = np.stack(self._lo), np.stack(self._hi)  # (nodes, A)
@@ -335,6 +336,47 @@ class CharReading:
         """Each character's probability."""
         side = np.where(self.on_side, self.p_on, self.p_end)
         return side * self.within[np.arange(len(self.symbols)), self.symbols]
+
+
+def spellings(itos: list[str], lexicon: dict, lam: float, words=()) -> tuple:
+    """The strings a token can be spelled as, sorted: every token but <unk> (its own
+    probability), the spelling's lexicon (``lam`` times its share of <unk>'s) and ``words``
+    (the split's <unk> words, nothing until read: :func:`reading_spelling`). Returns the
+    strings, each one's token, its coefficient, which are the lexicon's, and where each of
+    ``words`` is."""
+    entries = {t: (i, 1.0, False) for i, t in enumerate(itos) if i and t}
+    entries.update({w: (0, lam * p, True) for w, p in lexicon.items() if w and w not in entries})
+    entries.update({w: (0, 0.0, True) for w in words if w and w not in entries})
+    strings = sorted(entries)
+    at = {w: i for i, w in enumerate(strings)}
+    token, coef, lexical = (
+        zip(*(entries[w] for w in strings), strict=True) if strings else ((), (), ())
+    )
+    read_at = np.array([at[w] for w in dict.fromkeys(words) if w in at], dtype=np.int64)
+    return (strings, np.array(token, dtype=np.int64), np.array(coef, dtype=np.float64),
+            np.array(lexical, dtype=bool), read_at)  # fmt: skip
+
+
+def reading_spelling(data: np.ndarray, words: list[str], rows: np.ndarray) -> tuple:
+    """The spelling that reads (as :meth:`.spelling.Spelling.read_bits`: after n <unk> words,
+    t of them distinct and c(w) of them ``w``, ``P(w) = (c(w) + t P_spell(w)) / (n + t)``) at
+    the positions ``rows`` of ``data`` (each predicting the token after it): per row the
+    static spelling's share ``t / (n + t)`` (1 before any) and each distinct word's
+    ``c(w) / (n + t)``, in the order of ``dict.fromkeys(words)``."""
+    where = np.flatnonzero(np.asarray(data) == 0)  # the <unk> tokens, words[i] at where[i]
+    ids = {w: i for i, w in enumerate(dict.fromkeys(words))}
+    k = np.searchsorted(where, np.asarray(rows) + 1)  # the <unk> words before each row's token
+    counts = np.zeros((len(rows), len(ids)))
+    seen = np.zeros(len(ids))
+    done = 0
+    for r in np.argsort(k, kind="stable"):
+        for w in words[done : k[r]]:
+            seen[ids[w]] += 1
+        done = max(done, int(k[r]))
+        counts[r] = seen
+    n, t = k.astype(np.float64), (counts > 0).sum(1).astype(np.float64)
+    static = np.where(n > 0, t / np.maximum(n + t, 1), 1.0)
+    return static, counts / np.maximum(n + t, 1)[:, None]
 
 
 def next_char_probs(view: CharView, p: np.ndarray, s: str, p_next: np.ndarray | None = None):
