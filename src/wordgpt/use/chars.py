@@ -16,7 +16,8 @@ The recipe, for a split:
 4. the context models and the match model over the training text and the split, counting the
    training text only (static) or also the split as it is read (adaptive);
 5. the mixer: fixed weights (static), or weights that learn from each character after
-   predicting it (adaptive, where the GPT learns from each window too).
+   predicting it (adaptive, where the GPT learns from each window too, and the spelling of
+   <unk> reads the split's unknown words as they come, as the token figure's does).
 
 The static figure never learns from the split. Every character after the split's first token
 is scored, as the token-level figure scores every token after the first.

@@ -358,8 +358,9 @@ def spellings(itos: list[str], lexicon: dict, lam: float, words=()) -> tuple:
 
 
 def reading_spelling(data: np.ndarray, words: list[str], rows: np.ndarray) -> tuple:
-    """The spelling that reads (as :meth:`.spelling.Spelling.read_bits`: after n <unk> words,
-    t of them distinct and c(w) of them ``w``, ``P(w) = (c(w) + t P_spell(w)) / (n + t)``) at
+    """The spelling that reads (as :meth:`..corpus.spelling.Spelling.read_bits`: after n
+    <unk> words, t of them distinct and c(w) of them ``w``, ``P(w) = (c(w) + t P_spell(w)) /
+    (n + t)``) at
     the positions ``rows`` of ``data`` (each predicting the token after it): per row the
     static spelling's share ``t / (n + t)`` (1 before any) and each distinct word's
     ``c(w) / (n + t)``, in the order of ``dict.fromkeys(words)``."""
