@@ -88,3 +88,12 @@ def test_eval_by_characters_from_the_command_line(run_dir, tmp_path):
                            tmp_path / "data")  # fmt: skip
     (data / "val.unk.jsonl").unlink()
     assert "prepare it again" in one_line_error(cli("eval", run, "--chars", "--data", data))
+
+
+def test_a_split_too_large_to_read_by_characters_is_refused_first(run_dir, monkeypatch):
+    from wordgpt.errors import WordGPTError
+    from wordgpt.use import chars
+
+    monkeypatch.setattr(chars, "machine_memory", lambda device: (1e6, "machine"))
+    with pytest.raises(WordGPTError, match="shorter text"):
+        load(run_dir).evaluate(chars=True)

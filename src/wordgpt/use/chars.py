@@ -37,6 +37,7 @@ from ..errors import WordGPTError
 from ..fileio import atomic_write
 from ..logs import log
 from ..model import charmix as cx
+from ..model.device import machine_memory
 from ..model.ngram import KneserNey
 from ..training.holdout import gpt_tokens
 from .charview import Alphabet, CharReading, CharView, reading_spelling
@@ -50,6 +51,9 @@ MIXER_LR = 0.001
 """The adaptive mixer's learning rate (per character)."""
 NGRAM_ORDER = 4
 """The order whose held-out slice fits the mixer when the run has no partner (the recipes')."""
+BYTES_PER_CHAR = 25_000
+"""About the memory reading a split by characters takes per character of it (measured: 4.6
+GB for Don Quixote's 216,138 with 46 symbols), for refusing what cannot fit."""
 READ_ROWS = 512
 """Token positions read by characters at once (their distributions: READ_ROWS x V)."""
 
@@ -274,6 +278,11 @@ def by_characters(m, data_dir: Path, split: str, ngram: int | None, stride: int 
     spec = CharSpec(m.tokenizer, words, np.asarray(m.training_tokens()), kn, weight, fit)
     order = partner.kn.order if partner else NGRAM_ORDER
     chars = load_meta(data_dir)["splits"][split]["chars"]
+    total, where = machine_memory("cpu")  # the character models live in RAM
+    if chars * BYTES_PER_CHAR > total:  # the features of every character are held at once
+        raise WordGPTError(f"reading {chars:,} characters by characters takes about "
+                           f"{chars * BYTES_PER_CHAR / 1e9:,.0f} GB, more than this {where}'s "
+                           f"{total / 1e9:,.0f} GB: evaluate a shorter text (--text)")  # fmt: skip
     out, token_nats = char_figures(m.gpt, np.asarray(load_split(data_dir, split)), chars, spec,
                        block_size=m.gpt.cfg.block_size, stride=stride, adapt_lr=adapt_lr,
                        device=m.device, threads=m.thread_choice("batch"),
