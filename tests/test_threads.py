@@ -144,7 +144,9 @@ def test_evaluation_and_sampling_time_their_batches_and_tokens(run, monkeypatch)
     m.generate("the", max_new_tokens=12, seed=1)
     batch, token = made
     assert (batch.what, token.what) == ("batch", "token")
-    assert batch.trials == 1 and token.trials == 1 and set(token.measured) == {1, 2}
+    # timed at least once each (a loop that meets a slow step measures again: on a machine
+    # shared with other work that may happen here too)
+    assert batch.trials >= 1 and token.trials >= 1 and set(token.measured) == {1, 2}
     assert wordgpt.load(run, device="cpu", threads=1).thread_choice("batch").fixed == 1
 
 
