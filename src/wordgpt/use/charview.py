@@ -81,13 +81,20 @@ class Alphabet:
     def index(self) -> dict[str, int]:
         return {c: i for i, c in enumerate(self.symbols)}
 
+    @staticmethod
+    def id_of(c: str, index: dict[str, int]) -> int:
+        """A character's symbol id in ``index`` (:meth:`index`); one it lacks: its escape's."""
+        got = index.get(c)
+        return got if got is not None else index[NOVEL_WORD if re.match(r"\w", c) else NOVEL_OTHER]
+
     def encode(self, text: str) -> np.ndarray:
-        """Symbol ids of ``text`` (a character it lacks: the escape of its kind)."""
+        """Symbol ids of ``text`` (a character it lacks: the escape of its kind), each distinct
+        character looked up once."""
+        points, inverse = np.unique(np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32),
+                                    return_inverse=True)  # fmt: skip
         idx = self.index()
-        nw, no = idx[NOVEL_WORD], idx[NOVEL_OTHER]
-        return np.array(
-            [idx.get(c, nw if re.match(r"\w", c) else no) for c in text], dtype=np.int64
-        )
+        ids = np.array([self.id_of(chr(p), idx) for p in points.tolist()], dtype=np.int64)
+        return ids[inverse]
 
     def novel(self, ids: np.ndarray) -> np.ndarray:
         """Which of ``ids`` are escapes."""
@@ -215,7 +222,7 @@ class CharView:
             self._unk_child[n], self._unk_end[n] = prefix * child, prefix * end
 
     def _symbol(self, ch: str) -> int:
-        return self.sym.get(ch, self.sym[NOVEL_WORD if re.match(r"\w", ch) else NOVEL_OTHER])
+        return self.alphabet.id_of(ch, self.sym)
 
     def path(self, token: str) -> list[int]:
         """The nodes of ``token``'s prefixes, "" to the whole token (len(token) + 1)."""
