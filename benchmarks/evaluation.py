@@ -5,7 +5,7 @@ it), beside what general-purpose compressors make of the same val text given the
 was).
 
     python benchmarks/evaluation.py runs/dq                        # strides, adaptive, xz
-    python benchmarks/evaluation.py runs/dq --strides 128 64 32 --adapt-lrs 0.01 0.02 0.03
+    python benchmarks/evaluation.py runs/dq --strides 128 64 32 --adapt rms sgd:0.01 sgd:0.03
 
 zpaq (Debian's ``zpaq``, a context-mixing compressor) and paq8px (``-8LA``: level 8, its LSTM,
 an adaptive learning rate; built from its public source by ``bash benchmarks/paq8px.sh``) are
@@ -28,11 +28,11 @@ from pathlib import Path
 from common import emit
 
 import wordgpt
+from wordgpt.adapt_config import AdaptConfig
 from wordgpt.config import DataConfig
 from wordgpt.corpus.cleaning import clean, split_text
 from wordgpt.corpus.sources import resolve
 from wordgpt.corpus.tokenfiles import load_meta
-from wordgpt.presets import ADAPT_LR
 from wordgpt.settings import from_dict
 
 
@@ -103,7 +103,7 @@ def partner(r, key: str) -> float | None:
     return r.ngram[key] if r.ngram else None
 
 
-def model_rows(run: Path, strides: list[int], lrs: list[float]) -> list[dict]:
+def model_rows(run: Path, strides: list[int], rules: list[AdaptConfig]) -> list[dict]:
     m = wordgpt.load(run, device="cpu")
     block = m.gpt.cfg.block_size
     rows, strides = [], strides or [block, block // 2, block // 4]
@@ -114,11 +114,12 @@ def model_rows(run: Path, strides: list[int], lrs: list[float]) -> list[dict]:
                      "bits_per_char": r.bits_per_char, "partner": partner(r, "bits_per_char"),
                      "seconds": time.perf_counter() - t})  # fmt: skip
     for stride in strides:
-        for lr in lrs:
+        for how in rules:
             t = time.perf_counter()
-            r = m.evaluate("val", stride=stride, adapt_lr=lr)
+            r = m.evaluate("val", stride=stride, adapt=how)
             seconds = time.perf_counter() - t  # the static pass it makes too included
-            rows.append({"method": "adaptive", "setting": f"stride {stride}, SGD rate {lr:g}",
+            rows.append({"method": "adaptive",
+                         "setting": f"stride {stride}, {how.adapt_rule} rate {how.rate:g}",
                          "bits_per_char": r.adaptive_bits_per_char,
                          "partner": partner(r, "adaptive_bits_per_char"),
                          "seconds": seconds})  # fmt: skip
@@ -129,11 +130,19 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("run", type=Path)
     ap.add_argument("--strides", type=int, nargs="*", default=[], help="default: block, /2, /4")
-    ap.add_argument("--adapt-lrs", type=float, nargs="*", default=[ADAPT_LR])
+    ap.add_argument(
+        "--adapt",
+        nargs="*",
+        default=["rms", "sgd"],
+        metavar="RULE[:RATE]",
+        help="adaptive rules (rms, sgd), each with its rate or the rule's own",
+    )
     ap.add_argument("--no-compressors", action="store_true")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    rows = model_rows(args.run, args.strides, args.adapt_lrs)
+    rules = [AdaptConfig(r.split(":")[0], float(r.split(":")[1]) if ":" in r else None)
+             for r in args.adapt]  # fmt: skip
+    rows = model_rows(args.run, args.strides, rules)
     if not args.no_compressors:
         m = wordgpt.load(args.run, device="cpu")
         rows += compressor_rows(*train_and_val_text(Path(m.config["data_dir"])))

@@ -41,10 +41,11 @@ from common import ROOT, cpu_line, emit, prepared, quiet
 from evaluation import compressor_rows, train_and_val_text
 
 import wordgpt
+from wordgpt.adapt_config import AdaptConfig
 from wordgpt.config import DataConfig, Word2VecConfig
 from wordgpt.corpus.tokenfiles import load_meta, load_unk_words
 from wordgpt.model.ensemble import Ensemble
-from wordgpt.presets import ADAPT_LR, NOTEBOOK_MODEL, preset_configs
+from wordgpt.presets import NOTEBOOK_MODEL, preset_configs
 from wordgpt.settings import settings_of
 from wordgpt.training.holdout import gpt_tokens
 from wordgpt.vectors.files import save_vectors
@@ -335,7 +336,7 @@ COLUMNS = [
 # ------------------------------------------------------------------------ --ladder
 
 
-def ladder(run: Path, lr: float = ADAPT_LR) -> list[tuple[str, float | None, bool]]:
+def ladder(run: Path, adapt: AdaptConfig | None = None) -> list[tuple[str, float | None, bool]]:
     """A run's val bits per character with each part of the evaluation added in turn, each
     row keeping those above it: (what, the figure, whether its windows overlap: one every
     half block, so that each token has at least half a block of context). The first rows
@@ -351,7 +352,8 @@ def ladder(run: Path, lr: float = ADAPT_LR) -> list[tuple[str, float | None, boo
         spelled = float(first.tokenizer.spelling().char_bits(words).sum()) if words else 0.0
         chars_only = plain.bits_per_char - plain.spell_bits_per_char + spelled / plain.chars
     strided = first.evaluate("val", stride=stride)  # with the run's partner, if it has one
-    ens = whole.evaluate("val", stride=stride, adapt_lr=lr, chars=True)
+    adapt = adapt or AdaptConfig()
+    ens = whole.evaluate("val", stride=stride, adapt=adapt, chars=True)
     members = len(whole.gpt.members) if isinstance(whole.gpt, Ensemble) else 1
 
     def mixed(r, key: str) -> float:
@@ -369,7 +371,8 @@ def ladder(run: Path, lr: float = ADAPT_LR) -> list[tuple[str, float | None, boo
          mixed(ens, "bits_per_char"), True),
         ("+ read by characters, mixed with character context and match models (eval --chars)",
          ens.by_chars["bits_per_char"], True),
-        (f"adaptive evaluation (SGD rate {lr:g}) of the row before the last",
+        (f"adaptive evaluation ({adapt.adapt_rule} rule, rate {adapt.rate:g}) of the row before "
+         "the last",
          mixed(ens, "adaptive_bits_per_char"), True),
         ("adaptive evaluation read by characters (the GPT, the context models and the mixer "
          "learning as they read)", ens.by_chars["adaptive_bits_per_char"], True),

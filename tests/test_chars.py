@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 import torch
 
+from wordgpt.adapt_config import AdaptConfig
 from wordgpt.config import ModelConfig
 from wordgpt.model.gpt import GPT
+from wordgpt.use.adapt import Adaptation
 from wordgpt.use.evaluate import adaptive_nll, token_nll, token_probs
 from wordgpt.use.loaded import load
 
@@ -29,18 +31,23 @@ def model() -> GPT:
 
 
 @pytest.mark.parametrize("stride", [None, 5])
-@pytest.mark.parametrize("adapt_lr", [None, 0.05])
-def test_the_distributions_read_are_those_the_token_figures_score(model, stride, adapt_lr):
+@pytest.mark.parametrize("rule", [None, "sgd", "rms"])
+def test_the_distributions_read_are_those_the_token_figures_score(model, stride, rule):
     data = np.random.default_rng(0).integers(0, 40, 16 * 5 + 7).astype(np.uint16)
-    idx, probs = zip(*token_probs(model, data, BLOCK, stride, adapt_lr), strict=True)
+    adapt = None
+    if rule is not None:  # a rate that learns: 0.05 for sgd, 1e-3 for rms
+        cfg = AdaptConfig(adapt_rule=rule, adapt_lr=0.05 if rule == "sgd" else 1e-3)
+        adapt = Adaptation.of(cfg, model, data[::-1].copy(), BLOCK)
+    idx, probs = zip(*token_probs(model, data, BLOCK, stride, adapt), strict=True)
     idx, probs = np.concatenate(idx), np.concatenate(probs)
     np.testing.assert_array_equal(idx, np.arange(len(data) - 1))  # each target once, in order
     np.testing.assert_allclose(probs.sum(1), 1.0, rtol=1e-5)
     got = -np.log(probs[idx, data[1:].astype(np.int64)])
-    if adapt_lr is None:
+    if adapt is None:
         want = token_nll(model, data, BLOCK, stride=stride)
     else:
-        want = adaptive_nll(model, data, BLOCK, adapt_lr, stride=stride)
+        want = adaptive_nll(model, data, BLOCK, adapt, stride=stride)
+        assert not np.allclose(want, token_nll(model, data, BLOCK, stride=stride), rtol=1e-3)
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
 
 

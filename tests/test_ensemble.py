@@ -147,9 +147,9 @@ def test_the_benchmark_ladder_adds_each_part_of_the_evaluation_in_turn(ensemble_
     import shutil
 
     import wordgpt
+    from wordgpt.adapt_config import AdaptConfig
     from wordgpt.corpus.spelling import Spelling
     from wordgpt.corpus.tokenfiles import load_unk_words
-    from wordgpt.presets import ADAPT_LR
 
     run = tmp_path / "run"
     shutil.copytree(ensemble_run[0], run)
@@ -165,7 +165,7 @@ def test_the_benchmark_ladder_adds_each_part_of_the_evaluation_in_turn(ensemble_
     spelled = Spelling(tok.itos[1:] + tok.rare).bits_many(words).sum()  # no lexicon
     no_lexicon = plain.bits_per_char + (spelled / plain.chars - plain.spell_bits_per_char)
     strided = first.evaluate(stride=half)
-    ensemble = whole.evaluate(stride=half, adapt_lr=ADAPT_LR, chars=True)
+    ensemble = whole.evaluate(stride=half, adapt=AdaptConfig(), chars=True)
     expected = [
         no_lexicon,
         plain.bits_per_char,

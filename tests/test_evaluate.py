@@ -17,6 +17,7 @@ from wordgpt.config import DataConfig, ModelConfig
 from wordgpt.corpus.cleaning import clean
 from wordgpt.corpus.tokenfiles import load_meta, load_split
 from wordgpt.model.gpt import GPT
+from wordgpt.use.adapt import Adaptation
 from wordgpt.use.evaluate import adaptive_nll, evaluate, token_nll
 from wordgpt.use.train_run import train
 
@@ -104,11 +105,11 @@ def test_adaptive_evaluation_scores_each_token_before_it_learns_from_it(model, d
     weights that learned only from the tokens before it (and the model itself is left as
     it was)."""
     before = [p.detach().clone() for p in model.parameters()]
-    a = adaptive_nll(model, data, BLOCK, lr=0.5, stride=stride)
+    a = adaptive_nll(model, data, BLOCK, Adaptation.sgd(0.5), stride=stride)
     changed = data.copy()
     cut = 2 * BLOCK + 7  # inside the third window
     changed[cut + 1 :] = (changed[cut + 1 :] + 1) % 50
-    b = adaptive_nll(model, changed, BLOCK, lr=0.5, stride=stride)
+    b = adaptive_nll(model, changed, BLOCK, Adaptation.sgd(0.5), stride=stride)
     assert np.array_equal(a[:cut], b[:cut]) and not np.allclose(a[cut:], b[cut:])
     first = sum(nll_of(model, data[: i + 1], int(data[i + 1])) for i in range(BLOCK))
     assert a[:BLOCK].sum() == pytest.approx(first, rel=1e-5)  # the first window: no learning yet
@@ -120,7 +121,7 @@ def test_adaptive_evaluation_learns_a_text_that_repeats(model):
     the static model, and the last far less than the first."""
     text = np.tile(np.random.default_rng(1).integers(0, 50, BLOCK).astype(np.uint16), 8)
     static, _ = total_nll(model, text, BLOCK)
-    adaptive = adaptive_nll(model, text, BLOCK, lr=0.3)
+    adaptive = adaptive_nll(model, text, BLOCK, Adaptation.sgd(0.3))
     assert adaptive.sum() < 0.8 * static
     assert adaptive[-BLOCK:].sum() < 0.6 * adaptive[:BLOCK].sum()
 
@@ -133,6 +134,13 @@ def test_the_stride_and_adaptive_evaluation_from_the_command_line(run_dir):
 
     got = json.loads(r.stdout)
     assert got["stride"] == 8 and got["adaptive_bits_per_char"] > 0
+    assert got["adaptation"] == {"rule": "rms", "lr": 6e-5, "decay": 0.0}
+    sgd = json.loads(cli("eval", run_dir, "--stride", "8", "--adapt", "--adapt-rule", "sgd",
+                         "--json").stdout)  # fmt: skip
+    assert sgd["adaptation"]["rule"] == "sgd" and sgd["adaptation"]["lr"] == 0.02
+    assert sgd["adaptive_bits_per_char"] != got["adaptive_bits_per_char"]
+    assert sgd["bits_per_char"] == got["bits_per_char"]  # the static figure never learns
+    assert "adapt_decay" in one_line_error(cli("eval", run_dir, "--adapt", "--adapt-decay", "1"))
     plain = json.loads(cli("eval", run_dir, "--json").stdout)
     assert plain["stride"] is None and plain["adaptive_bits_per_char"] is None
     assert got["bits_per_char"] != plain["bits_per_char"]
@@ -163,7 +171,7 @@ def run_dir(word_data, tmp_path_factory):
 def test_adaptive_evaluation_that_learns_nothing_is_the_static_one(model, data, stride):
     """With a vanishing rate, adaptive evaluation scores what the static one does, window for
     window: the same windows, the same context for each token."""
-    a = adaptive_nll(model, data, BLOCK, lr=1e-30, stride=stride)
+    a = adaptive_nll(model, data, BLOCK, Adaptation.sgd(1e-30), stride=stride)
     total, count = total_nll(model, data, BLOCK, stride=stride)
     assert len(a) == count and a.sum() == pytest.approx(total, rel=1e-6)
 

@@ -11,7 +11,13 @@ import numpy as np
 import pytest
 
 from wordgpt.errors import WordGPTError
-from wordgpt.model.mixture import Partner, fit_weight, mixed_nll, online_mixed_nll
+from wordgpt.model.mixture import (
+    Partner,
+    PartnerReading,
+    fit_weight,
+    mixed_nll,
+    online_mixed_nll,
+)
 from wordgpt.model.ngram import KneserNey, read_split_prob
 
 
@@ -158,6 +164,39 @@ def test_reading_the_n_gram_counts_never_looks_ahead_and_learns_a_text_that_repe
     after = read_split_prob(train, changed, V, 3, chunk=64)
     assert np.array_equal(read[:449], after[:449]) and not np.allclose(read[449:], after[449:])
     assert np.allclose(read_split_prob(train, text, V, 3, chunk=len(text)), static)
+
+
+@pytest.mark.parametrize("reading", [False, True])
+def test_the_whole_distributions_mixed_in_parts_are_the_token_figures_mixture(reading):
+    """PartnerReading mixes whole next-token distributions (what eval --chars reads), fed in
+    parts of any size: each row sums to 1, and each target's probability is the one the
+    token-level figure scores: the run's weight and the training counts (static), or the
+    counts that read the text in chunks and the weight that follows the leader (reading)."""
+    rng = np.random.default_rng(4)
+    V, train = 60, rng.integers(0, 60, 1500)
+    text = np.concatenate([train[:200], rng.integers(0, 60, 250), train[:200]])
+    p = rng.dirichlet(np.full(V, 0.3), len(text) - 1)  # a "GPT" that is sure of a few tokens
+    partner = Partner(KneserNey(train, V, 3), 0.7)
+    mixing = PartnerReading(partner, text, train if reading else None, chunk=64)
+    parts, at = [], 0
+    for size in rng.integers(1, 90, 100).tolist():
+        idx = np.arange(at, min(at + size, len(p)))
+        if len(idx):
+            parts.append(mixing.mix(idx, p[idx]))
+        at += size
+    mixed = np.concatenate(parts)
+    assert mixed.shape == p.shape and np.allclose(mixed.sum(1), 1.0)
+    got = mixed[np.arange(len(p)), text[1:]]
+    g = -np.log(p[np.arange(len(p)), text[1:]])
+    if reading:
+        want = np.exp(-online_mixed_nll(g, read_split_prob(train, text, V, 3, chunk=64), 0.7))
+    else:
+        want = np.exp(-mixed_nll(g, partner.kn.split_prob(text), 0.7))
+    np.testing.assert_allclose(got, want, rtol=1e-9)
+    static = 0.7 * p + 0.3 * partner.kn.next_probs_many(
+        np.lib.stride_tricks.sliding_window_view(np.r_[-1, text[:-1]], 2)
+    )
+    assert np.allclose(mixed, static) != reading  # reading: the repeat is counted
 
 
 def test_every_next_token_at_once_equals_each_one_alone():

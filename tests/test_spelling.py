@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import wordgpt
+from wordgpt.adapt_config import AdaptConfig
 from wordgpt.config import DataConfig
 from wordgpt.corpus.build import prepare
 from wordgpt.corpus.cleaning import clean
@@ -205,20 +206,21 @@ def test_adaptive_evaluation_spells_with_the_words_it_has_read(crafted, tmp_path
     val_text = clean(TRAIN + VAL * 4, DataConfig())[-load_meta(data)["splits"]["val"]["chars"] :]
     words = [t for t in m.tokenizer.split(val_text) if t not in m.tokenizer.stoi]
     assert kept == words and len(words) == 20
-    r = m.evaluate("val", adapt_lr=1e-30)  # learning nothing: the GPT's part is the static one
+    nothing = AdaptConfig(adapt_lr=1e-30)  # learning nothing: the GPT's part is the static one
+    r = m.evaluate("val", adapt=nothing)
     read = float(m.tokenizer.spelling().read_bits(words).sum())
     assert read < 0.6 * r.spell_bits_per_char * r.chars
     assert r.adaptive_spell_bits_per_char == pytest.approx(read / r.chars, rel=1e-9)
     assert r.adaptive_bits_per_char == pytest.approx(
         r.bits_per_char - r.spell_bits_per_char + read / r.chars, rel=1e-6)  # fmt: skip
     (tmp_path / "v.txt").write_text(VAL * 4)
-    t = m.evaluate_text(tmp_path / "v.txt", adapt_lr=1e-30)
+    t = m.evaluate_text(tmp_path / "v.txt", adapt=nothing)
     assert t.adaptive_spell_bits_per_char < 0.6 * t.spell_bits_per_char
     old = tmp_path / "old"
     shutil.copytree(data, old)
     (old / "val.unk.jsonl").unlink()
     capsys.readouterr()
-    r = m.evaluate("val", old, adapt_lr=1e-30)
+    r = m.evaluate("val", old, adapt=nothing)
     assert r.adaptive_spell_bits_per_char == r.spell_bits_per_char
     assert "does not keep its val split's <unk> words" in capsys.readouterr().err
 

@@ -107,10 +107,6 @@ PRESETS: dict[str, Preset] = {
                           "max_iters": 200, "time_budget": None, "epochs": None, "ngram": 0}),
 }  # fmt: skip
 
-ADAPT_LR = 0.02
-"""The SGD rate of adaptive evaluation, ``eval --adapt`` (measured best of 1e-4 to 0.3 on
-Don Quixote: benchmarks/RESULTS.md)."""
-
 NOTEBOOK_WORD2VEC = Word2VecConfig(
     vector_size=500, window=5, min_count=1, sg=1, epochs=5, negative=5, sample=1e-3, alpha=0.025
 )

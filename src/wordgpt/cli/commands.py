@@ -10,9 +10,10 @@ from pathlib import Path
 
 import click
 
+from ..adapt_config import AdaptConfig
 from ..config import NGRAM_MAX, DataConfig, ModelConfig, SampleConfig, TrainConfig
 from ..errors import WordGPTError
-from ..presets import ADAPT_LR, PRESETS
+from ..presets import PRESETS
 from ..serve_config import ServeConfig
 from .flags import (
     DATA,
@@ -250,8 +251,7 @@ def one_sample(m, prompt: str, cfg: SampleConfig, copy_min, copies: bool, given:
     help="also the adaptive figure: the model learns from each window after scoring it, as "
     "a compressor does (shown beside the static figure, never in its place)",
 )
-@click.option("--adapt-lr", type=click.FloatRange(min=0, min_open=True), default=ADAPT_LR,
-              help="the SGD rate of --adapt")  # fmt: skip
+@config_options(AdaptConfig)
 @click.option(
     "--ngram",
     type=click.IntRange(min=0, max=NGRAM_MAX),
@@ -271,15 +271,15 @@ def one_sample(m, prompt: str, cfg: SampleConfig, copy_min, copies: bool, given:
 )
 @threads_option
 @json_option
-def eval_(run, split, data_dir, text, which, device, copies, stride, adapt, adapt_lr, ngram,
-          chars, threads, as_json) -> None:  # fmt: skip
+def eval_(run, split, data_dir, text, which, device, copies, stride, adapt, ngram, chars,
+          threads, as_json, **adapt_kw) -> None:  # fmt: skip
     """Loss, perplexity and bits per character over a whole split, or any text file (each
     <unk> charged its spelling; the <unk> share shown); recorded in RUN/eval.json."""
     from ..use.loaded import load
 
+    how = AdaptConfig(**adapt_kw)  # checked whether or not --adapt asks for it
     m = load(run, which, device, threads=threads)
-    kw = {"stride": stride, "adapt_lr": adapt_lr if adapt else None, "ngram": ngram,
-          "chars": chars}  # fmt: skip
+    kw = {"stride": stride, "adapt": how if adapt else None, "ngram": ngram, "chars": chars}
     r = (
         m.evaluate_text(text, **kw)
         if text is not None

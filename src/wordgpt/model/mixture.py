@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .ngram import KneserNey
+from .ngram import READ_CHUNK, KneserNey, ReadingCounts
 
 
 def fit_weight(gpt_nll: np.ndarray, kn_prob: np.ndarray) -> float:
@@ -37,23 +37,74 @@ def mixed_nll(gpt_nll: np.ndarray, kn_prob: np.ndarray, weight: float) -> np.nda
     return -np.log(weight * np.exp(-gpt_nll) + (1 - weight) * kn_prob)
 
 
+class FollowTheLeader:
+    """The GPT's weight in its mixture with the partner, learnt as the text is read: for
+    each token, the weight of a grid that did best on the tokens before it (the ``prior``'s
+    before any), as a compressor's mixer learns; a token's weight never depends on it or on
+    anything after it."""
+
+    GRID = np.linspace(0.02, 0.98, 49)
+
+    def __init__(self, prior: float) -> None:
+        self.lead = np.abs(self.GRID - prior) * 1e-6  # each weight's loss so far
+
+    def read(self, gpt_nll: np.ndarray, kn_prob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The weight of each of the next tokens (their GPT nats and partner probabilities,
+        in order) and the mixture's nats for each; then it has read them."""
+        g, k = gpt_nll[None], kn_prob[None]
+        loss = -np.log(self.GRID[:, None] * np.exp(-g) + (1 - self.GRID[:, None]) * k)
+        before = self.lead[:, None] + np.cumsum(loss, axis=1) - loss
+        best = np.argmin(before, axis=0)
+        if loss.shape[1]:
+            self.lead = before[:, -1] + loss[:, -1]
+        return self.GRID[best], loss[best, np.arange(loss.shape[1])]
+
+
 def online_mixed_nll(
     gpt_nll: np.ndarray, kn_prob: np.ndarray, prior: float, chunk: int = 65536
 ) -> np.ndarray:
-    """The mixture's nats per token when each token is mixed with the weight that did best
-    on the tokens before it (follow the leader over a grid of weights; ``prior`` for the
-    first), as a compressor's mixer learns as it reads: a token's weight never depends on
-    it or on anything after it."""
-    grid = np.linspace(0.02, 0.98, 49)
-    lead = np.abs(grid - prior) * 1e-6  # before any token: the prior's weight leads
+    """The mixture's nats per token when each token is mixed with the weight
+    :class:`FollowTheLeader` gives it."""
+    leader = FollowTheLeader(prior)
     out = np.empty(len(gpt_nll))
     for at in range(0, len(gpt_nll), chunk):
-        g, k = gpt_nll[at : at + chunk], kn_prob[at : at + chunk]
-        loss = -np.log(grid[:, None] * np.exp(-g)[None] + (1 - grid[:, None]) * k[None])
-        before = lead[:, None] + np.cumsum(loss, axis=1) - loss  # each weight's loss so far
-        out[at : at + chunk] = loss[np.argmin(before, axis=0), np.arange(len(g))]
-        lead = before[:, -1] + loss[:, -1]
+        out[at : at + chunk] = leader.read(gpt_nll[at : at + chunk], kn_prob[at : at + chunk])[1]
     return out
+
+
+class PartnerReading:
+    """The GPT's whole next-token distributions over ``tokens`` mixed with its ``partner``'s,
+    in order (:meth:`mix`): with the run's weight and the model of its training tokens
+    (static), or, given ``train`` (reading), with a model that counts the text as it reads it
+    (:class:`.ngram.ReadingCounts`) and a weight that follows the leader: for each token the
+    mixture adaptive evaluation scores."""
+
+    def __init__(self, partner: Partner, tokens: np.ndarray, train: np.ndarray | None = None,
+                 chunk: int = READ_CHUNK) -> None:  # fmt: skip
+        self.partner, k = partner, partner.kn.order - 1
+        self.tokens = np.asarray(tokens, dtype=np.int64)
+        self.padded = np.concatenate([np.full(k, -1, dtype=np.int64), self.tokens])
+        self.counts = self.leader = None
+        if train is not None:
+            self.counts = ReadingCounts(train, tokens, partner.kn.V, partner.kn.order, chunk)
+            self.leader = FollowTheLeader(partner.weight)
+
+    def mix(self, idx: np.ndarray, p: np.ndarray) -> np.ndarray:
+        """The mixture's distributions (k, V) for the targets ``tokens[1:][idx]`` (ascending,
+        each after those mixed before) from the GPT's ``p`` (k, V)."""
+        k = self.partner.kn.order - 1
+        ctx = self.padded[idx[:, None] + 1 + np.arange(k)]  # the context of target t
+        if self.counts is None:
+            w = self.partner.weight
+            return w * p + (1 - w) * self.partner.kn.next_probs_many(ctx)
+        q = np.empty_like(p)
+        chunk = idx // self.counts.chunk
+        for c in np.unique(chunk):
+            rows = chunk == c
+            q[rows] = self.counts.model_for(int(idx[rows][0])).next_probs_many(ctx[rows])
+        at, target = np.arange(len(idx)), self.tokens[idx + 1]
+        w = self.leader.read(-np.log(p[at, target]), q[at, target])[0][:, None]
+        return w * p + (1 - w) * q
 
 
 def fit_mixture(gpt_nll, train: np.ndarray, cut: int, vocab: int, order: int,

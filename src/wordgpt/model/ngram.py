@@ -180,21 +180,39 @@ tokens (or in at most MAX_RECOUNTS chunks of a longer text)."""
 MAX_RECOUNTS = 32
 
 
+class ReadingCounts:
+    """The Kneser-Ney model of ``order`` that counts ``tokens`` as it reads them, as a
+    compressor does: chunk by chunk, the model of ``train`` followed by the tokens before the
+    chunk scores the chunk's targets (of ``tokens[1:]``), so a token's probability never
+    depends on it or on anything after it. Chunks of ``chunk`` tokens, or :data:`MAX_RECOUNTS`
+    of a longer text."""
+
+    def __init__(self, train: np.ndarray, tokens: np.ndarray, vocab: int, order: int,
+                 chunk: int = READ_CHUNK) -> None:  # fmt: skip
+        self.train = np.asarray(train, dtype=np.int64)
+        self.tokens = np.asarray(tokens, dtype=np.int64)
+        self.vocab, self.order = vocab, order
+        self.chunk = max(chunk, math.ceil(max(len(self.tokens) - 1, 0) / MAX_RECOUNTS))
+        self._at, self._model = -1, None  # the chunk counted last
+
+    def model_for(self, target: int) -> KneserNey:
+        """The model that scores ``tokens[1:][target]`` (counted once per chunk, in turn)."""
+        at = target // self.chunk * self.chunk
+        if at != self._at:
+            text = np.concatenate([self.train, self.tokens[: at + 1]]) if at else self.train
+            self._at, self._model = at, KneserNey(text, self.vocab, self.order)
+        return self._model
+
+
 def read_split_prob(train: np.ndarray, tokens: np.ndarray, vocab: int, order: int,
                     chunk: int = READ_CHUNK) -> np.ndarray:  # fmt: skip
-    """P of each of ``tokens[1:]`` under a Kneser-Ney model that counts the text as it is
-    read, as a compressor does: chunk by chunk, the model of ``train`` followed by the
-    tokens before the chunk scores the chunk's tokens, so a token's probability never
-    depends on it or on anything after it. One chunk as long as the text: the static model's
-    :meth:`KneserNey.split_prob`."""
-    t = np.asarray(tokens, dtype=np.int64)
-    n, k = max(len(t) - 1, 0), order - 1
-    chunk = max(chunk, math.ceil(n / MAX_RECOUNTS))
-    train = np.asarray(train, dtype=np.int64)
+    """P of each of ``tokens[1:]`` as :class:`ReadingCounts` reads them. One chunk as long as
+    the text: the static model's :meth:`KneserNey.split_prob`."""
+    reading = ReadingCounts(train, tokens, vocab, order, chunk)
+    t, n, k = reading.tokens, max(len(tokens) - 1, 0), order - 1
     out = np.empty(n)
-    for at in range(0, n, chunk):  # scores the targets t[at + 1 : at + chunk + 1]
-        model = KneserNey(np.concatenate([train, t[: at + 1]]) if at else train, vocab, order)
-        seg = t[max(at + 1 - k, 0) : at + chunk + 1]  # the targets and their contexts
-        m = min(chunk, n - at)
-        out[at : at + m] = model.split_prob(seg)[-m:]
+    for at in range(0, n, reading.chunk):  # scores the targets t[at + 1 : at + chunk + 1]
+        seg = t[max(at + 1 - k, 0) : at + reading.chunk + 1]  # the targets and their contexts
+        m = min(reading.chunk, n - at)
+        out[at : at + m] = reading.model_for(at).split_prob(seg)[-m:]
     return out

@@ -38,8 +38,10 @@ from ..fileio import atomic_write
 from ..logs import log
 from ..model import charmix as cx
 from ..model.device import machine_memory
+from ..model.mixture import Partner, PartnerReading
 from ..model.ngram import KneserNey
 from ..training.holdout import gpt_tokens
+from .adapt import Adaptation
 from .charview import Alphabet, CharReading, CharView, reading_spelling
 from .evaluate import token_probs
 
@@ -61,14 +63,13 @@ READ_ROWS = 512
 @dataclass(frozen=True)
 class CharSpec:
     """What reading a split by characters needs beside the model: its tokenizer, the split's
-    <unk> words in order, the training tokens, the partner (a Kneser-Ney model of all of them,
-    its order and the GPT's weight), and the mixer fitted before (RUN/charmix.json) or None."""
+    <unk> words in order, the training tokens, the partner (a Kneser-Ney model of all of them
+    and the GPT's weight), and the mixer fitted before (RUN/charmix.json) or None."""
 
     tokenizer: object
     unk_words: list[str]
     train: np.ndarray
-    partner: KneserNey | None = None
-    partner_weight: float = 1.0
+    partner: Partner | None = None
     fit: dict | None = None
 
 
@@ -81,13 +82,14 @@ def token_strings(itos: list[str], tokens: np.ndarray, unk_words: list[str] | No
 
 
 def read_by_chars(view: CharView, model, data: np.ndarray, strs: list[str], *, block_size: int,
-                  stride: int | None, adapt_lr: float | None = None,
-                  partner: tuple[KneserNey, float] | None = None, device="cpu",
+                  stride: int | None, adapt: Adaptation | None = None,
+                  partner: PartnerReading | None = None, device="cpu",
                   threads=None, reads: list[str] | None = None,
                   ) -> tuple[CharReading, np.ndarray]:  # fmt: skip
     """The characters of ``strs[1:]`` (the tokens of ``data``) as the model reads them: its
     distributions in :func:`.evaluate.token_probs`'s windows (learning as it reads with
-    ``adapt_lr``), mixed token by token with the n-gram ``partner`` (model, GPT weight), read
+    ``adapt``), mixed token by token with the n-gram ``partner`` (reading as it goes when it
+    counts the split: :class:`..model.mixture.PartnerReading`), read
     by characters in parts of :data:`READ_ROWS` positions, each part starting a token early.
     ``reads``: the split's <unk> words, for a spelling that reads them as they come (the
     view built with them: :func:`.charview.reading_spelling`).
@@ -113,17 +115,13 @@ def read_by_chars(view: CharView, model, data: np.ndarray, strs: list[str], *, b
         rows.clear()
         index.clear()
 
-    pad = np.full(partner[0].order - 1, -1, dtype=np.int64) if partner else None
-    padded = np.concatenate([pad, np.asarray(data, dtype=np.int64)]) if partner else None
     nats = np.zeros(max(len(data) - 1, 0))
     targets = np.asarray(data, dtype=np.int64)[1:]
-    for idx, p in token_probs(model, data, block_size, stride, adapt_lr, device=device,
+    for idx, p in token_probs(model, data, block_size, stride, adapt, device=device,
                               threads=threads):  # fmt: skip
         nats[idx] = -np.log(p[np.arange(len(idx)), targets[idx]])
-        if partner is not None:  # the context of target t: data[t - k + 1 .. t]
-            kn, w = partner
-            ctx = padded[idx[:, None] + 1 + np.arange(kn.order - 1)]
-            p = w * p + (1 - w) * kn.next_probs_many(ctx)
+        if partner is not None:
+            p = partner.mix(idx, p)
         rows.append(p)
         index.append(idx)
         if sum(len(i) for i in index) >= READ_ROWS:
@@ -184,8 +182,8 @@ def fit_mixer(view: CharView, model, spec: CharSpec, cut: int, *, block_size: in
     held = spec.train[cut - 1 :]
     partner = None
     if spec.partner is not None:
-        partner = (KneserNey(spec.train[:cut], spec.partner.V, spec.partner.order),
-                   spec.partner_weight)  # fmt: skip
+        kn = KneserNey(spec.train[:cut], spec.partner.kn.V, spec.partner.kn.order)
+        partner = PartnerReading(Partner(kn, spec.partner.weight), held)
     reading, _ = read_by_chars(view, model, held, train_strs[cut - 1 :], block_size=block_size,
                             stride=stride, partner=partner, device=device,
                             threads=threads)  # fmt: skip
@@ -212,10 +210,10 @@ def fit_mixer(view: CharView, model, spec: CharSpec, cut: int, *, block_size: in
 
 
 def char_figures(model, data: np.ndarray, chars: int, spec: CharSpec, *, block_size: int,
-                 stride: int | None, adapt_lr: float | None, device="cpu", threads=None,
+                 stride: int | None, adapt: Adaptation | None, device="cpu", threads=None,
                  cut: int) -> tuple[dict, dict]:  # fmt: skip
     """The split's bits per character read by characters: the word model alone, mixed
-    (static), and with ``adapt_lr`` adaptive; the fit used (``"fit"``, new when ``spec`` had
+    (static), and with ``adapt`` adaptive; the fit used (``"fit"``, new when ``spec`` had
     none). And the GPT's own nats per token as it read them (``token_nats``, and
     ``adapted_nats`` adapting: :func:`.evaluate.evaluate`'s keywords)."""
     itos = spec.tokenizer.token_strings()
@@ -229,16 +227,18 @@ def char_figures(model, data: np.ndarray, chars: int, spec: CharSpec, *, block_s
     if fit is None:
         fit = fit_mixer(view, model, spec, cut, block_size=block_size, stride=stride,
                         device=device, threads=threads)  # fmt: skip
-    partner = (spec.partner, spec.partner_weight) if spec.partner is not None else None
     text = train_text + "".join(split)
     start = len(train_text) + len(split[0])
     escapes = None
     out, token_nats = {"fit": fit}, {}
-    for adaptive in (False, True) if adapt_lr else (False,):
+    for adaptive in (False, True) if adapt else (False,):
         how = "adapted_nats" if adaptive else "token_nats"
+        partner = None  # reading the split as it goes in the adaptive figure
+        if spec.partner is not None:
+            partner = PartnerReading(spec.partner, data, spec.train if adaptive else None)
         reading, token_nats[how] = read_by_chars(
             view, model, data, split, block_size=block_size, stride=stride, partner=partner,
-            adapt_lr=adapt_lr if adaptive else None, device=device, threads=threads,
+            adapt=adapt if adaptive else None, device=device, threads=threads,
             reads=spec.unk_words if adaptive else None,
         )  # fmt: skip
         if escapes is None:  # a character the alphabet lacks: its escape, then its code point
@@ -254,7 +254,7 @@ def char_figures(model, data: np.ndarray, chars: int, spec: CharSpec, *, block_s
 
 
 def by_characters(m, data_dir: Path, split: str, ngram: int | None, stride: int | None,
-                  adapt_lr: float | None) -> tuple[dict, dict]:  # fmt: skip
+                  adapt: Adaptation | None) -> tuple[dict, dict]:  # fmt: skip
     """:func:`char_figures` for a loaded run ``m`` (:class:`.loaded.Model`): its n-gram
     partner (``ngram`` None or its order; 0: none), the mixer fitted before
     (RUN/charmix.json, fitted now and written when missing or damaged), the split's <unk>
@@ -274,8 +274,7 @@ def by_characters(m, data_dir: Path, split: str, ngram: int | None, stride: int 
     partner = m.partner if ngram != 0 else None
     path = m.run_dir / CHARMIX
     fit = read_fit(path)
-    kn, weight = (partner.kn, partner.weight) if partner else (None, 1.0)
-    spec = CharSpec(m.tokenizer, words, np.asarray(m.training_tokens()), kn, weight, fit)
+    spec = CharSpec(m.tokenizer, words, np.asarray(m.training_tokens()), partner, fit)
     order = partner.kn.order if partner else NGRAM_ORDER
     chars = load_meta(data_dir)["splits"][split]["chars"]
     total, where = machine_memory("cpu")  # the character models live in RAM
@@ -284,7 +283,7 @@ def by_characters(m, data_dir: Path, split: str, ngram: int | None, stride: int 
                            f"{chars * BYTES_PER_CHAR / 1e9:,.0f} GB, more than this {where}'s "
                            f"{total / 1e9:,.0f} GB: evaluate a shorter text (--text)")  # fmt: skip
     out, token_nats = char_figures(m.gpt, np.asarray(load_split(data_dir, split)), chars, spec,
-                       block_size=m.gpt.cfg.block_size, stride=stride, adapt_lr=adapt_lr,
+                       block_size=m.gpt.cfg.block_size, stride=stride, adapt=adapt,
                        device=m.device, threads=m.thread_choice("batch"),
                        cut=gpt_tokens(len(spec.train), order))  # fmt: skip
     fit = out.pop("fit")  # the weights: RUN/charmix.json, not every record

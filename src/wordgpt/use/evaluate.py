@@ -25,6 +25,7 @@ from ..model.mixture import fit_mixture, mixed_nll, online_mixed_nll
 from ..model.ngram import KneserNey, read_split_prob
 from ..model.threads import Threads
 from ..training.holdout import gpt_tokens
+from .adapt import Adaptation, Learner
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,9 @@ class EvalResult:
     """Read by characters (``eval --chars``, :mod:`.chars`): the word model (with its
     partner) alone, mixed with the character-level models (``bits_per_char``;
     ``adaptive_bits_per_char`` with adaptive evaluation), and the mixer's fit."""
+    adaptation: dict | None = None
+    """With adaptive evaluation: how the model learned as it read (:mod:`.adapt`): its rule,
+    rate and decay."""
 
     @property
     def headline_bits_per_char(self) -> float:
@@ -88,8 +92,13 @@ class EvalResult:
             f"{self.bits_per_char:.4f} bits/char{unk}"
             + (f" | stride {self.stride}" if self.stride else "")
             + (
-                f" | adaptive {self.adaptive_bits_per_char:.4f} bits/char (spelling "
-                f"{self.adaptive_spell_bits_per_char:.4f})"
+                f" | adaptive {self.adaptive_bits_per_char:.4f} bits/char ("
+                + (
+                    f"{self.adaptation['rule']} {self.adaptation['lr']:g}, "
+                    if self.adaptation
+                    else ""
+                )
+                + f"spelling {self.adaptive_spell_bits_per_char:.4f})"
                 if self.adaptive_bits_per_char is not None
                 else ""
             )
@@ -192,23 +201,20 @@ def adaptive_nll(
     model,
     data: np.ndarray,
     block_size: int,
-    lr: float,
+    adapt: Adaptation,
     device: str | torch.device = "cpu",
     progress: bool = False,
     stride: int | None = None,
     threads: Threads | None = None,
 ) -> np.ndarray:
-    """Dynamic evaluation (Krause et al. 2018), as a compressor reads: the :func:`windows`
-    in order, each scoring its new tokens first and then learning from the
-    whole window (one SGD step of rate ``lr`` on its mean loss), so every token is predicted
-    by weights that learned only from the tokens before it. Returns the cross-entropy (nats)
-    of each of ``data[1:]``; ``model`` is left as it was (a copy learns)."""
-    import copy
-
+    """Dynamic evaluation (:mod:`.adapt`), as a compressor reads: the :func:`windows` in
+    order, each scoring its new tokens first and then learning from the whole window (one
+    step of ``adapt``'s rule on its mean loss), so every token is predicted by weights that
+    learned only from the tokens before it. Returns the cross-entropy (nats) of each of
+    ``data[1:]``; ``model`` is left as it was (a copy learns)."""
     n = max(len(data) - 1, 0)
     starts, tail = windows(n, block_size, stride)
-    learner = copy.deepcopy(model).to(device).eval()  # no dropout, scoring or learning
-    opt = torch.optim.SGD(learner.parameters(), lr=lr)
+    learner = Learner(model, adapt, device)
     out, scored = np.zeros(n), 0
     every = starts.tolist() + ([] if tail is None else [tail])
     for at in tqdm(every, desc="adapting", unit="window", disable=None if progress else True,
@@ -217,13 +223,11 @@ def adaptive_nll(
             threads.before()
         t = time.perf_counter()
         row = torch.from_numpy(data[at : at + block_size + 1].astype(np.int64))[None].to(device)
-        nll = learner(row[:, :-1], row[:, 1:], reduction="none")  # (T,)
+        nll = learner.model(row[:, :-1], row[:, 1:], reduction="none")  # (T,)
         new = nll[scored - at :].detach().double().cpu().numpy()  # scored, then learned from:
         out[scored : scored + len(new)] = new
         scored += len(new)
-        opt.zero_grad(set_to_none=True)
-        nll.mean().backward()
-        opt.step()
+        learner.learn(nll.mean())
         if threads is not None:
             threads.after(time.perf_counter() - t)
     return out
@@ -234,26 +238,23 @@ def token_probs(
     data: np.ndarray,
     block_size: int,
     stride: int | None = None,
-    adapt_lr: float | None = None,
+    adapt: Adaptation | None = None,
     batch_size: int = 8,
     device: str | torch.device = "cpu",
     threads: Threads | None = None,
 ):
     """The model's whole next-token distribution at each of ``data``'s positions but the
-    last, as :func:`token_nll` scores them (the same windows; with ``adapt_lr``, as
+    last, as :func:`token_nll` scores them (the same windows; with ``adapt``, as
     :func:`adaptive_nll` does, learning from each window after reading it): yields
     (target indices into ``data[1:]``, probabilities (k, V) float64) in order."""
-    import copy
-
     n = max(len(data) - 1, 0)
     starts, tail = windows(n, block_size, stride)
-    step = 1 if adapt_lr else batch_size
+    step = 1 if adapt else batch_size
     groups = [(starts[i : i + step].tolist(), block_size) for i in range(0, len(starts), step)]
     groups += [] if tail is None else [([tail], n - tail)]  # the shorter last window alone
-    learner = copy.deepcopy(model).to(device).eval() if adapt_lr else model
+    learner = Learner(model, adapt, device) if adapt else None
     was_training = model.training
     model.eval()
-    opt = torch.optim.SGD(learner.parameters(), lr=adapt_lr) if adapt_lr else None
     scored = 0
     try:
         for group, length in groups:
@@ -261,18 +262,15 @@ def token_probs(
             if threads is not None:
                 threads.before()
             t = time.perf_counter()
-            with torch.set_grad_enabled(bool(adapt_lr)):
-                probs = next_probs(learner, rows[:, :-1])  # (b, T, V)
+            with torch.set_grad_enabled(learner is not None):
+                probs = next_probs(learner.model if learner else model, rows[:, :-1])  # (b, T, V)
             for b, at in enumerate(group):
                 new = slice(scored - at, length)  # the targets not scored before
                 k = length - (scored - at)
                 yield np.arange(scored, scored + k), probs[b, new].detach().double().cpu().numpy()
                 scored += k
-            if adapt_lr:
-                opt.zero_grad(set_to_none=True)
-                nll = -probs[0].gather(1, rows[0, 1:, None])[:, 0].log()
-                nll.mean().backward()
-                opt.step()
+            if learner is not None:
+                learner.learn(-probs[0].gather(1, rows[0, 1:, None])[:, 0].log().mean())
             if threads is not None and len(group) == step:
                 threads.after(time.perf_counter() - t)
     finally:
@@ -317,7 +315,7 @@ def evaluate(
     progress: bool = False,
     deadline: float | None = None,
     stride: int | None = None,
-    adapt_lr: float | None = None,
+    adapt: Adaptation | None = None,
     ngram: NgramSpec | None = None,
     read_spell_bits: float | None = None,
     threads: Threads | None = None,
@@ -326,16 +324,13 @@ def evaluate(
 ) -> EvalResult:
     """The whole split's figures; ``counts`` is the split's entry of meta.json (characters,
     tokens, <unk>s and their spelling bits). ``stride``: see :func:`windows`; with
-    ``adapt_lr`` also the adaptive figure (:func:`adaptive_nll`); with ``ngram`` also the
+    ``adapt`` also the adaptive figure (:func:`adaptive_nll`); with ``ngram`` also the
     figure of the GPT mixed with a Kneser-Ney n-gram model of the training tokens
     (:class:`NgramSpec`). ``read_spell_bits``: the split's spelling bits when the spelling
     model reads as it goes, for the adaptive figures (else the static ones). ``threads``
     chooses the CPU's thread count by timing the batches (and the windows adapted).
     ``token_nats`` and ``adapted_nats``: the GPT's static and adaptive nats per token when a
     reading of the same windows already has them (:func:`.chars.read_by_chars`)."""
-    if adapt_lr is not None and not (math.isfinite(adapt_lr) and adapt_lr > 0):
-        raise WordGPTError(f"the adaptive evaluation's rate must be a finite number above 0, "
-                           f"got {adapt_lr}")  # fmt: skip
     per_token = token_nats
     if per_token is None:
         per_token = token_nll(model, data, block_size, batch_size, device, progress, deadline,
@@ -344,11 +339,11 @@ def evaluate(
     loss, chars, spell = nll / max(n, 1), counts["chars"], counts.get("unk_spell_bits", 0.0)
     adaptive = None
     read_spell = spell if read_spell_bits is None else read_spell_bits
-    if adapt_lr is not None:
+    if adapt is not None:
         adapted = adapted_nats
         if adapted is None:
             windows_threads = Threads(threads.fixed, what="window") if threads else None
-            adapted = adaptive_nll(model, data, block_size, adapt_lr, device, progress, stride,
+            adapted = adaptive_nll(model, data, block_size, adapt, device, progress, stride,
                                    windows_threads)  # fmt: skip
         adaptive = bits_per_char(float(adapted.sum()), chars, read_spell)
     mixture = None
@@ -363,7 +358,7 @@ def evaluate(
         kn = model_kn.split_prob(np.asarray(data))
         mixed = mixed_nll(per_token, kn, weight)
         mixture = {**fit, "bits_per_char": bits_per_char(float(mixed.sum()), chars, spell)}
-        if adapt_lr is not None:  # adaptive too: the counts and the weight learn as it reads
+        if adapt is not None:  # adaptive too: the counts and the weight learn as it reads
             read = read_split_prob(train, data, vocab, fit["order"])
             online = online_mixed_nll(adapted, read, weight)
             mixture["adaptive_bits_per_char"] = bits_per_char(float(online.sum()), chars,
@@ -381,5 +376,6 @@ def evaluate(
         stride if stride and stride != block_size else None,
         adaptive,
         mixture,
-        read_spell / max(chars, 1) if adapt_lr is not None else None,
+        read_spell / max(chars, 1) if adapt is not None else None,
+        adaptation=None if adapt is None else adapt.summary(),
     )

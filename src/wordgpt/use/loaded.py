@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from ..adapt_config import AdaptConfig
 from ..config import DataConfig, SampleConfig
 from ..corpus.build import prepare
 from ..corpus.tokenfiles import (
@@ -33,6 +34,7 @@ from ..runs import checkpoint
 from ..runs.members import member_checkpoints, read_partner, write_partner
 from ..settings import from_dict
 from ..training.holdout import gpt_tokens
+from .adapt import Adaptation
 from .chars import by_characters
 from .evaluate import EvalResult, NgramSpec, evaluate, token_nll
 from .generate import Copies, Generation, find_copies, generate, stream_text
@@ -62,14 +64,12 @@ class Model:
     _data_checked: bool = field(default=False, init=False)
 
     def __repr__(self) -> str:
-        m = self.gpt.cfg
+        m, t = self.gpt.cfg, self.tokenizer
         n = len(self.gpt.members) if isinstance(self.gpt, Ensemble) else 1
-        return (
-            f"<wordgpt Model {self.run_dir} ({self.path.name}, step {self.step}"
-            f"{f', an ensemble of {n}' if n > 1 else ''}): "
-            f"{self.gpt.num_params():,} parameters, {m.n_layer} layers x {m.n_embd}, "
-            f"{self.tokenizer.kind} tokens, vocabulary {self.tokenizer.vocab_size:,}>"
-        )
+        return (f"<wordgpt Model {self.run_dir} ({self.path.name}, step {self.step}"
+                f"{f', an ensemble of {n}' if n > 1 else ''}): "
+                f"{self.gpt.num_params():,} parameters, {m.n_layer} layers x {m.n_embd}, "
+                f"{t.kind} tokens, vocabulary {t.vocab_size:,}>")  # fmt: skip
 
     @property
     def data_dir(self) -> Path | None:
@@ -165,33 +165,35 @@ class Model:
         progress: bool = False,
         deadline: float | None = None,
         stride: int | None = None,
-        adapt_lr: float | None = None,
+        adapt: AdaptConfig | None = None,
         ngram: int | None = None,
         chars: bool = False,
     ) -> EvalResult:
         """Loss, perplexity and bits per character over the whole ``split`` (a progress bar
         on a terminal with ``progress``). ``stride``: windows start every ``stride`` tokens, so
         each token after the first has at least ``block_size - stride`` tokens of context
-        (default: the block, consecutive windows). ``adapt_lr``: also the adaptive
-        figure, the model learning from each window after scoring it. ``ngram``: also the
-        figure of the GPT mixed with its n-gram partner (unset: the run's own, when it has
-        one; 0: none; N: a Kneser-Ney model of order N of the run's training tokens, the
-        run's partner if it has that order, else its weight fitted now). ``chars``: also read
-        by characters (:func:`.chars.by_characters`). With a ``deadline`` (a perf_counter
-        reading) it raises ``OutOfTimeError`` early when the split would not be done by then."""
+        (default: the block, consecutive windows). ``adapt``: also the adaptive figure, the
+        model learning from each window after scoring it by this rule (:mod:`.adapt`).
+        ``ngram``: also the figure of the GPT mixed with its n-gram partner (unset: the
+        run's own, when it has one; 0: none; N: a Kneser-Ney model of order N of the run's
+        training tokens, the run's partner if it has that order, else its weight fitted
+        now). ``chars``: also read by characters (:func:`.chars.by_characters`). With a
+        ``deadline`` (a perf_counter reading) it raises ``OutOfTimeError`` early when the
+        split would not be done by then."""
         # the run's own folder is checked to be the data it trained on
         data_dir = Path(data_dir or self.data_dir or self.config["data_dir"])
         meta = load_meta(data_dir)
         if not checkpoint.same_vocabulary(load_tokenizer(data_dir), self.tokenizer):
-            raise CheckpointError(
-                f"{data_dir} was tokenized with another vocabulary than run {self.run_dir}"
-            )
-        read_spell = None
-        if adapt_lr is not None:
+            raise CheckpointError(f"{data_dir} was tokenized with another vocabulary than run "
+                                  f"{self.run_dir}")  # fmt: skip
+        read_spell, how = None, None
+        if adapt is not None:  # the rms rule measures its steps on the training tokens
             read_spell = read_spell_bits(self.tokenizer, data_dir, split, meta)
+            train = load_split(self.data_dir, "train") if self.data_dir else None
+            how = Adaptation.of(adapt, self.gpt, train, self.gpt.cfg.block_size, self.device)
         by, nats = None, {}
         if chars:  # first: the token figures then take the GPT's nats from it
-            by, nats = by_characters(self, data_dir, split, ngram, stride, adapt_lr)
+            by, nats = by_characters(self, data_dir, split, ngram, stride, how)
         result = evaluate(
             self.gpt,
             load_split(data_dir, split),
@@ -203,7 +205,7 @@ class Model:
             progress=progress,
             deadline=deadline,
             stride=stride,
-            adapt_lr=adapt_lr,
+            adapt=how,
             ngram=self._ngram_spec(ngram),
             read_spell_bits=read_spell,
             threads=self.thread_choice("batch"),
@@ -230,7 +232,7 @@ class Model:
     def evaluate_text(self, path: str | Path, encoding: str | None = None, **options) -> EvalResult:
         """Loss and bits per character over any text file, cleaned as the run's training
         text was and encoded with the run's vocabulary (unknown words count as <unk>);
-        ``options`` as :meth:`evaluate`'s (``stride``, ``adapt_lr``)."""
+        ``options`` as :meth:`evaluate`'s (``stride``, ``adapt``, ...)."""
         import tempfile
 
         cfg = from_dict(DataConfig, {**self.config.get("data", {}), "dataset": str(path)})
