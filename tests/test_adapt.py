@@ -76,11 +76,13 @@ def test_one_rms_step_is_the_gradient_over_its_rms_then_the_pull_back(model, tra
     )
 
 
-def test_the_sgd_decay_takes_back_its_share_of_each_step(model, train):
+def test_the_sgd_decay_takes_back_its_share_of_each_step_as_overlapping_windows_do(model, train):
+    """A decay of a quarter moves the weights three quarters as far; so does a step that takes
+    three quarters of the rate (windows every 3/4 block: each token read 4/3 times)."""
     window = train[: BLOCK + 1]
     moved = []
-    for decay in (0.0, 0.25):
-        learner = Learner(model, Adaptation.sgd(0.1, decay))
+    for decay, share in ((0.0, 1.0), (0.25, 1.0), (0.0, 0.75)):
+        learner = Learner(model, Adaptation.sgd(0.1, decay), share=share)
         learner.learn(loss_of(learner.model, window))
         moved.append(
             [
@@ -88,8 +90,9 @@ def test_the_sgd_decay_takes_back_its_share_of_each_step(model, train):
                 for p, q in zip(model.parameters(), learner.model.parameters(), strict=True)
             ]
         )
-    for full, pulled in zip(*moved, strict=True):
+    for full, pulled, shared in zip(*moved, strict=True):
         torch.testing.assert_close(pulled, 0.75 * full, rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(shared, 0.75 * full, rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.parametrize("decay", [0.0, 0.01])
@@ -113,7 +116,7 @@ def test_the_rms_rule_needs_the_training_text_and_the_settings_are_checked(model
     with pytest.raises(WordGPTError, match="--adapt-rule sgd"):
         Adaptation.of(AdaptConfig(), model, None, BLOCK)
     assert Adaptation.of(AdaptConfig(adapt_rule="sgd"), model, None, BLOCK).rms is None
-    assert AdaptConfig().rate == 6e-5 and AdaptConfig(adapt_rule="sgd").rate == 0.02
+    assert AdaptConfig().rate == 4e-5 and AdaptConfig(adapt_rule="sgd").rate == 0.02
     for bad in ({"adapt_lr": 0.0}, {"adapt_decay": 1.0}, {"adapt_rule": "adam"}):
         with pytest.raises(WordGPTError):
             AdaptConfig(**bad)

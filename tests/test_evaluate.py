@@ -134,7 +134,7 @@ def test_the_stride_and_adaptive_evaluation_from_the_command_line(run_dir):
 
     got = json.loads(r.stdout)
     assert got["stride"] == 8 and got["adaptive_bits_per_char"] > 0
-    assert got["adaptation"] == {"rule": "rms", "lr": 6e-5, "decay": 0.0}
+    assert got["adaptation"] == {"rule": "rms", "lr": 4e-5, "decay": 0.0}
     sgd = json.loads(cli("eval", run_dir, "--stride", "8", "--adapt", "--adapt-rule", "sgd",
                          "--json").stdout)  # fmt: skip
     assert sgd["adaptation"]["rule"] == "sgd" and sgd["adaptation"]["lr"] == 0.02

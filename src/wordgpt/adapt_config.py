@@ -9,9 +9,9 @@ from typing import Literal
 
 from .fields import check, check_choices, check_numbers, in_unit
 
-ADAPT_RATES = {"rms": 6e-5, "sgd": 0.02}
+ADAPT_RATES = {"rms": 4e-5, "sgd": 0.02}
 """Each adaptive rule's rate, measured best on Don Quixote (benchmarks/RESULTS.md, "Dynamic
-evaluation"): SGD of 1e-4 to 0.3, the RMS-normalised step of 3e-5 to 1e-4."""
+evaluation"): SGD of 1e-4 to 0.3, the RMS-normalised step of 1e-5 to 2e-4."""
 
 
 @dataclass(frozen=True)
@@ -20,10 +20,11 @@ class AdaptConfig:
     scoring each window it takes one step on that window's loss."""
 
     adapt_rule: Literal["rms", "sgd"] = "rms"
-    """rms: each parameter's step divided by its root-mean-square gradient on the training
-    text (Krause et al. 2019); sgd: the plain gradient step."""
+    """How --adapt steps. rms: each parameter's gradient divided by its root-mean-square
+    gradient on the training text (Krause et al. 2019); sgd: the plain gradient step."""
     adapt_lr: float | None = None
-    """The step's rate; unset: the rule's measured best (rms 6e-5, sgd 0.02)."""
+    """The step's rate for a window of new tokens (windows that overlap, with a stride, each
+    take stride / block of it); unset: the rule's measured best (rms 4e-5, sgd 0.02)."""
     adapt_decay: float = 0.0
     """Pull the weights back toward the trained ones by this share after each step (rms:
     scaled by each parameter's RMS gradient relative to the mean); 0: none."""

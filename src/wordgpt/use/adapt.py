@@ -84,13 +84,15 @@ def mean_square_grads(model, train: np.ndarray, block_size: int, device="cpu") -
 
 class Learner:
     """A copy of ``model`` (no dropout) that takes one step of ``adaptation``'s rule on each
-    loss it is given (:meth:`learn`); ``model`` itself is left as it was."""
+    loss it is given (:meth:`learn`); ``model`` itself is left as it was. ``share``: the
+    share of its rate each step takes, ``stride / block`` where windows overlap (a token read
+    in ``block / stride`` windows moves the weights as much as in one)."""
 
-    def __init__(self, model, adaptation: Adaptation, device="cpu"):
+    def __init__(self, model, adaptation: Adaptation, device="cpu", share: float = 1.0):
         cfg = adaptation.config
         self.model = copy.deepcopy(model).to(device).eval()
         self.params = list(self.model.parameters())
-        self.lr, self.decay = cfg.rate, cfg.adapt_decay
+        self.lr, self.decay = cfg.rate * share, cfg.adapt_decay
         self.scale: list[torch.Tensor | float] = [1.0] * len(self.params)  # sgd
         self.pull: list[torch.Tensor | float] = [1.0] * len(self.params)
         if adaptation.rms is not None:

@@ -96,14 +96,18 @@ def read_by_chars(view: CharView, model, data: np.ndarray, strs: list[str], *, b
     Also returns the model's own nats for each token of ``data[1:]`` (what :func:`.evaluate.
     token_nll` and :func:`.evaluate.adaptive_nll` give, so the token figures need no pass of
     their own)."""
-    parts: list[CharReading] = []
-    rows: list[np.ndarray] = []
-    index: list[np.ndarray] = []
-    last = None  # the previous part's last position and its distribution
+    nats = np.zeros(max(len(data) - 1, 0))
+    targets = np.asarray(data, dtype=np.int64)[1:]
 
-    def flush() -> None:
-        nonlocal last
-        idx, p = np.concatenate(index), np.concatenate(rows)
+    def distributions():  # the model's, mixed with the partner's; its own nats kept
+        for idx, p in token_probs(model, data, block_size, stride, adapt, device=device,
+                                  threads=threads):  # fmt: skip
+            nats[idx] = -np.log(p[np.arange(len(idx)), targets[idx]])
+            yield idx, (p if partner is None else partner.mix(idx, p))
+
+    parts: list[CharReading] = []
+    last = None  # the previous part's last position and its distribution
+    for idx, p in in_parts(distributions(), READ_ROWS):
         if last is not None:  # one token early: its characters' sides come with it
             idx, p = np.r_[last[0], idx], np.concatenate([last[1][None], p])
         spelled = reading_spelling(data, reads, idx) if reads is not None else None
@@ -112,25 +116,23 @@ def read_by_chars(view: CharView, model, data: np.ndarray, strs: list[str], *, b
             r = CharReading(*(getattr(r, f.name)[len(strs[idx[0] + 1]) :] for f in fields(r)))
         parts.append(r)
         last = (idx[-1], p[-1])
-        rows.clear()
-        index.clear()
-
-    nats = np.zeros(max(len(data) - 1, 0))
-    targets = np.asarray(data, dtype=np.int64)[1:]
-    for idx, p in token_probs(model, data, block_size, stride, adapt, device=device,
-                              threads=threads):  # fmt: skip
-        nats[idx] = -np.log(p[np.arange(len(idx)), targets[idx]])
-        if partner is not None:
-            p = partner.mix(idx, p)
-        rows.append(p)
-        index.append(idx)
-        if sum(len(i) for i in index) >= READ_ROWS:
-            flush()
-    if index:
-        flush()
     reading = CharReading(*(np.concatenate([getattr(r, f.name) for r in parts])
                             for f in fields(CharReading)))  # fmt: skip
     return reading, nats
+
+
+def in_parts(pairs, rows: int):
+    """The (positions, distributions) ``pairs`` gathered into parts of at least ``rows``
+    positions (the last part: what is left)."""
+    index, probs = [], []
+    for idx, p in pairs:
+        index.append(idx)
+        probs.append(p)
+        if sum(len(i) for i in index) >= rows:
+            yield np.concatenate(index), np.concatenate(probs)
+            index, probs = [], []
+    if index:
+        yield np.concatenate(index), np.concatenate(probs)
 
 
 def symbols(alphabet: Alphabet, text: str) -> tuple[np.ndarray, np.ndarray]:

@@ -209,12 +209,13 @@ def adaptive_nll(
 ) -> np.ndarray:
     """Dynamic evaluation (:mod:`.adapt`), as a compressor reads: the :func:`windows` in
     order, each scoring its new tokens first and then learning from the whole window (one
-    step of ``adapt``'s rule on its mean loss), so every token is predicted by weights that
+    step of ``adapt``'s rule on its mean loss, at ``stride / block_size`` of its rate: the
+    same learning per token whatever the stride), so every token is predicted by weights that
     learned only from the tokens before it. Returns the cross-entropy (nats) of each of
     ``data[1:]``; ``model`` is left as it was (a copy learns)."""
     n = max(len(data) - 1, 0)
     starts, tail = windows(n, block_size, stride)
-    learner = Learner(model, adapt, device)
+    learner = Learner(model, adapt, device, (stride or block_size) / block_size)
     out, scored = np.zeros(n), 0
     every = starts.tolist() + ([] if tail is None else [tail])
     for at in tqdm(every, desc="adapting", unit="window", disable=None if progress else True,
@@ -252,7 +253,7 @@ def token_probs(
     step = 1 if adapt else batch_size
     groups = [(starts[i : i + step].tolist(), block_size) for i in range(0, len(starts), step)]
     groups += [] if tail is None else [([tail], n - tail)]  # the shorter last window alone
-    learner = Learner(model, adapt, device) if adapt else None
+    learner = Learner(model, adapt, device, (stride or block_size) / block_size) if adapt else None
     was_training = model.training
     model.eval()
     scored = 0
