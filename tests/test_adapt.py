@@ -120,3 +120,10 @@ def test_the_rms_rule_needs_the_training_text_and_the_settings_are_checked(model
     for bad in ({"adapt_lr": 0.0}, {"adapt_decay": 1.0}, {"adapt_rule": "adam"}):
         with pytest.raises(WordGPTError):
             AdaptConfig(**bad)
+
+
+def test_a_rate_that_diverges_is_one_line_not_a_figure(model, train):
+    """A rate far too large makes the weights non-finite: refused, never printed as NaN."""
+    how = Adaptation.of(AdaptConfig(adapt_lr=1e3), model, train, BLOCK)
+    with pytest.raises(WordGPTError, match="smaller --adapt-lr"):
+        adaptive_nll(model, np.tile(train[: BLOCK * 2], 4), BLOCK, how)

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from ..adapt_config import AdaptConfig
+from ..errors import WordGPTError
 
 MS_WINDOWS = 64
 """Training windows whose squared gradients, averaged, give each parameter's RMS gradient."""
@@ -51,8 +52,6 @@ class Adaptation:
         if config.adapt_rule != "rms":
             return cls(config)
         if train is None or len(train) < 2:
-            from ..errors import WordGPTError
-
             raise WordGPTError("the rms rule of adaptive evaluation measures its steps on the "
                                "run's training tokens, which this run has not: use "
                                "--adapt-rule sgd")  # fmt: skip
@@ -104,7 +103,11 @@ class Learner:
         self.start = [p.detach().clone() for p in self.params] if self.decay else None
 
     def learn(self, loss: torch.Tensor) -> None:
-        """One step on ``loss`` (a scalar of :attr:`model`'s output)."""
+        """One step on ``loss`` (a scalar of :attr:`model`'s output); a loss that is no
+        longer finite (a rate too large made the weights diverge) is refused in one line."""
+        if not torch.isfinite(loss):
+            raise WordGPTError(f"adaptive evaluation diverged: after steps of rate {self.lr:g} "
+                               "its loss is not finite; give a smaller --adapt-lr")  # fmt: skip
         self.model.zero_grad(set_to_none=True)
         loss.backward()
         with torch.no_grad():
