@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+import wordgpt
 from wordgpt.adapt_config import AdaptConfig
 from wordgpt.config import ModelConfig
 from wordgpt.errors import WordGPTError
@@ -117,6 +118,7 @@ def test_the_rms_rule_needs_the_training_text_and_the_settings_are_checked(model
         Adaptation.of(AdaptConfig(), model, None, BLOCK)
     assert Adaptation.of(AdaptConfig(adapt_rule="sgd"), model, None, BLOCK).rms is None
     assert AdaptConfig().rate == 4e-5 and AdaptConfig(adapt_rule="sgd").rate == 0.02
+    assert wordgpt.AdaptConfig is AdaptConfig  # the package's API names it
     for bad in ({"adapt_lr": 0.0}, {"adapt_decay": 1.0}, {"adapt_rule": "adam"}):
         with pytest.raises(WordGPTError):
             AdaptConfig(**bad)

@@ -37,6 +37,7 @@ _LAZY = {
     "StopConfig": "config",
     "EvalConfig": "config",
     "SampleConfig": "config",
+    "AdaptConfig": "adapt_config",
     "PRESETS": "presets",
     "WordGPTError": "errors",
     "DataError": "errors",
@@ -45,6 +46,7 @@ _LAZY = {
 }
 
 if _typing.TYPE_CHECKING:  # for readers and type checkers: what the lazy names are
+    from .adapt_config import AdaptConfig
     from .config import (
         DataConfig,
         EvalConfig,
@@ -80,6 +82,7 @@ __all__ = [
     "StopConfig",
     "EvalConfig",
     "SampleConfig",
+    "AdaptConfig",
     "PRESETS",
     "WordGPTError",
     "DataError",

@@ -55,7 +55,7 @@ class Adaptation:
             raise WordGPTError("the rms rule of adaptive evaluation measures its steps on the "
                                "run's training tokens, which this run has not: use "
                                "--adapt-rule sgd")  # fmt: skip
-        return cls(config, tuple(mean_square_grads(model, train, block_size, device)))
+        return cls(config, tuple(rms_gradients(model, train, block_size, device)))
 
     def summary(self) -> dict:
         """What an adaptive figure was measured with: its rule, rate and decay."""
@@ -63,7 +63,7 @@ class Adaptation:
         return {"rule": c.adapt_rule, "lr": c.rate, "decay": c.adapt_decay}
 
 
-def mean_square_grads(model, train: np.ndarray, block_size: int, device="cpu") -> list:
+def rms_gradients(model, train: np.ndarray, block_size: int, device="cpu") -> list:
     """Each parameter's root-mean-square gradient over :data:`MS_WINDOWS` windows of
     ``train`` drawn at fixed places (the same for every evaluation of a run), each window's
     mean loss on its own."""
