@@ -71,6 +71,15 @@ def tiny_configs(vocab_size: int, model_kw=None, **train_kw) -> tuple[ModelConfi
     return with_settings(model, TrainConfig(), {**TINY_TRAIN, **train_kw})
 
 
+def tiny_gpt(vocab_size: int, block_size: int) -> GPT:
+    """A seeded (0) untrained GPT, 2 layers x 32 wide, no dropout, in eval mode: what the
+    evaluation tests score and adapt."""
+    torch.manual_seed(0)
+    cfg = ModelConfig(vocab_size=vocab_size, block_size=block_size, n_layer=2, n_head=2,
+                      n_embd=32, dropout=0.0)  # fmt: skip
+    return GPT(cfg).eval()
+
+
 def get_batch(data, batch_size: int, block_size: int, generator):
     """``(x, y)`` of shape ``(batch_size, block_size)`` from random offsets, y shifted by one
     (nanoGPT's ``get_batch``, as the trainer's batches draw them)."""

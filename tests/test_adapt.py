@@ -12,20 +12,19 @@ import torch
 
 import wordgpt
 from wordgpt.adapt_config import AdaptConfig
-from wordgpt.config import ModelConfig
 from wordgpt.errors import WordGPTError
 from wordgpt.model.gpt import GPT
 from wordgpt.use.adapt import EPS_SHARE, MS_WINDOWS, Adaptation, Learner
 from wordgpt.use.evaluate import adaptive_nll, token_nll
+
+from .helpers import tiny_gpt
 
 BLOCK = 16
 
 
 @pytest.fixture(scope="module")
 def model() -> GPT:
-    torch.manual_seed(0)
-    cfg = ModelConfig(vocab_size=50, block_size=BLOCK, n_layer=2, n_head=2, n_embd=32, dropout=0.0)
-    return GPT(cfg).eval()
+    return tiny_gpt(50, BLOCK)
 
 
 @pytest.fixture(scope="module")

@@ -9,25 +9,21 @@ import shutil
 
 import numpy as np
 import pytest
-import torch
 
 from wordgpt.adapt_config import AdaptConfig
-from wordgpt.config import ModelConfig
 from wordgpt.model.gpt import GPT
 from wordgpt.use.adapt import Adaptation
 from wordgpt.use.evaluate import adaptive_nll, token_nll, token_probs
 from wordgpt.use.loaded import load
 
-from .helpers import cli, one_line_error
+from .helpers import cli, one_line_error, tiny_gpt
 
 BLOCK = 16
 
 
 @pytest.fixture(scope="module")
 def model() -> GPT:
-    torch.manual_seed(0)
-    cfg = ModelConfig(vocab_size=40, block_size=BLOCK, n_layer=2, n_head=2, n_embd=32, dropout=0.0)
-    return GPT(cfg).eval()
+    return tiny_gpt(40, BLOCK)
 
 
 @pytest.mark.parametrize("stride", [None, 5])

@@ -21,7 +21,7 @@ from wordgpt.use.adapt import Adaptation
 from wordgpt.use.evaluate import adaptive_nll, evaluate, token_nll
 from wordgpt.use.train_run import train
 
-from .helpers import cli, one_line_error
+from .helpers import cli, one_line_error, tiny_gpt
 
 BLOCK = 16
 
@@ -34,9 +34,7 @@ def total_nll(*args, **kw) -> tuple[float, int]:
 
 @pytest.fixture(scope="module")
 def model() -> GPT:
-    torch.manual_seed(0)
-    cfg = ModelConfig(vocab_size=50, block_size=BLOCK, n_layer=2, n_head=2, n_embd=32, dropout=0.0)
-    return GPT(cfg).eval()
+    return tiny_gpt(50, BLOCK)
 
 
 @pytest.fixture(scope="module")
