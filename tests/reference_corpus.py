@@ -50,11 +50,13 @@ def reference_ids(
             tr, va = split_text(clean(text, cfg, start), cfg.val_fraction)
             pieces["train"].append(tr)
             pieces["val"].append(va)
+    marks = cfg.marks and not (cfg.lowercase and cfg.newlines_to_spaces)  # raw text is marked
     if tokenizer_from is not None:
         tok = tokenizer_from
     elif cfg.tokenizer == "bpe":
         train_chunks = [c for p in pieces["train"] for c in chunks([p], CHUNK, lowercase=False)]
-        tok = BPETokenizer.train(iter(train_chunks), cfg.vocab_size, Normalizer.of(cfg))
+        tok = BPETokenizer.train(iter(train_chunks), cfg.vocab_size, Normalizer.of(cfg),
+                                 marks=marks)  # fmt: skip
     else:
         tok = train_tokenizer(
             cfg.tokenizer,
@@ -63,6 +65,7 @@ def reference_ids(
             min_count=cfg.min_count,
             max_vocab=cfg.max_vocab,
             normalizer=Normalizer.of(cfg),
+            marks=marks,
         )
     ids = {s: [i for p in pieces[s] for i in tok.encode(p)] for s in pieces}
     chars = {s: sum(map(len, pieces[s])) for s in pieces}
@@ -102,14 +105,15 @@ def train_tokenizer(
     min_count: int = 1,
     max_vocab: int | None = None,
     normalizer: Normalizer | None = None,
+    marks: bool = False,
 ) -> Tokenizer:
     """A tokenizer of ``kind`` trained on ``text`` in memory (prepare trains them streamed)."""
     if kind == "word":
         return WordTokenizer.train(
-            text, min_count, max_vocab, normalizer, space_prefix=space_prefix
+            text, min_count, max_vocab, normalizer, marks, space_prefix=space_prefix
         )
     if kind == "char":
-        return CharTokenizer.train(text, min_count, max_vocab, normalizer)
+        return CharTokenizer.train(text, min_count, max_vocab, normalizer, marks)
     if kind == "bpe":
-        return BPETokenizer.train(text, vocab_size, normalizer)
+        return BPETokenizer.train(text, vocab_size, normalizer, marks)
     raise WordGPTError(f"unknown tokenizer {kind!r}; choose word, char or bpe")

@@ -10,6 +10,7 @@ import re
 import numpy as np
 import pytest
 
+from wordgpt.corpus.marks import CAP, UPPER, WRAP
 from wordgpt.corpus.tokenizer import CharTokenizer, WordTokenizer
 from wordgpt.use.charview import Alphabet, CharView, next_char_probs
 
@@ -70,6 +71,31 @@ def test_reading_a_text_equals_the_definition_character_by_character(kind):
             at += 1
     np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-15)
     assert alphabet.novel(r.symbols).sum() == 2  # the z and b of zebra
+
+
+def test_a_marked_text_is_read_as_its_marks_and_lowercase_words():
+    """Raw text (capitals, line breaks) through a tokenizer that marks them: every state,
+    after a mark too, is a distribution, and the fast reading equals the definition."""
+    raw = TEXT.replace("the", "The", 3).replace("a cat", "A CAT").replace(" the end", "\nThe end")
+    tok = WordTokenizer.train(raw, min_count=2, space_prefix=True, marks=True)
+    view = CharView(tok, Alphabet.of(tok.prepared(raw)))
+    rng = np.random.default_rng(4)
+    for s in ["", CAP, UPPER, WRAP, " c", " ca"]:
+        p, q = random_probs(rng, 2, tok.vocab_size)
+        d = next_char_probs(view, p, s, q)
+        assert d.min() >= 0 and d.sum() == pytest.approx(1.0, abs=1e-9), s
+    toks = tok.split(tok.prepared("The cat sat. THE DOG!\nThe end"))
+    assert {CAP, UPPER, WRAP} <= set(toks)
+    probs = random_probs(rng, len(toks), tok.vocab_size)
+    r = view.read(probs, toks)
+    want = []
+    for t, w in enumerate(toks):
+        for j in range(len(w)):
+            prev = toks[t - 1] if t else ""
+            d = (next_char_probs(view, probs[t - 1] if t else probs[t], prev, probs[t]) if j == 0
+                 else next_char_probs(view, probs[t], w[:j]))  # fmt: skip
+            want.append(d[view.alphabet.index()[w[j]]])
+    np.testing.assert_allclose(r.probs(), want, rtol=1e-9, atol=1e-15)
 
 
 def test_a_characters_probability_depends_only_on_the_text_before_it():

@@ -227,10 +227,12 @@ def assert_same(p, ids, ref):
     chunk=st.integers(2, 40),
     read=st.integers(1, 13),
     kind=st.sampled_from(["word", "word-sp", "char", "bpe"]),
+    raw=st.booleans(),
 )
 def test_streamed_token_files_are_byte_identical_to_the_in_memory_path(
-    tmp_path_factory, text, chunk, read, kind
+    tmp_path_factory, text, chunk, read, kind, raw
 ):
+    """Raw text too (capitals and line breaks kept, written as marks)."""
     tmp = tmp_path_factory.mktemp("s")
     (tmp / "t.txt").write_text(text, encoding="utf-8")
     cfg = DataConfig(
@@ -238,6 +240,8 @@ def test_streamed_token_files_are_byte_identical_to_the_in_memory_path(
         tokenizer="word" if kind.startswith("word") else kind,
         space_prefix=kind == "word-sp",
         vocab_size=300,
+        lowercase=not raw,
+        newlines_to_spaces=not raw,
     )
     with mock.patch.object(sources, "READ", read):  # multi-byte characters split across reads
         p, ids = streamed(cfg, tmp, "out", workers=1, chunk_size=chunk)

@@ -2,10 +2,9 @@
 
 Each field has a docstring (the string under it) that the CLI shows as the flag's help, a type
 that the CLI turns into the flag's type (``Literal`` values become choices), and a default
-written once, here. Values are checked in ``__post_init__`` (with the checks of
-:mod:`wordgpt.fields`); combinations that cannot work are refused with one line. Presets are
-plain instances of these (:mod:`wordgpt.presets`); settings by flat name are
-:mod:`wordgpt.settings`.
+written once, here. Values are checked in ``__post_init__`` (:mod:`wordgpt.fields`);
+combinations that cannot work are refused with one line. Presets are plain instances of
+these (:mod:`wordgpt.presets`); settings by flat name are :mod:`wordgpt.settings`.
 """
 
 from __future__ import annotations
@@ -43,6 +42,10 @@ class DataConfig:
     """Replace line breaks by spaces, as the original notebook does."""
     collapse_spaces: bool = True
     """Collapse runs of spaces into one."""
+    marks: bool = True
+    """With capitals or line breaks kept, write a capitalised word (or one in capitals) as a
+    mark and the word in lowercase, and a line break inside the text as a mark and a space, so
+    that raw text keeps a lowercase text's vocabulary; every mark's bits are counted."""
     strip_gutenberg: bool = True
     """Cut a Project Gutenberg header and footer at their *** START OF / *** END OF lines."""
     skip_front_matter: bool = True

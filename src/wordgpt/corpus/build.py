@@ -19,6 +19,7 @@ from ..folders import expect
 from ..logs import console, log
 from ..settings import to_dict
 from .clean_pass import CHUNK, clean_sources
+from .marks import MARK_NAMES, unmark
 from .sources import resolve
 from .token_pass import encode_bpe, encode_known, encode_new_vocab
 from .tokenfiles import VAL_UNK, fingerprint, load_meta, load_split, load_tokenizer
@@ -226,10 +227,12 @@ def summary(p: Prepared, n_tokens: int = 20) -> str:
     m = p.meta
     tr, va = m["splits"]["train"], m["splits"]["val"]
     head = load_split(p.out, "train")[:n_tokens].tolist()
-    pieces = [p.tokenizer.decode([i]) for i in head]
+    strings = p.tokenizer.token_strings()
+    pieces = [strings[i] for i in head]
     if getattr(p.tokenizer, "space_prefix", False):  # an <unk> stood for " word": show its space
         pieces = [" " + t if t == UNK and n else t for n, t in enumerate(pieces)]
-    first = "".join(pieces)
+    first = unmark("".join(pieces)) if p.tokenizer.marks else "".join(pieces)
+    pieces = [MARK_NAMES.get(t, t) for t in pieces]
     srcs = m.get("sources") or [m["source"]]
     where = (
         f"{srcs[0]['dataset']} ({srcs[0]['path']})"

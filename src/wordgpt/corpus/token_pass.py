@@ -20,6 +20,7 @@ import numpy as np
 from ..config import DataConfig
 from ..fileio import disk_error, temp_name
 from .clean_pass import CleanText, read_segment
+from .marks import mark
 from .parallel import ordered_map
 from .spelling import lexicon_weights
 from .tokenfiles import VAL_UNK, token_dtype
@@ -43,7 +44,8 @@ def _first_ids(job: tuple) -> tuple[tuple, list[str], np.ndarray, set]:
     """A chunk's tokens as ids in order of first appearance, the tokens themselves, and the
     chunk's characters (with the chunk's tag, (split, source), passed through). Runs in a
     worker."""
-    tag, chunk, kind, space_prefix = job
+    tag, raw, kind, space_prefix, marks = job
+    chunk = mark(raw) if marks else raw
     if kind == "char":
         cps = np.frombuffer(chunk.encode("utf-32-le"), dtype=np.uint32)
         uniq, first, inv = np.unique(cps, return_index=True, return_inverse=True)
@@ -51,13 +53,13 @@ def _first_ids(job: tuple) -> tuple[tuple, list[str], np.ndarray, set]:
         rank = np.empty_like(order)
         rank[order] = np.arange(len(order))
         tokens = [chr(c) for c in uniq[order]]
-        return tag, tokens, rank[inv].astype(np.uint32), set(tokens)
+        return tag, tokens, rank[inv].astype(np.uint32), set(raw)
     table: dict[str, int] = {}
     pattern = SPACE_PREFIX_PATTERN if space_prefix else WORD_PATTERN
     ids = np.fromiter(
         (table.setdefault(t, len(table)) for t in pattern.findall(chunk)), dtype=np.uint32
     )
-    return tag, list(table), ids, set(chunk)
+    return tag, list(table), ids, set(raw)
 
 
 _WORKER_TOKENIZER = None
@@ -162,7 +164,9 @@ def encode_new_vocab(ct: CleanText, cfg: DataConfig, out: Path, workers: int, si
     chars: set[str] = set()
     files = {s: temp_name(out / f"{s}.ids") for s in ("train", "val")}
     writers = {s: _IdsWriter(p, np.dtype(np.uint32)) for s, p in files.items()}
-    jobs = ((tag, c, cfg.tokenizer, cfg.space_prefix) for tag, c in _chunks_by_split(ct, size))
+    marks = marking(cfg)
+    jobs = ((tag, c, cfg.tokenizer, cfg.space_prefix, marks)
+            for tag, c in _chunks_by_split(ct, size))  # fmt: skip
     starts = Starts()
     try:
         for tag, tokens, local, seen in ordered_map(_first_ids, jobs, workers):
@@ -224,10 +228,17 @@ def vocabulary(tokens: list[str], counts: np.ndarray, cfg: DataConfig):
     rare = [tokens[i] for i in ranked if i not in kept]
     lam, probs = lexicon_weights({tokens[i]: int(counts[i]) for i in ranked}, rare)
     lexicon = {"lexicon_weight": lam, "rare_probs": probs if len(set(probs)) > 1 else None}
-    norm = Normalizer.of(cfg)
+    norm, marks = Normalizer.of(cfg), marking(cfg)
     if cfg.tokenizer == "word":
-        return WordTokenizer(itos, cfg.space_prefix, norm, rare, **lexicon), table
-    return CharTokenizer(itos, norm, rare, **lexicon), table
+        return WordTokenizer(itos, cfg.space_prefix, norm, rare, **lexicon, marks=marks), table
+    return CharTokenizer(itos, norm, rare, **lexicon, marks=marks), table
+
+
+def marking(cfg: DataConfig) -> bool:
+    """Whether the tokenizer writes marks: asked for, and the text keeps capitals or line
+    breaks (a lowercased text on one line has nothing to mark, and its tokenizer stays as
+    it always was)."""
+    return cfg.marks and not (cfg.lowercase and cfg.newlines_to_spaces)
 
 
 def remap(src: Path, dst: Path, table: np.ndarray, dtype: np.dtype,
@@ -298,5 +309,5 @@ def encode_bpe(ct: CleanText, cfg: DataConfig, out: Path, workers: int, size: in
     """BPE: trained from the clean training text as an iterator (Hugging Face tokenizers runs
     its own threads), then encoded chunk by chunk in worker processes."""
     train = (c for (split, _), c in _chunks_by_split(ct, size) if split == "train")
-    tok = BPETokenizer.train(train, cfg.vocab_size, Normalizer.of(cfg))
+    tok = BPETokenizer.train(train, cfg.vocab_size, Normalizer.of(cfg), marking(cfg))
     return encode_known(ct, tok, out, workers, size)

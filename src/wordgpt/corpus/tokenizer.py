@@ -18,6 +18,7 @@ from typing import Protocol
 
 from ..errors import WordGPTError
 from .cleaning import chunks
+from .marks import mark, unmark
 from .spelling import Spelling, lexicon_weights
 
 UNK = "<unk>"
@@ -82,6 +83,7 @@ _SPACES = re.compile(r" {2,}")
 class Tokenizer(Protocol):
     kind: str
     normalizer: Normalizer
+    marks: bool
 
     @property
     def vocab_size(self) -> int: ...
@@ -112,6 +114,7 @@ class VocabTokenizer:
         *,
         lexicon_weight: float = 0.0,
         rare_probs: list[float] | None = None,
+        marks: bool = False,
     ):
         if not itos or itos[0] != UNK:
             raise WordGPTError("a vocabulary must start with <unk>")
@@ -125,6 +128,8 @@ class VocabTokenizer:
         made when the vocabulary was: :func:`.spelling.lexicon_weights`); 0: never."""
         self.rare_probs = rare_probs
         """Each rare word's share of them (None: all alike)."""
+        self.marks = bool(marks)
+        """Capitals and line breaks are written as marks (:mod:`.marks`) before the split."""
         self._spelling: Spelling | None = None
         self.itos = list(itos)
         self.stoi = {t: i for i, t in enumerate(self.itos)}
@@ -145,13 +150,15 @@ class VocabTokenizer:
         min_count: int = 1,
         max_vocab: int | None = None,
         normalizer: Normalizer | None = None,
+        marks: bool = False,
         **kw,
     ):
         """Build the vocabulary from ``text`` (or texts, each split on its own; already
-        cleaned as ``normalizer`` says): most frequent first, ties broken by the token."""
+        cleaned as ``normalizer`` says, and marked here when ``marks``): most frequent
+        first, ties broken by the token."""
         counts: Counter[str] = Counter()
         for part in [text] if isinstance(text, str) else text:
-            counts.update(cls.split_text(part, **kw))
+            counts.update(cls.split_text(mark(part) if marks else part, **kw))
         ranked = [t for t, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])) if t != UNK]
         tokens = [t for t in ranked if counts[t] >= min_count]
         if max_vocab is not None:
@@ -160,19 +167,26 @@ class VocabTokenizer:
         rare = [t for t in ranked if t not in kept]
         lam, probs = lexicon_weights(counts, rare)
         return cls([UNK, *tokens], normalizer=normalizer, rare=rare, lexicon_weight=lam,
-                   rare_probs=probs if len(set(probs)) > 1 else None, **kw)  # fmt: skip
+                   rare_probs=probs if len(set(probs)) > 1 else None, marks=marks,
+                   **kw)  # fmt: skip
 
     @staticmethod
     def split_text(text: str, **kw) -> list[str]:
         raise NotImplementedError
 
+    def prepared(self, text: str) -> str:
+        """``text`` as the tokenizer splits it: cleaned, and marked when it marks."""
+        text = self.normalizer(text)
+        return mark(text) if self.marks else text
+
     def encode(self, text: str) -> list[int]:
         get = self.stoi.get
-        return [get(t, 0) for t in self.split(self.normalizer(text))]
+        return [get(t, 0) for t in self.split(self.prepared(text))]
 
     def decode(self, ids: list[int]) -> str:
         itos = self.itos
-        return "".join(itos[i] for i in ids)
+        text = "".join(itos[i] for i in ids)
+        return unmark(text) if self.marks else text
 
     def unknown(self, text: str) -> Counter[str]:
         """The tokens of ``text`` that are not in the vocabulary, with their counts."""
@@ -180,7 +194,7 @@ class VocabTokenizer:
 
     def unknown_words(self, text: str) -> list[str]:
         """The tokens of ``text`` that are not in the vocabulary, in order, repeats included."""
-        return [t for t in self.split(self.normalizer(text)) if t not in self.stoi]
+        return [t for t in self.split(self.prepared(text)) if t not in self.stoi]
 
     def token_strings(self) -> list[str]:
         return list(self.itos)
@@ -198,6 +212,8 @@ class VocabTokenizer:
 
     def _dict(self, d: dict) -> dict:
         d = _with_normalizer(d, self.normalizer)
+        if self.marks:
+            d = {**d, "marks": True}
         if not self.rare:
             return d
         d = {**d, "rare": self.rare, "lexicon_weight": self.lexicon_weight}
@@ -227,6 +243,7 @@ class WordTokenizer(VocabTokenizer):
 
     @staticmethod
     def split_text(text: str, space_prefix: bool = False) -> list[str]:
+        """The tokens of ``text`` (already marked when the tokenizer marks)."""
         return (SPACE_PREFIX_PATTERN if space_prefix else WORD_PATTERN).findall(text)
 
     def split(self, text: str) -> list[str]:
@@ -257,15 +274,19 @@ class BPETokenizer:
 
     kind = "bpe"
 
-    def __init__(self, hf, normalizer: Normalizer | None = None):
+    def __init__(self, hf, normalizer: Normalizer | None = None, marks: bool = False):
         self.hf = hf
         self.normalizer = normalizer or Normalizer()
+        self.marks = bool(marks)
+        """Capitals and line breaks are written as marks (:mod:`.marks`) before encoding."""
 
     @classmethod
     def train(
-        cls, text: str | Iterable[str], vocab_size: int = 4096, normalizer: Normalizer | None = None
-    ) -> BPETokenizer:
-        """Train on ``text``, or on an iterator of texts (a corpus streamed in chunks)."""
+        cls, text: str | Iterable[str], vocab_size: int = 4096,
+        normalizer: Normalizer | None = None, marks: bool = False,
+    ) -> BPETokenizer:  # fmt: skip
+        """Train on ``text``, or on an iterator of texts (a corpus streamed in chunks; marked
+        here when ``marks``)."""
         from tokenizers import Tokenizer as HFTokenizer
         from tokenizers import decoders, models, pre_tokenizers, trainers
 
@@ -280,19 +301,22 @@ class BPETokenizer:
         )
         if isinstance(text, str):  # cut at safe points, as a streamed corpus is
             text = chunks([text], 1 << 20, lowercase=False)
-        hf.train_from_iterator(text, trainer=trainer)
-        return cls(hf, normalizer)
+        hf.train_from_iterator(map(mark, text) if marks else text, trainer=trainer)
+        return cls(hf, normalizer, marks)
 
     @property
     def vocab_size(self) -> int:
         return self.hf.get_vocab_size()
 
     def encode(self, text: str) -> list[int]:
+        text = self.normalizer(text)
+        text = mark(text) if self.marks else text
         # the batch call without offsets: the same ids, 1.5x faster than encode()
-        return self.hf.encode_batch_fast([self.normalizer(text)], add_special_tokens=False)[0].ids
+        return self.hf.encode_batch_fast([text], add_special_tokens=False)[0].ids
 
     def decode(self, ids: list[int]) -> str:
-        return self.hf.decode(list(ids), skip_special_tokens=False)
+        text = self.hf.decode(list(ids), skip_special_tokens=False)
+        return unmark(text) if self.marks else text
 
     def unknown(self, text: str) -> Counter[str]:
         return Counter()  # bytes cover everything
@@ -301,16 +325,16 @@ class BPETokenizer:
         return []
 
     def token_strings(self) -> list[str]:
-        return [self.decode([i]) for i in range(self.vocab_size)]
+        """Each token's text (a mark as itself)."""
+        return [self.hf.decode([i], skip_special_tokens=False) for i in range(self.vocab_size)]
 
     def spelling(self) -> Spelling:
         """Bytes cover every text: nothing is ever unknown, nothing to spell."""
         return Spelling([])
 
     def to_dict(self) -> dict:
-        return _with_normalizer(
-            {"kind": self.kind, "hf": json.loads(self.hf.to_str())}, self.normalizer
-        )
+        d = {"kind": self.kind, "hf": json.loads(self.hf.to_str())}
+        return _with_normalizer({**d, "marks": True} if self.marks else d, self.normalizer)
 
 
 def _with_normalizer(d: dict, n: Normalizer) -> dict:
@@ -339,7 +363,7 @@ def from_dict(d: dict) -> Tokenizer:
     norm = Normalizer.from_dict(d.get("normalize")) if kind else None
     if kind in ("word", "char"):
         itos, rare = d.get("itos"), d.get("rare", [])
-        lexicon = _lexicon(d, rare)
+        lexicon = {**_lexicon(d, rare), "marks": d.get("marks") is True}
         for what in (itos, rare):
             if not isinstance(what, list) or not all(isinstance(t, str) and t for t in what):
                 raise WordGPTError("the tokenizer's vocabulary (itos) is not a list of tokens")
@@ -350,7 +374,8 @@ def from_dict(d: dict) -> Tokenizer:
         from tokenizers import Tokenizer as HFTokenizer
 
         try:
-            return BPETokenizer(HFTokenizer.from_str(json.dumps(d["hf"])), norm)
+            hf = HFTokenizer.from_str(json.dumps(d["hf"]))
+            return BPETokenizer(hf, norm, d.get("marks") is True)
         except Exception as e:  # the Rust library raises its own exception types
             raise WordGPTError(f"the BPE tokenizer cannot be read: {e}") from None
     raise WordGPTError(f"unknown tokenizer kind {kind!r} in tokenizer file")
@@ -398,6 +423,11 @@ def to_hf(tok: Tokenizer):
     from tokenizers import Regex, decoders, models, pre_tokenizers
     from tokenizers import Tokenizer as HFTokenizer
 
+    if getattr(tok, "marks", False):
+        raise WordGPTError(
+            "a tokenizer that writes capitals and line breaks as marks has no "
+            "Hugging Face form: prepare the text with --no-marks to export it"
+        )
     if isinstance(tok, BPETokenizer):
         hf = HFTokenizer.from_str(tok.hf.to_str())
         if (n := tok.normalizer.to_hf()) is not None:

@@ -52,10 +52,17 @@ class Words:
         return {"source": self.source, **self._map.to_json(self.kv, query, n)}
 
 
+def query_cleaning(tok) -> Callable[[str], str]:
+    """What a word asked for goes through: the run's cleaning, and lowercase when its
+    tokenizer writes capitals as marks (its words are lowercase)."""
+    clean = tok.normalizer
+    return (lambda q: clean(q).lower()) if tok.marks else clean
+
+
 def run_words(m: Model, source: str, run_dir: Path, vectors: Path | None) -> Words:
     """A run's words from ``source``: ``model`` (its token embeddings) or ``vectors`` (the
     ``.npz`` word vectors in its folder; never a pickle)."""
-    clean = m.tokenizer.normalizer
+    clean = query_cleaning(m.tokenizer)
     if source == "model":
         return Words(embedding_vectors(m), "model", clean)
     if vectors is None:

@@ -1,0 +1,163 @@
+"""Case and line marks: raw text (capitals and line breaks kept) is written as marks and
+lowercase words, undone exactly; a raw text keeps a lowercase text's vocabulary, and its bits
+per character are the marked text's bits over the raw text's characters."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from wordgpt.config import DataConfig
+from wordgpt.corpus import tokenizer as tokenizers
+from wordgpt.corpus.build import prepare
+from wordgpt.corpus.cleaning import chunks, clean
+from wordgpt.corpus.marks import CAP, UPPER, WRAP, mark, unmark
+from wordgpt.corpus.tokenfiles import load_split
+from wordgpt.corpus.tokenizer import BPETokenizer, CharTokenizer, WordTokenizer
+from wordgpt.errors import WordGPTError
+from wordgpt.use.generate import decode_stream
+from wordgpt.use.words import query_cleaning
+
+from .helpers import examples
+
+RAW = (
+    "CHAPTER I\n\nThere was no possibility of taking a walk that day. We had been\n"
+    "wandering, indeed, in the leafless shrubbery an hour in the morning; but since\n"
+    "dinner (Mrs. Reed, when there was no company, dined early) the cold winter wind\n"
+    "had brought with it clouds so sombre, and a rain so penetrating, that further\n"
+    "out-door exercise was now out of the question. I was glad of it: I never liked\n"
+    "long walks, especially on chilly afternoons. THE END, said McDonald.\n"
+)
+texts = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=120)
+tricky = st.lists(
+    st.sampled_from(
+        [
+            "The",
+            "THE",
+            "the",
+            "McD",
+            "İs",
+            "ǅa",
+            "ß",
+            "SS",
+            "I",
+            "1ST",
+            " ",
+            "  ",
+            "\n",
+            "\n\n",
+            ",",
+            "é",
+            "É",
+            "_x",
+            CAP,
+            UPPER,
+            WRAP,
+        ]
+    ),  # fmt: skip
+    max_size=30,
+).map("".join)
+
+
+@given(st.one_of(texts, tricky))
+@settings(max_examples=examples(300), deadline=None)
+def test_unmark_undoes_mark_on_any_text(text):
+    """Exact, with the marks themselves (noncharacters) read as U+FFFD when a text has them."""
+    clean_text = text.replace(CAP, "\ufffd").replace(UPPER, "\ufffd").replace(WRAP, "\ufffd")
+    assert unmark(mark(text)) == clean_text
+
+
+def test_capitals_and_line_breaks_become_marks_before_the_words_space():
+    assert mark("said Sancho") == f"said{CAP} sancho"
+    assert mark("THE END") == f"{UPPER}the{UPPER} end"
+    assert mark("I am") == f"{CAP}i am"
+    assert mark("one\nline\n\nTwo") == f"one{WRAP} line\n{WRAP}{CAP} two"
+    assert mark("McDonald and iPhone") == "McDonald and iPhone"  # mixed case: kept
+    assert mark("(Mrs. Reed") == f"({CAP}mrs.{CAP} reed"
+
+
+@given(st.lists(st.sampled_from(["Sancho", "THE", "\n", "word", ".", " ", "İ"]), max_size=60),
+       st.integers(2, 30))  # fmt: skip
+@settings(max_examples=examples(100), deadline=None)
+def test_a_text_marked_in_chunks_is_the_text_marked_whole(words, size):
+    """prepare marks the text chunk by chunk, cut at its safe points."""
+    text = " ".join(words)
+    assert "".join(mark(c) for c in chunks([text], size, lowercase=False)) == mark(text)
+
+
+@pytest.mark.parametrize("kind", ["word", "space", "char", "bpe"])
+def test_a_marking_tokenizer_round_trips_and_saves_its_marks(kind, tmp_path):
+    if kind == "bpe":
+        tok = BPETokenizer.train(RAW * 3, vocab_size=300, marks=True)
+    elif kind == "char":
+        tok = CharTokenizer.train(RAW, marks=True)
+    else:
+        tok = WordTokenizer.train(RAW, marks=True, space_prefix=kind == "space")
+    assert tok.decode(tok.encode(RAW)) == RAW
+    (tmp_path / "t.json").write_text(json.dumps(tok.to_dict()))
+    again = tokenizers.load(tmp_path / "t.json")
+    assert again.marks and again.encode(RAW) == tok.encode(RAW)
+    assert again.decode(again.encode(RAW)) == RAW
+    if kind != "bpe":  # a capital is a mark and the lowercase letter
+        assert "T" not in "".join(tok.itos) and CAP in tok.itos
+
+
+def test_raw_words_share_the_lowercase_vocabulary():
+    """ " The", " THE" and " the" are one token; a word after a line break keeps its space."""
+    marked = WordTokenizer.train(RAW, marks=True, space_prefix=True)
+    plain = WordTokenizer.train(RAW, space_prefix=True)
+    lower = WordTokenizer.train(RAW.lower().replace("\n", " "), space_prefix=True)
+    assert {"There", " THE", " I", "wandering", " the"} <= set(plain.itos)
+    words = {t for t in marked.itos if any(c.isalnum() for c in t)}
+    assert words - {" McDonald"} <= set(lower.itos) | {"chapter"}  # mixed case kept; the first word
+    assert marked.vocab_size < plain.vocab_size
+    assert marked.encode("The end")[1:] == marked.encode("the end")
+
+
+def test_decoding_a_generation_piece_by_piece_gives_the_whole_text():
+    """A mark waits for its word: the pieces shown never change what was shown before."""
+    tok = WordTokenizer.train(RAW, marks=True, space_prefix=True)
+    ids = tok.encode(RAW)
+    pieces = list(decode_stream(tok, iter(ids)))
+    assert "".join(pieces) == RAW
+    assert tok.decode([tok.stoi[CAP]]) == ""  # a generation that ends on a mark
+    assert tok.decode([tok.stoi[CAP], tok.stoi[","]]) == ","
+
+
+def test_prepare_marks_raw_text_and_counts_the_raw_characters(tmp_path):
+    (tmp_path / "t.txt").write_text(RAW * 8, encoding="utf-8")
+    raw = DataConfig(dataset=str(tmp_path / "t.txt"), lowercase=False, newlines_to_spaces=False,
+                     min_count=1)  # fmt: skip
+    marked = prepare(tmp_path / "m", raw, progress=False)
+    unmarked = prepare(tmp_path / "u", DataConfig(**{**raw.__dict__, "marks": False}),
+                       progress=False)  # fmt: skip
+    assert marked.tokenizer.marks and not unmarked.tokenizer.marks
+    capitals = {t for t in marked.tokenizer.itos if t != "<unk>" and t != t.lower()}
+    assert capitals == {" McDonald"} and " Reed" in unmarked.tokenizer.itos
+    text = clean(RAW * 8, raw)
+    for p in (marked, unmarked):  # the same raw characters, whatever the tokens
+        splits = p.meta["splits"]
+        assert splits["train"]["chars"] + splits["val"]["chars"] == len(text)
+        both = np.concatenate([load_split(p.out, "train"), load_split(p.out, "val")])
+        assert p.tokenizer.decode(both.tolist()) == text
+    assert json.loads((tmp_path / "m/tokenizer.json").read_text())["marks"] is True
+    # a lowercased text on one line has nothing to mark: its tokenizer is as it always was
+    plain = prepare(tmp_path / "p", DataConfig(dataset=str(tmp_path / "t.txt")), progress=False)
+    assert "marks" not in json.loads((tmp_path / "p/tokenizer.json").read_text())
+    assert not plain.tokenizer.marks
+
+
+def test_a_word_asked_for_is_lowercased_when_the_words_are():
+    marked = WordTokenizer.train(RAW, marks=True)
+    assert query_cleaning(marked)("Reed") == "reed"
+    assert query_cleaning(WordTokenizer.train(RAW))("Reed") == "Reed"
+
+
+def test_a_marking_tokenizer_has_no_hugging_face_form():
+    tok = WordTokenizer.train(RAW, marks=True)
+    with pytest.raises(WordGPTError, match="--no-marks"):
+        tokenizers.to_hf(tok)
