@@ -19,6 +19,9 @@ from wordgpt.corpus.marks import CAP, UPPER, WRAP, mark, unmark
 from wordgpt.corpus.tokenfiles import load_split
 from wordgpt.corpus.tokenizer import BPETokenizer, CharTokenizer, WordTokenizer
 from wordgpt.errors import WordGPTError
+from wordgpt.model.charmix import columns
+from wordgpt.use.chars import line_structure
+from wordgpt.use.charview import Alphabet
 from wordgpt.use.generate import decode_stream
 from wordgpt.use.words import query_cleaning
 
@@ -161,3 +164,17 @@ def test_a_marking_tokenizer_has_no_hugging_face_form():
     tok = WordTokenizer.train(RAW, marks=True)
     with pytest.raises(WordGPTError, match="--no-marks"):
         tokenizers.to_hf(tok)
+
+
+def test_the_column_model_counts_the_raw_texts_columns():
+    """Read by characters, a marked text's columns are the raw text's: a line break's mark
+    starts a line, the case marks and the space a line break's mark carries stand in none."""
+    marked = mark(RAW)
+    alphabet = Alphabet.of(marked)
+    breaks, uncounted = line_structure(alphabet, alphabet.encode(marked))
+    col = columns(breaks, uncounted)
+    raw_cols = [len(line) for ln in RAW.split("\n") for line in
+                (ln[:i] for i in range(len(ln) + 1))]  # fmt: skip
+    got = [int(c) for c, b, u in zip(col, breaks, uncounted, strict=True) if not u]
+    assert got == raw_cols[: len(got)] and len(got) == len(RAW)
+    assert line_structure(Alphabet.of("one line only"), alphabet.encode("x")) is None

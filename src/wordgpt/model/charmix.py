@@ -8,6 +8,9 @@ normalised distribution over the next character given only the text before it:
   character after the same last k characters, in the training text (and, adapting, in the
   text read so far), each order backed off to the one below (Witten-Bell), so each is a whole
   distribution;
+- a **column model** where the text has line breaks: the counts of each character after the
+  same character in the same column (marks left out), which learns the width lines are
+  wrapped at;
 - a **match model**: the character that followed the most recent earlier occurrence of the
   longest recent context found (up to 32 characters), with the length of that match;
 - the word model read by characters (:mod:`wordgpt.use.charview`).
@@ -37,6 +40,8 @@ MATCH_ORDERS = (32, 24, 16, 12, 8)
 """The match model's context lengths, longest first."""
 MATCH_BUCKETS = 4
 """The match length's buckets for the mixer's weight sets: none, 8-11, 12-23, 24 or more."""
+MAX_COLUMN = 160
+"""Columns from this one on share a context (a text without line breaks is always there)."""
 FLOOR = 1e-13
 """The smallest probability a model's input gives a character (a log-probability of -30)."""
 STRETCH = 16.0
@@ -83,6 +88,25 @@ def word_keys(sym: np.ndarray, word: np.ndarray, words: int) -> np.ndarray:
             j = before - k
             key = _mix(key * _P + np.where(j >= 0, whole[np.maximum(j, 0)], _NONE))
     return key
+
+
+def columns(breaks: np.ndarray, uncounted: np.ndarray) -> np.ndarray:
+    """The column each position's character stands in: the characters since the last line
+    break (``breaks``: which positions hold one), those in ``uncounted`` left out."""
+    n = len(breaks)
+    counted = np.cumsum(~(uncounted | breaks))  # counted[i]: those in [0, i]
+    last = np.maximum.accumulate(np.where(breaks, np.arange(n), -1))
+    before = np.r_[-1, last[:-1]]  # the last break before each position
+    return np.r_[0, counted[:-1]] - np.where(before >= 0, counted[np.maximum(before, 0)], 0)
+
+
+def column_keys(sym: np.ndarray, breaks: np.ndarray, uncounted: np.ndarray) -> np.ndarray:
+    """A hash, for each position, of its column (:func:`columns`) and of the symbol before
+    it: the context of a compressor's column model, which learns where a text's lines end."""
+    col = np.minimum(columns(breaks, uncounted), MAX_COLUMN).astype(np.uint64)
+    prev = np.r_[np.uint64(1), sym[:-1].astype(np.uint64) + np.uint64(2)]
+    with np.errstate(over="ignore"):
+        return _mix(col * _P + prev)
 
 
 def _mix(x: np.ndarray) -> np.ndarray:

@@ -13,8 +13,9 @@ The recipe, for a split:
    kept in RUN/charmix.json;
 3. the word model's distributions over the split, mixed with the partner token by token, read
    by characters;
-4. the context models and the match model over the training text and the split, counting the
-   training text only (static) or also the split as it is read (adaptive);
+4. the context models (with a column model where the text has line breaks) and the match
+   model over the training text and the split, counting the training text only (static) or
+   also the split as it is read (adaptive);
 5. the mixer: fixed weights (static), or weights that learn from each character after
    predicting it (adaptive, where the GPT learns from each window too, and the spelling of
    <unk> reads the split's unknown words as they come, as the token figure's does).
@@ -32,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..corpus.marks import CAP, UPPER, WRAP
 from ..corpus.tokenfiles import load_meta, load_split, load_unk_words
 from ..errors import WordGPTError
 from ..fileio import atomic_write
@@ -160,7 +162,30 @@ def context_models(alphabet: Alphabet, sym: np.ndarray, valid: np.ndarray, start
         n = cx.counts_before(cx.word_keys(sym, word, k), nxt, start, A, adaptive, valid)
         lower = cx.backed_off([n], lower)[0]
         chain.append(lower)
+    if (lines := line_structure(alphabet, sym)) is not None:  # the column, after order 1
+        n = cx.counts_before(cx.column_keys(sym, *lines), nxt, start, A, adaptive, valid)
+        chain.append(cx.backed_off([n], chain[0])[0])
     return chain
+
+
+def line_structure(alphabet: Alphabet, sym: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Where the text's lines break (a line break, or its mark) and which symbols stand in
+    no column (a case mark, the space a line break's mark carries); None when the alphabet
+    has no line break (a text on one line: no column model)."""
+    idx = alphabet.index()
+    breaks = [idx[c] for c in ("\n", WRAP) if c in idx]
+    if not breaks:
+        return None
+    marks = np.isin(sym, [idx[c] for c in (CAP, UPPER) if c in idx])
+    n = len(sym)
+    last = np.maximum.accumulate(np.where(marks, -1, np.arange(n)))  # the last symbol no mark
+    before = np.r_[-1, last[:-1]]  # ... before each position
+    carried = (
+        (sym == idx.get(" ", -1))
+        & (before >= 0)
+        & (sym[np.maximum(before, 0)] == idx.get(WRAP, -1))
+    )
+    return np.isin(sym, breaks), marks | carried
 
 
 def features(alphabet: Alphabet, reading: CharReading, text: str, start: int,

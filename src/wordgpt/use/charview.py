@@ -14,7 +14,8 @@ at once.
 on or ends is a property of the next character: after a word (``\\w+``, a space before it or
 not) a word character continues it and any other ends it; after a lone space (with
 ``space_prefix``) a visible character continues it (``" the"``, ``" ,"``) and whitespace ends
-it; any other token (a mark, a newline) has ended as soon as it is read. At such a state the
+it; any other token (a punctuation mark, a newline, a case or line mark of raw text:
+:mod:`wordgpt.corpus.marks`) has ended as soon as it is read. At such a state the
 next character is predicted in two steps: first which side of the split it falls on (goes on
 or ends), then which character within that side. The side "goes on" needs only this token's
 distribution; the side "ends" needs the next token's, which is known exactly when the token
