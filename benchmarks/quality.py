@@ -257,9 +257,21 @@ def parse_args() -> argparse.Namespace:
         default=DataConfig.min_count,
         help="word/char: rarer training tokens are <unk> (1: every token has an id)",
     )
+    ap.add_argument(
+        "--raw",
+        action="store_true",
+        help="the books as they are: capitals and line breaks kept (written as marks), as "
+        "`prepare --no-lowercase --no-newlines-to-spaces` does; the compressors read the same",
+    )
     ap.add_argument("--out", type=Path, default=None, help="keep the runs here")
     ap.add_argument("--json", action="store_true")
     return ap.parse_args()
+
+
+def data_fields(args) -> dict:
+    """The DataConfig fields the arguments change from the defaults."""
+    extra = {"min_count": args.min_count} if args.min_count != DataConfig.min_count else {}
+    return {**extra, "lowercase": False, "newlines_to_spaces": False} if args.raw else extra
 
 
 def vector_files(tokname: str, data_dir: Path, args) -> dict[str, str | None]:
@@ -414,10 +426,9 @@ def ladder_main(args, root: Path) -> None:
     if len(args.seeds) != 1 or args.tokenizers != ["word-sp"] or args.recipe or args.ablate:
         raise SystemExit("--ladder measures the defaults: one seed, words, no --recipe")
     notes, rows = {"machine": cpu_line(), "runs in": str(root)}, []
-    extra = {"min_count": args.min_count} if args.min_count != DataConfig.min_count else {}
     for book in args.book:
-        data_dir = prepared("word-sp", dataset=book, **extra)
-        name = book_name(book)
+        data_dir = prepared("word-sp", dataset=book, **data_fields(args))
+        name = book_name(book) + ("-raw" if args.raw else "")
         zpaq = paq = None
         for c in compressor_rows(*train_and_val_text(data_dir)):
             bpc = c.get("bits_per_char")
@@ -464,8 +475,7 @@ def main() -> None:
         return
     rows = []
     for book, tokname in ((b, t) for b in args.book for t in args.tokenizers):
-        extra = {"min_count": args.min_count} if args.min_count != DataConfig.min_count else {}
-        data_dir = prepared(tokname, dataset=book, **extra)
+        data_dir = prepared(tokname, dataset=book, **data_fields(args))
         recipes = args.recipe or (["char"] if tokname == "char" else ["cpu"])
         if args.ablate:
             recipes = [a for r in recipes for a in ablations(r)]

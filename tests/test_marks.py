@@ -4,6 +4,7 @@ per character are the marked text's bits over the raw text's characters."""
 
 from __future__ import annotations
 
+import argparse
 import json
 
 import numpy as np
@@ -25,7 +26,7 @@ from wordgpt.use.charview import Alphabet
 from wordgpt.use.generate import decode_stream
 from wordgpt.use.words import query_cleaning
 
-from .helpers import examples
+from .helpers import examples, load_benchmark
 
 RAW = (
     "CHAPTER I\n\nThere was no possibility of taking a walk that day. We had been\n"
@@ -178,3 +179,10 @@ def test_the_column_model_counts_the_raw_texts_columns():
     got = [int(c) for c, b, u in zip(col, breaks, uncounted, strict=True) if not u]
     assert got == raw_cols[: len(got)] and len(got) == len(RAW)
     assert line_structure(Alphabet.of("one line only"), alphabet.encode("x")) is None
+
+
+def test_the_quality_benchmark_reads_the_books_raw_when_asked():
+    quality = load_benchmark("quality")
+    raw = quality.data_fields(argparse.Namespace(raw=True, min_count=DataConfig.min_count))
+    assert raw == {"lowercase": False, "newlines_to_spaces": False}
+    assert quality.data_fields(argparse.Namespace(raw=False, min_count=1)) == {"min_count": 1}
