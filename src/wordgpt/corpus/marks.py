@@ -14,7 +14,9 @@ The marks are characters, so every tokenizer reads them as tokens of their own a
 pays for them like for any other token: bits per character of the marked text, over the
 characters of the raw text, are the bits of the raw text. Both functions look at most one
 space and one word around a point, so a text cut before a space that follows a non-space
-(:func:`.cleaning.safe_cut`) is marked the same in parts as whole.
+(:func:`.cleaning.safe_cut`) is marked the same in parts as whole. Decoding a text as it is
+written (a generation), only what comes before its last space is final: a line break's mark
+turns that space into a line break.
 """
 
 from __future__ import annotations
@@ -29,10 +31,10 @@ MARK_NAMES = {CAP: "<cap>", UPPER: "<upper>", WRAP: "<wrap>"}
 
 _STRAY = re.compile(f"[{MARKS}]")
 _WORD = re.compile(r"( ?)(\w+)")
-_BREAK = re.compile(r"\n(?=\S)")
+_BREAK = re.compile(r"\n(\w+|[^\w\s])")
 _CAPPED = re.compile(f"{CAP}( ?)(.)", re.S)
 _UPPERED = re.compile(f"{UPPER}( ?)(\\w+)")
-_WRAPPED = re.compile(f"{WRAP} ?")
+_WRAPPED = re.compile(f" (\\w+|[^\\w\\s]){WRAP}")
 
 
 def _word(m: re.Match) -> str:
@@ -50,7 +52,7 @@ def _word(m: re.Match) -> str:
 def mark(text: str) -> str:
     """``text`` with its capitals and line breaks written as marks (see the module)."""
     text = _STRAY.sub("\ufffd", text)
-    return _WORD.sub(_word, _BREAK.sub(WRAP + " ", text))
+    return _WORD.sub(_word, _BREAK.sub(lambda m: " " + m.group(1) + WRAP, text))
 
 
 def unmark(text: str) -> str:
@@ -58,4 +60,5 @@ def unmark(text: str) -> str:
     it is dropped (a generation may end on one, or put one before a comma)."""
     text = _CAPPED.sub(lambda m: m.group(1) + m.group(2).upper(), text)
     text = _UPPERED.sub(lambda m: m.group(1) + m.group(2).upper(), text)
-    return _WRAPPED.sub("\n", text).replace(CAP, "").replace(UPPER, "")
+    text = _WRAPPED.sub(lambda m: "\n" + m.group(1), text)
+    return _STRAY.sub("", text)
