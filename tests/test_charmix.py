@@ -157,19 +157,20 @@ def test_word_contexts_are_the_word_so_far_and_the_words_before(words):
         assert by_key[int(keys[i])] == first_of[contexts[i]], f"position {i}"
 
 
-def test_the_column_is_the_characters_since_the_last_line_break_marks_left_out():
+def test_the_column_is_the_characters_since_the_line_began_marks_left_out():
     """A plain reading of a text with line breaks (symbol 0), marks (1) that stand in no
     column, and anything else (2, 3); columns past MAX_COLUMN share one context."""
     rng = np.random.default_rng(6)
     sym = rng.choice(4, 3000, p=[0.01, 0.1, 0.45, 0.44])
     sym[:400] = 2  # a line longer than MAX_COLUMN
     breaks, marks = sym == 0, sym == 1
+    starts = np.r_[-1, np.maximum.accumulate(np.where(breaks, np.arange(len(sym)), -1))[:-1]]
     want, col = [], 0
     for s in sym.tolist():
         want.append(col)
         col = 0 if s == 0 else col + (s != 1)
-    np.testing.assert_array_equal(cx.columns(breaks, marks), want)
-    keys = cx.column_keys(sym, breaks, marks)
+    np.testing.assert_array_equal(cx.columns(starts, marks), want)
+    keys = cx.column_keys(sym, starts, marks)
     context = [(min(c, cx.MAX_COLUMN), int(sym[i - 1]) if i else None) for i, c in enumerate(want)]
     first_key: dict = {}
     first_context: dict = {}

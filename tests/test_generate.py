@@ -135,6 +135,8 @@ def test_the_stream_gives_whole_characters_and_closing_it_stops_the_generation()
     class Bytes:
         """A tokenizer whose ids are bytes: 'é' is two of them."""
 
+        marks = False
+
         def decode(self, ids):
             return bytes(ids).decode("utf-8", errors="replace")
 

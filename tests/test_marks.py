@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 
 import numpy as np
 import pytest
@@ -75,13 +76,14 @@ def test_unmark_undoes_mark_on_any_text(text):
     assert unmark(mark(text)) == clean_text
 
 
-def test_capitals_and_line_breaks_become_marks_before_the_words_space():
-    assert mark("said Sancho") == f"said{CAP} sancho"
-    assert mark("THE END") == f"{UPPER}the{UPPER} end"
-    assert mark("I am") == f"{CAP}i am"
-    assert mark("one\nline\n\nTwo") == f"one{WRAP} line\n{WRAP}{CAP} two"
+def test_capitals_and_line_breaks_become_marks_after_the_word():
+    assert mark("said Sancho") == f"said sancho{CAP}"
+    assert mark("THE END") == f"the{UPPER} end{UPPER}"
+    assert mark("I am") == f"i{CAP} am"
+    assert mark("one\nline\n\nTwo") == f"one line{WRAP}\n two{CAP}{WRAP}"
+    assert mark('said:\n"Yes\n-- no') == f'said: "{WRAP}yes{CAP} -{WRAP}- no'
     assert mark("McDonald and iPhone") == "McDonald and iPhone"  # mixed case: kept
-    assert mark("(Mrs. Reed") == f"({CAP}mrs.{CAP} reed"
+    assert mark("(Mrs. Reed") == f"(mrs{CAP}. reed{CAP}"
 
 
 @given(st.lists(st.sampled_from(["Sancho", "THE", "\n", "word", ".", " ", "İ"]), max_size=60),
@@ -119,7 +121,7 @@ def test_raw_words_share_the_lowercase_vocabulary():
     words = {t for t in marked.itos if any(c.isalnum() for c in t)}
     assert words - {" McDonald"} <= set(lower.itos) | {"chapter"}  # mixed case kept; the first word
     assert marked.vocab_size < plain.vocab_size
-    assert marked.encode("The end")[1:] == marked.encode("the end")
+    assert marked.encode(" The end") == [marked.stoi[t] for t in (" the", CAP, " end")]
 
 
 def test_decoding_a_generation_piece_by_piece_gives_the_whole_text():
@@ -168,16 +170,25 @@ def test_a_marking_tokenizer_has_no_hugging_face_form():
 
 
 def test_the_column_model_counts_the_raw_texts_columns():
-    """Read by characters, a marked text's columns are the raw text's: a line break's mark
-    starts a line, the case marks and the space a line break's mark carries stand in none."""
+    """Read by characters, a marked text's columns are the raw text's, the case marks left
+    out; the first word of a wrapped line stands where it would on the line before until its
+    mark says that the space before it was the line break."""
     marked = mark(RAW)
     alphabet = Alphabet.of(marked)
-    breaks, uncounted = line_structure(alphabet, alphabet.encode(marked))
-    col = columns(breaks, uncounted)
-    raw_cols = [len(line) for ln in RAW.split("\n") for line in
-                (ln[:i] for i in range(len(ln) + 1))]  # fmt: skip
-    got = [int(c) for c, b, u in zip(col, breaks, uncounted, strict=True) if not u]
-    assert got == raw_cols[: len(got)] and len(got) == len(RAW)
+    starts, uncounted = line_structure(alphabet, alphabet.encode(marked))
+    want, col, word = [], 0, 0  # word: the characters since the last space
+    for ch in marked:
+        want.append(col)
+        if ch == "\n":
+            col = word = 0
+        elif ch == WRAP:
+            col = word
+        elif ch not in (CAP, UPPER):
+            col, word = col + 1, 0 if ch == " " else word + 1
+    np.testing.assert_array_equal(columns(starts, uncounted), want)
+    after_mark = [want[i + 1] for i, ch in enumerate(marked[:-1]) if ch == WRAP]
+    first_words = [len(m.group(1)) for m in re.finditer(r"\n(\w+|[^\w\s])", RAW)]
+    assert after_mark == first_words  # the character after the mark: its raw column
     assert line_structure(Alphabet.of("one line only"), alphabet.encode("x")) is None
 
 

@@ -43,9 +43,9 @@ class DataConfig:
     collapse_spaces: bool = True
     """Collapse runs of spaces into one."""
     marks: bool = True
-    """With capitals or line breaks kept, write a capitalised word (or one in capitals) as a
-    mark and the word in lowercase, and a line break inside the text as a mark and a space, so
-    that raw text keeps a lowercase text's vocabulary; every mark's bits are counted."""
+    """With capitals or line breaks kept, write a capitalised word (or one in capitals) as the
+    word in lowercase and a mark, and a line break inside the text as a space and a mark after
+    the next word, so that raw text keeps a lowercase text's vocabulary (bits counted)."""
     strip_gutenberg: bool = True
     """Cut a Project Gutenberg header and footer at their *** START OF / *** END OF lines."""
     skip_front_matter: bool = True

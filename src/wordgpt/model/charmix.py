@@ -90,20 +90,18 @@ def word_keys(sym: np.ndarray, word: np.ndarray, words: int) -> np.ndarray:
     return key
 
 
-def columns(breaks: np.ndarray, uncounted: np.ndarray) -> np.ndarray:
-    """The column each position's character stands in: the characters since the last line
-    break (``breaks``: which positions hold one), those in ``uncounted`` left out."""
-    n = len(breaks)
-    counted = np.cumsum(~(uncounted | breaks))  # counted[i]: those in [0, i]
-    last = np.maximum.accumulate(np.where(breaks, np.arange(n), -1))
-    before = np.r_[-1, last[:-1]]  # the last break before each position
-    return np.r_[0, counted[:-1]] - np.where(before >= 0, counted[np.maximum(before, 0)], 0)
+def columns(starts: np.ndarray, uncounted: np.ndarray) -> np.ndarray:
+    """The column each position's character stands in: the characters after ``starts`` (for
+    each position, that of the line break its line began after; -1: the text's start), those
+    in ``uncounted`` left out."""
+    counted = np.cumsum(~uncounted)  # counted[i]: those in [0, i]
+    return np.r_[0, counted[:-1]] - np.where(starts >= 0, counted[np.maximum(starts, 0)], 0)
 
 
-def column_keys(sym: np.ndarray, breaks: np.ndarray, uncounted: np.ndarray) -> np.ndarray:
+def column_keys(sym: np.ndarray, starts: np.ndarray, uncounted: np.ndarray) -> np.ndarray:
     """A hash, for each position, of its column (:func:`columns`) and of the symbol before
     it: the context of a compressor's column model, which learns where a text's lines end."""
-    col = np.minimum(columns(breaks, uncounted), MAX_COLUMN).astype(np.uint64)
+    col = np.minimum(columns(starts, uncounted), MAX_COLUMN).astype(np.uint64)
     prev = np.r_[np.uint64(1), sym[:-1].astype(np.uint64) + np.uint64(2)]
     with np.errstate(over="ignore"):
         return _mix(col * _P + prev)

@@ -169,23 +169,23 @@ def context_models(alphabet: Alphabet, sym: np.ndarray, valid: np.ndarray, start
 
 
 def line_structure(alphabet: Alphabet, sym: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """Where the text's lines break (a line break, or its mark) and which symbols stand in
-    no column (a case mark, the space a line break's mark carries); None when the alphabet
-    has no line break (a text on one line: no column model)."""
+    """For each position, the line break its line began after (:func:`.charmix.columns`'s
+    ``starts``), and which symbols stand in no column (the marks); None when the text has no
+    line break (a text on one line: no column model). A line break's mark comes after the
+    first word of the line it began (:mod:`wordgpt.corpus.marks`): the space before that
+    word was the line break, known from the mark on."""
     idx = alphabet.index()
-    breaks = [idx[c] for c in ("\n", WRAP) if c in idx]
-    if not breaks:
+    if "\n" not in idx and WRAP not in idx:
         return None
-    marks = np.isin(sym, [idx[c] for c in (CAP, UPPER) if c in idx])
-    n = len(sym)
-    last = np.maximum.accumulate(np.where(marks, -1, np.arange(n)))  # the last symbol no mark
-    before = np.r_[-1, last[:-1]]  # ... before each position
-    carried = (
-        (sym == idx.get(" ", -1))
-        & (before >= 0)
-        & (sym[np.maximum(before, 0)] == idx.get(WRAP, -1))
-    )
-    return np.isin(sym, breaks), marks | carried
+    newline, wrap = sym == idx.get("\n", -1), sym == idx.get(WRAP, -1)
+    pos = np.arange(len(sym))
+    space = np.maximum.accumulate(np.where(sym == idx.get(" ", -1), pos, -1))  # the last space
+    opened = np.full(len(sym), -1)  # at the position where a line's start is known, where it began
+    opened[newline] = pos[newline]
+    opened[wrap] = space[wrap]
+    starts = np.r_[-1, np.maximum.accumulate(opened)[:-1]]
+    marks = np.isin(sym, [idx[c] for c in (CAP, UPPER, WRAP) if c in idx])
+    return starts, marks
 
 
 def features(alphabet: Alphabet, reading: CharReading, text: str, start: int,

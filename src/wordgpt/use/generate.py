@@ -39,21 +39,25 @@ def with_seed(cfg: SampleConfig) -> SampleConfig:
 
 def decode_stream(tok: Tokenizer, ids: Iterable[int], strip_start: bool = False) -> Iterator[str]:
     """The text of ``ids`` piece by piece as they come: a piece as soon as it decodes to
-    whole characters (a byte-level token may end in the middle of one); ``strip_start``
+    whole characters (a byte-level token may end in the middle of one) and is final (with
+    marks, what comes before the last space: :mod:`wordgpt.corpus.marks`); ``strip_start``
     drops the text's leading whitespace. Closing it closes ``ids`` too (a generation)."""
     new: list[int] = []
     shown = 0
+    whole = ""  # the text of whole characters so far
     try:
         for i in ids:
             new.append(i)
             text = tok.decode(new)
             if text.endswith("\ufffd"):
                 continue
-            if strip_start:
-                text = text.lstrip()
-            if len(text) > shown:
-                yield text[shown:]
-                shown = len(text)
+            whole = text.lstrip() if strip_start else text
+            final = whole[: max(whole.rfind(" "), 0)] if tok.marks else whole
+            if len(final) > shown:
+                yield final[shown:]
+                shown = len(final)
+        if len(whole) > shown:  # the rest, once nothing can change it
+            yield whole[shown:]
     finally:
         if close := getattr(ids, "close", None):
             close()
