@@ -176,3 +176,17 @@ def test_the_column_is_the_characters_since_the_line_began_marks_left_out():
     first_context: dict = {}
     for i, (k, c) in enumerate(zip(keys.tolist(), context, strict=True)):
         assert first_key.setdefault(k, i) == first_context.setdefault(c, i), f"position {i}"
+
+
+def test_a_mixer_fitted_before_the_line_end_sets_reads_as_it_did():
+    """A RUN/charmix.json of the sets by kind and match alone serves both halves: where no
+    line may end (every text without line breaks) the mixer is the one fitted."""
+    rng = np.random.default_rng(7)
+    old = {"w1": rng.normal(size=(cx.SETS_TEXT, 4)).tolist(),
+           "w2": rng.normal(size=(cx.SETS_TEXT, 3)).tolist()}  # fmt: skip
+    m = cx.Mixer.from_state(old)
+    np.testing.assert_array_equal(m.w1[: cx.SETS_TEXT], old["w1"])
+    np.testing.assert_array_equal(m.w1[cx.SETS_TEXT :], old["w1"])
+    np.testing.assert_array_equal(m.w2[cx.SETS_TEXT :], old["w2"])
+    with pytest.raises(ValueError):
+        cx.Mixer.from_state({"w1": old["w1"][:5], "w2": old["w2"][:5]})

@@ -21,9 +21,11 @@ from wordgpt.corpus.marks import CAP, UPPER, WRAP, mark, unmark
 from wordgpt.corpus.tokenfiles import load_split
 from wordgpt.corpus.tokenizer import BPETokenizer, CharTokenizer, WordTokenizer
 from wordgpt.errors import WordGPTError
+from wordgpt.model import charmix as cx
 from wordgpt.model.charmix import columns
+from wordgpt.use import chars
 from wordgpt.use.chars import line_structure
-from wordgpt.use.charview import Alphabet
+from wordgpt.use.charview import Alphabet, CharView
 from wordgpt.use.generate import decode_stream
 from wordgpt.use.words import query_cleaning
 
@@ -197,3 +199,16 @@ def test_the_quality_benchmark_reads_the_books_raw_when_asked():
     raw = quality.data_fields(argparse.Namespace(raw=True, min_count=DataConfig.min_count))
     assert raw == {"lowercase": False, "newlines_to_spaces": False}
     assert quality.data_fields(argparse.Namespace(raw=False, min_count=1)) == {"min_count": 1}
+
+
+def test_the_mixer_takes_its_line_end_weights_where_the_column_model_expects_a_break():
+    text = mark(RAW * 4)
+    tok = WordTokenizer.train(RAW, min_count=1, space_prefix=True, marks=True)
+    toks = tok.split(text)
+    alphabet = Alphabet.of(text)
+    probs = np.random.default_rng(0).dirichlet(np.ones(tok.vocab_size), size=len(toks))
+    reading = CharView(tok, alphabet).read(probs, toks)
+    f = chars.features(alphabet, reading, text, 0, adaptive=True)
+    end = f.sets >= cx.SETS_TEXT
+    breaks = np.isin(f.target, [alphabet.index()[c] for c in ("\n", WRAP)])
+    assert end.sum() > 10 and breaks[end].mean() > 5 * breaks.mean()  # where lines end

@@ -146,10 +146,12 @@ def symbols(alphabet: Alphabet, text: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def context_models(alphabet: Alphabet, sym: np.ndarray, valid: np.ndarray, start: int,
-                   adaptive: bool) -> list[np.ndarray]:  # fmt: skip
+                   adaptive: bool, lines: tuple | None = None) -> list[np.ndarray]:  # fmt: skip
     """The context models' distributions (each (len(sym) - start, A)) at each position from
     ``start`` on: the orders of :data:`.charmix.ORDERS` backed off in turn, then the word
-    contexts (the word so far after one, then two whole words) backed off to order 2."""
+    contexts (the word so far after one, then two whole words) backed off to order 2, then,
+    given the text's ``lines`` (:func:`line_structure`), the column model backed off to
+    order 1."""
     A = len(alphabet)
     nxt = np.minimum(sym, A - 1)
     counts = [cx.counts_before(cx.context_keys(sym, k), nxt, start, A, adaptive, valid)
@@ -162,7 +164,7 @@ def context_models(alphabet: Alphabet, sym: np.ndarray, valid: np.ndarray, start
         n = cx.counts_before(cx.word_keys(sym, word, k), nxt, start, A, adaptive, valid)
         lower = cx.backed_off([n], lower)[0]
         chain.append(lower)
-    if (lines := line_structure(alphabet, sym)) is not None:  # the column, after order 1
+    if lines is not None:
         n = cx.counts_before(cx.column_keys(sym, *lines), nxt, start, A, adaptive, valid)
         chain.append(cx.backed_off([n], chain[0])[0])
     return chain
@@ -193,9 +195,14 @@ def features(alphabet: Alphabet, reading: CharReading, text: str, start: int,
     """The mixer's inputs for the characters of ``text`` from ``start`` on (those of
     ``reading``)."""
     sym, valid = symbols(alphabet, text)
-    cm = context_models(alphabet, sym, valid, start, adaptive)
+    lines = line_structure(alphabet, sym)
+    cm = context_models(alphabet, sym, valid, start, adaptive, lines)
     match = cx.match_predictions(sym, start, adaptive, valid)
-    return cx.features(cm, reading, match, alphabet.masks())
+    line_end = None
+    if lines is not None:  # where the column model expects a line break
+        idx = alphabet.index()
+        line_end = cm[-1][:, [idx[c] for c in ("\n", WRAP) if c in idx]].sum(1) > cx.LINE_END
+    return cx.features(cm, reading, match, alphabet.masks(), line_end)
 
 
 def fit_mixer(view: CharView, model, spec: CharSpec, cut: int, *, block_size: int,
