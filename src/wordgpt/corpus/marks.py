@@ -4,7 +4,7 @@ breaks does not double the vocabulary (paq8px's capital-letter transform, done o
 ``mark`` writes a capitalised word as the word in lowercase and a mark after it (``Hello`` ->
 ``hello`` ``CAP``), a word in capitals likewise (``HELLO`` -> ``hello`` ``UPPER``), and a
 line break inside the text (one followed by a visible character) as a space, with a mark
-after the word (or the one character) that follows it (``\nhello`` -> `` hello`` ``WRAP``),
+after the word (or the one character) that follows it (``\\nhello`` -> `` hello`` ``WRAP``),
 so that `` Hello`` is the token of `` hello`` and a mark. A word whose case is mixed
 otherwise (``McDonald``) stays as it is. The marks come after their word because that is
 where a reader can tell: whether a word is written with a capital depends mostly on the word
@@ -33,7 +33,7 @@ MARK_NAMES = {CAP: "<cap>", UPPER: "<upper>", WRAP: "<wrap>"}
 """How the marks are shown to a reader."""
 
 _STRAY = re.compile(f"[{MARKS}]")
-_WORD = re.compile(r"( ?)(\w+)")
+_WORD = re.compile(r"\w+")
 _BREAK = re.compile(r"\n(\w+|[^\w\s])")
 _CAPPED = re.compile(f"(\\w+){CAP}")
 _UPPERED = re.compile(f"(\\w+){UPPER}")
@@ -41,15 +41,15 @@ _WRAPPED = re.compile(f" (\\w+|[^\\w\\s]){WRAP}")
 
 
 def _word(m: re.Match) -> str:
-    space, w = m.group(1), m.group(2)
+    w = m.group(0)
     low = w.lower()
     if low == w or len(low) != len(w) or not _WORD.fullmatch(low):
-        return m.group(0)  # lowercase already, or a lowercase form that is not one word
+        return w  # lowercase already, or a lowercase form that is not one word
     if low[0].upper() + low[1:] == w:
-        return space + low + CAP
+        return low + CAP
     if low.upper() == w:
-        return space + low + UPPER
-    return m.group(0)  # mixed case: kept
+        return low + UPPER
+    return w  # mixed case: kept
 
 
 def mark(text: str) -> str:
