@@ -127,12 +127,13 @@ def test_raw_words_share_the_lowercase_vocabulary():
 
 
 def test_decoding_a_generation_piece_by_piece_gives_the_whole_text():
-    """A mark waits for its word: the pieces shown never change what was shown before."""
+    """Only what a later mark cannot change is shown (the text before its last space, which a
+    line break's mark would turn into a line break): the pieces join to the whole text."""
     tok = WordTokenizer.train(RAW, marks=True, space_prefix=True)
     ids = tok.encode(RAW)
     pieces = list(decode_stream(tok, iter(ids)))
     assert "".join(pieces) == RAW
-    assert tok.decode([tok.stoi[CAP]]) == ""  # a generation that ends on a mark
+    assert tok.decode([tok.stoi[CAP]]) == ""  # a mark with no word before it
     assert tok.decode([tok.stoi[CAP], tok.stoi[","]]) == ","
 
 

@@ -126,13 +126,14 @@ def read_by_chars(view: CharView, model, data: np.ndarray, strs: list[str], *, b
 def in_parts(pairs, rows: int):
     """The (positions, distributions) ``pairs`` gathered into parts of at least ``rows``
     positions (the last part: what is left)."""
-    index, probs = [], []
+    index, probs, held = [], [], 0
     for idx, p in pairs:
         index.append(idx)
         probs.append(p)
-        if sum(len(i) for i in index) >= rows:
+        held += len(idx)
+        if held >= rows:
             yield np.concatenate(index), np.concatenate(probs)
-            index, probs = [], []
+            index, probs, held = [], [], 0
     if index:
         yield np.concatenate(index), np.concatenate(probs)
 
@@ -170,15 +171,21 @@ def context_models(alphabet: Alphabet, sym: np.ndarray, valid: np.ndarray, start
     return chain
 
 
+def break_symbols(alphabet: Alphabet) -> list[int]:
+    """The alphabet's symbols that break a line: a line break, and its mark."""
+    idx = alphabet.index()
+    return [idx[c] for c in ("\n", WRAP) if c in idx]
+
+
 def line_structure(alphabet: Alphabet, sym: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     """For each position, the line break its line began after (:func:`.charmix.columns`'s
     ``starts``), and which symbols stand in no column (the marks); None when the text has no
     line break (a text on one line: no column model). A line break's mark comes after the
     first word of the line it began (:mod:`wordgpt.corpus.marks`): the space before that
     word was the line break, known from the mark on."""
-    idx = alphabet.index()
-    if "\n" not in idx and WRAP not in idx:
+    if not break_symbols(alphabet):
         return None
+    idx = alphabet.index()
     newline, wrap = sym == idx.get("\n", -1), sym == idx.get(WRAP, -1)
     pos = np.arange(len(sym))
     space = np.maximum.accumulate(np.where(sym == idx.get(" ", -1), pos, -1))  # the last space
@@ -200,8 +207,7 @@ def features(alphabet: Alphabet, reading: CharReading, text: str, start: int,
     match = cx.match_predictions(sym, start, adaptive, valid)
     line_end = None
     if lines is not None:  # where the column model expects a line break
-        idx = alphabet.index()
-        line_end = cm[-1][:, [idx[c] for c in ("\n", WRAP) if c in idx]].sum(1) > cx.LINE_END
+        line_end = cm[-1][:, break_symbols(alphabet)].sum(1) > cx.LINE_END
     return cx.features(cm, reading, match, alphabet.masks(), line_end)
 
 
