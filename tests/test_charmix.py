@@ -190,3 +190,27 @@ def test_a_mixer_fitted_before_the_line_end_sets_reads_as_it_did():
     np.testing.assert_array_equal(m.w2[cx.SETS_TEXT :], old["w2"])
     with pytest.raises(ValueError):
         cx.Mixer.from_state({"w1": old["w1"][:5], "w2": old["w2"][:5]})
+
+
+@pytest.mark.parametrize("order", [1, 3])
+def test_contexts_read_across_marks(order):
+    """Given the marks' positions, a position's context is the ``order`` symbols before it
+    that are not marks, and the mark right before it: keys are equal exactly where those
+    are; with no mark in the text they are the plain contexts."""
+    rng = np.random.default_rng(8)
+    sym = rng.choice(5, 2000, p=[0.1, 0.05, 0.3, 0.3, 0.25])  # 0 and 1 are marks
+    marks = sym <= 1
+    keys = cx.context_keys(sym, order, marks)
+    kept, context = [-1] * order, []
+    for i, s in enumerate(sym.tolist()):
+        mark = int(sym[i - 1]) if i and marks[i - 1] else None
+        context.append((tuple(kept[-order:]), mark))
+        if s > 1:
+            kept.append(s)
+    first_key: dict = {}
+    first_context: dict = {}
+    for i, (k, c) in enumerate(zip(keys.tolist(), context, strict=True)):
+        assert first_key.setdefault(k, i) == first_context.setdefault(c, i), f"position {i}"
+    plain = sym + 2
+    np.testing.assert_array_equal(cx.context_keys(plain, order, plain <= 1),
+                                  cx.context_keys(plain, order))  # fmt: skip

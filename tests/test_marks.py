@@ -213,3 +213,15 @@ def test_the_mixer_takes_its_line_end_weights_where_the_column_model_expects_a_b
     end = f.sets >= cx.SETS_TEXT
     breaks = np.isin(f.target, [alphabet.index()[c] for c in ("\n", WRAP)])
     assert end.sum() > 10 and breaks[end].mean() > 5 * breaks.mean()  # where lines end
+
+
+def test_a_mixer_fitted_to_context_models_that_read_the_marks_is_fitted_again(tmp_path):
+    """A RUN/charmix.json fitted before the context models read across marks is refitted
+    when its alphabet has marks (its inputs changed), and kept when it has none."""
+    weights = {"w1": np.zeros((cx.SETS, 4)).tolist(), "w2": np.zeros((cx.SETS, 3)).tolist()}
+    path = tmp_path / "charmix.json"
+    for alphabet, across, kept in [(" ab" + CAP, False, False), (" ab" + WRAP, True, True),
+                                   (" ab", False, True)]:  # fmt: skip
+        fit = {**weights, "alphabet": alphabet, **({"across_marks": True} if across else {})}
+        path.write_text(json.dumps(fit))
+        assert (chars.read_fit(path) is not None) == kept, alphabet

@@ -5,9 +5,9 @@ once and combines them with a small learned mixer. This module has the parts, ea
 normalised distribution over the next character given only the text before it:
 
 - **context models** of orders 1 to 6 and a few longer ones (hashed): the counts of each
-  character after the same last k characters, in the training text (and, adapting, in the
-  text read so far), each order backed off to the one below (Witten-Bell), so each is a whole
-  distribution;
+  character after the same last k characters (a text's case and line marks passed over, the
+  mark right before noted), in the training text (and, adapting, in the text read so far),
+  each order backed off to the one below (Witten-Bell), so each is a whole distribution;
 - a **column model** where the text has line breaks: the counts of each character after the
   same character in the same column (marks left out), which learns the width lines are
   wrapped at;
@@ -54,9 +54,18 @@ _P = np.uint64(0x9E3779B97F4A7C15)  # the rolling hash's multiplier (odd)
 _NONE = np.uint64(0xD6E8FEB86659FD93)  # no word there (the text's start)
 
 
-def context_keys(sym: np.ndarray, order: int) -> np.ndarray:
+def context_keys(sym: np.ndarray, order: int, marks: np.ndarray | None = None) -> np.ndarray:
     """A hash of the ``order`` symbols before each position (uint64; the text's start padded
-    with a symbol of its own)."""
+    with a symbol of its own). With ``marks`` (bool: the positions that hold a capital's or a
+    line's mark): of the ``order`` symbols before it that are not marks, and of the mark right
+    before it (if any), so that a context reads across a mark as if it were not there."""
+    if marks is not None and marks.any():
+        keep = ~marks
+        before = np.r_[0, np.cumsum(keep)[:-1]]  # before[i]: the symbols before i kept
+        key = context_keys(np.r_[sym[keep], 0], order)[before]
+        mark = np.r_[0, np.where(marks[:-1], sym[:-1] + 1, 0)].astype(np.uint64)
+        with np.errstate(over="ignore"):
+            return _mix(key * _P + mark)
     n = len(sym)
     s = sym.astype(np.uint64) + np.uint64(2)
     key = np.zeros(n, dtype=np.uint64)

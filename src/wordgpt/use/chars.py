@@ -149,13 +149,14 @@ def symbols(alphabet: Alphabet, text: str) -> tuple[np.ndarray, np.ndarray]:
 def context_models(alphabet: Alphabet, sym: np.ndarray, valid: np.ndarray, start: int,
                    adaptive: bool, lines: tuple | None = None) -> list[np.ndarray]:  # fmt: skip
     """The context models' distributions (each (len(sym) - start, A)) at each position from
-    ``start`` on: the orders of :data:`.charmix.ORDERS` backed off in turn, then the word
-    contexts (the word so far after one, then two whole words) backed off to order 2, then,
-    given the text's ``lines`` (:func:`line_structure`), the column model backed off to
-    order 1."""
+    ``start`` on: the orders of :data:`.charmix.ORDERS` (reading across the text's marks)
+    backed off in turn, then the word contexts (the word so far after one, then two whole
+    words) backed off to order 2, then, given the text's ``lines`` (:func:`line_structure`),
+    the column model backed off to order 1."""
     A = len(alphabet)
     nxt = np.minimum(sym, A - 1)
-    counts = [cx.counts_before(cx.context_keys(sym, k), nxt, start, A, adaptive, valid)
+    marks = mark_positions(alphabet, sym)
+    counts = [cx.counts_before(cx.context_keys(sym, k, marks), nxt, start, A, adaptive, valid)
               for k in cx.ORDERS]  # fmt: skip
     uni = np.bincount(sym[:start][valid[:start]], minlength=A + 1)[:A].astype(np.float32) + 1
     chain = cx.backed_off(counts, np.broadcast_to(uni / uni.sum(), (len(sym) - start, A)))
@@ -193,8 +194,13 @@ def line_structure(alphabet: Alphabet, sym: np.ndarray) -> tuple[np.ndarray, np.
     opened[newline] = pos[newline]
     opened[wrap] = space[wrap]
     starts = np.r_[-1, np.maximum.accumulate(opened)[:-1]]
-    marks = np.isin(sym, [idx[c] for c in (CAP, UPPER, WRAP) if c in idx])
-    return starts, marks
+    return starts, mark_positions(alphabet, sym)
+
+
+def mark_positions(alphabet: Alphabet, sym: np.ndarray) -> np.ndarray:
+    """Which positions hold a capital's or a line's mark (:mod:`wordgpt.corpus.marks`)."""
+    idx = alphabet.index()
+    return np.isin(sym, [idx[c] for c in (CAP, UPPER, WRAP) if c in idx])
 
 
 def features(alphabet: Alphabet, reading: CharReading, text: str, start: int,
@@ -240,6 +246,7 @@ def fit_mixer(view: CharView, model, spec: CharSpec, cut: int, *, block_size: in
     return {
         **mixer.state_dict(),
         "alphabet": "".join(view.alphabet.symbols),
+        "across_marks": True,  # its context models read across marks
         "fitted_on_chars": int(keep.sum()),
         "fitted_on_tokens": int(len(held) - 1),
         "held_out_bits_per_char": {
@@ -345,6 +352,10 @@ def read_fit(path: Path) -> dict | None:
         cx.Mixer.from_state(fit)
         if not isinstance(fit.get("alphabet"), str):
             raise ValueError("no alphabet")
+        if not fit.get("across_marks") and set(fit["alphabet"]) & {CAP, UPPER, WRAP}:
+            log.warning(f"note: {path} was fitted to context models that read the marks; "
+                        "fitting the mixer again")  # fmt: skip
+            return None
         return fit
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
         log.warning(f"note: {path} is damaged ({e}); fitting the mixer again")
