@@ -8,12 +8,15 @@ KL(teacher || student)`` (Hinton et al. 2015, temperature 1; the KL over the ada
 first level: its frequent tokens and one outcome per rarer cluster), and scores on the val split
 (windows every ``--stride`` tokens, the GPT alone, <unk> spellings counted):
 
-- the teacher, the student alone, and the first member alone;
-- the teacher with the student added, against the teacher with the run's next member (the
-  member the same time bought by training as the run does).
+- the teacher, a student alone, and the first member alone;
+- the teacher with the student (or ``--students K``, each trained for its share of the
+  seconds) added, against the teacher with the run's next member (the member the same time
+  bought by training as the run does). With ``--alpha 0`` the students are plain models:
+  K shorter members against one.
 
     python benchmarks/distill.py runs/dq --teachers 2 --seconds 300
     python benchmarks/distill.py runs/dq --teachers 2 --seconds 300 --alpha 0   # plain CE
+    python benchmarks/distill.py runs/dq --seconds 300 --alpha 0 --students 2   # two shorter
 
 The student's schedule is the run's (warm-up, then WSD decay) over the seconds or the run's
 pass cap, whichever comes first; the teacher's forward pass is part of each step's time.
@@ -111,6 +114,8 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=300.0)
     ap.add_argument("--alpha", type=float, default=0.5, help="the KL term's share; 0: plain CE")
     ap.add_argument("--stride", type=int, default=64)
+    ap.add_argument("--students", type=int, default=1,
+                    help="train this many, each for its share of --seconds")  # fmt: skip
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
@@ -121,21 +126,26 @@ def main() -> None:
     data, train_cfg = Path(m.config["data_dir"]), m.config["train"]
     train = load_split(data, "train")
     train = train[: gpt_tokens(len(train), int(train_cfg.get("ngram") or 0))]
-    teacher = Ensemble(members[: args.teachers]).eval()
     cfg = members[0].cfg
     if not isinstance(members[0].lm_head, torch.nn.AdaptiveLogSoftmaxWithLoss):
         raise SystemExit("error: this benchmark distils the adaptive head's first level")
     optim, passes = OptimConfig(**train_cfg["optim"]), train_cfg["stop"].get("epochs") or 1e9
     teacher, batch = Teacher(members[: args.teachers]), int(train_cfg["batch_size"])
-    student, how = distil(teacher, cfg, train, optim, args.seconds, float(passes), args.alpha,
-                          batch, args.seed)  # fmt: skip
-    print(f"student: {json.dumps(how)}", flush=True)
+    students, hows = [], []
+    for k in range(args.students):  # each for its share of the seconds
+        student, how = distil(teacher, cfg, train, optim, args.seconds / args.students,
+                              float(passes), args.alpha, batch, args.seed + k)  # fmt: skip
+        students.append(student)
+        hows.append(how)
+        print(f"student {k + 1}: {json.dumps(how)}", flush=True)
     val, counts = load_split(data, "val"), load_meta(data)["splits"]["val"]
     readings = {
         "the first member": members[0],
-        f"the teacher ({args.teachers} members)": teacher,
-        f"the student (alpha {args.alpha:g})": student,
-        "the teacher + the student": Ensemble([*members[: args.teachers], student]),
+        f"the teacher ({args.teachers} members)": Ensemble(members[: args.teachers]),
+        f"a student (alpha {args.alpha:g})": students[0],
+        f"the teacher + {args.students} student(s)": Ensemble(
+            [*members[: args.teachers], *students]
+        ),
     }
     if len(members) > args.teachers:
         readings["the teacher + the run's next member"] = Ensemble(members[: args.teachers + 1])
@@ -145,7 +155,7 @@ def main() -> None:
         rows.append({"model": name, "bpc": split_bits_per_char(counts, float(nll.mean()))})
         print(f"{name}: {rows[-1]['bpc']:.4f}", flush=True)
     cols = [("model", "the GPT", "s"), ("bpc", f"val bits/char, stride {args.stride}", ".4f")]
-    emit(rows, cols, args.json, {"machine": cpu_line(), "run": str(args.run), "student": how})
+    emit(rows, cols, args.json, {"machine": cpu_line(), "run": str(args.run), "students": hows})
 
 
 if __name__ == "__main__":
