@@ -249,3 +249,45 @@ def test_a_signal_while_a_member_trains_stops_the_run_for_a_resume(
         _resume(word_data, run)
     assert not (run / "members" / "3").exists()
     assert "complete" not in json.loads((run / "summary.json").read_text())
+
+
+def test_a_distilled_student_learns_its_teachers_distribution():
+    """benchmarks/distill.py: a student trained on the teacher's head distribution alone
+    (alpha 1) comes far closer to it than one trained on the same tokens' cross-entropy, and
+    the teacher's distribution is the members' mean."""
+    distill = load_benchmark("distill")
+    from wordgpt.config import OptimConfig
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(vocab_size=50, block_size=16, n_layer=1, n_head=2, n_embd=32,
+                      head="adaptive", cutoffs=[20, 40], dropout=0.0)  # fmt: skip
+    members = [GPT(cfg).eval() for _ in range(2)]
+    for m in members:  # a sharp distribution that the random tokens do not give
+        m.lm_head.head.weight.data *= 30
+    teacher = distill.Teacher(members)
+    train = np.random.default_rng(0).integers(0, 50, 4000).astype(np.uint16)
+    x = torch.from_numpy(train[:256].astype(np.int64)).view(16, 16)
+    y = torch.from_numpy(train[1:257].astype(np.int64)).view(16, 16)
+    target = teacher.head_logp(x, y)
+    probs = []
+    for m in members:
+        hidden = distill.keep_hidden(m)
+        m(x, y)
+        probs.append(distill.head_logp(m, hidden["h"]).exp())
+        assert torch.allclose(probs[-1].sum(1), torch.ones(256))
+    torch.testing.assert_close(target.exp(), torch.stack(probs).mean(0))
+
+    def kl(student) -> float:
+        hidden = distill.keep_hidden(student)
+        with torch.no_grad():
+            student(x, y)
+            logp = distill.head_logp(student, hidden["h"])
+        return float(torch.nn.functional.kl_div(logp, target, log_target=True,
+                                                reduction="batchmean"))  # fmt: skip
+
+    optim = OptimConfig(lr=3e-3, warmup=0.05)
+    run = dict(cfg=cfg, train=train, optim=optim, seconds=1e9, passes=20.0, batch_size=8, seed=1)
+    taught, how = distill.distil(teacher, alpha=1.0, **run)
+    alone, _ = distill.distil(teacher, alpha=0.0, **run)
+    assert how["passes"] >= 20.0
+    assert kl(taught) < 0.5 * kl(alone), (kl(taught), kl(alone))
