@@ -52,6 +52,7 @@ def main(data_dir: str, out: str) -> None:
     report["params"] = {k: v.clone() for k, v in t.model.state_dict().items()}
     t.close()
     torch.save(report, Path(out) / f"rank{d.rank}.pt")
+    d.barrier()  # every rank done before the process group goes, as the train command does
     distributed.shutdown(d)
 
 
