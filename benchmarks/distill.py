@@ -123,8 +123,7 @@ def main() -> None:
     members = list(m.gpt.members) if isinstance(m.gpt, Ensemble) else [m.gpt]
     if not 1 <= args.teachers <= len(members):
         raise SystemExit(f"error: the run has {len(members)} members; --teachers 1..{len(members)}")
-    data, train_cfg = Path(m.config["data_dir"]), m.config["train"]
-    train = load_split(data, "train")
+    train_cfg, train = m.config["train"], m.training_tokens()
     train = train[: gpt_tokens(len(train), int(train_cfg.get("ngram") or 0))]
     cfg = members[0].cfg
     if not isinstance(members[0].lm_head, torch.nn.AdaptiveLogSoftmaxWithLoss):
@@ -138,7 +137,7 @@ def main() -> None:
         students.append(student)
         hows.append(how)
         print(f"student {k + 1}: {json.dumps(how)}", flush=True)
-    val, counts = load_split(data, "val"), load_meta(data)["splits"]["val"]
+    val, counts = load_split(m.data_dir, "val"), load_meta(m.data_dir)["splits"]["val"]
     readings = {
         "the first member": members[0],
         f"the teacher ({args.teachers} members)": Ensemble(members[: args.teachers]),
