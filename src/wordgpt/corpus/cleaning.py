@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass
 
 from ..config import DataConfig
 from ..errors import DataError
@@ -364,3 +365,53 @@ def chunks(pieces: Iterable[str], size: int, lowercase: bool = True) -> Iterator
             rest = rest[cut:]
     if rest:
         yield rest.lower() if lowercase else rest
+
+
+@dataclass(frozen=True)
+class Normalizer:
+    """The cleaning the data had, applied again to any text the tokenizer is given (a
+    prompt, a text to evaluate, a word to look up), so that "The Knight" finds the ids of
+    "the knight" when the training text was lowercased. Saved in tokenizer.json."""
+
+    lowercase: bool = False
+    newlines_to_spaces: bool = False
+    collapse_spaces: bool = False
+
+    @classmethod
+    def of(cls, cfg) -> Normalizer:
+        """What a DataConfig's cleaning does to text that reaches a tokenizer."""
+        return cls(cfg.lowercase, cfg.newlines_to_spaces, cfg.collapse_spaces)
+
+    @classmethod
+    def from_dict(cls, d) -> Normalizer:
+        if not isinstance(d, dict):
+            return cls()
+        return cls(
+            *(d.get(k) is True for k in ("lowercase", "newlines_to_spaces", "collapse_spaces"))
+        )
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def __call__(self, text: str) -> str:
+        if self.newlines_to_spaces:
+            text = text.replace("\r\n", " ").replace("\r", " ").replace("\n", " ")
+        if self.collapse_spaces:
+            text = _SPACES.sub(" ", text)
+        return text.lower() if self.lowercase else text
+
+    def to_hf(self):
+        """The same steps as a Hugging Face normalizer (None when there are none)."""
+        from tokenizers import Regex, normalizers
+
+        steps = []
+        if self.newlines_to_spaces:
+            steps += [normalizers.Replace(Regex("\r\n|\r|\n"), " ")]
+        if self.collapse_spaces:
+            steps.append(normalizers.Replace(Regex(" {2,}"), " "))
+        if self.lowercase:
+            steps.append(normalizers.Lowercase())
+        return normalizers.Sequence(steps) if steps else None
+
+
+_SPACES = re.compile(r" {2,}")

@@ -39,6 +39,8 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from ..errors import WordGPTError
+
 ORDER = 4
 """Characters of history plus one (the longest context is ORDER - 1 characters)."""
 BOS, END, NOVEL = "\x02", "\x03", "\x04"
@@ -234,3 +236,18 @@ class Spelling:
     def symbols(self) -> list[str]:
         """Every symbol the character model can predict (for checking that it sums to 1)."""
         return [*sorted(self.alphabet), END, NOVEL]
+
+
+def lexicon_settings(d: dict, rare: list) -> dict:
+    """The spelling lexicon's settings in a tokenizer's dict, checked (a tokenizer written
+    before the lexicon had none: weight 0)."""
+    lam, probs = d.get("lexicon_weight", 0.0), d.get("rare_probs")
+    if not isinstance(lam, int | float) or isinstance(lam, bool) or not 0 <= lam < 1:
+        raise WordGPTError("the tokenizer's lexicon_weight is not a number in [0, 1)")
+    if probs is not None and (
+        not isinstance(probs, list)
+        or len(probs) != len(rare)
+        or not all(isinstance(p, int | float) and p >= 0 for p in probs)
+    ):
+        raise WordGPTError("the tokenizer's rare_probs do not match its rare words")
+    return {"lexicon_weight": float(lam), "rare_probs": probs}

@@ -20,6 +20,7 @@ import numpy as np
 from ..config import DataConfig
 from ..fileio import disk_error, temp_name
 from .clean_pass import CleanText, read_segment
+from .lines import Breaks, LineCounts, as_spaces, break_points
 from .marks import mark
 from .parallel import ordered_map
 from .spelling import lexicon_weights
@@ -40,12 +41,13 @@ REMAP_BLOCK = 1 << 22
 """Token ids remapped per numpy.take."""
 
 
-def _first_ids(job: tuple) -> tuple[tuple, list[str], np.ndarray, set]:
-    """A chunk's tokens as ids in order of first appearance, the tokens themselves, and the
-    chunk's characters (with the chunk's tag, (split, source), passed through). Runs in a
-    worker."""
+def _first_ids(job: tuple) -> tuple[tuple, list[str], np.ndarray, set, Breaks | None]:
+    """A chunk's tokens as ids in order of first appearance, the tokens themselves, the
+    chunk's characters and, when it marks, its break points (:mod:`.lines`; with the chunk's
+    tag, (split, source), passed through). Runs in a worker."""
     tag, raw, kind, space_prefix, marks = job
-    chunk = mark(raw) if marks else raw
+    chunk = mark(as_spaces(raw)) if marks else raw
+    breaks = break_points(raw) if marks else None
     if kind == "char":
         cps = np.frombuffer(chunk.encode("utf-32-le"), dtype=np.uint32)
         uniq, first, inv = np.unique(cps, return_index=True, return_inverse=True)
@@ -53,13 +55,13 @@ def _first_ids(job: tuple) -> tuple[tuple, list[str], np.ndarray, set]:
         rank = np.empty_like(order)
         rank[order] = np.arange(len(order))
         tokens = [chr(c) for c in uniq[order]]
-        return tag, tokens, rank[inv].astype(np.uint32), set(raw)
+        return tag, tokens, rank[inv].astype(np.uint32), set(raw), breaks
     table: dict[str, int] = {}
     pattern = SPACE_PREFIX_PATTERN if space_prefix else WORD_PATTERN
     ids = np.fromiter(
         (table.setdefault(t, len(table)) for t in pattern.findall(chunk)), dtype=np.uint32
     )
-    return tag, list(table), ids, set(raw)
+    return tag, list(table), ids, set(raw), breaks
 
 
 _WORKER_TOKENIZER = None
@@ -71,13 +73,15 @@ def _init_worker(tok_json: str | None) -> None:
         _WORKER_TOKENIZER = from_dict(json.loads(tok_json))
 
 
-def _encode_known(job: tuple) -> tuple[tuple, np.ndarray, set, list[str]]:
-    """A chunk's ids with a known tokenizer, its characters, and its unknown tokens in order
-    (with the chunk's tag passed through)."""
+def _encode_known(job: tuple) -> tuple[tuple, np.ndarray, set, list[str], Breaks | None]:
+    """A chunk's ids with a known tokenizer, its characters, its unknown tokens in order and
+    its break points when the tokenizer has a line model (with the chunk's tag passed
+    through)."""
     tag, chunk = job
     tok = _WORKER_TOKENIZER
     ids = np.asarray(tok.encode(chunk), dtype=np.uint32)
-    return tag, ids, set(chunk), tok.unknown_words(chunk)
+    breaks = break_points(tok.normalizer(chunk)) if tok.lines is not None else None
+    return tag, ids, set(chunk), tok.unknown_words(chunk), breaks
 
 
 def _chunks_by_split(ct: CleanText, size: int) -> Iterator[tuple[tuple[str, int], str]]:
@@ -153,6 +157,9 @@ class Encoded:
     """Where each source's training text starts in train.bin."""
     unk_words: Path
     """The val split's <unk> words in order (a temporary file, JSON lines)."""
+    lines: dict | None = None
+    """By split, its line breaks and their bits, when the tokenizer has a line model
+    (:meth:`.lines.LineCounts.split_bits`)."""
 
 
 def encode_new_vocab(ct: CleanText, cfg: DataConfig, out: Path, workers: int, size: int) -> Encoded:
@@ -167,10 +174,12 @@ def encode_new_vocab(ct: CleanText, cfg: DataConfig, out: Path, workers: int, si
     marks = marking(cfg)
     jobs = ((tag, c, cfg.tokenizer, cfg.space_prefix, marks)
             for tag, c in _chunks_by_split(ct, size))  # fmt: skip
-    starts = Starts()
+    starts, lines = Starts(), LineCounts()
     try:
-        for tag, tokens, local, seen in ordered_map(_first_ids, jobs, workers):
+        for tag, tokens, local, seen, breaks in ordered_map(_first_ids, jobs, workers):
             split = starts.see(tag, writers["train"].n)
+            if breaks is not None:
+                lines.see(split, breaks)
             table = np.fromiter(
                 (index.setdefault(t, len(index)) for t in tokens), np.int64, len(tokens)
             )
@@ -186,7 +195,7 @@ def encode_new_vocab(ct: CleanText, cfg: DataConfig, out: Path, workers: int, si
     tokens_by_id = list(index)
     for split in counts:  # both as long as the index
         counts[split] = np.pad(counts[split], (0, len(index) - len(counts[split])))
-    tok, table = vocabulary(tokens_by_id, counts["train"], cfg)
+    tok, table = vocabulary(tokens_by_id, counts["train"], cfg, lines.counts)
     dtype = token_dtype(tok.vocab_size)
     final, unk, n = {}, {}, {}
     words = _WordsWriter(temp_name(out / VAL_UNK))
@@ -199,7 +208,8 @@ def encode_new_vocab(ct: CleanText, cfg: DataConfig, out: Path, workers: int, si
     finally:
         words.close()
     spell = {s: spell_bits(tok, tokens_by_id, counts[s], table == 0) for s in counts}
-    return Encoded(tok, final, dtype, len(chars), unk, n, spell, starts.at, words.path)
+    lines_out = lines.split_bits() if marks else None
+    return Encoded(tok, final, dtype, len(chars), unk, n, spell, starts.at, words.path, lines_out)
 
 
 def spell_bits(tok, tokens: list[str], counts: np.ndarray, is_unk: np.ndarray) -> float:
@@ -211,11 +221,12 @@ def spell_bits(tok, tokens: list[str], counts: np.ndarray, is_unk: np.ndarray) -
     return float(np.dot(counts[where].astype(np.float64), bits))
 
 
-def vocabulary(tokens: list[str], counts: np.ndarray, cfg: DataConfig):
+def vocabulary(tokens: list[str], counts: np.ndarray, cfg: DataConfig, lines=None):
     """The frequency-ordered vocabulary (ties by the token) of the training split, as the
     in-memory tokenizer builds it, and the table from first-appearance ids to its ids (0,
     <unk>, for the tokens left out). The training tokens left out (by min_count or
-    max_vocab) go with the tokenizer, for its spelling model."""
+    max_vocab) go with the tokenizer, for its spelling model; so do the line model's
+    ``lines`` counts when it marks."""
     ranked = [i for i in sorted(range(len(tokens)), key=lambda i: (-counts[i], tokens[i]))
               if counts[i] > 0 and tokens[i] != UNK]  # fmt: skip
     keep = [i for i in ranked if counts[i] >= cfg.min_count]
@@ -229,6 +240,7 @@ def vocabulary(tokens: list[str], counts: np.ndarray, cfg: DataConfig):
     lam, probs = lexicon_weights({tokens[i]: int(counts[i]) for i in ranked}, rare)
     lexicon = {"lexicon_weight": lam, "rare_probs": probs if len(set(probs)) > 1 else None}
     norm, marks = Normalizer.of(cfg), marking(cfg)
+    lexicon["lines"] = lines if marks else None
     if cfg.tokenizer == "word":
         return WordTokenizer(itos, cfg.space_prefix, norm, rare, **lexicon, marks=marks), table
     return CharTokenizer(itos, norm, rare, **lexicon, marks=marks), table
@@ -275,12 +287,15 @@ def encode_known(ct: CleanText, tok, out: Path, workers: int, size: int) -> Enco
     tok_json = json.dumps(tok.to_dict(), ensure_ascii=False)
     jobs = _chunks_by_split(ct, size)
     starts = Starts()
+    lines = LineCounts(tok.lines) if tok.lines is not None else None
     words = _WordsWriter(temp_name(out / VAL_UNK))
     try:
-        for tag, ids, seen, missing in ordered_map(
+        for tag, ids, seen, missing, breaks in ordered_map(
             _encode_known, jobs, workers, _init_worker, (tok_json,)
         ):
             split = starts.see(tag, writers["train"].n)
+            if lines is not None:
+                lines.see(split, breaks)
             writers[split].write(ids)
             if tok.kind != "bpe":
                 unk[split] += int((ids == 0).sum())
@@ -293,7 +308,8 @@ def encode_known(ct: CleanText, tok, out: Path, workers: int, size: int) -> Enco
             w.close()
     spell = {s: spelled(tok, c) for s, c in unknown.items()}
     n = {s: w.n for s, w in writers.items()}
-    return Encoded(tok, files, dtype, len(chars), unk, n, spell, starts.at, words.path)
+    lines_out = lines.split_bits() if lines is not None else None
+    return Encoded(tok, files, dtype, len(chars), unk, n, spell, starts.at, words.path, lines_out)
 
 
 def spelled(tok, unknown: Counter) -> float:

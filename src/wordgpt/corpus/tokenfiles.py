@@ -184,13 +184,20 @@ def token_rows(data: np.ndarray, starts: np.ndarray, length: int) -> np.ndarray:
 
 def bits_per_char(total_nats: float, chars: int, spell_bits: float = 0.0) -> float:
     """Bits per character of a text: the model's total cross-entropy in bits, plus the bits
-    to spell its <unk> tokens (:mod:`.spelling`), over its characters."""
+    to spell its <unk> tokens (:mod:`.spelling`) and those of its line breaks (:mod:`.lines`),
+    over its characters."""
     return (total_nats / math.log(2) + spell_bits) / max(chars, 1)
 
 
 def split_bits_per_char(split: dict, mean_loss: float) -> float:
     """Bits per character of a whole split from a mean loss per predicted token (every token
     but the first is predicted), with the split's counts from ``meta.json`` (its <unk>
-    spellings included)."""
+    spellings and line breaks included)."""
     predicted = max(split["tokens"] - 1, 1)
-    return bits_per_char(mean_loss * predicted, split["chars"], split.get("unk_spell_bits", 0.0))
+    return bits_per_char(mean_loss * predicted, split["chars"], side_bits(split))
+
+
+def side_bits(split: dict) -> float:
+    """What a split's static figures add to the token model's bits (meta.json's counts): the
+    <unk> words' spelling and the line model's bits."""
+    return split.get("unk_spell_bits", 0.0) + split.get("line_bits", 0.0)

@@ -1,7 +1,9 @@
 """Tokenizers: word-level, character-level and byte-level BPE, each saved as one JSON file.
 
 The tokenizer knows nothing about torch. Every tokenizer maps text to a list of ids and back,
-and ``decode(encode(text)) == text`` holds for any text made of known tokens.
+and ``decode(encode(text)) == text`` holds for any text made of known tokens (a tokenizer
+that marks raw text writes line breaks inside paragraphs as spaces, coded by its line model:
+:mod:`.lines`).
 Word and char vocabularies are ordered by frequency (ties by the token itself), with
 ``<unk>`` at id 0, so that the same text always gives the same ids.
 """
@@ -12,14 +14,14 @@ import json
 import re
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol
 
 from ..errors import WordGPTError
-from .cleaning import chunks
+from .cleaning import Normalizer, chunks
+from .lines import LineCounts, as_spaces, break_points, line_counts, lines_from_list, wrap
 from .marks import mark, unmark
-from .spelling import Spelling, lexicon_weights
+from .spelling import Spelling, lexicon_settings, lexicon_weights
 
 UNK = "<unk>"
 
@@ -28,56 +30,6 @@ UNK = "<unk>"
 WORD_PATTERN = re.compile(r"\w+|\S|\s")
 # The same tokens, with one space attached to the word or mark that follows it.
 SPACE_PREFIX_PATTERN = re.compile(r" ?\w+| ?[^\w\s]|\s")
-
-
-@dataclass(frozen=True)
-class Normalizer:
-    """The cleaning the data had, applied again to any text the tokenizer is given (a
-    prompt, a text to evaluate, a word to look up), so that "The Knight" finds the ids of
-    "the knight" when the training text was lowercased. Saved in tokenizer.json."""
-
-    lowercase: bool = False
-    newlines_to_spaces: bool = False
-    collapse_spaces: bool = False
-
-    @classmethod
-    def of(cls, cfg) -> Normalizer:
-        """What a DataConfig's cleaning does to text that reaches a tokenizer."""
-        return cls(cfg.lowercase, cfg.newlines_to_spaces, cfg.collapse_spaces)
-
-    @classmethod
-    def from_dict(cls, d) -> Normalizer:
-        if not isinstance(d, dict):
-            return cls()
-        return cls(
-            *(d.get(k) is True for k in ("lowercase", "newlines_to_spaces", "collapse_spaces"))
-        )
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def __call__(self, text: str) -> str:
-        if self.newlines_to_spaces:
-            text = text.replace("\r\n", " ").replace("\r", " ").replace("\n", " ")
-        if self.collapse_spaces:
-            text = _SPACES.sub(" ", text)
-        return text.lower() if self.lowercase else text
-
-    def to_hf(self):
-        """The same steps as a Hugging Face normalizer (None when there are none)."""
-        from tokenizers import Regex, normalizers
-
-        steps = []
-        if self.newlines_to_spaces:
-            steps += [normalizers.Replace(Regex("\r\n|\r|\n"), " ")]
-        if self.collapse_spaces:
-            steps.append(normalizers.Replace(Regex(" {2,}"), " "))
-        if self.lowercase:
-            steps.append(normalizers.Lowercase())
-        return normalizers.Sequence(steps) if steps else None
-
-
-_SPACES = re.compile(r" {2,}")
 
 
 class Tokenizer(Protocol):
@@ -106,15 +58,27 @@ class TextSteps:
 
     normalizer: Normalizer
     marks: bool  # capitals and line breaks written as marks (:mod:`.marks`)
+    lines = None
+    """With marks: the line model's counts (:mod:`.lines`), the line breaks inside paragraphs
+    written as spaces; None: as marks (a tokenizer written before the line model)."""
 
     def prepared(self, text: str) -> str:
         """``text`` as the tokenizer splits it: cleaned, and marked when it marks."""
         text = self.normalizer(text)
-        return mark(text) if self.marks else text
+        if not self.marks:
+            return text
+        return mark(text if self.lines is None else as_spaces(text))
+
+    def _lines_dict(self, d: dict) -> dict:
+        d = {**d, "marks": True} if self.marks else d
+        return {**d, "lines": self.lines.tolist()} if self.lines is not None else d
 
     def unmarked(self, text: str) -> str:
-        """The text of decoded tokens: their marks undone when it writes them."""
-        return unmark(text) if self.marks else text
+        """The text of decoded tokens: their marks undone when it writes them, and its lines
+        broken as the line model finds likeliest (:func:`.lines.wrap`)."""
+        if not self.marks:
+            return text
+        return unmark(text) if self.lines is None else wrap(unmark(text), self.lines)
 
 
 class VocabTokenizer(TextSteps):
@@ -131,6 +95,7 @@ class VocabTokenizer(TextSteps):
         lexicon_weight: float = 0.0,
         rare_probs: list[float] | None = None,
         marks: bool = False,
+        lines=None,
     ):
         if not itos or itos[0] != UNK:
             raise WordGPTError("a vocabulary must start with <unk>")
@@ -145,6 +110,7 @@ class VocabTokenizer(TextSteps):
         self.rare_probs = rare_probs
         """Each rare word's share of them (None: all alike)."""
         self.marks = bool(marks)
+        self.lines = lines_from_list(lines) if marks and lines is not None else None
         self._spelling: Spelling | None = None
         self.itos = list(itos)
         self.stoi = {t: i for i, t in enumerate(self.itos)}
@@ -169,11 +135,12 @@ class VocabTokenizer(TextSteps):
         **kw,
     ):
         """Build the vocabulary from ``text`` (or texts, each split on its own; already
-        cleaned as ``normalizer`` says, and marked here when ``marks``): most frequent
-        first, ties broken by the token."""
+        cleaned as ``normalizer`` says, and marked here when ``marks``, its line model
+        counted): most frequent first, ties broken by the token."""
         counts: Counter[str] = Counter()
-        for part in [text] if isinstance(text, str) else text:
-            counts.update(cls.split_text(mark(part) if marks else part, **kw))
+        parts = [text] if isinstance(text, str) else list(text)
+        for part in parts:
+            counts.update(cls.split_text(mark(as_spaces(part)) if marks else part, **kw))
         ranked = [t for t, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])) if t != UNK]
         tokens = [t for t in ranked if counts[t] >= min_count]
         if max_vocab is not None:
@@ -183,7 +150,7 @@ class VocabTokenizer(TextSteps):
         lam, probs = lexicon_weights(counts, rare)
         return cls([UNK, *tokens], normalizer=normalizer, rare=rare, lexicon_weight=lam,
                    rare_probs=probs if len(set(probs)) > 1 else None, marks=marks,
-                   **kw)  # fmt: skip
+                   lines=line_counts(parts) if marks else None, **kw)  # fmt: skip
 
     @staticmethod
     def split_text(text: str, **kw) -> list[str]:
@@ -220,9 +187,7 @@ class VocabTokenizer(TextSteps):
         return self._spelling
 
     def _dict(self, d: dict) -> dict:
-        d = _with_normalizer(d, self.normalizer)
-        if self.marks:
-            d = {**d, "marks": True}
+        d = self._lines_dict(_with_normalizer(d, self.normalizer))
         if not self.rare:
             return d
         d = {**d, "rare": self.rare, "lexicon_weight": self.lexicon_weight}
@@ -283,10 +248,12 @@ class BPETokenizer(TextSteps):
 
     kind = "bpe"
 
-    def __init__(self, hf, normalizer: Normalizer | None = None, marks: bool = False):
+    def __init__(self, hf, normalizer: Normalizer | None = None, marks: bool = False,
+                 lines=None):  # fmt: skip
         self.hf = hf
         self.normalizer = normalizer or Normalizer()
         self.marks = bool(marks)
+        self.lines = lines_from_list(lines) if marks and lines is not None else None
 
     @classmethod
     def train(
@@ -294,7 +261,7 @@ class BPETokenizer(TextSteps):
         normalizer: Normalizer | None = None, marks: bool = False,
     ) -> BPETokenizer:  # fmt: skip
         """Train on ``text``, or on an iterator of texts (a corpus streamed in chunks; marked
-        here when ``marks``)."""
+        here when ``marks``, its line model counted)."""
         from tokenizers import Tokenizer as HFTokenizer
         from tokenizers import decoders, models, pre_tokenizers, trainers
 
@@ -309,8 +276,15 @@ class BPETokenizer(TextSteps):
         )
         if isinstance(text, str):  # cut at safe points, as a streamed corpus is
             text = chunks([text], 1 << 20, lowercase=False)
-        hf.train_from_iterator(map(mark, text) if marks else text, trainer=trainer)
-        return cls(hf, normalizer, marks)
+        seen = LineCounts()
+
+        def marked(parts):  # the line model counted on the way
+            for part in parts:
+                seen.see("train", break_points(part))
+                yield mark(as_spaces(part))
+
+        hf.train_from_iterator(marked(text) if marks else text, trainer=trainer)
+        return cls(hf, normalizer, marks, seen.counts if marks else None)
 
     @property
     def vocab_size(self) -> int:
@@ -339,7 +313,7 @@ class BPETokenizer(TextSteps):
 
     def to_dict(self) -> dict:
         d = {"kind": self.kind, "hf": json.loads(self.hf.to_str())}
-        return _with_normalizer({**d, "marks": True} if self.marks else d, self.normalizer)
+        return _with_normalizer(self._lines_dict(d), self.normalizer)
 
 
 def _with_normalizer(d: dict, n: Normalizer) -> dict:
@@ -368,7 +342,8 @@ def from_dict(d: dict) -> Tokenizer:
     norm = Normalizer.from_dict(d.get("normalize")) if kind else None
     if kind in ("word", "char"):
         itos, rare = d.get("itos"), d.get("rare", [])
-        lexicon = {**_lexicon(d, rare), "marks": d.get("marks") is True}
+        marks = {"marks": d.get("marks") is True, "lines": d.get("lines")}
+        lexicon = {**lexicon_settings(d, rare), **marks}
         for what in (itos, rare):
             if not isinstance(what, list) or not all(isinstance(t, str) and t for t in what):
                 raise WordGPTError("the tokenizer's vocabulary (itos) is not a list of tokens")
@@ -380,25 +355,10 @@ def from_dict(d: dict) -> Tokenizer:
 
         try:
             hf = HFTokenizer.from_str(json.dumps(d["hf"]))
-            return BPETokenizer(hf, norm, d.get("marks") is True)
+            return BPETokenizer(hf, norm, d.get("marks") is True, d.get("lines"))
         except Exception as e:  # the Rust library raises its own exception types
             raise WordGPTError(f"the BPE tokenizer cannot be read: {e}") from None
     raise WordGPTError(f"unknown tokenizer kind {kind!r} in tokenizer file")
-
-
-def _lexicon(d: dict, rare: list) -> dict:
-    """The spelling lexicon's settings in a tokenizer's dict, checked (a tokenizer written
-    before the lexicon had none: weight 0)."""
-    lam, probs = d.get("lexicon_weight", 0.0), d.get("rare_probs")
-    if not isinstance(lam, int | float) or isinstance(lam, bool) or not 0 <= lam < 1:
-        raise WordGPTError("the tokenizer's lexicon_weight is not a number in [0, 1)")
-    if probs is not None and (
-        not isinstance(probs, list)
-        or len(probs) != len(rare)
-        or not all(isinstance(p, int | float) and p >= 0 for p in probs)
-    ):
-        raise WordGPTError("the tokenizer's rare_probs do not match its rare words")
-    return {"lexicon_weight": float(lam), "rare_probs": probs}
 
 
 def load(path: str | Path) -> Tokenizer:

@@ -65,6 +65,10 @@ class EvalResult:
     adaptation: dict | None = None
     """With adaptive evaluation: how the model learned as it read (:mod:`.adapt`): its rule,
     rate and decay."""
+    line_bits_per_char: float = 0.0
+    """The part of every figure that codes the line breaks inside paragraphs, in raw text
+    (:mod:`..corpus.lines`; the adaptive figures: as the line model reads them)."""
+    adaptive_line_bits_per_char: float | None = None
 
     @property
     def headline_bits_per_char(self) -> float:
@@ -90,6 +94,7 @@ class EvalResult:
             f"{self.split}: {self.tokens:,} tokens, {self.chars:,} chars | loss {self.loss:.4f} | "
             f"perplexity {self.perplexity:.2f} | {self.bits_per_token:.4f} bits/token | "
             f"{self.bits_per_char:.4f} bits/char{unk}"
+            + (f" (line breaks {self.line_bits_per_char:.4f})" if self.line_bits_per_char else "")
             + (f" | stride {self.stride}" if self.stride else "")
             + (
                 f" | adaptive {self.adaptive_bits_per_char:.4f} bits/char ("
@@ -337,16 +342,18 @@ def evaluate(
         per_token = token_nll(model, data, block_size, batch_size, device, progress, deadline,
                               stride, threads)  # fmt: skip
     nll, n = float(per_token.sum()), len(per_token)
-    loss, chars, spell = nll / max(n, 1), counts["chars"], counts.get("unk_spell_bits", 0.0)
+    loss, chars = nll / max(n, 1), counts["chars"]
+    spell, lines = counts.get("unk_spell_bits", 0.0), counts.get("line_bits", 0.0)
     adaptive = None
     read_spell = spell if read_spell_bits is None else read_spell_bits
+    read_lines = counts.get("line_bits_read", lines)
     if adapt is not None:
         adapted = adapted_nats
         if adapted is None:
             windows_threads = Threads(threads.fixed, what="window") if threads else None
             adapted = adaptive_nll(model, data, block_size, adapt, device, progress, stride,
                                    windows_threads)  # fmt: skip
-        adaptive = bits_per_char(float(adapted.sum()), chars, read_spell)
+        adaptive = bits_per_char(float(adapted.sum()), chars, read_spell + read_lines)
     mixture = None
     if ngram is not None:
         train, vocab, fit = ngram.train, ngram.vocab_size, ngram.fit
@@ -358,12 +365,12 @@ def evaluate(
         model_kn = ngram.counts or KneserNey(train, vocab, fit["order"])
         kn = model_kn.split_prob(np.asarray(data))
         mixed = mixed_nll(per_token, kn, weight)
-        mixture = {**fit, "bits_per_char": bits_per_char(float(mixed.sum()), chars, spell)}
+        mixture = {**fit, "bits_per_char": bits_per_char(float(mixed.sum()), chars, spell + lines)}
         if adapt is not None:  # adaptive too: the counts and the weight learn as it reads
             read = read_split_prob(train, data, vocab, fit["order"])
             online = online_mixed_nll(adapted, read, weight)
             mixture["adaptive_bits_per_char"] = bits_per_char(float(online.sum()), chars,
-                                                              read_spell)  # fmt: skip
+                                                              read_spell + read_lines)  # fmt: skip
     return EvalResult(
         split,
         n,
@@ -371,7 +378,7 @@ def evaluate(
         loss,
         math.exp(min(loss, 700.0)),
         loss / math.log(2),
-        bits_per_char(nll, chars, spell),
+        bits_per_char(nll, chars, spell + lines),
         counts.get("unk_share", 0.0),
         spell / max(chars, 1),
         stride if stride and stride != block_size else None,
@@ -379,4 +386,6 @@ def evaluate(
         mixture,
         read_spell / max(chars, 1) if adapt is not None else None,
         adaptation=None if adapt is None else adapt.summary(),
+        line_bits_per_char=lines / max(chars, 1),
+        adaptive_line_bits_per_char=read_lines / max(chars, 1) if adapt is not None else None,
     )
