@@ -29,7 +29,8 @@ from wordgpt.corpus.lines import (
 from wordgpt.corpus.marks import WRAP
 from wordgpt.corpus.tokenizer import BPETokenizer, CharTokenizer, WordTokenizer
 from wordgpt.errors import WordGPTError
-from wordgpt.use.evaluate import evaluate
+from wordgpt.use.adapt import Adaptation
+from wordgpt.use.evaluate import NgramSpec, evaluate
 from wordgpt.use.generate import decode_stream
 
 from .helpers import examples
@@ -78,12 +79,13 @@ def test_the_flags_and_the_spaced_text_give_the_text_back(text):
     assert keys.tolist() == want_keys and b.flags.tolist() == want_flags
 
 
-@given(st.lists(st.sampled_from(["Jane", "walk.", "\n", "\n\n", "no"]), max_size=60),
+@given(st.lists(st.tuples(st.sampled_from(["Jane", "walk.", "", "no"]),
+                          st.sampled_from([" ", "\n", "\n\n", "  "])), max_size=60),
        st.integers(2, 30))  # fmt: skip
 @settings(max_examples=examples(100), deadline=None)
 def test_a_text_read_in_pieces_has_the_keys_of_the_text_read_whole(words, size):
     """prepare reads the text in chunks cut at its safe points; the column goes on across."""
-    text = " ".join(words)
+    text = "".join(w + sep for w, sep in words)
     whole, _ = break_points(text).keys(0)
     column, parts = 0, []
     for c in chunks([text], size, lowercase=False):
@@ -185,10 +187,20 @@ def test_prepare_counts_the_line_breaks_whatever_its_chunks(tmp_path):
 
 
 def test_every_figure_pays_for_the_line_breaks():
+    """Static figures the line model's static bits, adaptive ones its bits read as it goes;
+    with the n-gram partner too."""
+    rng = np.random.default_rng(0)
+    data, train = rng.integers(0, 5, 11), rng.integers(0, 5, 200)
     counts = {"chars": 1000, "tokens": 11, "unk_spell_bits": 3.0}
     nats = np.full(10, 0.5)
-    without = evaluate(None, np.zeros(11, np.int64), counts, block_size=4, token_nats=nats)
-    with_lines = evaluate(None, np.zeros(11, np.int64), {**counts, "line_bits": 40.0},
-                          block_size=4, token_nats=nats)  # fmt: skip
-    assert with_lines.bits_per_char - without.bits_per_char == pytest.approx(0.04)
-    assert with_lines.line_bits_per_char == pytest.approx(0.04)
+    ngram = NgramSpec(train, 5, 2, {"order": 2, "gpt_weight": 0.7})
+    kw = dict(block_size=4, token_nats=nats, adapted_nats=nats * 0.9, ngram=ngram,
+              adapt=Adaptation.sgd(1e-4))  # fmt: skip
+    without = evaluate(None, data, counts, **kw)
+    lines_in = {**counts, "line_bits": 40.0, "line_bits_read": 30.0}
+    got = evaluate(None, data, lines_in, **kw)
+    assert got.bits_per_char - without.bits_per_char == pytest.approx(0.04)
+    assert got.line_bits_per_char == pytest.approx(0.04)
+    assert got.adaptive_bits_per_char - without.adaptive_bits_per_char == pytest.approx(0.03)
+    for key, more in (("bits_per_char", 0.04), ("adaptive_bits_per_char", 0.03)):
+        assert got.ngram[key] - without.ngram[key] == pytest.approx(more)

@@ -184,6 +184,8 @@ def line_counts(parts) -> np.ndarray:
 def lines_from_list(value) -> np.ndarray:
     """The line model's counts from a tokenizer file's ``lines``, checked."""
     a = np.asarray(value, dtype=object)
-    if a.shape != (KEYS, 2) or not all(isinstance(n, int) and n >= 0 for n in a.flat):
+    if a.shape != (KEYS, 2) or not all(
+        isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in a.flat
+    ):
         raise WordGPTError("the tokenizer's line model (lines) is not a table of counts")
     return a.astype(np.int64)

@@ -276,9 +276,11 @@ def remap(src: Path, dst: Path, table: np.ndarray, dtype: np.dtype,
     return unk, n
 
 
-def encode_known(ct: CleanText, tok, out: Path, workers: int, size: int) -> Encoded:
+def encode_known(ct: CleanText, tok, out: Path, workers: int, size: int,
+                 count_lines: bool = False) -> Encoded:  # fmt: skip
     """Tokens of an existing tokenizer (``--tokenizer-from``, or a trained BPE): unknown
-    words become <unk>."""
+    words become <unk>. Its line model codes the line breaks; with ``count_lines`` (a new
+    tokenizer) it is counted on the way instead, as a new vocabulary's is."""
     dtype = token_dtype(tok.vocab_size)
     files = {s: temp_name(out / f"{s}.bin") for s in ("train", "val")}
     writers = {s: _IdsWriter(p, dtype) for s, p in files.items()}
@@ -287,7 +289,9 @@ def encode_known(ct: CleanText, tok, out: Path, workers: int, size: int) -> Enco
     tok_json = json.dumps(tok.to_dict(), ensure_ascii=False)
     jobs = _chunks_by_split(ct, size)
     starts = Starts()
-    lines = LineCounts(tok.lines) if tok.lines is not None else None
+    lines = None
+    if tok.lines is not None:
+        lines = LineCounts(None if count_lines else tok.lines)
     words = _WordsWriter(temp_name(out / VAL_UNK))
     try:
         for tag, ids, seen, missing, breaks in ordered_map(
@@ -309,6 +313,8 @@ def encode_known(ct: CleanText, tok, out: Path, workers: int, size: int) -> Enco
     spell = {s: spelled(tok, c) for s, c in unknown.items()}
     n = {s: w.n for s, w in writers.items()}
     lines_out = lines.split_bits() if lines is not None else None
+    if count_lines and lines is not None:
+        tok.lines = lines.counts
     return Encoded(tok, files, dtype, len(chars), unk, n, spell, starts.at, words.path, lines_out)
 
 
@@ -326,4 +332,4 @@ def encode_bpe(ct: CleanText, cfg: DataConfig, out: Path, workers: int, size: in
     its own threads), then encoded chunk by chunk in worker processes."""
     train = (c for (split, _), c in _chunks_by_split(ct, size) if split == "train")
     tok = BPETokenizer.train(train, cfg.vocab_size, Normalizer.of(cfg), marking(cfg))
-    return encode_known(ct, tok, out, workers, size)
+    return encode_known(ct, tok, out, workers, size, count_lines=True)
