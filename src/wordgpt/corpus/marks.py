@@ -13,13 +13,18 @@ fit, so a model that knows the column and has read the word knows whether it beg
 ``unmark`` undoes it exactly: ``unmark(mark(text)) == text`` for every text, the marks being
 Unicode noncharacters that text never holds (any that come in are read as U+FFFD).
 
+A tokenizer with a line model (:mod:`.lines`) marks text whose line breaks inside paragraphs
+are already spaces (:func:`.lines.as_spaces`), so it writes no ``WRAP``: the line model codes
+those line breaks, and the word model never sees them. Tokenizers made before it write
+``WRAP`` as their runs were trained to read it.
+
 The marks are characters, so every tokenizer reads them as tokens of their own and a model
 pays for them like for any other token: bits per character of the marked text, over the
 characters of the raw text, are the bits of the raw text. Both functions look at most one
 space and one word around a point, so a text cut before a space that follows a non-space
 (:func:`.cleaning.safe_cut`) is marked the same in parts as whole. Decoding a text as it is
 written (a generation), only what comes before its last space is final: a line break's mark
-turns that space into a line break.
+(or the line model, once the word after it is whole) may turn that space into a line break.
 """
 
 from __future__ import annotations
