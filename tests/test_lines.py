@@ -32,6 +32,7 @@ from wordgpt.errors import WordGPTError
 from wordgpt.use.adapt import Adaptation
 from wordgpt.use.evaluate import NgramSpec, evaluate
 from wordgpt.use.generate import decode_stream
+from wordgpt.use.report_page import evaluation_rows
 
 from .helpers import examples
 
@@ -193,7 +194,7 @@ def test_every_figure_pays_for_the_line_breaks():
     data, train = rng.integers(0, 5, 11), rng.integers(0, 5, 200)
     counts = {"chars": 1000, "tokens": 11, "unk_spell_bits": 3.0}
     nats = np.full(10, 0.5)
-    ngram = NgramSpec(train, 5, 2, {"order": 2, "gpt_weight": 0.7})
+    ngram = NgramSpec(train, 5, 2, {"order": 2, "gpt_weight": 0.7, "held_out_tokens": 100})
     kw = dict(block_size=4, token_nats=nats, adapted_nats=nats * 0.9, ngram=ngram,
               adapt=Adaptation.sgd(1e-4))  # fmt: skip
     without = evaluate(None, data, counts, **kw)
@@ -204,3 +205,6 @@ def test_every_figure_pays_for_the_line_breaks():
     assert got.adaptive_bits_per_char - without.adaptive_bits_per_char == pytest.approx(0.03)
     for key, more in (("bits_per_char", 0.04), ("adaptive_bits_per_char", 0.03)):
         assert got.ngram[key] - without.ngram[key] == pytest.approx(more)
+    shown = " ".join(v for _, v in evaluation_rows({"evaluation": got.to_dict()}))
+    assert "the line model: 0.0400" in shown and "line model" not in " ".join(
+        v for _, v in evaluation_rows({"evaluation": without.to_dict()}))  # fmt: skip

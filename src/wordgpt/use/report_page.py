@@ -132,7 +132,9 @@ def evaluation_rows(r: dict) -> list[tuple[str, str]]:
             f"{ev['bits_per_char']:.4f}",
             (
                 f" (whole split; each &lt;unk&gt; charged its spelling: "
-                f"{ev['spell_bits_per_char']:.4f} of it)"
+                f"{ev['spell_bits_per_char']:.4f} of it"
+                + (f"; the line model: {lb:.4f}" if (lb := ev.get("line_bits_per_char")) else "")
+                + ")"
             ),
         )
         if ng := ev.get("ngram"):  # the headline: what `wordgpt eval` prints last
