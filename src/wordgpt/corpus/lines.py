@@ -56,8 +56,15 @@ class Breaks:
         ends at."""
         after = self.after.copy()
         after[: self.head] += column
-        keys = np.minimum(after, MAX_COLUMN) * 2 + self.newline_before
-        return keys, (self.tail if self.tail >= 0 else column + self.length)
+        return key(after, self.newline_before), (
+            self.tail if self.tail >= 0 else column + self.length
+        )
+
+
+def key(after, newline_before):
+    """The line model's key of a break point (or of arrays of them): its column after the
+    word (``MAX_COLUMN`` and beyond alike) and whether a line break comes right before."""
+    return np.minimum(after, MAX_COLUMN) * 2 + newline_before
 
 
 def break_points(text: str) -> Breaks:
@@ -96,8 +103,8 @@ def wrap(text: str, counts: np.ndarray) -> str:
         line = text[last:at]
         nl = line.rfind("\n")
         col = len(line) - nl - 1 if nl >= 0 else col + len(line)
-        key = min(col + 1 + len(m.group(1)), MAX_COLUMN) * 2 + (at > 0 and text[at - 1] == "\n")
-        brk = counts[key, 1] > counts[key, 0]
+        k = key(col + 1 + len(m.group(1)), int(at > 0 and text[at - 1] == "\n"))
+        brk = counts[k, 1] > counts[k, 0]
         out += [line, "\n" if brk else " "]
         col, last = (0 if brk else col + 1), at + 1
     return "".join(out) + text[last:]
@@ -143,7 +150,7 @@ class LineCounts:
     training split is counted (:meth:`split_bits`)."""
 
     def __init__(self, counts: np.ndarray | None = None):
-        self.fixed = counts  # a tokenizer's line model: the counts do not change
+        self.learns = counts is None  # else a tokenizer's line model: the counts stay
         self.counts = np.zeros((KEYS, 2), dtype=np.int64) if counts is None else counts
         self.column = 0
         self.train_bits, self.breaks = 0.0, {"train": 0, "val": 0}
@@ -154,7 +161,7 @@ class LineCounts:
         self.breaks[split] += int(piece.flags.sum())
         if split == "val":
             self.val.append((keys, piece.flags))
-        elif self.fixed is None:
+        elif self.learns:
             self.train_bits += float(read_bits(keys, piece.flags, self.counts).sum())
             self.counts += count(keys, piece.flags)
         else:

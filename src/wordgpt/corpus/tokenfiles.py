@@ -200,4 +200,11 @@ def split_bits_per_char(split: dict, mean_loss: float) -> float:
 def side_bits(split: dict) -> float:
     """What a split's static figures add to the token model's bits (meta.json's counts): the
     <unk> words' spelling and the line model's bits."""
-    return split.get("unk_spell_bits", 0.0) + split.get("line_bits", 0.0)
+    return split.get("unk_spell_bits", 0.0) + line_bits(split)[0]
+
+
+def line_bits(split: dict) -> tuple[float, float]:
+    """A split's line breaks' bits (meta.json's counts; :mod:`.lines`): static, and read as
+    it goes (the static ones for a folder that has no reading); 0 without a line model."""
+    static = split.get("line_bits", 0.0)
+    return static, split.get("line_bits_read", static)

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from ..corpus.marks import CAP, UPPER, WRAP
-from ..corpus.tokenfiles import load_meta, load_split, load_unk_words
+from ..corpus.tokenfiles import line_bits, load_meta, load_split, load_unk_words
 from ..errors import WordGPTError
 from ..fileio import atomic_write
 from ..logs import log
@@ -258,11 +258,11 @@ def fit_mixer(view: CharView, model, spec: CharSpec, cut: int, *, block_size: in
 
 def char_figures(model, data: np.ndarray, chars: int, spec: CharSpec, *, block_size: int,
                  stride: int | None, adapt: Adaptation | None, device="cpu", threads=None,
-                 cut: int, line_bits: tuple[float, float] = (0.0, 0.0),
+                 cut: int, lines: tuple[float, float] = (0.0, 0.0),
                  ) -> tuple[dict, dict]:  # fmt: skip
     """The split's bits per character read by characters: the word model alone, mixed
     (static), and with ``adapt`` adaptive; the fit used (``"fit"``, new when ``spec`` had
-    none). Each adds the bits of the split's line breaks (``line_bits``: static, read as it
+    none). Each adds the bits of the split's line breaks (``lines``: static, read as it
     goes; :mod:`..corpus.lines`), which the text read here has as spaces. And the GPT's own
     nats per token as it read them (``token_nats``, and ``adapted_nats`` adapting:
     :func:`.evaluate.evaluate`'s keywords)."""
@@ -294,12 +294,12 @@ def char_figures(model, data: np.ndarray, chars: int, spec: CharSpec, *, block_s
         if escapes is None:  # a character the alphabet lacks: its escape, then its code point
             escapes = float(alphabet.novel(reading.symbols).sum() * alphabet.novel_bits)
             word_model = -np.log2(reading.probs()).sum()
-            out["word_model_bits_per_char"] = float((word_model + escapes + line_bits[0]) / chars)
+            out["word_model_bits_per_char"] = float((word_model + escapes + lines[0]) / chars)
         f = features(alphabet, reading, text, start, adaptive)
         mixer = cx.Mixer.from_state(fit)
         nats = mixer.read(f, MIXER_LR) if adaptive else mixer.nats(f)
         key = "adaptive_bits_per_char" if adaptive else "bits_per_char"
-        out[key] = float((nats.sum() / math.log(2) + escapes + line_bits[adaptive]) / chars)
+        out[key] = float((nats.sum() / math.log(2) + escapes + lines[adaptive]) / chars)
     return out, token_nats
 
 
@@ -327,7 +327,7 @@ def by_characters(m, data_dir: Path, split: str, ngram: int | None, stride: int 
     spec = CharSpec(m.tokenizer, words, np.asarray(m.training_tokens()), partner, fit)
     order = partner.kn.order if partner else NGRAM_ORDER
     counts = load_meta(data_dir)["splits"][split]
-    chars, lines = counts["chars"], counts.get("line_bits", 0.0)
+    chars = counts["chars"]
     total, where = machine_memory("cpu")  # the character models live in RAM
     if chars * BYTES_PER_CHAR > total:  # the features of every character are held at once
         raise WordGPTError(f"reading {chars:,} characters by characters takes about "
@@ -337,7 +337,7 @@ def by_characters(m, data_dir: Path, split: str, ngram: int | None, stride: int 
                        block_size=m.gpt.cfg.block_size, stride=stride, adapt=adapt,
                        device=m.device, threads=m.thread_choice("batch"),
                        cut=gpt_tokens(len(spec.train), order),
-                       line_bits=(lines, counts.get("line_bits_read", lines)))  # fmt: skip
+                       lines=line_bits(counts))  # fmt: skip
     fit = out.pop("fit")  # the weights: RUN/charmix.json, not every record
     out["mixer"] = {k: fit[k] for k in ("fitted_on_chars", "held_out_bits_per_char")}
     if spec.fit is None and m.run_dir.is_dir():

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..corpus.tokenfiles import bits_per_char, token_rows
+from ..corpus.tokenfiles import bits_per_char, line_bits, token_rows
 from ..errors import WordGPTError
 from ..model.ensemble import Ensemble
 from ..model.mixture import fit_mixture, mixed_nll, online_mixed_nll
@@ -343,10 +343,9 @@ def evaluate(
                               stride, threads)  # fmt: skip
     nll, n = float(per_token.sum()), len(per_token)
     loss, chars = nll / max(n, 1), counts["chars"]
-    spell, lines = counts.get("unk_spell_bits", 0.0), counts.get("line_bits", 0.0)
+    spell, (lines, read_lines) = counts.get("unk_spell_bits", 0.0), line_bits(counts)
     adaptive = None
     read_spell = spell if read_spell_bits is None else read_spell_bits
-    read_lines = counts.get("line_bits_read", lines)
     if adapt is not None:
         adapted = adapted_nats
         if adapted is None:
