@@ -100,3 +100,95 @@ def test_a_split_too_large_to_read_by_characters_is_refused_first(run_dir, monke
     monkeypatch.setattr(chars, "machine_memory", lambda device: (1e6, "machine"))
     with pytest.raises(WordGPTError, match="shorter text"):
         load(run_dir).evaluate(chars=True)
+
+
+SINGLES = ["alpha", "beta", "gamma", "delta", "omega", "sigma"]
+
+
+@pytest.fixture(scope="module")
+def rare_run(tmp_path_factory):
+    """A run on a text whose training split has words that come once (<unk>: min_count 2),
+    some of them in its last part, which the mixer is fitted on."""
+    from wordgpt.config import DataConfig
+    from wordgpt.corpus.build import prepare
+    from wordgpt.use.train_run import train
+
+    root = tmp_path_factory.mktemp("rare")
+    body = "the knight and the squire rode on the road. the squire spoke. "
+    at = dict(zip((14, 42, 70, 98, 122, 124), SINGLES, strict=True))  # the last two: held out
+    text = "".join(
+        body + (f"{at[i]} the knight {at[i]}s. " if i in at else "") for i in range(140)
+    )  # "alphas" comes once too
+    (root / "t.txt").write_text(text)
+    prepare(root / "d", DataConfig(dataset=str(root / "t.txt"), space_prefix=False,
+                                   val_fraction=0.1))  # fmt: skip
+    train(root / "d", root / "run", preset="tiny", max_iters=5, ngram=3, dtype="fp32",
+          progress=False, tensorboard=False, report=False)  # fmt: skip
+    return root / "d", root / "run"
+
+
+def test_prepare_keeps_the_training_splits_unk_words_in_order(rare_run, tmp_path):
+    from wordgpt.config import DataConfig
+    from wordgpt.corpus.build import prepare
+    from wordgpt.corpus.tokenfiles import load_split, load_unk_words
+
+    data, run = rare_run
+    words = load_unk_words(data, "train")
+    want = [w for s in SINGLES for w in (s, s + "s")]
+    assert words == want
+    assert int((np.asarray(load_split(data, "train")) == 0).sum()) == len(words)
+    again = tmp_path / "again"  # the run's tokenizer, prepared anew: the same words
+    prepare(again, DataConfig(dataset=str(data.parent / "t.txt"), space_prefix=False,
+                              val_fraction=0.1), tokenizer_from=load(run).tokenizer)  # fmt: skip
+    assert load_unk_words(again, "train") == want
+
+
+def test_the_mixer_is_fitted_on_the_held_out_words_as_new_words(rare_run, monkeypatch, capsys):
+    """The held-out slice's <unk> words are read (none of its characters left out), spelled
+    by a lexicon without those only it has; a folder that does not keep them leaves their
+    characters out, and its fit is made again when they are kept."""
+    from wordgpt.corpus.tokenfiles import load_unk_words
+    from wordgpt.training.holdout import gpt_tokens
+    from wordgpt.use import chars
+
+    data, run = rare_run
+    m = load(run)
+    train = np.asarray(m.training_tokens())
+    cut = gpt_tokens(len(train), m.partner_fit["order"])
+    words = load_unk_words(data, "train")
+    before = set(words[: int((train[:cut] == 0).sum())])
+    held = set(words[int((train[:cut] == 0).sum()) :])  # the slice's own words
+    assert held == {"omega", "omegas", "sigma", "sigmas"} and not held & before
+    lexicons = []
+    real = chars.CharView
+
+    def view(tokenizer, alphabet, words=(), spelling=None):
+        lexicons.append((list(words), set((spelling or tokenizer.spelling()).lexicon)))
+        return real(tokenizer, alphabet, words=words, spelling=spelling)
+
+    monkeypatch.setattr(chars, "CharView", view)
+    (run / "charmix.json").unlink(missing_ok=True)
+    m.evaluate(chars=True)
+    fit = json.loads((run / "charmix.json").read_text())
+    assert fit["unk_words_read"]
+    itos = m.tokenizer.token_strings()
+    held_words = words[int((train[:cut] == 0).sum()) :]
+    held_chars = sum(len(s) for s in chars.token_strings(itos, train[cut:], held_words))
+    assert fit["fitted_on_chars"] == held_chars  # every character, the <unk> words' too
+    views = dict((tuple(w), lex) for w, lex in lexicons)
+    fitted = views[tuple(held_words)]  # the fit's view, built with the slice's words
+    assert not fitted & held and before <= fitted
+    whole = views[tuple(load_unk_words(data, "val"))]  # the split's: the whole lexicon
+    assert held | before <= whole
+    shutil.move(data / "train.unk.jsonl", data / "kept.jsonl")
+    try:  # a folder that does not keep them: the fit made again, their characters left out
+        old = load(run).evaluate(chars=True)
+        fit = json.loads((run / "charmix.json").read_text())
+        assert not fit["unk_words_read"] and fit["fitted_on_chars"] < held_chars
+        assert old.by_chars["bits_per_char"] > 0
+    finally:
+        shutil.move(data / "kept.jsonl", data / "train.unk.jsonl")
+    capsys.readouterr()
+    load(run).evaluate(chars=True)  # kept again: fitted again, with them
+    assert "fitting the mixer again" in capsys.readouterr().err
+    assert json.loads((run / "charmix.json").read_text())["unk_words_read"]

@@ -232,3 +232,19 @@ def test_the_spelling_model_gives_every_next_symbol_at_once():
     for h, row in zip(histories, got, strict=True):
         np.testing.assert_allclose(row, [model.prob(s, h) for s in model.symbols()], rtol=1e-12)
         assert row.sum() == pytest.approx(1.0)
+
+
+def test_a_spelling_without_some_rare_words_keeps_the_others_shares():
+    """What the character mixer's fit spells its held-out slice with: the lexicon lacks the
+    words asked (the others' shares renormalised, the weight kept), and so does the character
+    model's training; the tokenizer's own spelling is untouched."""
+    from wordgpt.corpus.tokenizer import WordTokenizer
+
+    tok = WordTokenizer(["<unk>", "the", " "], rare=["zorb", "quill", "mire"],
+                        lexicon_weight=0.2, rare_probs=[0.5, 0.3, 0.2])  # fmt: skip
+    out = tok.spelling(frozenset({"quill", "absent"}))
+    assert out.lexicon == pytest.approx({"zorb": 0.5 / 0.7, "mire": 0.2 / 0.7})
+    assert out.lexicon_weight == 0.2
+    assert out.bits("quill") > tok.spelling().bits("quill") + 1  # never seen: dearer
+    assert set(tok.spelling().lexicon) == {"zorb", "quill", "mire"}
+    assert tok.spelling(frozenset({"absent"})) is tok.spelling()

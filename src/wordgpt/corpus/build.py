@@ -22,7 +22,7 @@ from .clean_pass import CHUNK, clean_sources
 from .marks import MARK_NAMES
 from .sources import resolve
 from .token_pass import encode_bpe, encode_known, encode_new_vocab
-from .tokenfiles import VAL_UNK, fingerprint, load_meta, load_split, load_tokenizer
+from .tokenfiles import UNK_WORDS, fingerprint, load_meta, load_split, load_tokenizer
 from .tokenizer import UNK, Tokenizer
 
 
@@ -127,7 +127,8 @@ def write_folder(work: Path, job: dict) -> None:
     last (a folder without it is never taken for a complete one)."""
     for split, tmp in job["files"].items():
         os.replace(tmp, work / f"{split}.bin")
-    os.replace(job["unk_words"], work / VAL_UNK)
+    for split, tmp in job["unk_words"].items():
+        os.replace(tmp, work / UNK_WORDS[split])
     tok = json.dumps(job["tokenizer"].to_dict(), ensure_ascii=False)
     (work / "tokenizer.json").write_text(tok, encoding="utf-8")
     job["meta"]["fingerprint"] = fingerprint(work)

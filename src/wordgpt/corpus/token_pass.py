@@ -24,7 +24,7 @@ from .lines import Breaks, LineCounts, as_spaces, break_points
 from .marks import mark
 from .parallel import ordered_map
 from .spelling import lexicon_weights
-from .tokenfiles import VAL_UNK, token_dtype
+from .tokenfiles import UNK_WORDS, token_dtype
 from .tokenizer import (
     SPACE_PREFIX_PATTERN,
     UNK,
@@ -124,8 +124,8 @@ class _IdsWriter:
 
 
 class _WordsWriter:
-    """Words appended to a temporary file, one JSON string a line (the val split's <unk>
-    words, in order: what adaptive evaluation's spelling model reads)."""
+    """Words appended to a temporary file, one JSON string a line (a split's <unk> words, in
+    order: what adaptive evaluation's spelling model reads, and the character models)."""
 
     def __init__(self, path: Path):
         self.path = path
@@ -155,8 +155,8 @@ class Encoded:
     """By split: the bits to spell every token that became <unk> (see :mod:`.spelling`)."""
     train_starts: dict[int, int]
     """Where each source's training text starts in train.bin."""
-    unk_words: Path
-    """The val split's <unk> words in order (a temporary file, JSON lines)."""
+    unk_words: dict[str, Path]
+    """By split, its <unk> words in order (temporary files, JSON lines)."""
     lines: dict | None = None
     """By split, its line breaks and their bits, when the tokenizer has a line model
     (:meth:`.lines.LineCounts.split_bits`)."""
@@ -198,18 +198,20 @@ def encode_new_vocab(ct: CleanText, cfg: DataConfig, out: Path, workers: int, si
     tok, table = vocabulary(tokens_by_id, counts["train"], cfg, lines.counts)
     dtype = token_dtype(tok.vocab_size)
     final, unk, n = {}, {}, {}
-    words = _WordsWriter(temp_name(out / VAL_UNK))
+    words = {s: _WordsWriter(temp_name(out / UNK_WORDS[s])) for s in files}
     try:
         for split, path in files.items():
             final[split] = temp_name(out / f"{split}.bin")
-            unk_out = (tokens_by_id, words) if split == "val" else None
+            unk_out = (tokens_by_id, words[split])
             unk[split], n[split] = remap(path, final[split], table, dtype, unk_out)
             path.unlink()
     finally:
-        words.close()
+        for w in words.values():
+            w.close()
     spell = {s: spell_bits(tok, tokens_by_id, counts[s], table == 0) for s in counts}
     lines_out = lines.split_bits() if marks else None
-    return Encoded(tok, final, dtype, len(chars), unk, n, spell, starts.at, words.path, lines_out)
+    paths = {s: w.path for s, w in words.items()}
+    return Encoded(tok, final, dtype, len(chars), unk, n, spell, starts.at, paths, lines_out)
 
 
 def spell_bits(tok, tokens: list[str], counts: np.ndarray, is_unk: np.ndarray) -> float:
@@ -292,7 +294,7 @@ def encode_known(ct: CleanText, tok, out: Path, workers: int, size: int,
     lines = None
     if tok.lines is not None:
         lines = LineCounts(None if count_lines else tok.lines)
-    words = _WordsWriter(temp_name(out / VAL_UNK))
+    words = {s: _WordsWriter(temp_name(out / UNK_WORDS[s])) for s in files}
     try:
         for tag, ids, seen, missing, breaks in ordered_map(
             _encode_known, jobs, workers, _init_worker, (tok_json,)
@@ -304,18 +306,18 @@ def encode_known(ct: CleanText, tok, out: Path, workers: int, size: int,
             if tok.kind != "bpe":
                 unk[split] += int((ids == 0).sum())
             unknown[split].update(missing)
-            if split == "val":
-                words.write(missing)
+            words[split].write(missing)
             chars |= seen
     finally:
-        for w in [*writers.values(), words]:
+        for w in [*writers.values(), *words.values()]:
             w.close()
     spell = {s: spelled(tok, c) for s, c in unknown.items()}
     n = {s: w.n for s, w in writers.items()}
     lines_out = lines.split_bits() if lines is not None else None
     if count_lines and lines is not None:
         tok.lines = lines.counts
-    return Encoded(tok, files, dtype, len(chars), unk, n, spell, starts.at, words.path, lines_out)
+    paths = {s: w.path for s, w in words.items()}
+    return Encoded(tok, files, dtype, len(chars), unk, n, spell, starts.at, paths, lines_out)
 
 
 def spelled(tok, unknown: Counter) -> float:

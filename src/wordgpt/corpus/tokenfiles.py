@@ -140,13 +140,17 @@ def largest_id(path: Path, dtype: np.dtype, block: int = 1 << 22) -> int:
 VAL_UNK = "val.unk.jsonl"
 """The val split's <unk> words in order, one JSON string a line: what adaptive evaluation's
 spelling model reads (:meth:`.spelling.Spelling.read_bits`)."""
+UNK_WORDS = {"train": "train.unk.jsonl", "val": VAL_UNK}
+"""Each split's file of its <unk> words in order (the training split's: what the character
+models count and the character mixer is fitted on, :mod:`wordgpt.use.chars`)."""
 
 
 def load_unk_words(data_dir: str | Path, split: str) -> list[str] | None:
-    """The ``split``'s <unk> words in order, when the data folder keeps them (val only;
-    folders prepared before they were kept have none)."""
-    path = Path(data_dir) / VAL_UNK
-    if split != "val" or not path.is_file():
+    """The ``split``'s <unk> words in order, when the data folder keeps them (folders
+    prepared before they were kept have none: val's before one version, train's before a
+    later one)."""
+    path = Path(data_dir) / UNK_WORDS.get(split, "")
+    if split not in UNK_WORDS or not path.is_file():
         return None
     words = []
     try:

@@ -48,7 +48,7 @@ class Tokenizer(Protocol):
 
     def unknown_words(self, text: str) -> list[str]: ...
 
-    def spelling(self) -> Spelling: ...
+    def spelling(self, without: frozenset[str] = frozenset()) -> Spelling: ...
 
     def to_dict(self) -> dict: ...
 
@@ -175,8 +175,20 @@ class VocabTokenizer(TextSteps):
     def token_strings(self) -> list[str]:
         return list(self.itos)
 
-    def spelling(self) -> Spelling:
-        """The character model that an <unk> is spelled with (fitted on first use)."""
+    def spelling(self, without: frozenset[str] = frozenset()) -> Spelling:
+        """The character model that an <unk> is spelled with (fitted on first use);
+        ``without``: one fitted as if these rare words had never been seen (a new one each
+        time, the other rare words' shares renormalised)."""
+        if without & set(self.rare):
+            keep = [i for i, w in enumerate(self.rare) if w not in without]
+            rare = [self.rare[i] for i in keep]
+            probs = [self.rare_probs[i] for i in keep] if self.rare_probs else []
+            return Spelling(
+                self.itos[1:] + rare,
+                lexicon=rare,
+                lexicon_probs=[p / sum(probs) for p in probs] if sum(probs) > 0 else (),
+                lexicon_weight=self.lexicon_weight,
+            )
         if self._spelling is None:
             self._spelling = Spelling(
                 self.itos[1:] + self.rare,
@@ -307,7 +319,7 @@ class BPETokenizer(TextSteps):
         """Each token's text (a mark as itself)."""
         return [self.hf.decode([i], skip_special_tokens=False) for i in range(self.vocab_size)]
 
-    def spelling(self) -> Spelling:
+    def spelling(self, without: frozenset[str] = frozenset()) -> Spelling:
         """Bytes cover every text: nothing is ever unknown, nothing to spell."""
         return Spelling([])
 

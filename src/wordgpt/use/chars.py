@@ -5,12 +5,15 @@ mixed with character-level context models and a match model as a compressor mixe
 
 The recipe, for a split:
 
-1. the texts: the split's tokens as strings (its ``<unk>`` words from the data folder's
-   ``val.unk.jsonl``) and the training split's (whose ``<unk>`` words are not kept: a
-   placeholder that no model counts or predicts);
+1. the texts: the split's tokens as strings and the training split's, each ``<unk>`` its word
+   from the data folder's ``val.unk.jsonl`` and ``train.unk.jsonl`` (a folder prepared before
+   the training split's were kept: a placeholder that no model counts or predicts);
 2. the mixer's weights, fitted once on the end of the training split that the GPT did not
    train on (the n-gram partner's slice; the context models counting the text before it), and
-   kept in RUN/charmix.json;
+   kept in RUN/charmix.json. That slice is read as the split will be: its ``<unk>`` words
+   spelled by a spelling lexicon without those it alone has (as the split's new words are
+   not in it), so that the weights for the text the vocabulary does not know are fitted on
+   such text;
 3. the word model's distributions over the split, mixed with the partner token by token, read
    by characters;
 4. the context models (with a column model where the text has line breaks) and the match
@@ -34,8 +37,8 @@ from pathlib import Path
 import numpy as np
 
 from ..corpus.marks import CAP, UPPER, WRAP
-from ..corpus.tokenfiles import line_bits, load_meta, load_split, load_unk_words
-from ..errors import WordGPTError
+from ..corpus.tokenfiles import UNK_WORDS, line_bits, load_meta, load_split, load_unk_words
+from ..errors import DataError, WordGPTError
 from ..fileio import atomic_write
 from ..logs import log
 from ..model import charmix as cx
@@ -66,13 +69,15 @@ READ_ROWS = 512
 class CharSpec:
     """What reading a split by characters needs beside the model: its tokenizer, the split's
     <unk> words in order, the training tokens, the partner (a Kneser-Ney model of all of them
-    and the GPT's weight), and the mixer fitted before (RUN/charmix.json) or None."""
+    and the GPT's weight), the mixer fitted before (RUN/charmix.json) or None, and the
+    training split's <unk> words in order (None: not kept)."""
 
     tokenizer: object
     unk_words: list[str]
     train: np.ndarray
     partner: Partner | None = None
     fit: dict | None = None
+    train_words: list[str] | None = None
 
 
 def token_strings(itos: list[str], tokens: np.ndarray, unk_words: list[str] | None) -> list[str]:
@@ -217,15 +222,22 @@ def features(alphabet: Alphabet, reading: CharReading, text: str, start: int,
     return cx.features(cm, reading, match, alphabet.masks(), line_end)
 
 
-def fit_mixer(view: CharView, model, spec: CharSpec, cut: int, *, block_size: int,
+def fit_mixer(alphabet: Alphabet, model, spec: CharSpec, cut: int, *, block_size: int,
               stride: int | None, device="cpu", threads=None) -> dict:  # fmt: skip
     """The mixer's weights fitted on the training tokens from ``cut`` on (the slice the GPT
     did not train on when the run has a partner), the context models and the partner
-    counting the tokens before it; the characters of <unk> tokens (and the one after each)
-    are left out, their words not being kept."""
+    counting the tokens before it, the slice's <unk> words spelled by a lexicon without
+    those that only it has. Where the training split's <unk> words are not kept, their
+    characters (and the one after each) are left out."""
     itos = spec.tokenizer.token_strings()
-    train_strs = token_strings(itos, spec.train, None)
+    train_strs = token_strings(itos, spec.train, spec.train_words)
     held = spec.train[cut - 1 :]
+    spelling, words = None, ()
+    if spec.train_words is not None:
+        before = int((spec.train[:cut] == 0).sum())
+        words = spec.train_words[before:]
+        spelling = spec.tokenizer.spelling(frozenset(words) - set(spec.train_words[:before]))
+    view = CharView(spec.tokenizer, alphabet, words=words, spelling=spelling)
     partner = None
     if spec.partner is not None:
         kn = KneserNey(spec.train[:cut], spec.partner.kn.V, spec.partner.kn.order)
@@ -235,8 +247,8 @@ def fit_mixer(view: CharView, model, spec: CharSpec, cut: int, *, block_size: in
                             threads=threads)  # fmt: skip
     before = "".join(train_strs[:cut])
     text = before + "".join(train_strs[cut:])
-    f = features(view.alphabet, reading, text, len(before), adaptive=False)
-    _, valid = symbols(view.alphabet, text[len(before) - 1 :])
+    f = features(alphabet, reading, text, len(before), adaptive=False)
+    _, valid = symbols(alphabet, text[len(before) - 1 :])
     keep = valid[1:] & valid[:-1]  # a placeholder, and the character right after one
     f = cx.Features(*(getattr(f, k.name)[keep] for k in fields(cx.Features)))
     mixer = cx.Mixer(f.side_logit.shape[1], f.within.shape[1])
@@ -245,8 +257,9 @@ def fit_mixer(view: CharView, model, spec: CharSpec, cut: int, *, block_size: in
     gpt = -np.log(reading.probs()[keep])
     return {
         **mixer.state_dict(),
-        "alphabet": "".join(view.alphabet.symbols),
+        "alphabet": "".join(alphabet.symbols),
         "across_marks": True,  # its context models read across marks
+        "unk_words_read": spec.train_words is not None,
         "fitted_on_chars": int(keep.sum()),
         "fitted_on_tokens": int(len(held) - 1),
         "held_out_bits_per_char": {
@@ -267,7 +280,7 @@ def char_figures(model, data: np.ndarray, chars: int, spec: CharSpec, *, block_s
     nats per token as it read them (``token_nats``, and ``adapted_nats`` adapting:
     :func:`.evaluate.evaluate`'s keywords)."""
     itos = spec.tokenizer.token_strings()
-    train_text = "".join(token_strings(itos, spec.train, None))
+    train_text = "".join(token_strings(itos, spec.train, spec.train_words))
     split = token_strings(itos, np.asarray(data), spec.unk_words)
     fit = spec.fit
     alphabet = Alphabet(tuple(fit["alphabet"])) if fit else Alphabet.of(
@@ -275,7 +288,7 @@ def char_figures(model, data: np.ndarray, chars: int, spec: CharSpec, *, block_s
     )  # fmt: skip
     view = CharView(spec.tokenizer, alphabet, words=spec.unk_words)
     if fit is None:
-        fit = fit_mixer(view, model, spec, cut, block_size=block_size, stride=stride,
+        fit = fit_mixer(alphabet, model, spec, cut, block_size=block_size, stride=stride,
                         device=device, threads=threads)  # fmt: skip
     text = train_text + "".join(split)
     start = len(train_text) + len(split[0])
@@ -322,9 +335,15 @@ def by_characters(m, data_dir: Path, split: str, ngram: int | None, stride: int 
                            "and only in folders prepared since they are kept): prepare it again "
                            "to read it by characters")  # fmt: skip
     partner = m.partner if ngram != 0 else None
+    train = np.asarray(m.training_tokens())
+    train_words = load_unk_words(m.data_dir, "train")
+    if train_words is not None and len(train_words) != int((train == 0).sum()):
+        raise DataError(f"{m.data_dir}/{UNK_WORDS['train']}: its words are not the training "
+                        "split's <unk> words (another count); prepare the folder "
+                        "again")  # fmt: skip
     path = m.run_dir / CHARMIX
-    fit = read_fit(path)
-    spec = CharSpec(m.tokenizer, words, np.asarray(m.training_tokens()), partner, fit)
+    fit = read_fit(path, train_words is not None)
+    spec = CharSpec(m.tokenizer, words, train, partner, fit, train_words)
     order = partner.kn.order if partner else NGRAM_ORDER
     counts = load_meta(data_dir)["splits"][split]
     chars = counts["chars"]
@@ -348,8 +367,10 @@ def by_characters(m, data_dir: Path, split: str, ngram: int | None, stride: int 
     return out, token_nats
 
 
-def read_fit(path: Path) -> dict | None:
-    """The mixer fitted before (None: none, or damaged, which is said)."""
+def read_fit(path: Path, words_kept: bool = True) -> dict | None:
+    """The mixer fitted before (None: none, damaged, or fitted with the training split's
+    <unk> words where they are not kept (``words_kept``) or without them where they are,
+    which is said)."""
     if not path.is_file():
         return None
     try:
@@ -360,6 +381,12 @@ def read_fit(path: Path) -> dict | None:
         if not fit.get("across_marks") and set(fit["alphabet"]) & {CAP, UPPER, WRAP}:
             log.warning(f"note: {path} was fitted to context models that read the marks; "
                         "fitting the mixer again")  # fmt: skip
+            return None
+        if fit.get("unk_words_read", False) != words_kept:
+            log.warning(f"note: {path} was fitted {'without' if words_kept else 'with'} the "
+                        "training split's <unk> words, which its data folder "
+                        f"{'now keeps' if words_kept else 'does not keep'}; fitting the "
+                        "mixer again")  # fmt: skip
             return None
         return fit
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:

@@ -129,7 +129,7 @@ class CharView:
     distributions along a text into, per character, the probability of its side of the split
     and its distribution within that side."""
 
-    def __init__(self, tokenizer, alphabet: Alphabet, words: list[str] = ()):
+    def __init__(self, tokenizer, alphabet: Alphabet, words: list[str] = (), spelling=None):
         kind = getattr(tokenizer, "kind", "")
         if kind not in ("word", "char"):
             raise ValueError(f"a character view needs word or character tokens, not {kind}")
@@ -140,7 +140,7 @@ class CharView:
         self.masks = alphabet.masks()  # (3, A)
         itos = tokenizer.token_strings()
         self.unk = 0
-        self.spelling = tokenizer.spelling()
+        self.spelling = spelling or tokenizer.spelling()  # another: the fit's (.chars)
         lam = self.spelling.lexicon_weight
         self.strings, self.token_of, self.coef, self.lexical, self.read_at = spellings(
             itos, self.spelling.lexicon, lam, words
