@@ -13,7 +13,7 @@ sys.path.insert(0, str(ROOT))  # the plain references live with the tests: tests
 import wordgpt  # noqa: E402
 from wordgpt.config import DataConfig  # noqa: E402
 from wordgpt.corpus.token_pass import marking  # noqa: E402
-from wordgpt.corpus.tokenfiles import VAL_UNK, load_meta  # noqa: E402
+from wordgpt.corpus.tokenfiles import UNK_WORDS, load_meta  # noqa: E402
 from wordgpt.settings import to_dict  # noqa: E402
 
 TOKENIZERS = {
@@ -27,15 +27,16 @@ TOKENIZERS = {
 def prepared(name: str, dataset: str = "don-quixote", root: Path = ROOT / "data", **kw) -> Path:
     """Token files for ``dataset`` with tokenizer ``name`` (see TOKENIZERS) and DataConfig
     fields ``kw``, made once (again when they were made with other settings, such as
-    another default, or by an older wordgpt: no spelling cost of their <unk>s, or not their
-    val <unk> words in order, or raw text's line breaks as marks before the line model)."""
+    another default, or by an older wordgpt: no spelling cost of their <unk>s, or not each
+    split's <unk> words in order, or raw text's line breaks as marks before the line model)."""
     tag = "".join(f"-{k}{v}" for k, v in sorted(kw.items()))
     out = root / f"bench-{Path(dataset).name.split('.')[0]}-{name}{tag}"
     cfg = DataConfig(dataset=dataset, **TOKENIZERS[name], **kw)
     try:
         meta = load_meta(out)
         fresh = meta.get("config") == to_dict(cfg) and "unk_spell_bits" in meta["splits"]["val"]
-        fresh = fresh and (out / VAL_UNK).is_file()  # the <unk> words adaptive spelling reads
+        # the <unk> words adaptive spelling and reading by characters read
+        fresh = fresh and all((out / f).is_file() for f in UNK_WORDS.values())
         fresh = fresh and ("line_bits" in meta["splits"]["val"] or not marking(cfg))
     except wordgpt.WordGPTError:
         fresh = False
