@@ -158,6 +158,27 @@ def test_decoded_text_is_broken_into_the_lines_the_line_model_finds_likeliest():
     assert "".join(decode_stream(tok, iter(ids))) == other
 
 
+def test_a_continuation_goes_on_the_last_line_of_the_text_before_it():
+    """Decoding after a prompt breaks lines as decoding the whole text would: the line model
+    reads the column the prompt ends at and whether it ended a line (from column 0, some
+    first line would come out too long or too short)."""
+    import re
+
+    book, other = wrapped(3000, 60), wrapped(300, 60, seed=3)
+    tok = WordTokenizer.train(other + "\n\n" + book, marks=True, space_prefix=True)
+    spaced = as_spaces(other)
+    whole = lines.wrap(spaced, tok.lines)
+    cuts = [m.start() for m in re.finditer(r"[ \n](?=\S)", spaced)][5::7]
+    for cut in cuts:
+        before = lines.wrap(spaced[:cut], tok.lines)
+        assert before == whole[:cut]
+        assert lines.wrap(spaced[cut:], tok.lines, before) == whole[cut:], cut
+    assert any(lines.wrap(spaced[c:], tok.lines) != whole[c:] for c in cuts)
+    cut = next(c for c in cuts if lines.wrap(spaced[c:], tok.lines) != whole[c:])
+    ids = iter(tok.encode(spaced[cut:]))
+    assert "".join(decode_stream(tok, ids, before=whole[:cut])) == whole[cut:]
+
+
 def test_a_tokenizer_written_before_the_line_model_keeps_its_line_marks():
     """Its runs were trained on the marks: it writes them as it did."""
     tok = WordTokenizer.train(RAW, marks=True, space_prefix=True).to_dict()

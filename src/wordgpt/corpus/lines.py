@@ -93,17 +93,20 @@ def rewrap(text: str, flags) -> str:
     return _POINT.sub(lambda m: "\n" if next(flags) else " ", text)
 
 
-def wrap(text: str, counts: np.ndarray) -> str:
+def wrap(text: str, counts: np.ndarray, before: str = "") -> str:
     """``text`` with each break point a line break where the line model finds one more
     likely than a space, from the first on (what a generated text looks like in the book's
-    lines: its paragraphs begun, its lines as wide as the book's)."""
-    out, col, last = [], 0, 0
+    lines: its paragraphs begun, its lines as wide as the book's); ``before``: the text shown
+    before it (a prompt), whose last line its first line goes on."""
+    out, last = [], 0
+    col = len(before) - before.rfind("\n") - 1  # the column ``before`` ends at
     for m in _POINT.finditer(text):
         at = m.start()
         line = text[last:at]
         nl = line.rfind("\n")
         col = len(line) - nl - 1 if nl >= 0 else col + len(line)
-        k = key(col + 1 + len(m.group(1)), int(at > 0 and text[at - 1] == "\n"))
+        after_break = text[at - 1] == "\n" if at > 0 else before.endswith("\n")
+        k = key(col + 1 + len(m.group(1)), int(after_break))
         brk = counts[k, 1] > counts[k, 0]
         out += [line, "\n" if brk else " "]
         col, last = (0 if brk else col + 1), at + 1

@@ -42,7 +42,7 @@ class Tokenizer(Protocol):
 
     def encode(self, text: str) -> list[int]: ...
 
-    def decode(self, ids: list[int]) -> str: ...
+    def decode(self, ids: list[int], before: str = "") -> str: ...
 
     def unknown(self, text: str) -> Counter[str]: ...
 
@@ -73,12 +73,13 @@ class TextSteps:
         d = {**d, "marks": True} if self.marks else d
         return {**d, "lines": self.lines.tolist()} if self.lines is not None else d
 
-    def unmarked(self, text: str) -> str:
+    def unmarked(self, text: str, before: str = "") -> str:
         """The text of decoded tokens: their marks undone when it writes them, and its lines
-        broken as the line model finds likeliest (:func:`.lines.wrap`)."""
+        broken as the line model finds likeliest (:func:`.lines.wrap`; ``before``: the text
+        shown before it, such as a prompt)."""
         if not self.marks:
             return text
-        return unmark(text) if self.lines is None else wrap(unmark(text), self.lines)
+        return unmark(text) if self.lines is None else wrap(unmark(text), self.lines, before)
 
 
 class VocabTokenizer(TextSteps):
@@ -160,9 +161,9 @@ class VocabTokenizer(TextSteps):
         get = self.stoi.get
         return [get(t, 0) for t in self.split(self.prepared(text))]
 
-    def decode(self, ids: list[int]) -> str:
+    def decode(self, ids: list[int], before: str = "") -> str:
         itos = self.itos
-        return self.unmarked("".join(itos[i] for i in ids))
+        return self.unmarked("".join(itos[i] for i in ids), before)
 
     def unknown(self, text: str) -> Counter[str]:
         """The tokens of ``text`` that are not in the vocabulary, with their counts."""
@@ -306,8 +307,8 @@ class BPETokenizer(TextSteps):
         # the batch call without offsets: the same ids, 1.5x faster than encode()
         return self.hf.encode_batch_fast([self.prepared(text)], add_special_tokens=False)[0].ids
 
-    def decode(self, ids: list[int]) -> str:
-        return self.unmarked(self.hf.decode(list(ids), skip_special_tokens=False))
+    def decode(self, ids: list[int], before: str = "") -> str:
+        return self.unmarked(self.hf.decode(list(ids), skip_special_tokens=False), before)
 
     def unknown(self, text: str) -> Counter[str]:
         return Counter()  # bytes cover everything

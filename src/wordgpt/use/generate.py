@@ -37,18 +37,20 @@ def with_seed(cfg: SampleConfig) -> SampleConfig:
     return cfg if cfg.seed is not None else replace(cfg, seed=secrets.randbits(48))
 
 
-def decode_stream(tok: Tokenizer, ids: Iterable[int], strip_start: bool = False) -> Iterator[str]:
+def decode_stream(tok: Tokenizer, ids: Iterable[int], strip_start: bool = False,
+                  before: str = "") -> Iterator[str]:  # fmt: skip
     """The text of ``ids`` piece by piece as they come: a piece as soon as it decodes to
     whole characters (a byte-level token may end in the middle of one) and is final (with
     marks, what comes before the last space: :mod:`wordgpt.corpus.marks`); ``strip_start``
-    drops the text's leading whitespace. Closing it closes ``ids`` too (a generation)."""
+    drops the text's leading whitespace; ``before``: the text shown before (the prompt),
+    whose last line the first one goes on. Closing it closes ``ids`` too (a generation)."""
     new: list[int] = []
     shown = 0
     whole = ""  # the text of whole characters so far
     try:
         for i in ids:
             new.append(i)
-            text = tok.decode(new)
+            text = tok.decode(new, before)
             if text.endswith("\ufffd"):
                 continue
             whole = text.lstrip() if strip_start else text
@@ -75,7 +77,7 @@ def stream_text(
     new = generate_ids(gpt, context, cfg, unk_id(tok), partner, threads)
     if ids is not None:
         new = _kept(new, ids)
-    return decode_stream(tok, new, strip_start=not prompt)
+    return decode_stream(tok, new, strip_start=not prompt, before=prompt)
 
 
 def _kept(source: Iterator[int], into: list) -> Iterator[int]:
