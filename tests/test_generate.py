@@ -137,7 +137,7 @@ def test_the_stream_gives_whole_characters_and_closing_it_stops_the_generation()
 
         marks = False
 
-        def decode(self, ids):
+        def decode(self, ids, before=""):
             return bytes(ids).decode("utf-8", errors="replace")
 
     drawn = []
