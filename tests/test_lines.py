@@ -177,6 +177,9 @@ def test_a_continuation_goes_on_the_last_line_of_the_text_before_it():
     cut = next(c for c in cuts if lines.wrap(spaced[c:], tok.lines) != whole[c:])
     ids = iter(tok.encode(spaced[cut:]))
     assert "".join(decode_stream(tok, ids, before=whole[:cut])) == whole[cut:]
+    long = "a prompt longer than any line of the book, " * 3  # 129 characters, one line
+    assert lines.wrap(" and so it goes on", tok.lines, long).startswith("\nand so")
+    assert lines.wrap(" and so", np.zeros((KEYS, 2), np.int64), long) == " and so"
 
 
 def test_a_tokenizer_written_before_the_line_model_keeps_its_line_marks():

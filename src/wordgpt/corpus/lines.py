@@ -20,6 +20,7 @@ counts also learn each flag after predicting it, as a compressor's do.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -97,17 +98,21 @@ def wrap(text: str, counts: np.ndarray, before: str = "") -> str:
     """``text`` with each break point a line break where the line model finds one more
     likely than a space, from the first on (what a generated text looks like in the book's
     lines: its paragraphs begun, its lines as wide as the book's); ``before``: the text shown
-    before it (a prompt), whose last line its first line goes on."""
+    before it (a prompt), whose last line its first line goes on. A line that would be
+    longer than any the counts have seen (a long prompt's) is broken at its first point."""
     out, last = [], 0
     col = len(before) - before.rfind("\n") - 1  # the column ``before`` ends at
+    seen = np.flatnonzero(counts.sum(1) > 0) // 2  # the columns counted (the last: and on)
+    widest = seen.max() if len(seen) and seen.max() < MAX_COLUMN else math.inf
     for m in _POINT.finditer(text):
         at = m.start()
         line = text[last:at]
         nl = line.rfind("\n")
         col = len(line) - nl - 1 if nl >= 0 else col + len(line)
         after_break = text[at - 1] == "\n" if at > 0 else before.endswith("\n")
-        k = key(col + 1 + len(m.group(1)), int(after_break))
-        brk = counts[k, 1] > counts[k, 0]
+        end = col + 1 + len(m.group(1))  # the column after the word
+        k = key(end, int(after_break))
+        brk = counts[k, 1] > counts[k, 0] or end > widest
         out += [line, "\n" if brk else " "]
         col, last = (0 if brk else col + 1), at + 1
     return "".join(out) + text[last:]
