@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from wordgpt.adapt_config import AdaptConfig
+from wordgpt.errors import WordGPTError
 from wordgpt.model.gpt import GPT
 from wordgpt.use.adapt import Adaptation
 from wordgpt.use.evaluate import adaptive_nll, token_nll, token_probs
@@ -121,7 +122,7 @@ def rare_run(tmp_path_factory):
     )  # "alphas" comes once too
     (root / "t.txt").write_text(text)
     prepare(root / "d", DataConfig(dataset=str(root / "t.txt"), space_prefix=False,
-                                   val_fraction=0.1))  # fmt: skip
+                                   val_fraction=0.1), workers=2, chunk_size=256)  # fmt: skip
     train(root / "d", root / "run", preset="tiny", max_iters=5, ngram=3, dtype="fp32",
           progress=False, tensorboard=False, report=False)  # fmt: skip
     return root / "d", root / "run"
@@ -139,7 +140,8 @@ def test_prepare_keeps_the_training_splits_unk_words_in_order(rare_run, tmp_path
     assert int((np.asarray(load_split(data, "train")) == 0).sum()) == len(words)
     again = tmp_path / "again"  # the run's tokenizer, prepared anew: the same words
     prepare(again, DataConfig(dataset=str(data.parent / "t.txt"), space_prefix=False,
-                              val_fraction=0.1), tokenizer_from=load(run).tokenizer)  # fmt: skip
+                              val_fraction=0.1), tokenizer_from=load(run).tokenizer,
+            workers=2, chunk_size=256)  # fmt: skip
     assert load_unk_words(again, "train") == want
 
 
@@ -166,9 +168,22 @@ def test_the_mixer_is_fitted_on_the_held_out_words_as_new_words(rare_run, monkey
         lexicons.append((list(words), set((spelling or tokenizer.spelling()).lexicon)))
         return real(tokenizer, alphabet, words=words, spelling=spelling)
 
+    texts = []
+    real_features = chars.features
+
+    def features(alphabet, reading, text, start, adaptive):
+        texts.append(text[:start])
+        return real_features(alphabet, reading, text, start, adaptive)
+
     monkeypatch.setattr(chars, "CharView", view)
+    monkeypatch.setattr(chars, "features", features)
     (run / "charmix.json").unlink(missing_ok=True)
     m.evaluate(chars=True)
+    assert texts and all(chars.PLACEHOLDER not in t for t in texts)  # the fit's, the split's
+    at = [texts[-1].find(f"{w} the knight {w}s.") for w in SINGLES]  # the whole training text
+    assert -1 not in at and at == sorted(at)  # its <unk> words spelled out, in order
+    with pytest.raises(WordGPTError, match="val split"):
+        m.evaluate("train", chars=True)  # its models count it: they would read what they know
     fit = json.loads((run / "charmix.json").read_text())
     assert fit["unk_words_read"]
     itos = m.tokenizer.token_strings()

@@ -246,5 +246,6 @@ def test_a_spelling_without_some_rare_words_keeps_the_others_shares():
     assert out.lexicon == pytest.approx({"zorb": 0.5 / 0.7, "mire": 0.2 / 0.7})
     assert out.lexicon_weight == 0.2
     assert out.bits("quill") > tok.spelling().bits("quill") + 1  # never seen: dearer
+    assert out.char_bits(["quill"])[0] > tok.spelling().char_bits(["quill"])[0] + 1  # spelled too
     assert set(tok.spelling().lexicon) == {"zorb", "quill", "mire"}
     assert tok.spelling(frozenset({"absent"})) is tok.spelling()

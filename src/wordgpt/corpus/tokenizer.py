@@ -179,15 +179,16 @@ class VocabTokenizer(TextSteps):
     def spelling(self, without: frozenset[str] = frozenset()) -> Spelling:
         """The character model that an <unk> is spelled with (fitted on first use);
         ``without``: one fitted as if these rare words had never been seen (a new one each
-        time, the other rare words' shares renormalised)."""
+        time, the other rare words' shares renormalised, the lexicon's weight kept)."""
         if without & set(self.rare):
             keep = [i for i, w in enumerate(self.rare) if w not in without]
             rare = [self.rare[i] for i in keep]
             probs = [self.rare_probs[i] for i in keep] if self.rare_probs else []
+            total = sum(probs)
             return Spelling(
                 self.itos[1:] + rare,
                 lexicon=rare,
-                lexicon_probs=[p / sum(probs) for p in probs] if sum(probs) > 0 else (),
+                lexicon_probs=[p / total for p in probs] if total > 0 else (),
                 lexicon_weight=self.lexicon_weight,
             )
         if self._spelling is None:

@@ -234,10 +234,10 @@ def fit_mixer(alphabet: Alphabet, model, spec: CharSpec, cut: int, *, block_size
     train_strs = token_strings(itos, spec.train, spec.train_words)
     held = spec.train[cut - 1 :]
     spelling, words = None, ()
-    if spec.train_words is not None:
-        before = int((spec.train[:cut] == 0).sum())
-        words = spec.train_words[before:]
-        spelling = spec.tokenizer.spelling(frozenset(words) - set(spec.train_words[:before]))
+    if spec.train_words is not None:  # the words of train[cut:] (cut - 1's: context, seen)
+        seen = int((spec.train[:cut] == 0).sum())
+        words = spec.train_words[seen:]
+        spelling = spec.tokenizer.spelling(frozenset(words) - set(spec.train_words[:seen]))
     view = CharView(spec.tokenizer, alphabet, words=words, spelling=spelling)
     partner = None
     if spec.partner is not None:
@@ -330,11 +330,14 @@ def by_characters(m, data_dir: Path, split: str, ngram: int | None, stride: int 
     if ngram not in (None, 0) and not (m.partner_fit and ngram == m.partner_fit["order"]):
         raise WordGPTError("--chars mixes in the run's own n-gram partner: leave --ngram out, "
                            "or give 0 for none")  # fmt: skip
+    if split != "val":  # its models count the training split: they would read what they know
+        raise WordGPTError("--chars reads the val split (its character models count the "
+                           "training split)")  # fmt: skip
     words = load_unk_words(data_dir, split)
     if words is None:
-        raise WordGPTError(f"{data_dir} keeps no <unk> words of its {split} split (only val's, "
-                           "and only in folders prepared since they are kept): prepare it again "
-                           "to read it by characters")  # fmt: skip
+        raise WordGPTError(f"{data_dir} keeps no <unk> words of its {split} split (folders "
+                           "prepared before they were kept): prepare it again to read it by "
+                           "characters")  # fmt: skip
     partner = m.partner if ngram != 0 else None
     train = np.asarray(m.training_tokens())
     train_words = load_unk_words(m.data_dir, "train")
@@ -368,7 +371,7 @@ def by_characters(m, data_dir: Path, split: str, ngram: int | None, stride: int 
     return out, token_nats
 
 
-def read_fit(path: Path, words_kept: bool = True) -> dict | None:
+def read_fit(path: Path, words_kept: bool) -> dict | None:
     """The mixer fitted before (None: none, damaged, or fitted with the training split's
     <unk> words where they are not kept (``words_kept``) or without them where they are,
     which is said)."""

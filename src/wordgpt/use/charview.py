@@ -140,7 +140,7 @@ class CharView:
         self.masks = alphabet.masks()  # (3, A)
         itos = tokenizer.token_strings()
         self.unk = 0
-        self.spelling = spelling or tokenizer.spelling()  # another: the fit's (.chars)
+        self.spelling = tokenizer.spelling() if spelling is None else spelling  # or the fit's
         lam = self.spelling.lexicon_weight
         self.strings, self.token_of, self.coef, self.lexical, self.read_at = spellings(
             itos, self.spelling.lexicon, lam, words

@@ -14,7 +14,7 @@ from ..adapt_config import AdaptConfig
 from ..config import DataConfig, SampleConfig
 from ..corpus.build import prepare
 from ..corpus.tokenfiles import (
-    VAL_UNK,
+    UNK_WORDS,
     check_fingerprint,
     load_meta,
     load_split,
@@ -258,8 +258,8 @@ def read_spell_bits(tokenizer: Tokenizer, data_dir: Path, split: str, meta: dict
     recorded = meta["splits"][split].get("unk_spell_bits", 0.0)
     if abs(float(spelling.bits_many(words).sum()) - recorded) > 1e-6 * max(recorded, 1.0):
         raise DataError(
-            f"{data_dir}/{VAL_UNK}: its words are not the {split} split's <unk> words (their "
-            "spelling costs other bits than meta.json records); prepare the folder again"
+            f"{data_dir}/{UNK_WORDS[split]}: its words are not the {split} split's <unk> words "
+            "(their spelling costs other bits than meta.json records); prepare the folder again"
         )
     return float(spelling.read_bits(words).sum())
 
