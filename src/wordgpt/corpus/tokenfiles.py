@@ -137,12 +137,10 @@ def largest_id(path: Path, dtype: np.dtype, block: int = 1 << 22) -> int:
     return top
 
 
-VAL_UNK = "val.unk.jsonl"
-"""The val split's <unk> words in order, one JSON string a line: what adaptive evaluation's
-spelling model reads (:meth:`.spelling.Spelling.read_bits`)."""
-UNK_WORDS = {"train": "train.unk.jsonl", "val": VAL_UNK}
-"""Each split's file of its <unk> words in order (the training split's: what the character
-models count and the character mixer is fitted on, :mod:`wordgpt.use.chars`)."""
+UNK_WORDS = {"train": "train.unk.jsonl", "val": "val.unk.jsonl"}
+"""Each split's file of its <unk> words in order, one JSON string a line: what adaptive
+evaluation's spelling model reads (:meth:`.spelling.Spelling.read_bits`), and what the
+character models count and the character mixer is fitted on (:mod:`wordgpt.use.chars`)."""
 
 
 def load_unk_words(data_dir: str | Path, split: str) -> list[str] | None:
