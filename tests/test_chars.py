@@ -83,6 +83,11 @@ def test_eval_by_characters_from_the_command_line(run_dir, tmp_path):
     assert got["by_chars"]["adaptive_bits_per_char"] > 0
     record = json.loads((run / "eval.json").read_text())
     assert any("by characters" in k for k in record["variants"])
+    r = cli("eval", run, "--warm", "--adapt", "--adapt-rule", "sgd")
+    assert r.returncode == 0 and "warmed on" in r.stdout, r.stderr
+    record = json.loads((run / "eval.json").read_text())
+    warmed = record["variants"]["val, stride block, adaptive, 3-gram, warmed"]["warmed"]
+    assert warmed["rule"] == "sgd" and warmed["lr"] == pytest.approx(0.01)  # half the rule's
     (run / "charmix.json").write_text('{"w1": [[1, 2]], "w2": "x"}')
     r = cli("eval", run, "--chars")
     assert r.returncode == 0 and "fitting the mixer again" in r.stderr
@@ -101,6 +106,59 @@ def test_a_split_too_large_to_read_by_characters_is_refused_first(run_dir, monke
     monkeypatch.setattr(chars, "machine_memory", lambda device: (1e6, "machine"))
     with pytest.raises(WordGPTError, match="shorter text"):
         load(run_dir).evaluate(chars=True)
+
+
+def warmed_by_hand(m, held: np.ndarray):
+    """The run's GPT after reading ``held`` the plain way: consecutive windows, each one step
+    of the default rule at half its rate on the window's mean loss."""
+    import torch
+
+    from wordgpt.use.adapt import WARM_SHARE, Learner
+
+    block = m.gpt.cfg.block_size
+    how = Adaptation.of(AdaptConfig(), m.gpt, np.asarray(m.training_tokens()), block)
+    learner = Learner(m.gpt, how, share=WARM_SHARE)
+    for at in range(0, len(held) - 1, block):
+        row = torch.from_numpy(held[at : at + block + 1].astype(np.int64))[None]
+        learner.learn(learner.model(row[:, :-1], row[:, 1:], reduction="none").mean())
+    return learner.model
+
+
+def test_a_warmed_evaluation_reads_on_from_the_held_out_slice(run_dir):
+    """--warm: the GPT first learns from the end of the training split it did not train on,
+    and reads val with what it learned (the static figures too); the partner's weight and the
+    character mixer are fitted by the GPT that never saw that slice; the run's model is left
+    as it was."""
+    from wordgpt.corpus.tokenfiles import load_meta, load_split, split_bits_per_char
+    from wordgpt.training.holdout import gpt_tokens
+
+    m = load(run_dir)
+    before = m.evaluate(chars=True)
+    (run_dir / "charmix.json").unlink()  # fitted again within the warmed evaluation
+    warm = m.evaluate(chars=True, warm=True)
+    train = np.asarray(m.training_tokens())
+    cut = gpt_tokens(len(train), m.partner_fit["order"])
+    assert warm.warmed["tokens"] == len(train) - cut > 0
+    assert warm.warmed["lr"] == pytest.approx(AdaptConfig().rate / 2)
+    assert warm.by_chars["mixer"] == before.by_chars["mixer"]  # fitted by the unwarmed GPT
+    assert warm.ngram["gpt_weight"] == before.ngram["gpt_weight"]
+    assert warm.bits_per_char != pytest.approx(before.bits_per_char, rel=1e-4)
+    val, block = load_split(m.data_dir, "val"), m.gpt.cfg.block_size
+    counts = load_meta(m.data_dir)["splits"]["val"]
+
+    def figure(model) -> float:
+        return split_bits_per_char(counts, float(token_nll(model, val, block).mean()))
+
+    assert warm.bits_per_char == pytest.approx(figure(warmed_by_hand(m, train[cut - 1 :])),
+                                               rel=1e-5)  # fmt: skip
+    other = warmed_by_hand(m, train[: len(train) - cut + 1])  # the same length, elsewhere
+    assert warm.bits_per_char != pytest.approx(figure(other), rel=1e-5)
+    assert m.evaluate().bits_per_char == pytest.approx(before.bits_per_char, rel=1e-9)
+    with pytest.raises(WordGPTError, match="--ngram"):
+        m.evaluate(ngram=2, warm=True)  # a partner fitted now would be fitted on what it read
+    m.partner_fit = None  # as a run without a partner: it trained on its whole training split
+    with pytest.raises(WordGPTError, match="trained on all of it"):
+        m.evaluate(ngram=0, warm=True)
 
 
 SINGLES = ["alpha", "beta", "gamma", "delta", "omega", "sigma"]

@@ -251,6 +251,13 @@ def one_sample(m, prompt: str, cfg: SampleConfig, copy_min, copies: bool, given:
     help="also the adaptive figure: the model learns from each window after scoring it, as "
     "a compressor does (shown beside the static figure, never in its place)",
 )
+@click.option(
+    "--warm",
+    is_flag=True,
+    help="first learn from the end of the training split that the GPT did not train on (the "
+    "slice its partner and the character mixer are fitted on), as --adapt learns (at half its "
+    "rate), then read the split with those weights: every figure, the static ones too",
+)
 @config_options(AdaptConfig)
 @click.option(
     "--ngram",
@@ -271,7 +278,7 @@ def one_sample(m, prompt: str, cfg: SampleConfig, copy_min, copies: bool, given:
 )
 @threads_option
 @json_option
-def eval_(run, split, data_dir, text, which, device, copies, stride, adapt, ngram, chars,
+def eval_(run, split, data_dir, text, which, device, copies, stride, adapt, warm, ngram, chars,
           threads, as_json, **adapt_kw) -> None:  # fmt: skip
     """Loss, perplexity and bits per character over a whole split, or any text file (each
     <unk> charged its spelling; the <unk> share shown); recorded in RUN/eval.json."""
@@ -279,7 +286,8 @@ def eval_(run, split, data_dir, text, which, device, copies, stride, adapt, ngra
 
     how = AdaptConfig(**adapt_kw)  # checked whether or not --adapt asks for it
     m = load(run, which, device, threads=threads)
-    kw = {"stride": stride, "adapt": how if adapt else None, "ngram": ngram, "chars": chars}
+    kw = {"stride": stride, "adapt": how if adapt else None, "ngram": ngram, "chars": chars,
+          "warm": how if warm else False}  # fmt: skip
     r = (
         m.evaluate_text(text, **kw)
         if text is not None
@@ -291,7 +299,7 @@ def eval_(run, split, data_dir, text, which, device, copies, stride, adapt, ngra
 
         record["copies"] = copy_figures(m)
     if m.run_dir.is_dir() and data_dir is None:
-        variant = bool(stride or adapt or chars) or ngram is not None  # plain: with the partner
+        variant = bool(stride or adapt or chars or warm) or ngram is not None  # plain: partner
         record_eval(m.run_dir, record, text, split, variant)
     if as_json:
         click.echo(json_line({"run": str(run), **record}))
@@ -318,6 +326,7 @@ def record_eval(
             how += ", adaptive"
         how += f", {record['ngram']['order']}-gram" if record.get("ngram") else ", GPT alone"
         how += ", by characters" if record.get("by_chars") else ""
+        how += ", warmed" if record.get("warmed") else ""
         d.setdefault("variants", {})[f"{split if text is None else Path(text).name}, {how}"] = (
             record
         )

@@ -29,6 +29,11 @@ MS_WINDOWS = 64
 EPS_SHARE = 0.1
 """The RMS step divides by RMS + this share of the mean RMS: a parameter the training windows
 barely move (a rare word's embedding) takes no giant step."""
+WARM_SHARE = 0.5
+"""The share of the rule's rate at which a warmed evaluation (``eval --warm``) learns from the
+held-out end of the training split before it reads: half the rate was better than the whole on
+both books it was chosen on (benchmarks/RESULTS.md, "Reading on from where training
+stopped")."""
 
 
 @dataclass(frozen=True)

@@ -272,14 +272,15 @@ def fit_mixer(alphabet: Alphabet, model, spec: CharSpec, cut: int, *, block_size
 
 def char_figures(model, data: np.ndarray, chars: int, spec: CharSpec, *, block_size: int,
                  stride: int | None, adapt: Adaptation | None, device="cpu", threads=None,
-                 cut: int, lines: tuple[float, float] = (0.0, 0.0),
+                 cut: int, lines: tuple[float, float] = (0.0, 0.0), fit_with=None,
                  ) -> tuple[dict, dict]:  # fmt: skip
     """The split's bits per character read by characters: the word model alone, mixed
     (static), and with ``adapt`` adaptive; the fit used (``"fit"``, new when ``spec`` had
-    none). Each adds the bits of the split's line breaks (``lines``: static, read as it
-    goes; :mod:`..corpus.lines`), which the text read here has as spaces. And the GPT's own
-    nats per token as it read them (``token_nats``, and ``adapted_nats`` adapting:
-    :func:`.evaluate.evaluate`'s keywords)."""
+    none; made with ``fit_with``, the model before it learned from the held-out slice in a
+    warmed evaluation, else ``model``). Each adds the bits of the split's line breaks
+    (``lines``: static, read as it goes; :mod:`..corpus.lines`), which the text read here
+    has as spaces. And the GPT's own nats per token as it read them (``token_nats``, and
+    ``adapted_nats`` adapting: :func:`.evaluate.evaluate`'s keywords)."""
     itos = spec.tokenizer.token_strings()
     train_text = "".join(token_strings(itos, spec.train, spec.train_words))
     split = token_strings(itos, np.asarray(data), spec.unk_words)
@@ -289,8 +290,8 @@ def char_figures(model, data: np.ndarray, chars: int, spec: CharSpec, *, block_s
     )  # fmt: skip
     view = CharView(spec.tokenizer, alphabet, words=spec.unk_words)
     if fit is None:
-        fit = fit_mixer(alphabet, model, spec, cut, block_size=block_size, stride=stride,
-                        device=device, threads=threads)  # fmt: skip
+        fit = fit_mixer(alphabet, fit_with or model, spec, cut, block_size=block_size,
+                        stride=stride, device=device, threads=threads)  # fmt: skip
     text = train_text + "".join(split)
     start = len(train_text) + len(split[0])
     escapes = None
@@ -318,8 +319,9 @@ def char_figures(model, data: np.ndarray, chars: int, spec: CharSpec, *, block_s
 
 
 def by_characters(m, data_dir: Path, split: str, ngram: int | None, stride: int | None,
-                  adapt: Adaptation | None) -> tuple[dict, dict]:  # fmt: skip
-    """:func:`char_figures` for a loaded run ``m`` (:class:`.loaded.Model`): its n-gram
+                  adapt: Adaptation | None, gpt=None) -> tuple[dict, dict]:  # fmt: skip
+    """:func:`char_figures` for a loaded run ``m`` (:class:`.loaded.Model`), read by ``gpt``
+    (a warmed copy of its GPT; the mixer is fitted by its own): its n-gram
     partner (``ngram`` None or its order; 0: none), the mixer fitted before
     (RUN/charmix.json, fitted now and written when missing or damaged), the split's <unk>
     words. Returns the figures with the mixer's fit summarised, and the GPT's nats per token
@@ -356,11 +358,11 @@ def by_characters(m, data_dir: Path, split: str, ngram: int | None, stride: int 
         raise WordGPTError(f"reading {chars:,} characters by characters takes about "
                            f"{chars * BYTES_PER_CHAR / 1e9:,.0f} GB, more than this {where}'s "
                            f"{total / 1e9:,.0f} GB: evaluate a shorter text (--text)")  # fmt: skip
-    out, token_nats = char_figures(m.gpt, np.asarray(load_split(data_dir, split)), chars, spec,
-                       block_size=m.gpt.cfg.block_size, stride=stride, adapt=adapt,
+    out, token_nats = char_figures(gpt or m.gpt, np.asarray(load_split(data_dir, split)), chars,
+                       spec, block_size=m.gpt.cfg.block_size, stride=stride, adapt=adapt,
                        device=m.device, threads=m.thread_choice("batch"),
                        cut=gpt_tokens(len(spec.train), order),
-                       lines=line_bits(counts))  # fmt: skip
+                       lines=line_bits(counts), fit_with=m.gpt)  # fmt: skip
     fit = out.pop("fit")  # the weights: RUN/charmix.json, not every record
     out["mixer"] = {k: fit[k] for k in ("fitted_on_chars", "held_out_bits_per_char")}
     if spec.fit is None and m.run_dir.is_dir():

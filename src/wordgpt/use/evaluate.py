@@ -25,7 +25,7 @@ from ..model.mixture import fit_mixture, mixed_nll, online_mixed_nll
 from ..model.ngram import KneserNey, read_split_prob
 from ..model.threads import Threads
 from ..training.holdout import gpt_tokens
-from .adapt import Adaptation, Learner
+from .adapt import WARM_SHARE, Adaptation, Learner
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,10 @@ class EvalResult:
     """The part of every figure that codes the line breaks inside paragraphs, in raw text
     (:mod:`..corpus.lines`; the adaptive figures: as the line model reads them)."""
     adaptive_line_bits_per_char: float | None = None
+    warmed: dict | None = None
+    """A warmed evaluation (``eval --warm``): the held-out training tokens the model learned
+    from before it read the split (``tokens``), their nats per token as it read them
+    (``nats``), and its rule and rate."""
 
     @property
     def headline_bits_per_char(self) -> float:
@@ -96,6 +100,11 @@ class EvalResult:
             f"{self.bits_per_char:.4f} bits/char{unk}"
             + (f" (line breaks {self.line_bits_per_char:.4f})" if self.line_bits_per_char else "")
             + (f" | stride {self.stride}" if self.stride else "")
+            + (
+                f" | warmed on {self.warmed['tokens']:,} held-out training tokens"
+                if self.warmed
+                else ""
+            )
             + (
                 f" | adaptive {self.adaptive_bits_per_char:.4f} bits/char ("
                 + (
@@ -211,16 +220,18 @@ def adaptive_nll(
     progress: bool = False,
     stride: int | None = None,
     threads: Threads | None = None,
+    learner: Learner | None = None,
 ) -> np.ndarray:
     """Dynamic evaluation (:mod:`.adapt`), as a compressor reads: the :func:`windows` in
     order, each scoring its new tokens first and then learning from the whole window (one
     step of ``adapt``'s rule on its mean loss, at ``stride / block_size`` of its rate: the
     same learning per token whatever the stride), so every token is predicted by weights that
     learned only from the tokens before it. Returns the cross-entropy (nats) of each of
-    ``data[1:]``; ``model`` is left as it was (a copy learns)."""
+    ``data[1:]``; ``model`` is left as it was (a copy learns: ``learner``, or a new one)."""
     n = max(len(data) - 1, 0)
     starts, tail = windows(n, block_size, stride)
-    learner = Learner(model, adapt, device, (stride or block_size) / block_size)
+    if learner is None:
+        learner = Learner(model, adapt, device, (stride or block_size) / block_size)
     out, scored = np.zeros(n), 0
     every = starts.tolist() + ([] if tail is None else [tail])
     for at in tqdm(every, desc="adapting", unit="window", disable=None if progress else True,
@@ -237,6 +248,17 @@ def adaptive_nll(
         if threads is not None:
             threads.after(time.perf_counter() - t)
     return out
+
+
+def warm_copy(model, held: np.ndarray, block_size: int, adapt: Adaptation, device="cpu",
+              threads: Threads | None = None) -> tuple[torch.nn.Module, float]:  # fmt: skip
+    """A copy of ``model`` that has read ``held`` (the end of the training split it did not
+    train on) as :func:`adaptive_nll` reads, in consecutive windows at :data:`.adapt.WARM_SHARE`
+    of ``adapt``'s rate: where a warmed evaluation starts reading the split. Also its mean
+    nats per token on ``held`` as it read them."""
+    learner = Learner(model, adapt, device, WARM_SHARE)
+    nats = adaptive_nll(model, held, block_size, adapt, device, threads=threads, learner=learner)
+    return learner.model, float(nats.mean())
 
 
 def token_probs(

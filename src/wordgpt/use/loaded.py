@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ..adapt_config import AdaptConfig
@@ -34,9 +35,9 @@ from ..runs import checkpoint
 from ..runs.members import member_checkpoints, read_partner, write_partner
 from ..settings import from_dict
 from ..training.holdout import gpt_tokens
-from .adapt import Adaptation
+from .adapt import WARM_SHARE, Adaptation
 from .chars import by_characters
-from .evaluate import EvalResult, NgramSpec, evaluate, token_nll
+from .evaluate import EvalResult, NgramSpec, evaluate, token_nll, warm_copy
 from .generate import Copies, Generation, find_copies, generate, stream_text
 
 
@@ -119,9 +120,8 @@ class Model:
 
     def thread_choice(self, what: str) -> Threads | None:
         """What chooses the thread count of a loop of ``what`` (on a CPU)."""
-        if self.device.type != "cpu":
-            return None
-        return Threads(given_threads(self.threads), what=what)
+        cpu = self.device.type == "cpu"
+        return Threads(given_threads(self.threads), what=what) if cpu else None
 
     def generate(
         self, prompt: str = "", cfg: SampleConfig | None = None, copy_min: int | None = None,
@@ -147,15 +147,12 @@ class Model:
         return stream_text(self.gpt, self.tokenizer, prompt, cfg, ids, partner,
                            self.thread_choice("token"))  # fmt: skip
 
-    def copies(
-        self, ids: list[int], copy_min: int | None = None, lstrip: bool = False
-    ) -> Copies | None:
+    def copies(self, ids: list[int], copy_min: int | None = None,
+               lstrip: bool = False) -> Copies | None:  # fmt: skip
         """The copied spans of generated ``ids`` in this run's training text (None without
         its data folder); ``lstrip``: offsets into the text shown without leading spaces."""
         data = self.data_dir
-        if data is None:
-            return None
-        return find_copies(self.tokenizer, data, ids, copy_min, lstrip)
+        return None if data is None else find_copies(self.tokenizer, data, ids, copy_min, lstrip)
 
     def evaluate(
         self,
@@ -168,6 +165,7 @@ class Model:
         adapt: AdaptConfig | None = None,
         ngram: int | None = None,
         chars: bool = False,
+        warm: bool | AdaptConfig = False,
     ) -> EvalResult:
         """Loss, perplexity and bits per character over the whole ``split`` (a progress bar
         on a terminal with ``progress``). ``stride``: windows start every ``stride`` tokens, so
@@ -177,7 +175,8 @@ class Model:
         ``ngram``: also the figure of the GPT mixed with its n-gram partner (unset: the
         run's own, when it has one; 0: none; N: a Kneser-Ney model of order N of the run's
         training tokens, the run's partner if it has that order, else its weight fitted
-        now). ``chars``: also read by characters (:func:`.chars.by_characters`). With a
+        now). ``chars``: also read by characters (:func:`.chars.by_characters`). ``warm``:
+        first learn from the held-out end of the training split (:func:`warm_up`). With a
         ``deadline`` (a perf_counter reading) it raises ``OutOfTimeError`` early when the
         split would not be done by then."""
         # the run's own folder is checked to be the data it trained on
@@ -191,11 +190,13 @@ class Model:
             read_spell = read_spell_bits(self.tokenizer, data_dir, split, meta)
             train = load_split(self.data_dir, "train") if self.data_dir else None
             how = Adaptation.of(adapt, self.gpt, train, self.gpt.cfg.block_size, self.device)
+        spec = self._ngram_spec(ngram)
+        gpt, warm_info = warm_up(self, spec, warm, adapt, how) if warm else (self.gpt, None)
         by, nats = None, {}
         if chars:  # first: the token figures then take the GPT's nats from it
-            by, nats = by_characters(self, data_dir, split, ngram, stride, how)
+            by, nats = by_characters(self, data_dir, split, ngram, stride, how, gpt)
         result = evaluate(
-            self.gpt,
+            gpt,
             load_split(data_dir, split),
             meta["splits"][split],
             block_size=self.gpt.cfg.block_size,
@@ -206,12 +207,12 @@ class Model:
             deadline=deadline,
             stride=stride,
             adapt=how,
-            ngram=self._ngram_spec(ngram),
+            ngram=spec,
             read_spell_bits=read_spell,
             threads=self.thread_choice("batch"),
             **nats,
         )
-        return replace(result, by_chars=by) if chars else result
+        return replace(result, by_chars=by, warmed=warm_info)
 
     def _ngram_spec(self, ngram: int | None) -> NgramSpec | None:
         """What :func:`.evaluate.evaluate` mixes in for ``ngram`` (see :meth:`evaluate`)."""
@@ -241,6 +242,35 @@ class Model:
         with tempfile.TemporaryDirectory(prefix="wordgpt-eval-") as tmp:
             prepare(tmp, cfg, tokenizer_from=self.tokenizer, progress=False, holdout=False)
             return replace(self.evaluate("val", tmp, **options), split=Path(path).name)
+
+
+def warm_up(m: Model, spec: NgramSpec | None, warm: bool | AdaptConfig, adapt: AdaptConfig | None,
+            how: Adaptation | None) -> tuple:  # fmt: skip
+    """A copy of ``m``'s GPT that has learned from the end of the training split it did not
+    train on (the slice the partner's weight and the character mixer are fitted on, right
+    before val in a book), one step per block of ``warm``'s rule (``True``: ``adapt``'s, made
+    ready as ``how``, or the default rule) at :data:`.adapt.WARM_SHARE` of its rate
+    (:func:`.evaluate.warm_copy`); and what it read (:attr:`.evaluate.EvalResult.warmed`).
+    Refused in one line for a run that trained on its whole training split (it has no
+    partner), or with a partner ``spec`` fitted now (on the slice it would have read)."""
+    if spec is not None and spec.fit is None:
+        raise WordGPTError("--warm learns from the slice a partner is fitted on: mix in the "
+                           "run's own partner (leave --ngram out), or none")  # fmt: skip
+    train = m.training_tokens()
+    cut = gpt_tokens(len(train), m.partner_fit["order"] if m.partner_fit else 0)
+    if cut >= len(train) - 1:
+        raise WordGPTError(f"--warm learns from the end of the training split that the GPT did "
+                           f"not train on, and run {m.run_dir} trained on all of it (it has no "
+                           "n-gram partner)")  # fmt: skip
+    rule = warm if isinstance(warm, AdaptConfig) else adapt or AdaptConfig()
+    block = m.gpt.cfg.block_size
+    if how is None or rule != adapt:
+        how = Adaptation.of(rule, m.gpt, train, block, m.device)
+    held = np.asarray(train[cut - 1 :])  # from the last token it trained on
+    gpt, nats = warm_copy(m.gpt, held, block, how, m.device, m.thread_choice("window"))
+    summary = how.summary()
+    summary["lr"] *= WARM_SHARE
+    return gpt, {"tokens": int(len(train) - cut), "nats": nats, **summary}
 
 
 def read_spell_bits(tokenizer: Tokenizer, data_dir: Path, split: str, meta: dict) -> float | None:
