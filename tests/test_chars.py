@@ -110,7 +110,8 @@ def test_a_split_too_large_to_read_by_characters_is_refused_first(run_dir, monke
 
 def warmed_by_hand(m, held: np.ndarray):
     """The run's GPT after reading ``held`` the plain way: consecutive windows, each one step
-    of the default rule at half its rate on the window's mean loss."""
+    of the default rule at half its rate on the window's mean loss (the last, shorter window
+    by its share of a block: each token learned from as much as in a whole one)."""
     import torch
 
     from wordgpt.use.adapt import WARM_SHARE, Learner
@@ -120,7 +121,8 @@ def warmed_by_hand(m, held: np.ndarray):
     learner = Learner(m.gpt, how, share=WARM_SHARE)
     for at in range(0, len(held) - 1, block):
         row = torch.from_numpy(held[at : at + block + 1].astype(np.int64))[None]
-        learner.learn(learner.model(row[:, :-1], row[:, 1:], reduction="none").mean())
+        loss = learner.model(row[:, :-1], row[:, 1:], reduction="none").mean()
+        learner.learn(loss * min(1.0, (row.shape[1] - 1) / block))
     return learner.model
 
 
@@ -139,6 +141,7 @@ def test_a_warmed_evaluation_reads_on_from_the_held_out_slice(run_dir):
     train = np.asarray(m.training_tokens())
     cut = gpt_tokens(len(train), m.partner_fit["order"])
     assert warm.warmed["tokens"] == len(train) - cut > 0
+    assert warm.warmed["tokens"] % m.gpt.cfg.block_size  # its last window is a short one
     assert warm.warmed["lr"] == pytest.approx(AdaptConfig().rate / 2)
     assert warm.by_chars["mixer"] == before.by_chars["mixer"]  # fitted by the unwarmed GPT
     assert warm.ngram["gpt_weight"] == before.ngram["gpt_weight"]

@@ -225,8 +225,9 @@ def adaptive_nll(
     """Dynamic evaluation (:mod:`.adapt`), as a compressor reads: the :func:`windows` in
     order, each scoring its new tokens first and then learning from the whole window (one
     step of ``adapt``'s rule on its mean loss, at ``stride / block_size`` of its rate: the
-    same learning per token whatever the stride), so every token is predicted by weights that
-    learned only from the tokens before it. Returns the cross-entropy (nats) of each of
+    same learning per token whatever the stride; the last window, when it scores fewer new
+    tokens than a stride, steps by their share of one), so every token is predicted by
+    weights that learned only from the tokens before it. Returns the cross-entropy (nats) of each of
     ``data[1:]``; ``model`` is left as it was (a copy learns: ``learner``, or a new one)."""
     n = max(len(data) - 1, 0)
     starts, tail = windows(n, block_size, stride)
@@ -244,7 +245,7 @@ def adaptive_nll(
         new = nll[scored - at :].detach().double().cpu().numpy()  # scored, then learned from:
         out[scored : scored + len(new)] = new
         scored += len(new)
-        learner.learn(nll.mean())
+        learner.learn(nll.mean() * min(1.0, len(new) / (stride or block_size)))  # short: less
         if threads is not None:
             threads.after(time.perf_counter() - t)
     return out
@@ -297,8 +298,9 @@ def token_probs(
                 k = length - (scored - at)
                 yield np.arange(scored, scored + k), probs[b, new].detach().double().cpu().numpy()
                 scored += k
-            if learner is not None:
-                learner.learn(-probs[0].gather(1, rows[0, 1:, None])[:, 0].log().mean())
+            if learner is not None:  # as adaptive_nll steps, a short last window by its share
+                nll = -probs[0].gather(1, rows[0, 1:, None])[:, 0].log().mean()
+                learner.learn(nll * min(1.0, k / (stride or block_size)))
             if threads is not None and len(group) == step:
                 threads.after(time.perf_counter() - t)
     finally:
