@@ -251,17 +251,17 @@ def warm_up(m: Model, spec: NgramSpec | None, warm: bool | AdaptConfig, adapt: A
     before val in a book), one step per block of ``warm``'s rule (``True``: ``adapt``'s, made
     ready as ``how``, or the default rule) at :data:`.adapt.WARM_SHARE` of its rate
     (:func:`.evaluate.warm_copy`); and what it read (:attr:`.evaluate.EvalResult.warmed`).
-    Refused in one line for a run that trained on its whole training split (it has no
-    partner), or with a partner ``spec`` fitted now (on the slice it would have read)."""
+    Refused in one line for a run that trained on its whole training split (trained without
+    a partner), or with a partner ``spec`` fitted now (on the slice it would have read)."""
     if spec is not None and spec.fit is None:
         raise WordGPTError("--warm learns from the slice a partner is fitted on: mix in the "
                            "run's own partner (leave --ngram out), or none")  # fmt: skip
     train = m.training_tokens()
-    cut = gpt_tokens(len(train), m.partner_fit["order"] if m.partner_fit else 0)
+    cut = gpt_tokens(len(train), m.config["train"].get("ngram", 0))  # as training held out
     if cut >= len(train) - 1:
         raise WordGPTError(f"--warm learns from the end of the training split that the GPT did "
-                           f"not train on, and run {m.run_dir} trained on all of it (it has no "
-                           "n-gram partner)")  # fmt: skip
+                           f"not train on, and run {m.run_dir} trained on all of it (it trained "
+                           "without an n-gram partner)")  # fmt: skip
     rule = warm if isinstance(warm, AdaptConfig) else adapt or AdaptConfig()
     block = m.gpt.cfg.block_size
     if how is None or rule != adapt:
