@@ -353,7 +353,8 @@ def ladder(run: Path, adapt: AdaptConfig | None = None) -> list[tuple[str, float
     row keeping those above it: (what, the figure, whether its windows overlap: one every
     half block, so that each token has at least half a block of context). The first rows
     are the run's first model alone (with the partner fitted for the whole run); the
-    ensemble's rows load the run folder."""
+    ensemble's rows load the run folder. A run that held a slice out for its partner also
+    has the rows of ``eval --warm``."""
     first = wordgpt.load(run / "best.pt", device="cpu")  # a checkpoint file: one model
     whole = wordgpt.load(run, device="cpu")  # with the further members it trained, if any
     stride = first.gpt.cfg.block_size // 2
@@ -366,12 +367,15 @@ def ladder(run: Path, adapt: AdaptConfig | None = None) -> list[tuple[str, float
     strided = first.evaluate("val", stride=stride)  # with the run's partner, if it has one
     adapt = adapt or AdaptConfig()
     ens = whole.evaluate("val", stride=stride, adapt=adapt, chars=True)
+    warm = None  # a run with a partner held a slice out, which --warm reads first
+    if whole.config["train"].get("ngram", 0):
+        warm = whole.evaluate("val", stride=stride, adapt=adapt, chars=True, warm=True)
     members = len(whole.gpt.members) if isinstance(whole.gpt, Ensemble) else 1
 
     def mixed(r, key: str) -> float:
         return r.ngram[key] if r.ngram else getattr(r, key)
 
-    return [
+    rows = [
         ("static, consecutive windows, <unk> spelled by the character model alone",
          chars_only, False),
         ("+ the training words' lexicon in the spelling", plain.bits_per_char, False),
@@ -383,12 +387,17 @@ def ladder(run: Path, adapt: AdaptConfig | None = None) -> list[tuple[str, float
          mixed(ens, "bits_per_char"), True),
         ("+ read by characters, mixed with character context and match models (eval --chars)",
          ens.by_chars["bits_per_char"], True),
-        (f"adaptive evaluation ({adapt.adapt_rule} rule, rate {adapt.rate:g}) of the row before "
-         "the last",
-         mixed(ens, "adaptive_bits_per_char"), True),
+        (f"adaptive evaluation ({adapt.adapt_rule} rule, rate {adapt.rate:g}) of the row "
+         "'+ the ensemble'", mixed(ens, "adaptive_bits_per_char"), True),
         ("adaptive evaluation read by characters (the GPT, the context models and the mixer "
          "learning as they read)", ens.by_chars["adaptive_bits_per_char"], True),
     ]  # fmt: skip
+    if warm is not None:  # the held-out slice learned first: static, then adaptive
+        rows.insert(6, ("+ the GPT learning first from the held-out end of the training split "
+                        "(eval --warm)", warm.by_chars["bits_per_char"], True))  # fmt: skip
+        rows.append(("adaptive evaluation read by characters, after the warm-up (eval --warm "
+                     "--adapt)", warm.by_chars["adaptive_bits_per_char"], True))  # fmt: skip
+    return rows
 
 
 def describe(run: Path, res: dict, recipe: str | None = None) -> str:

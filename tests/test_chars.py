@@ -165,6 +165,22 @@ def test_a_warmed_evaluation_reads_on_from_the_held_out_slice(run_dir):
         m.evaluate(warm=True)
 
 
+@pytest.mark.slow
+def test_the_ladder_has_the_warm_up_for_a_run_that_held_a_slice_out(run_dir):
+    """benchmarks/quality.py --ladder: a run trained with a partner also has the rows of
+    ``eval --warm``, static after the reading by characters and adaptive last (a run that
+    held nothing out has neither: the ensemble's ladder test)."""
+    from .helpers import load_benchmark
+
+    rows = load_benchmark("quality").ladder(run_dir)
+    m = load(run_dir)
+    warm = m.evaluate(stride=m.gpt.cfg.block_size // 2, adapt=AdaptConfig(), chars=True,
+                      warm=True)  # fmt: skip
+    assert len(rows) == 10 and "--warm" in rows[6][0] and "--warm" in rows[-1][0]
+    assert rows[6][1] == pytest.approx(warm.by_chars["bits_per_char"], rel=1e-9)
+    assert rows[-1][1] == pytest.approx(warm.by_chars["adaptive_bits_per_char"], rel=1e-9)
+
+
 SINGLES = ["alpha", "beta", "gamma", "delta", "omega", "sigma"]
 
 
