@@ -159,6 +159,8 @@ def test_a_warmed_evaluation_reads_on_from_the_held_out_slice(run_dir):
     assert m.evaluate().bits_per_char == pytest.approx(before.bits_per_char, rel=1e-9)
     with pytest.raises(WordGPTError, match="--ngram"):
         m.evaluate(ngram=2, warm=True)  # a partner fitted now would be fitted on what it read
+    with pytest.raises(WordGPTError, match="val split"):
+        m.evaluate("train", warm=True)  # the split that holds the slice it learned from
     # trained without a partner (one fitted after training, as here, holds nothing out)
     m.config = {**m.config, "train": {**m.config["train"], "ngram": 0}}
     with pytest.raises(WordGPTError, match="trained on all of it"):

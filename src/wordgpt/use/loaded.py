@@ -191,7 +191,7 @@ class Model:
             train = load_split(self.data_dir, "train") if self.data_dir else None
             how = Adaptation.of(adapt, self.gpt, train, self.gpt.cfg.block_size, self.device)
         spec = self._ngram_spec(ngram)
-        gpt, warm_info = warm_up(self, spec, warm, adapt, how) if warm else (self.gpt, None)
+        gpt, warm_info = warm_up(self, spec, warm, adapt, how, split) if warm else (self.gpt, None)
         by, nats = None, {}
         if chars:  # first: the token figures then take the GPT's nats from it
             by, nats = by_characters(self, data_dir, split, ngram, stride, how, gpt)
@@ -245,14 +245,18 @@ class Model:
 
 
 def warm_up(m: Model, spec: NgramSpec | None, warm: bool | AdaptConfig, adapt: AdaptConfig | None,
-            how: Adaptation | None) -> tuple:  # fmt: skip
+            how: Adaptation | None, split: str = "val") -> tuple:  # fmt: skip
     """A copy of ``m``'s GPT that has learned from the end of the training split it did not
     train on (the slice the partner's weight and the character mixer are fitted on, right
     before val in a book), one step per block of ``warm``'s rule (``True``: ``adapt``'s, made
     ready as ``how``, or the default rule) at :data:`.adapt.WARM_SHARE` of its rate
     (:func:`.evaluate.warm_copy`); and what it read (:attr:`.evaluate.EvalResult.warmed`).
     Refused in one line for a run that trained on its whole training split (trained without
-    a partner), or with a partner ``spec`` fitted now (on the slice it would have read)."""
+    a partner), or with a partner ``spec`` fitted now (on the slice it would have read), or
+    before the training ``split`` (which holds the slice)."""
+    if split == "train":
+        raise WordGPTError("--warm learns from the end of the training split: it reads the "
+                           "val split (or a --text) after it")  # fmt: skip
     if spec is not None and spec.fit is None:
         raise WordGPTError("--warm learns from the slice a partner is fitted on: mix in the "
                            "run's own partner (leave --ngram out), or none")  # fmt: skip
