@@ -350,11 +350,11 @@ COLUMNS = [
 
 def ladder(run: Path, adapt: AdaptConfig | None = None) -> list[tuple[str, float | None, bool]]:
     """A run's val bits per character with each part of the evaluation added in turn, each
-    row keeping those above it: (what, the figure, whether its windows overlap: one every
-    half block, so that each token has at least half a block of context). The first rows
-    are the run's first model alone (with the partner fitted for the whole run); the
-    ensemble's rows load the run folder. A run that held a slice out for its partner also
-    has the rows of ``eval --warm``."""
+    static row keeping those above it (an adaptive row reads as the row it names): (what,
+    the figure, whether its windows overlap: one every half block, so that each token has
+    at least half a block of context). The first rows are the run's first model alone (with
+    the partner fitted for the whole run); the ensemble's rows load the run folder. A run
+    that held a slice out for its partner also has the rows of ``eval --warm``."""
     first = wordgpt.load(run / "best.pt", device="cpu")  # a checkpoint file: one model
     whole = wordgpt.load(run, device="cpu")  # with the further members it trained, if any
     stride = first.gpt.cfg.block_size // 2
@@ -463,14 +463,15 @@ def ladder_main(args, root: Path) -> None:
                 {**cell, "what": f"nanoGPT-style baseline, windows every {half} tokens (half "
                  "the block)", "bits_per_char": baseline[True]},
             ]  # fmt: skip
-            for what, bpc, with_stride in ladder(run_dir):
+            steps = ladder(run_dir)
+            for what, bpc, with_stride in steps:
                 rows.append({**cell, "what": what, "bits_per_char": bpc,
                              "against_baseline": bpc / baseline[with_stride] - 1,
                              "against_zpaq": bpc / zpaq - 1 if zpaq else None,
                              "against_paq8px": bpc / paq - 1 if paq else None})  # fmt: skip
             if not args.json:  # as it goes: what a long run has done so far
                 done = [notes[f"{name}, {limit}, the baseline"], notes[f"{name}, {limit}, picked"]]
-                done += [f"{r['what']} {r['bits_per_char']:.4f}" for r in rows[-10:]]
+                done += [f"{r['what']} {r['bits_per_char']:.4f}" for r in rows[-2 - len(steps) :]]
                 print(f"  {name} {limit}: " + "; ".join(done), flush=True)
     emit(rows, LADDER_COLUMNS, args.json, notes)
 

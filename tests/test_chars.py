@@ -133,6 +133,8 @@ def test_a_warmed_evaluation_reads_on_from_the_held_out_slice(run_dir):
     as it was."""
     from wordgpt.corpus.tokenfiles import load_meta, load_split, split_bits_per_char
     from wordgpt.training.holdout import gpt_tokens
+    from wordgpt.use.evaluate import evaluate
+    from wordgpt.use.loaded import read_spell_bits
 
     m = load(run_dir)
     before = m.evaluate(chars=True)
@@ -156,12 +158,21 @@ def test_a_warmed_evaluation_reads_on_from_the_held_out_slice(run_dir):
                                                rel=1e-5)  # fmt: skip
     other = warmed_by_hand(m, train[: len(train) - cut + 1])  # the same length, elsewhere
     assert warm.bits_per_char != pytest.approx(figure(other), rel=1e-5)
+    # the adaptive reading starts from the warmed weights too
+    how = Adaptation.of(AdaptConfig(), m.gpt, train, block)
+    read = m.evaluate(adapt=AdaptConfig(), warm=True, ngram=0)
+    hand = evaluate(warmed_by_hand(m, train[cut - 1 :]), val, counts, block_size=block,
+                    adapt=how, read_spell_bits=read_spell_bits(m.tokenizer, m.data_dir, "val",
+                                                               load_meta(m.data_dir)))  # fmt: skip
+    assert read.adaptive_bits_per_char == pytest.approx(hand.adaptive_bits_per_char, rel=1e-5)
+    assert read.adaptive_bits_per_char != pytest.approx(read.bits_per_char, rel=1e-4)
     assert m.evaluate().bits_per_char == pytest.approx(before.bits_per_char, rel=1e-9)
     with pytest.raises(WordGPTError, match="--ngram"):
         m.evaluate(ngram=2, warm=True)  # a partner fitted now would be fitted on what it read
     with pytest.raises(WordGPTError, match="val split"):
         m.evaluate("train", warm=True)  # the split that holds the slice it learned from
-    # trained without a partner (one fitted after training, as here, holds nothing out)
+    # as a run trained without a partner (its partner.json, had one been fitted after
+    # training, would hold nothing out: the training config says what was held out)
     m.config = {**m.config, "train": {**m.config["train"], "ngram": 0}}
     with pytest.raises(WordGPTError, match="trained on all of it"):
         m.evaluate(warm=True)

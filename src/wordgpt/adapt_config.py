@@ -26,7 +26,8 @@ class AdaptConfig:
     """The step's rate for a window of new tokens (windows that overlap, with a stride, each
     take stride / block of it); unset: the rule's measured best (rms 4e-5, sgd 0.02)."""
     adapt_decay: float = 0.0
-    """Pull the weights back toward the trained ones by this share after each step (rms:
+    """Pull the weights back toward the ones the reading started with (the trained ones; with
+    --warm, those it learned on the held-out slice) by this share after each step (rms:
     scaled by each parameter's RMS gradient relative to the mean); 0: none."""
 
     def __post_init__(self) -> None:

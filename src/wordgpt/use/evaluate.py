@@ -259,6 +259,7 @@ def warm_copy(model, held: np.ndarray, block_size: int, adapt: Adaptation, devic
     nats per token on ``held`` as it read them."""
     learner = Learner(model, adapt, device, WARM_SHARE)
     nats = adaptive_nll(model, held, block_size, adapt, device, threads=threads, learner=learner)
+    learner.model.zero_grad(set_to_none=True)  # its last step's gradients: not kept
     return learner.model, float(nats.mean())
 
 
