@@ -227,8 +227,9 @@ def adaptive_nll(
     step of ``adapt``'s rule on its mean loss, at ``stride / block_size`` of its rate: the
     same learning per token whatever the stride; the last window, when it scores fewer new
     tokens than a stride, steps by their share of one), so every token is predicted by
-    weights that learned only from the tokens before it. Returns the cross-entropy (nats) of each of
-    ``data[1:]``; ``model`` is left as it was (a copy learns: ``learner``, or a new one)."""
+    weights that learned only from the tokens before it. Returns the cross-entropy (nats) of
+    each of ``data[1:]``; ``model`` is left as it was (a copy learns: ``learner``, or a new
+    one)."""
     n = max(len(data) - 1, 0)
     starts, tail = windows(n, block_size, stride)
     if learner is None:
