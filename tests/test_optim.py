@@ -3,12 +3,15 @@ updates and its momentum warm-up, learning-rate scales per group, and the EMA of
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 import torch
 
-from wordgpt.config import ModelConfig
+from wordgpt.config import ModelConfig, OptimConfig
 from wordgpt.model.gpt import GPT
-from wordgpt.training.optim import param_groups
+from wordgpt.training import optim
+from wordgpt.training.optim import Muon, build_optimizer, param_groups
 
 from .helpers import TINY_MODEL, make_trainer
 
@@ -82,6 +85,48 @@ def test_muon_orthogonalises_the_update_of_the_blocks_matrices(word_data):
     assert sv[: len(sv) * 9 // 10].max() / sv[: len(sv) * 9 // 10].min() < 2.0
     assert (grad_sv.max() / grad_sv.min()) > 5
     assert not torch.equal(t.model.wte.weight, emb)
+
+
+@pytest.mark.parametrize("nesterov, adjust", [(True, "match_rms_adamw"), (False, None)])
+def test_muon_in_float32_steps_as_torchs_muon(nesterov, adjust):
+    """The float32 Newton-Schulz (a CPU without native bfloat16) moves every matrix, wide and
+    tall, as torch's bfloat16 one does, to bfloat16's precision, over steps that use the
+    momentum; its state is torch's, so a checkpoint of either resumes in the other."""
+
+    def params():
+        torch.manual_seed(0)
+        return [torch.nn.Parameter(torch.randn(*s)) for s in ((32, 32), (64, 32), (32, 64))]
+
+    shapes = [p.shape for p in params()]
+    grads = [[torch.randn(s) for s in shapes] for _ in range(3)]  # three steps, unlike
+    kw = {"lr": 0.02, "weight_decay": 0.1, "momentum": 0.5, "nesterov": nesterov,
+          "adjust_lr_fn": adjust}  # fmt: skip
+    moved = {}
+    for kind, make in (
+        ("torch", torch.optim.Muon),
+        ("fp32", partial(Muon, ns_dtype=torch.float32)),
+    ):
+        ps = params()
+        opt = make(ps, **kw)
+        for step in grads:
+            for p, g in zip(ps, step, strict=True):
+                p.grad = g.clone()
+            opt.step()
+        moved[kind] = [p.detach() - p0 for p, p0 in zip(ps, params(), strict=True)]
+        state = opt.state_dict()["state"]
+        assert set(state) == {0, 1, 2}
+        assert all(set(v) == {"momentum_buffer"} for v in state.values())
+    for a, b in zip(moved["fp32"], moved["torch"], strict=True):
+        assert (a - b).norm() < 0.03 * b.norm()
+    torch.optim.Muon(params(), **kw).load_state_dict(opt.state_dict())
+
+
+def test_muon_runs_in_float32_where_the_cpu_lacks_bfloat16(monkeypatch):
+    model = GPT(small())
+    for native, dtype in ((False, torch.float32), (True, torch.bfloat16)):
+        monkeypatch.setattr(optim, "native_bf16", lambda native=native: native)
+        opts = build_optimizer(model, OptimConfig(optimizer="muon"), torch.device("cpu")).opts
+        assert opts["muon"].ns_dtype == dtype
 
 
 def test_muons_momentum_warms_up(word_data):
