@@ -181,8 +181,11 @@ def ablations(base: str) -> list[str]:
     return [base] + [f"{base}-{k}" for k in on]
 
 
-def book_name(book: str) -> str:
-    """A book as the tables name it: a data set's name, or a file's without its suffixes."""
+def book_name(book: str | list[str]) -> str:
+    """A book as the tables name it: a data set's name, or a file's without its suffixes (a
+    data folder's config lists its sources: their names joined)."""
+    if not isinstance(book, str):
+        return "+".join(book_name(b) for b in book)
     return Path(book).name.split(".")[0]
 
 

@@ -1,9 +1,11 @@
-"""Training speed: tokens/s, characters/s, seconds per step (forward and backward apart),
-achieved FLOP/s and model-FLOP utilisation against this machine's measured matrix-product
-peak, and the speed-up over the original notebook's reference model measured in the same run.
+"""Training speed: tokens/s, characters/s, seconds per step (forward, backward and the
+optimizer's step apart), achieved FLOP/s and model-FLOP utilisation against this machine's
+measured matrix-product peak, and the speed-up over the original notebook's reference model
+measured in the same run.
 
     python benchmarks/speed.py                 # the reference dims: 4 layers, 4 heads, 128 wide
     python benchmarks/speed.py --seed-preset   # the notebook's full size, seconds per step
+    python benchmarks/speed.py --optimizer muon   # Muon's step (its Newton-Schulz) timed too
     python benchmarks/speed.py --json
 """
 
@@ -19,7 +21,7 @@ from common import chars_per_token, emit, prepared, quiet
 from torch.utils.flop_counter import FlopCounterMode
 
 from tests.reference_model import ReferenceGPT
-from wordgpt.config import ModelConfig
+from wordgpt.config import ModelConfig, OptimConfig
 from wordgpt.corpus.tokenfiles import load_meta, load_split
 from wordgpt.model.device import (
     autocast,
@@ -33,7 +35,7 @@ from wordgpt.model.gpt import GPT
 from wordgpt.presets import NOTEBOOK_MODEL, preset_configs
 from wordgpt.settings import to_dict
 from wordgpt.training.batches import get_rows, random_offsets
-from wordgpt.training.optim import param_groups
+from wordgpt.training.optim import build_optimizer, param_groups
 
 PLAIN = {**NOTEBOOK_MODEL, "dropout": 0.0}
 """The model measured, but for its dims and the options of a row: the notebook's plain model
@@ -60,10 +62,14 @@ def step_flops(model, x, y) -> float:
     return float(fc.get_total_flops())
 
 
-def bench(model, data, batch, block, dtype, steps, warmup=2) -> dict:
-    opt = torch.optim.AdamW(param_groups(model, 0.1), lr=1e-4, fused=True)
+def bench(model, data, batch, block, dtype, steps, warmup=2, optimizer="adamw") -> dict:
+    if optimizer == "adamw":
+        opts = [torch.optim.AdamW(param_groups(model, 0.1), lr=1e-4, fused=True)]
+    else:  # as the trainer builds it: Muon for the blocks' matrices, AdamW for the rest
+        cfg = OptimConfig(optimizer=optimizer, lr=1e-4)
+        opts = list(build_optimizer(model, cfg, torch.device("cpu")).opts.values())
     gen = torch.Generator().manual_seed(0)
-    fwd = bwd = tot = 0.0
+    fwd = bwd = step = tot = 0.0
     for i in range(warmup + steps):
         x, y = get_rows(data, random_offsets(len(data), block, batch, gen), block)
         t0 = time.perf_counter()
@@ -72,15 +78,17 @@ def bench(model, data, batch, block, dtype, steps, warmup=2) -> dict:
         t1 = time.perf_counter()
         loss.backward()
         t2 = time.perf_counter()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+        for opt in opts:
+            opt.step()
+            opt.zero_grad(set_to_none=True)
         t3 = time.perf_counter()
         if i >= warmup:
-            fwd, bwd, tot = fwd + t1 - t0, bwd + t2 - t1, tot + t3 - t0
+            fwd, bwd, step, tot = fwd + t1 - t0, bwd + t2 - t1, step + t3 - t2, tot + t3 - t0
     return {
         "s_per_step": tot / steps,
         "fwd_s": fwd / steps,
         "bwd_s": bwd / steps,
+        "opt_s": step / steps,
         "tokens_per_s": batch * block * steps / tot,
     }
 
@@ -110,6 +118,12 @@ def parse_args() -> argparse.Namespace:
         help="the notebook's full size (32 x 512, 32 heads), a few steps",
     )
     ap.add_argument("--compile", action="store_true", help="also measure torch.compile")
+    ap.add_argument(
+        "--optimizer",
+        choices=["adamw", "muon"],
+        default="adamw",
+        help="the optimizer stepped (muon: as the trainer builds it, Muon and AdamW)",
+    )
     ap.add_argument("--json", action="store_true")
     return ap.parse_args()
 
@@ -175,7 +189,7 @@ def measure(config: tuple, shape: dict, args, peaks: dict) -> dict:
         t = time.perf_counter()
         bench(model, data, args.batch, args.block, dtype, 1, warmup=1)
         extra["compile_s"] = time.perf_counter() - t
-    r = bench(model, data, args.batch, args.block, dtype, args.steps)
+    r = bench(model, data, args.batch, args.block, dtype, args.steps, optimizer=args.optimizer)
     cpt = chars_per_token(d)
     return {
         **r,
@@ -200,6 +214,7 @@ COLUMNS = [
     ("s_per_step", "s/step", ".3f"),
     ("fwd_s", "fwd s", ".3f"),
     ("bwd_s", "bwd s", ".3f"),
+    ("opt_s", "optimizer s", ".3f"),
     ("gflop_per_s", "GFLOP/s", ".1f"),
     ("mfu", "MFU", ".1%"),
 ]
@@ -238,6 +253,7 @@ def main() -> None:
         "threads": torch.get_num_threads(),
         "shape": shape,
         "batch": args.batch,
+        "optimizer": args.optimizer,
     }
     emit(rows, COLUMNS, args.json, extra)
 
