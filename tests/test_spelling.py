@@ -18,6 +18,7 @@ from wordgpt.corpus.build import prepare
 from wordgpt.corpus.cleaning import clean
 from wordgpt.corpus.spelling import Spelling
 from wordgpt.corpus.tokenfiles import load_meta, load_split
+from wordgpt.errors import WordGPTError
 from wordgpt.use.train_run import train
 
 from .helpers import examples
@@ -249,3 +250,37 @@ def test_a_spelling_without_some_rare_words_keeps_the_others_shares():
     assert out.char_bits(["quill"])[0] > tok.spelling().char_bits(["quill"])[0] + 1  # spelled too
     assert set(tok.spelling().lexicon) == {"zorb", "quill", "mire"}
     assert tok.spelling(frozenset({"absent"})) is tok.spelling()
+
+
+def test_the_spelling_order_is_saved_with_the_tokenizer_and_old_ones_keep_theirs():
+    """A tokenizer made now spells with ORDER characters of history minus one and says so in
+    its dict; one saved before the order was kept spells as it did then (FIRST_ORDER), so a
+    data folder's recorded spelling bits still match it; the order reaches every spelling."""
+    from wordgpt.corpus.spelling import FIRST_ORDER, ORDER
+    from wordgpt.corpus.tokenizer import WordTokenizer, from_dict
+
+    types = ["<unk>", "the", " ", "trembling", "tremble", "rumbling", " rambling"]
+    tok = WordTokenizer.train(" ".join(types[1:] * 2) + " mumbling", min_count=2)
+    d = tok.to_dict()
+    assert d["spell_order"] == ORDER == 5 and tok.spelling().order == ORDER
+    old = {k: v for k, v in d.items() if k != "spell_order"}
+    again, before = from_dict(d), from_dict(old)
+    assert again.spelling().order == ORDER and before.spelling().order == FIRST_ORDER == 4
+    word = " grumbling"
+    ref = Spelling(tok.itos[1:] + tok.rare, order=4, lexicon=tok.rare,
+                   lexicon_weight=tok.lexicon_weight)  # fmt: skip
+    assert before.spelling().bits(word) == pytest.approx(ref.bits(word))
+    assert again.spelling().bits(word) != pytest.approx(ref.bits(word))
+    assert before.spelling(frozenset(tok.rare[:1])).order == FIRST_ORDER
+    for bad in (0, 9, "5", True, 4.0):
+        with pytest.raises(WordGPTError, match="spell_order"):
+            from_dict({**d, "spell_order": bad})
+
+
+def test_a_large_alphabet_spells_at_a_lower_order_rather_than_not_at_all():
+    """A context of ORDER - 1 symbols is one int64: with about 7,000 distinct characters
+    (a dump of many scripts) the order drops until it fits, and it is still a distribution."""
+    chars = [chr(0x4E00 + i) for i in range(7000)]
+    model = Spelling(["".join(chars[i : i + 5]) for i in range(0, 7000, 5)])
+    assert model.order == 4
+    assert model.next_probs(["", chars[3]]).sum(1) == pytest.approx([1.0, 1.0])

@@ -21,7 +21,7 @@ from ..errors import WordGPTError
 from .cleaning import Normalizer, chunks
 from .lines import LineCounts, as_spaces, break_points, line_counts, lines_from_list, wrap
 from .marks import mark, unmark
-from .spelling import Spelling, lexicon_settings, lexicon_weights
+from .spelling import ORDER, Spelling, lexicon_settings, lexicon_weights
 
 UNK = "<unk>"
 
@@ -97,6 +97,7 @@ class VocabTokenizer(TextSteps):
         rare_probs: list[float] | None = None,
         marks: bool = False,
         lines=None,
+        spell_order: int = ORDER,
     ):
         if not itos or itos[0] != UNK:
             raise WordGPTError("a vocabulary must start with <unk>")
@@ -110,6 +111,8 @@ class VocabTokenizer(TextSteps):
         made when the vocabulary was: :func:`.spelling.lexicon_weights`); 0: never."""
         self.rare_probs = rare_probs
         """Each rare word's share of them (None: all alike)."""
+        self.spell_order = spell_order
+        """The spelling's character n-gram order (:data:`.spelling.ORDER`; saved with it)."""
         self.marks = bool(marks)
         self.lines = lines_from_list(lines) if marks and lines is not None else None
         self._spelling: Spelling | None = None
@@ -190,6 +193,7 @@ class VocabTokenizer(TextSteps):
                 lexicon=rare,
                 lexicon_probs=[p / total for p in probs] if total > 0 else (),
                 lexicon_weight=self.lexicon_weight,
+                order=self.spell_order,
             )
         if self._spelling is None:
             self._spelling = Spelling(
@@ -197,11 +201,13 @@ class VocabTokenizer(TextSteps):
                 lexicon=self.rare,
                 lexicon_probs=self.rare_probs or (),
                 lexicon_weight=self.lexicon_weight,
+                order=self.spell_order,
             )
         return self._spelling
 
     def _dict(self, d: dict) -> dict:
-        d = self._lines_dict(_with_normalizer(d, self.normalizer))
+        d = {**self._lines_dict(_with_normalizer(d, self.normalizer)),
+             "spell_order": self.spell_order}  # fmt: skip
         if not self.rare:
             return d
         d = {**d, "rare": self.rare, "lexicon_weight": self.lexicon_weight}
