@@ -146,7 +146,10 @@ class Muon(torch.optim.Muon):
         for group in self.param_groups:
             lr, beta = group["lr"], group["momentum"]
             for p in (p for p in group["params"] if p.grad is not None):
-                buf = self.state[p].setdefault("momentum_buffer", torch.zeros_like(p.grad))
+                state = self.state[p]
+                if "momentum_buffer" not in state:
+                    state["momentum_buffer"] = torch.zeros_like(p.grad)
+                buf = state["momentum_buffer"]
                 buf.lerp_(p.grad, 1 - beta)
                 update = p.grad.lerp(buf, beta) if group["nesterov"] else buf
                 update = orthogonalised(update, group["ns_coefficients"], group["ns_steps"],
