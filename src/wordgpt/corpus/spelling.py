@@ -87,10 +87,10 @@ class Spelling:
         self.alphabet = frozenset("".join(types)) - {BOS, END, NOVEL}
         self.chars = np.array(sorted(ord(c) for c in self.alphabet), dtype=np.int64)
         self.radix = len(self.chars) + 4  # a digit per context symbol: its id + 1 (0: none)
-        while order > 1 and self.radix**order >= 2**62:  # a context must fit an int64
-            order -= 1  # (about 6,000 distinct characters at order 5, 46,000 at 4)
-        if self.radix**order >= 2**62:
-            raise ValueError(f"{len(self.chars):,} distinct characters are too many to spell")
+        # a context must fit an int64: about 6,000 distinct characters at order 5, 46,000 at
+        # 4, and all of Unicode's code points at 2, so the order drops until it fits
+        while order > 1 and self.radix**order >= 2**62:
+            order -= 1
         self.order = order
         self.base = 1.0 / (len(self.alphabet) + 2)  # the characters seen, END and NOVEL
         ids, targets = self._encode(types)
